@@ -1,0 +1,175 @@
+"""A Camio event as POSTed to the hook: parsed, validated and reduced to what the queue stores.
+
+Liberal in what it accepts (both timestamp shapes, unknown fields kept), strict in what it
+stores: every failure is a BadRequest that names the offending field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hook.errors import BadRequest
+from hook.hosts import HostAllowList
+from hook.images import ImageInfo, b64_to_bytes, inspect_image
+
+MAX_TEXT = 1024  # camera names, user ids and timestamps are short; anything longer is not Camio
+
+
+@dataclass(frozen=True)
+class EventImage:
+    """One image of an event: its label key (the timestamp exactly as received) and its bytes."""
+
+    key: str
+    taken_at: float  # seconds since the epoch; naive timestamps are taken as UTC
+    data: bytes
+    info: ImageInfo
+    sha256: str
+
+    def meta(self) -> dict[str, Any]:
+        """What the task document keeps of the image: everything but the bytes."""
+        return {
+            "key": self.key,
+            "taken_at": self.taken_at,
+            "format": self.info.format,
+            "width": self.info.width,
+            "height": self.info.height,
+            "bytes": len(self.data),
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated event, ready to enqueue."""
+
+    callback_url: str
+    camera: str | None
+    user_id: str | None
+    images: tuple[EventImage, ...]
+    payload_json: str  # the body as received minus image bytes: unknown fields are kept here
+
+    @property
+    def dedup_key(self) -> str:
+        """Same callback and same image bytes = same event, however often Camio sends it."""
+        digest = hashlib.sha256(self.callback_url.encode())
+        for image in self.images:
+            digest.update(b"\0" + bytes.fromhex(image.sha256))
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one event may carry; from settings."""
+
+    max_images: int
+    max_image_pixels: int
+
+
+def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
+    """Validate a request body into an Event, or raise BadRequest naming the first problem."""
+    payload = _json_object(body)
+    callback_url = hosts.check_url(payload.get("callback_url")).geturl()
+    camera = _optional_text(payload, "camera")
+    user_id = _optional_text(payload, "user_id")
+    raw_images = payload.get("images")
+    if not isinstance(raw_images, list) or not raw_images:
+        raise BadRequest("images must be a non-empty list", field="images")
+    if len(raw_images) > limits.max_images:
+        raise BadRequest(
+            f"images has {len(raw_images)} entries, over the limit of {limits.max_images} "
+            "(HOOK_MAX_IMAGES)",
+            field="images",
+        )
+    images: list[EventImage] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(raw_images):
+        image = _image(raw, f"images[{index}]", limits)
+        if image.key in seen:
+            raise BadRequest(
+                f"images[{index}].timestamp {image.key!r} repeats an earlier image's; labels are "
+                "keyed by timestamp, so each image needs its own",
+                field=f"images[{index}].timestamp",
+            )
+        seen.add(image.key)
+        images.append(image)
+    kept = dict(payload)
+    kept["images"] = [{k: v for k, v in raw.items() if k != "image_b64"} for raw in raw_images]
+    return Event(
+        callback_url=callback_url,
+        camera=camera,
+        user_id=user_id,
+        images=tuple(images),
+        payload_json=json.dumps(kept, separators=(",", ":")),
+    )
+
+
+def parse_timestamp(value: object, *, field: str) -> tuple[str, float]:
+    """Either protocol shape -> (key exactly as received, seconds since the epoch)."""
+    text = value.get("date") if isinstance(value, dict) else value
+    where = f"{field}.date" if isinstance(value, dict) else field
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest(
+            f'{field} must be an ISO 8601 string or {{"meta_class": "datetime.datetime", '
+            '"date": "..."}}',
+            field=field,
+        )
+    _check_text(text, where)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadRequest(f"{where} is not ISO 8601: {text[:80]!r}", field=field) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return text, moment.timestamp()
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise BadRequest("the request body is empty; send the event as a JSON object", field="body")
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise BadRequest("the JSON body is nested too deeply", field="body") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, ints past Python's digit limit
+        raise BadRequest(f"the body is not valid JSON: {exc}", field="body") from None
+    if not isinstance(payload, dict):
+        raise BadRequest(
+            f"the body must be a JSON object, not {type(payload).__name__}", field="body"
+        )
+    return payload
+
+
+def _image(raw: object, field: str, limits: Limits) -> EventImage:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{field} must be an object with image_b64 and timestamp", field=field)
+    key, taken_at = parse_timestamp(raw.get("timestamp"), field=f"{field}.timestamp")
+    data = b64_to_bytes(raw.get("image_b64"), field=f"{field}.image_b64")
+    info = inspect_image(data, max_pixels=limits.max_image_pixels, field=f"{field}.image_b64")
+    return EventImage(
+        key=key, taken_at=taken_at, data=data, info=info, sha256=hashlib.sha256(data).hexdigest()
+    )
+
+
+def _optional_text(payload: dict[str, Any], field: str) -> str | None:
+    value = payload.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest(f"{field} must be a string", field=field)
+    text = str(value)
+    _check_text(text, field)
+    return text
+
+
+def _check_text(text: str, field: str) -> None:
+    """Short and encodable: MongoDB stores UTF-8, so lone surrogates must be refused here."""
+    if len(text) > MAX_TEXT:
+        raise BadRequest(f"{field} is longer than {MAX_TEXT} characters", field=field)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{field} is not valid Unicode text", field=field) from None

@@ -1,0 +1,39 @@
+"""Connecting to MongoDB: the configured URI, or the embedded server started on demand."""
+
+from __future__ import annotations
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from hook.embedded import EmbeddedMongo
+from hook.settings import Settings
+
+
+def embedded_for(settings: Settings) -> EmbeddedMongo:
+    """The embedded server this installation uses when HOOK_MONGO_URI is unset."""
+    return EmbeddedMongo(settings.data_dir / "mongo", settings.embedded_port)
+
+
+def mongo_uri(settings: Settings) -> str:
+    """HOOK_MONGO_URI, or the embedded server's URI after making sure it runs (once per host)."""
+    if settings.mongo_uri:
+        return settings.mongo_uri
+    embedded = embedded_for(settings)
+    embedded.ensure_running()
+    return embedded.uri
+
+
+def connect(settings: Settings, *, app_name: str) -> Database:
+    """A client of this process's own (PyMongo is not fork-safe) and the hook database.
+
+    Short server-selection timeouts make a MongoDB outage a quick 503 instead of a hung request.
+    """
+    client: MongoClient = MongoClient(
+        mongo_uri(settings),
+        appname=app_name,
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        socketTimeoutMS=max(30_000, settings.mongo_timeout_ms),
+        retryWrites=True,
+    )
+    return client[settings.mongo_db]

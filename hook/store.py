@@ -1,0 +1,255 @@
+"""TaskStore: the MongoDB task queue. The only module that knows the collections' shapes.
+
+Contract (huey's storage, with leases):
+    enqueue(event)            -> (task id, created?)   duplicate events map to the first task
+    claim(worker, lease)      -> Task | None           ONE atomic find_one_and_update
+    renew(id, worker, lease)  -> bool                  extend a running task's lease
+    save_result(id, worker, result_json) -> bool       labels computed once, resent on retry
+    complete(id, worker)      -> bool                  done; its image bytes are deleted
+    reschedule(id, worker, run_at, error) -> bool      back to the queue at a later time
+    fail(id, worker, reason)  -> bool                  failed for good, reason kept
+    requeue_expired(max_attempts) -> (requeued, failed) tasks whose worker died
+    pending(statuses, limit)  -> list[Task]            listing, never image bytes
+    stats()                   -> {status: count}
+    load_images(id)           -> list[bytes]
+
+Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
+task to lease expiry cannot overwrite the new owner's work; they return False then.
+
+Portability (real MongoDB and nx-27017, see shared/mongo-compat.md): times are float epoch
+seconds, because nx-27017 stores a datetime written by `$set` as text, which then no longer
+compares; ids are strings, because nx-27017 cannot match an ObjectId outside `_id`; image bytes
+live in their own collection so task documents stay small and the sorted claim stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bson import Binary, ObjectId
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from hook.event import Event
+from hook.task import PENDING, Status, Task
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class TaskStore:
+    """The queue over one pymongo Database; it never builds its own client."""
+
+    def __init__(self, db: Database, *, clock: Clock = time.time) -> None:
+        self.db = db
+        self.tasks = db["tasks"]
+        self.images = db["images"]
+        self.clock = clock
+        self._indexed = False
+
+    # -- set-up -------------------------------------------------------------------------------
+    def ensure_indexes(self) -> None:
+        """Create the indexes the claim, sweeps and de-duplication rely on (idempotent)."""
+        self.tasks.create_index([("status", ASCENDING), ("run_at", ASCENDING)])
+        self.tasks.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+        self.tasks.create_index([("status", ASCENDING), ("finished_at", DESCENDING)])
+        self.tasks.create_index("dedup_key", unique=True)
+        self.images.create_index("task_id")
+        self._indexed = True
+
+    def _ready(self) -> None:
+        # Lazily, so a store can be built while MongoDB is still down; the unique index must
+        # exist before the first insert or de-duplication would silently not happen.
+        if not self._indexed:
+            self.ensure_indexes()
+
+    def ping(self) -> None:
+        """Raise a PyMongoError unless the server answers."""
+        self.db.command("ping")
+
+    # -- producer -----------------------------------------------------------------------------
+    def enqueue(self, event: Event) -> tuple[str, bool]:
+        """Store the event as a queued task; return its id and whether it is new.
+
+        Image bytes go in first and the task document last, so a worker never sees a task
+        without its images; if the task insert fails, the images are removed again.
+        """
+        self._ready()
+        key = event.dedup_key
+        existing = self.tasks.find_one({"dedup_key": key}, {"_id": 1})
+        if existing:
+            return existing["_id"], False
+        task_id = str(ObjectId())
+        self.images.insert_many(
+            [
+                {
+                    "_id": f"{task_id}:{index}",
+                    "task_id": task_id,
+                    "index": index,
+                    "data": Binary(image.data),
+                }
+                for index, image in enumerate(event.images)
+            ]
+        )
+        now = self.clock()
+        try:
+            self.tasks.insert_one(
+                {
+                    "_id": task_id,
+                    "status": Status.QUEUED.value,
+                    "attempts": 0,
+                    "dedup_key": key,
+                    "callback_url": event.callback_url,
+                    "camera": event.camera,
+                    "user_id": event.user_id,
+                    "images": [image.meta() for image in event.images],
+                    "payload_json": event.payload_json,
+                    "created_at": now,
+                    "run_at": now,
+                }
+            )
+        except DuplicateKeyError:  # the same event arrived twice at once; the other one won
+            self._drop_images(task_id)
+            winner = self.tasks.find_one({"dedup_key": key}, {"_id": 1})
+            if winner is None:  # deleted in between by retention; extremely unlikely
+                raise
+            return winner["_id"], False
+        except PyMongoError:
+            self._drop_images(task_id)
+            raise
+        return task_id, True
+
+    def _drop_images(self, task_id: str) -> None:
+        try:
+            self.images.delete_many({"task_id": task_id})
+        except PyMongoError:
+            log.warning("task %s: could not remove images of a task that was not stored", task_id)
+
+    # -- consumer -----------------------------------------------------------------------------
+    def claim(self, worker: str, lease_seconds: float) -> Task | None:
+        """Take the queued task that is due first, leased to `worker`; None if nothing is due."""
+        now = self.clock()
+        doc = self.tasks.find_one_and_update(
+            {"status": Status.QUEUED.value, "run_at": {"$lte": now}},
+            {
+                "$set": {
+                    "status": Status.RUNNING.value,
+                    "lease_owner": worker,
+                    "lease_until": now + lease_seconds,
+                    "claimed_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            sort=[("run_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Task.from_doc(doc) if doc else None
+
+    def renew(self, task_id: str, worker: str, lease_seconds: float) -> bool:
+        return self._update_owned(task_id, worker, {"lease_until": self.clock() + lease_seconds})
+
+    def save_result(self, task_id: str, worker: str, result_json: str) -> bool:
+        return self._update_owned(task_id, worker, {"result_json": result_json})
+
+    def complete(self, task_id: str, worker: str) -> bool:
+        done = self._finish(task_id, worker, Status.DONE, None)
+        if done:
+            self._drop_images(task_id)
+        return done
+
+    def fail(self, task_id: str, worker: str | None, reason: str) -> bool:
+        """Failed for good with `reason`; worker None acts regardless of the lease (operators)."""
+        return self._finish(task_id, worker, Status.FAILED, reason)
+
+    def reschedule(self, task_id: str, worker: str, run_at: float, error: str) -> bool:
+        """Queue the task again to run at `run_at`, remembering why the last attempt failed."""
+        return self._update_owned(
+            task_id,
+            worker,
+            {"status": Status.QUEUED.value, "run_at": run_at, "last_error": error},
+            unset=("lease_until", "lease_owner"),
+        )
+
+    def requeue_expired(self, max_attempts: int) -> tuple[int, int]:
+        """Return the tasks of dead workers to the queue; fail those out of attempts."""
+        now = self.clock()
+        expired = {"status": Status.RUNNING.value, "lease_until": {"$lt": now}}
+        failed = self.tasks.update_many(
+            {**expired, "attempts": {"$gte": max_attempts}},
+            {
+                "$set": {
+                    "status": Status.FAILED.value,
+                    "finished_at": now,
+                    "last_error": f"lease expired on attempt {max_attempts} of "
+                    f"{max_attempts}: the worker died or hung",
+                },
+                "$unset": {"lease_until": "", "lease_owner": ""},
+            },
+        ).modified_count
+        requeued = self.tasks.update_many(
+            expired,
+            {
+                "$set": {
+                    "status": Status.QUEUED.value,
+                    "run_at": now,
+                    "last_error": "lease expired: the worker died or hung",
+                },
+                "$unset": {"lease_until": "", "lease_owner": ""},
+            },
+        ).modified_count
+        if failed or requeued:
+            log.warning("leases expired: %d task(s) requeued, %d failed", requeued, failed)
+        return requeued, failed
+
+    def load_images(self, task_id: str) -> list[bytes]:
+        docs = self.images.find({"task_id": task_id}).sort("index", ASCENDING)
+        return [bytes(doc["data"]) for doc in docs]
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, task_id: str) -> Task | None:
+        doc = self.tasks.find_one({"_id": task_id}, {"payload_json": 0})
+        return Task.from_doc(doc) if doc else None
+
+    def pending(self, statuses: Iterable[Status] = PENDING, limit: int = 100) -> list[Task]:
+        """Tasks in `statuses`: pending ones by next run, finished ones newest first."""
+        wanted = [Status(s).value for s in statuses]
+        finished = all(s in (Status.DONE, Status.FAILED) for s in wanted)
+        order = [("finished_at", DESCENDING)] if finished else [("run_at", ASCENDING)]
+        cursor = (
+            self.tasks.find({"status": {"$in": wanted}}, {"payload_json": 0, "result_json": 0})
+            .sort(order)
+            .limit(limit)
+        )
+        return [Task.from_doc(doc) for doc in cursor]
+
+    def stats(self) -> dict[str, int]:
+        """Task count by status, every status present (zero when none)."""
+        counts = {status.value: 0 for status in Status}
+        for row in self.tasks.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+            counts[str(row["_id"])] = int(row["n"])
+        return counts
+
+    # -- internals ----------------------------------------------------------------------------
+    def _finish(self, task_id: str, worker: str | None, status: Status, error: str | None) -> bool:
+        fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
+        if error is not None:
+            fields["last_error"] = error
+        return self._update_owned(task_id, worker, fields, unset=("lease_until", "lease_owner"))
+
+    def _update_owned(
+        self, task_id: str, worker: str | None, fields: dict[str, Any], unset: Iterable[str] = ()
+    ) -> bool:
+        query: dict[str, Any] = {"_id": task_id, "status": Status.RUNNING.value}
+        if worker is not None:
+            query["lease_owner"] = worker
+        else:
+            query["status"] = {"$in": [s.value for s in PENDING]}
+        update: dict[str, Any] = {"$set": fields}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        return self.tasks.update_one(query, update).matched_count == 1

@@ -1,0 +1,218 @@
+"""The HTTP face of the hook: Camio POSTs events here; operators list tasks and check health.
+
+Every answer is JSON, errors included (404, 405, 413 and even an unexpected 500), and no
+answer ever carries a traceback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bottle import Bottle, HTTPError, HTTPResponse, request, response
+from pymongo.errors import PyMongoError
+
+from hook import __version__
+from hook.errors import BadRequest, Forbidden, PayloadTooLarge
+from hook.event import Limits, parse_event
+from hook.hosts import HostAllowList
+from hook.settings import Settings
+from hook.store import TaskStore
+from hook.task import PENDING, Status
+
+log = logging.getLogger(__name__)
+
+MAX_LIST = 1000
+READ_CHUNK = 64 * 1024
+STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
+
+
+def create_app(settings: Settings, store: TaskStore) -> Bottle:
+    """Build the WSGI app; it holds no state but what it is given."""
+    app = Bottle(catchall=True)
+    app.default_error_handler = _error_page  # type: ignore[method-assign]
+    app.install(_json_errors)
+    hosts = HostAllowList(settings.callback_hosts)
+    limits = Limits(max_images=settings.max_images, max_image_pixels=settings.max_image_pixels)
+    api_key = settings.api_key.encode()
+
+    def check_key(given: str) -> None:
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), api_key):
+            log.warning(
+                "refused a request with a wrong API key from %s", request.remote_addr or "?"
+            )
+            raise Forbidden("wrong API key")
+
+    @app.get("/tasks")
+    @app.get("/tasks/")
+    def health() -> HTTPResponse:
+        try:
+            store.ping()
+        except PyMongoError as exc:
+            return _json(
+                503,
+                {
+                    "ok": False,
+                    "mongo": "down",
+                    "version": __version__,
+                    "error": f"MongoDB does not answer: {type(exc).__name__}",
+                },
+                {"Retry-After": "5"},
+            )
+        return _json(200, {"ok": True, "mongo": "up", "version": __version__})
+
+    @app.post("/tasks/<api_key>")
+    def enqueue(api_key: str) -> HTTPResponse:
+        started = time.perf_counter()
+        check_key(api_key)
+        body = read_body(request.environ, settings.max_body)
+        try:
+            event = parse_event(body, hosts=hosts, limits=limits)
+        except BadRequest as exc:
+            log.info("rejected an event (%d bytes): %s", len(body), exc)
+            raise
+        task_id, created = store.enqueue(event)
+        log.info(
+            "task %s %s: camera=%r images=%d body=%d bytes in %.1f ms",
+            task_id,
+            "queued" if created else "already known (duplicate delivery)",
+            event.camera,
+            len(event.images),
+            len(body),
+            (time.perf_counter() - started) * 1000,
+        )
+        return _json(200, {"ok": True, "task_id": task_id, "duplicate": not created})
+
+    @app.get("/tasks/<api_key>")
+    def listing(api_key: str) -> HTTPResponse:
+        check_key(api_key)
+        statuses = _statuses(request.query.get("status", "pending"))
+        limit = _limit(request.query.get("limit", "100"))
+        tasks = store.pending(statuses, limit)
+        return _json(
+            200,
+            {
+                "status": [s.value for s in statuses],
+                "count": len(tasks),
+                "tasks": [task.summary() for task in tasks],
+            },
+        )
+
+    return app
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The request body, refusing one over `limit` before reading it (413)."""
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared.strip():
+        try:
+            length = int(declared)
+        except ValueError:
+            raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
+        if length > limit:
+            raise PayloadTooLarge(_too_large(limit, length), field="body")
+        body = stream.read(length) if length > 0 else b""
+        if len(body) < length:
+            raise BadRequest(f"the body ended after {len(body)} of {length} bytes", field="body")
+        return body
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    while chunk := stream.read(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(_too_large(limit), field="body")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _too_large(limit: int, length: int | None = None) -> str:
+    size = f"{length} bytes, " if length is not None else ""
+    return f"the body is {size}over the limit of {limit} bytes (HOOK_MAX_BODY)"
+
+
+def _statuses(raw: str) -> tuple[Status, ...]:
+    wanted: list[Status] = []
+    for name in (part.strip().lower() for part in raw.split(",")):
+        if name not in STATUS_CHOICES:
+            raise BadRequest(
+                f"status {name!r} is not one of {', '.join(sorted(STATUS_CHOICES))}",
+                field="status",
+            )
+        wanted.extend(s for s in STATUS_CHOICES[name] if s not in wanted)
+    return tuple(wanted)
+
+
+def _limit(raw: str) -> int:
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIST:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {MAX_LIST}, not {raw[:40]!r}", field="limit"
+        )
+    return limit
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> HTTPResponse:
+    return HTTPResponse(
+        body=json.dumps(payload),
+        status=status,
+        headers={
+            "Content-Type": "application/json",
+            "Cache-Control": "no-store",
+            **(headers or {}),
+        },
+    )
+
+
+def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """Bottle plugin: our exceptions become JSON answers with the right status."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except BadRequest as exc:
+            body: dict[str, Any] = {"ok": False, "error": str(exc)}
+            if exc.field:
+                body["field"] = exc.field
+            return _json(exc.status, body)
+        except PyMongoError as exc:
+            log.warning("MongoDB unavailable, answering 503: %s", type(exc).__name__)
+            return _json(
+                503,
+                {
+                    "ok": False,
+                    "error": "the task store (MongoDB) is not answering; "
+                    "nothing was stored, retry later",
+                },
+                {"Retry-After": "5"},
+            )
+
+    return wrapper
+
+
+def _error_page(error: HTTPError) -> str:
+    """Bottle's own errors (404, 405, an unexpected 500) as JSON, never an HTML traceback."""
+    if error.status_code >= 500:
+        log.error("unexpected error: %r", error.exception, exc_info=error.exception)
+        message = "internal error; it has been logged"
+    elif error.status_code == 405:
+        allowed = error.headers.get("Allow")
+        message = f"method {request.method} is not allowed here; allowed: {allowed}"
+    elif error.status_code == 404:
+        message = "no such endpoint; the hook is at /tasks/<api_key>"
+    else:
+        message = str(error.body or error.status_line)
+    response.content_type = "application/json"
+    response.set_header("Cache-Control", "no-store")
+    return json.dumps({"ok": False, "error": message})

@@ -1,0 +1,36 @@
+"""WSGI entry point for gunicorn: `gunicorn -w N hook.wsgi:app` (without --preload).
+
+This is an edge: it reads the environment once. Each gunicorn worker imports it after the
+fork, so each opens its own MongoClient.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bottle import Bottle
+
+from hook.errors import ConfigError
+from hook.logs import configure
+from hook.mongo import connect
+from hook.settings import Settings
+from hook.store import TaskStore
+from hook.web import create_app
+
+GUNICORN_BOOT_ERROR = 3  # tells gunicorn's arbiter to stop rather than respawn forever
+
+
+def build() -> Bottle:
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_level)
+        store = TaskStore(connect(settings, app_name="hook-web"))
+    except ConfigError as exc:
+        configure()
+        logging.getLogger("hook.wsgi").critical("cannot start: %s", exc)
+        sys.exit(GUNICORN_BOOT_ERROR)
+    return create_app(settings, store)
+
+
+app = build()

@@ -1,0 +1,68 @@
+"""Test data: real JPEG/PNG bytes made with Pillow, and Camio-shaped event payloads."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import socket
+from typing import Any
+
+from PIL import Image
+
+API_KEY = "test-key-0123456789abcdef"
+CALLBACK = "https://www.camio.com/api/callbacks/abc123"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def image_bytes(
+    width: int = 64, height: int = 48, *, seed: int = 0, fmt: str = "JPEG", noise: bool = True
+) -> bytes:
+    """A picture that differs by seed: noisy (realistic JPEG sizes) or flat (tiny files)."""
+    rng = random.Random(seed)
+    if noise:
+        image = Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3))
+    else:
+        image = Image.new("RGB", (width, height), tuple(rng.randbytes(3)))
+    out = io.BytesIO()
+    image.save(out, format=fmt, quality=85)
+    return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def event(
+    n_images: int = 2,
+    *,
+    seed: int = 0,
+    callback_url: str = CALLBACK,
+    size: tuple[int, int] = (64, 48),
+    **extra: Any,
+) -> dict[str, Any]:
+    """A Camio event with `n_images` distinct JPEGs; the timestamps alternate both shapes."""
+    images = []
+    for i in range(n_images):
+        stamp = f"2017-05-05T01:31:{10 + i:02d}.738647"
+        timestamp: Any = stamp if i % 2 == 0 else {"meta_class": "datetime.datetime", "date": stamp}
+        images.append(
+            {
+                "type": "image/jpeg",
+                "size": list(size),
+                "timestamp": timestamp,
+                "image_b64": b64(image_bytes(*size, seed=seed * 1000 + i)),
+            }
+        )
+    return {
+        "callback_url": callback_url,
+        "user_id": "u1",
+        "camera": "front door",
+        "images": images,
+        **extra,
+    }

@@ -1,0 +1,98 @@
+"""Parsing a Camio event: both timestamp shapes, keys kept verbatim, unknown fields kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hook.errors import BadRequest
+from hook.event import Limits, parse_event, parse_timestamp
+from hook.hosts import HostAllowList
+from tests.factories import event
+
+HOSTS = HostAllowList(("camio.com",))
+LIMITS = Limits(max_images=8, max_image_pixels=1_000_000)
+
+
+def parse(payload: object) -> object:
+    return parse_event(json.dumps(payload).encode(), hosts=HOSTS, limits=LIMITS)
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "epoch"),
+    [
+        ("2017-05-05T01:31:13.738647", "2017-05-05T01:31:13.738647", 1493947873.738647),
+        ("2016-10-09T06:17:36.923-0000", "2016-10-09T06:17:36.923-0000", 1475993856.923),
+        ("2016-10-09T08:17:36.923+02:00", "2016-10-09T08:17:36.923+02:00", 1475993856.923),
+        ("2017-05-05T01:31:13Z", "2017-05-05T01:31:13Z", 1493947873.0),
+        (
+            {"meta_class": "datetime.datetime", "date": "2017-05-05T01:31:13.738647"},
+            "2017-05-05T01:31:13.738647",
+            1493947873.738647,
+        ),
+    ],
+)
+def test_both_timestamp_shapes_keep_the_key_as_received(
+    value: object, key: str, epoch: float
+) -> None:
+    got_key, got_epoch = parse_timestamp(value, field="t")
+    assert got_key == key
+    assert got_epoch == pytest.approx(epoch)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        17,
+        "",
+        "yesterday",
+        "2017-13-05T01:00:00",
+        {"meta_class": "datetime.datetime"},
+        {"date": 5},
+        ["2017"],
+    ],
+)
+def test_bad_timestamps_are_named(value: object) -> None:
+    with pytest.raises(BadRequest, match=r"^t"):
+        parse_timestamp(value, field="t")
+
+
+def test_event_keeps_unknown_fields_but_no_image_bytes() -> None:
+    payload = event(2, extra_field={"nested": [1, 2]}, labels=["person"])
+    payload["images"][0]["exotic"] = "kept"
+    parsed = parse(payload)
+    kept = json.loads(parsed.payload_json)
+    assert kept["extra_field"] == {"nested": [1, 2]} and kept["labels"] == ["person"]
+    assert kept["images"][0]["exotic"] == "kept"
+    assert all("image_b64" not in image for image in kept["images"])
+    assert [i.key for i in parsed.images] == [
+        "2017-05-05T01:31:10.738647",
+        "2017-05-05T01:31:11.738647",
+    ]
+    assert parsed.images[0].info.format == "JPEG" and parsed.images[0].info.width == 64
+    assert parsed.camera == "front door" and parsed.user_id == "u1"
+
+
+def test_dedup_key_depends_on_callback_and_bytes_only() -> None:
+    a = parse(event(2, seed=1))
+    b = parse({**event(2, seed=1), "camera": "other name"})
+    c = parse(event(2, seed=2))
+    d = parse(event(2, seed=1, callback_url="https://www.camio.com/api/other"))
+    assert a.dedup_key == b.dedup_key
+    assert len({a.dedup_key, c.dedup_key, d.dedup_key}) == 3
+
+
+def test_repeated_timestamps_are_refused() -> None:
+    payload = event(2)
+    payload["images"][1]["timestamp"] = payload["images"][0]["timestamp"]
+    with pytest.raises(BadRequest, match=r"images\[1\].timestamp .* repeats"):
+        parse(payload)
+
+
+def test_limits_apply() -> None:
+    with pytest.raises(BadRequest, match="over the limit of 8"):
+        parse(event(9))
+    with pytest.raises(BadRequest, match="1200x900 pixels, over the limit"):
+        parse(event(1, size=(1200, 900)))

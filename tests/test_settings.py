@@ -1,0 +1,80 @@
+"""Settings from the environment: the key is required, bad values are named, README in step."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hook.errors import ConfigError
+from hook.settings import SPECS, Settings, settings_table
+from tests.factories import API_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_missing_api_key_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="HOOK_API_KEY is not set"):
+        Settings.from_env({})
+    with pytest.raises(ConfigError, match="HOOK_API_KEY is not set"):
+        Settings.from_env({"HOOK_API_KEY": "  "})
+
+
+@pytest.mark.parametrize("key", ["short", "has/slash-0123456789", "spaces in it 0123456789"])
+def test_unusable_api_key_is_refused_without_echoing_it(key: str) -> None:
+    with pytest.raises(ConfigError, match="HOOK_API_KEY=<hidden> is invalid") as info:
+        Settings.from_env({"HOOK_API_KEY": key})
+    assert key not in str(info.value)
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({"HOOK_API_KEY": API_KEY})
+    assert s.mongo_uri is None and s.mongo_db == "hook"
+    assert s.callback_hosts == ("camio.com",)
+    assert s.bind == "127.0.0.1:8000" and s.max_body == 32 * 1024 * 1024
+    assert s.classes == ()
+    assert s.data_dir == Path("~/.local/share/hook").expanduser()
+
+
+def test_values_are_parsed() -> None:
+    s = Settings.from_env(
+        {
+            "HOOK_API_KEY": API_KEY,
+            "HOOK_MONGO_URI": "mongodb://db:27017/?replicaSet=rs0",
+            "HOOK_CALLBACK_HOSTS": " Camio.com , 127.0.0.1 ,",
+            "HOOK_MAX_BODY": "1_000_000",
+            "HOOK_LEASE_SECONDS": "2.5",
+            "HOOK_CLASSES": "person,car",
+        }
+    )
+    assert s.mongo_uri == "mongodb://db:27017/?replicaSet=rs0"
+    assert s.callback_hosts == ("camio.com", "127.0.0.1")
+    assert s.max_body == 1_000_000 and s.lease_seconds == 2.5 and s.classes == ("person", "car")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HOOK_MAX_BODY", "lots"),
+        ("HOOK_MAX_BODY", "-1"),
+        ("HOOK_LEASE_SECONDS", "0"),
+        ("HOOK_MIN_SCORE", "1.5"),
+        ("HOOK_EMBEDDED_PORT", "x"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}='{re.escape(value)}' is invalid"):
+        Settings.from_env({"HOOK_API_KEY": API_KEY, name: value})
+
+
+def test_repr_hides_the_key() -> None:
+    s = Settings.from_env({"HOOK_API_KEY": API_KEY})
+    assert API_KEY not in repr(s) and "<hidden>" in repr(s)
+
+
+def test_every_setting_has_a_field_and_the_readme_lists_it() -> None:
+    fields = set(Settings.__dataclass_fields__)
+    assert {spec.field for spec in SPECS} == fields
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table() in readme, "README's table is stale: python -m hook settings"

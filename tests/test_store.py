@@ -1,0 +1,249 @@
+"""TaskStore against a real nx-27017 server: ordering, leases, retries, failures, concurrency."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from hook.event import Event, Limits, parse_event
+from hook.hosts import HostAllowList
+from hook.store import TaskStore
+from hook.task import Status
+from tests.factories import event
+
+HOSTS = HostAllowList(("camio.com",))
+LIMITS = Limits(max_images=64, max_image_pixels=40_000_000)
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_event(seed: int = 0, n_images: int = 1) -> Event:
+    return parse_event(json.dumps(event(n_images, seed=seed)).encode(), hosts=HOSTS, limits=LIMITS)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(db: Database, clock: FakeClock) -> TaskStore:
+    return TaskStore(db, clock=clock)
+
+
+def test_enqueue_stores_task_and_images_apart(store: TaskStore, db: Database) -> None:
+    task_id, created = store.enqueue(make_event(n_images=3))
+    assert created
+    doc = db.tasks.find_one({"_id": task_id})
+    assert doc["status"] == "queued" and doc["attempts"] == 0
+    assert [i["key"] for i in doc["images"]] == [
+        "2017-05-05T01:31:10.738647",
+        "2017-05-05T01:31:11.738647",
+        "2017-05-05T01:31:12.738647",
+    ]
+    assert not any("data" in i or "image_b64" in i for i in doc["images"])
+    assert len(json.dumps(doc["payload_json"])) < 2000  # no image bytes in the task document
+    images = store.load_images(task_id)
+    assert [len(b) for b in images] == [i["bytes"] for i in doc["images"]]
+    assert images[0][:2] == b"\xff\xd8"
+
+
+def test_same_event_twice_is_stored_once(store: TaskStore, db: Database) -> None:
+    first, created = store.enqueue(make_event(seed=1, n_images=2))
+    again, created_again = store.enqueue(make_event(seed=1, n_images=2))
+    other, _ = store.enqueue(make_event(seed=2, n_images=2))
+    assert created and not created_again and again == first and other != first
+    assert db.tasks.count_documents({}) == 2
+    assert db.images.count_documents({}) == 4
+
+
+def test_concurrent_duplicates_race_to_one_task(store: TaskStore, db: Database) -> None:
+    ev = make_event(seed=3, n_images=2)
+    results: list[tuple[str, bool]] = []
+    barrier = threading.Barrier(6)
+
+    def post() -> None:
+        barrier.wait()
+        results.append(store.enqueue(ev))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({task_id for task_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert db.tasks.count_documents({}) == 1
+    assert db.images.count_documents({}) == 2  # the losers removed their image copies
+
+
+def test_claim_takes_the_oldest_due_task_first(store: TaskStore, clock: FakeClock) -> None:
+    ids = []
+    for seed in range(3):
+        ids.append(store.enqueue(make_event(seed=seed))[0])
+        clock.now += 1
+    claimed = [store.claim("w1", 30) for _ in range(3)]
+    assert [t.id for t in claimed if t] == ids
+    assert all(t and t.status == Status.RUNNING and t.attempts == 1 for t in claimed)
+    assert claimed[0].lease_until == clock.now + 30 and claimed[0].lease_owner == "w1"
+    assert store.claim("w1", 30) is None
+
+
+def test_rescheduled_task_waits_for_its_time(store: TaskStore, clock: FakeClock) -> None:
+    task_id, _ = store.enqueue(make_event())
+    task = store.claim("w1", 30)
+    assert task and task.id == task_id
+    assert store.reschedule(task_id, "w1", clock.now + 10, "callback answered 503")
+    assert store.claim("w1", 30) is None
+    clock.now += 9.9
+    assert store.claim("w1", 30) is None
+    clock.now += 0.2
+    again = store.claim("w1", 30)
+    assert again and again.id == task_id and again.attempts == 2
+    assert again.last_error == "callback answered 503"
+
+
+def test_expired_lease_goes_back_to_the_queue(store: TaskStore, clock: FakeClock) -> None:
+    task_id, _ = store.enqueue(make_event())
+    assert store.claim("dead-worker", 30)
+    clock.now += 29
+    assert store.requeue_expired(max_attempts=5) == (0, 0)
+    assert store.claim("w2", 30) is None
+    clock.now += 2
+    assert store.requeue_expired(max_attempts=5) == (1, 0)
+    task = store.claim("w2", 30)
+    assert task and task.id == task_id and task.attempts == 2 and "lease expired" in task.last_error
+    # the dead worker, back from the grave, can no longer touch the task
+    assert not store.complete(task_id, "dead-worker")
+    assert not store.renew(task_id, "dead-worker", 30)
+    assert store.renew(task_id, "w2", 100)
+    clock.now += 50
+    assert store.requeue_expired(max_attempts=5) == (0, 0)
+    assert store.complete(task_id, "w2")
+    assert store.get(task_id).status == Status.DONE
+
+
+def test_expired_lease_on_the_last_attempt_fails_the_task(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    task_id, _ = store.enqueue(make_event())
+    for _ in range(2):
+        assert store.claim("w", 5)
+        clock.now += 6
+        store.requeue_expired(max_attempts=2)
+    task = store.get(task_id)
+    assert task.status == Status.FAILED
+    assert "lease expired on attempt 2 of 2" in task.last_error
+    assert store.claim("w", 5) is None
+
+
+def test_fail_keeps_the_reason_and_complete_drops_images(store: TaskStore, db: Database) -> None:
+    bad, _ = store.enqueue(make_event(seed=1))
+    good, _ = store.enqueue(make_event(seed=2))
+    assert store.claim("w", 30).id == bad
+    assert store.claim("w", 30).id == good
+    assert store.fail(bad, "w", "callback answered 404: no such hook")
+    assert store.complete(good, "w")
+    failed = store.pending([Status.FAILED])
+    assert [(t.id, t.last_error) for t in failed] == [(bad, "callback answered 404: no such hook")]
+    assert store.load_images(good) == []
+    assert len(store.load_images(bad)) == 1  # kept for an operator to look at
+    assert not store.fail(good, "w", "too late")  # finished tasks stay finished
+    assert store.get(good).status == Status.DONE
+
+
+def test_pending_lists_queued_and_running_by_next_run(store: TaskStore, clock: FakeClock) -> None:
+    a, _ = store.enqueue(make_event(seed=1))
+    clock.now += 1
+    b, _ = store.enqueue(make_event(seed=2))
+    clock.now += 1
+    c, _ = store.enqueue(make_event(seed=3))
+    store.claim("w", 30)  # a runs
+    assert store.claim("w", 30).id == b
+    store.complete(b, "w")
+    assert [t.id for t in store.pending()] == [a, c]
+    assert [t.id for t in store.pending(limit=1)] == [a]
+    summary = store.pending()[0].summary()
+    assert summary["status"] == "running" and summary["image_count"] == 1
+    assert summary["timestamps"] == ["2017-05-05T01:31:10.738647"]
+    assert "payload_json" not in summary and "images" not in summary
+
+
+def test_stats_count_every_status(store: TaskStore) -> None:
+    assert store.stats() == {"queued": 0, "running": 0, "done": 0, "failed": 0}
+    ids = [store.enqueue(make_event(seed=s))[0] for s in range(4)]
+    store.claim("w", 30)
+    store.claim("w", 30)
+    store.complete(ids[0], "w")
+    store.claim("w", 30)
+    store.fail(ids[2], "w", "x")
+    assert store.stats() == {"queued": 1, "running": 1, "done": 1, "failed": 1}
+
+
+def _claim_all(
+    uri: str,
+    db_name: str,
+    worker: str,
+    start: multiprocessing.synchronize.Event,
+    out: multiprocessing.Queue,
+) -> None:
+    client: MongoClient = MongoClient(uri)
+    store = TaskStore(client[db_name])
+    start.wait()
+    taken = []
+    while (task := store.claim(worker, 300)) is not None:
+        taken.append(task.id)
+    out.put((worker, taken))
+    client.close()
+
+
+def test_four_processes_claim_400_tasks_each_exactly_once(
+    mongo, db: Database, db_name: str
+) -> None:
+    store = TaskStore(db)
+    store.ensure_indexes()
+    db.tasks.insert_many(
+        [
+            {
+                "_id": f"t{i:03d}",
+                "status": "queued",
+                "attempts": 0,
+                "dedup_key": f"k{i}",
+                "callback_url": "https://camio.com/cb",
+                "images": [],
+                "created_at": i,
+                "run_at": i,
+            }
+            for i in range(400)
+        ]
+    )
+    ctx = multiprocessing.get_context("spawn")
+    start, out = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_claim_all, args=(mongo.uri, db_name, f"w{n}", start, out))
+        for n in range(4)
+    ]
+    for p in procs:
+        p.start()
+    start.set()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    taken = [task_id for _, result in results for task_id in result]
+    assert len(taken) == 400
+    assert sorted(taken) == [f"t{i:03d}" for i in range(400)]
+    assert sum(1 for _, r in results if r) >= 2  # the claims really did interleave
+    owners = {doc["_id"]: doc["lease_owner"] for doc in db.tasks.find({}, {"lease_owner": 1})}
+    for worker, result in results:
+        assert all(owners[task_id] == worker for task_id in result)
