@@ -25,6 +25,15 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
 
 
+def gunicorn_argv(bind: str, workers: int) -> list[str]:
+    """gunicorn serving hook.wsgi:app; no --preload, so each worker opens its own MongoClient."""
+    return [
+        sys.executable, "-m", "gunicorn", "hook.wsgi:app", "--chdir", str(PROJECT_DIR),
+        "--workers", str(workers), "--bind", bind,
+        "--graceful-timeout", "10", "--no-control-socket",
+    ]  # fmt: skip
+
+
 @dataclass
 class Launcher:
     """Owns the child processes it started; nothing else."""
@@ -36,27 +45,7 @@ class Launcher:
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """What to run besides MongoDB, as (name, argv)."""
-        return [
-            (
-                "web",
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--chdir",
-                    str(PROJECT_DIR),
-                    "--workers",
-                    str(self.settings.web_workers),
-                    "--bind",
-                    self.settings.bind,
-                    "--graceful-timeout",
-                    "10",
-                    "--forwarded-allow-ips",
-                    "127.0.0.1",
-                    "hook.wsgi:app",
-                ],
-            ),
-        ]
+        return [("web", gunicorn_argv(self.settings.bind, self.settings.web_workers))]
 
     def run(self) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -39,26 +39,19 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not value > 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 1:
-        raise ValueError("must be between 0 and 1")
-    return value
-
-
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
 def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
 
 
 def _api_key(raw: str) -> str:
@@ -82,133 +75,33 @@ class Spec:
     doc: str
 
 
+# fmt: off
 SPECS: tuple[Spec, ...] = (
-    Spec(
-        "HOOK_API_KEY",
-        "api_key",
-        _api_key,
-        None,
-        "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters.",
-    ),
-    Spec(
-        "HOOK_MONGO_URI",
-        "mongo_uri",
-        _optional_text,
-        None,
-        "MongoDB to use. Unset: the embedded nx-27017 server is started on loopback.",
-    ),
+    Spec("HOOK_API_KEY", "api_key", _api_key, None,
+         "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters."),
+    Spec("HOOK_MONGO_URI", "mongo_uri", _optional_text, None,
+         "MongoDB to use. Unset: the embedded nx-27017 server is started on loopback."),
     Spec("HOOK_MONGO_DB", "mongo_db", _text, "hook", "Database name."),
-    Spec(
-        "HOOK_MONGO_TIMEOUT_MS",
-        "mongo_timeout_ms",
-        _positive_int,
-        "3000",
-        "How long a MongoDB call may wait for a server before the web answers 503.",
-    ),
-    Spec(
-        "HOOK_DATA_DIR",
-        "data_dir",
-        _path,
-        "~/.local/share/hook",
-        "Data of the embedded MongoDB (in `<dir>/mongo`).",
-    ),
-    Spec(
-        "HOOK_EMBEDDED_PORT",
-        "embedded_port",
-        _positive_int,
-        "27027",
-        "Loopback port of the embedded MongoDB.",
-    ),
+    Spec("HOOK_MONGO_TIMEOUT_MS", "mongo_timeout_ms", _positive_int, "3000",
+         "How long a MongoDB call may wait for a server before the web answers 503."),
+    Spec("HOOK_DATA_DIR", "data_dir", _path, "~/.local/share/hook",
+         "Data of the embedded MongoDB (in `<dir>/mongo`)."),
+    Spec("HOOK_EMBEDDED_PORT", "embedded_port", _positive_int, "27027",
+         "Loopback port of the embedded MongoDB."),
     Spec("HOOK_BIND", "bind", _text, "127.0.0.1:8000", "Address gunicorn listens on."),
-    Spec(
-        "HOOK_WEB_WORKERS",
-        "web_workers",
-        _positive_int,
-        "2",
-        "gunicorn worker processes started by `python -m hook run`.",
-    ),
-    Spec(
-        "HOOK_WORKERS",
-        "workers",
-        _positive_int,
-        "1",
-        "worker.py processes started by `python -m hook run`.",
-    ),
-    Spec(
-        "HOOK_CALLBACK_HOSTS",
-        "callback_hosts",
-        _csv,
-        "camio.com",
-        "Hosts labels may be sent to, comma-separated; a name also allows its subdomains.",
-    ),
-    Spec(
-        "HOOK_MAX_BODY",
-        "max_body",
-        _positive_int,
-        str(32 * 1024 * 1024),
-        "Largest request body in bytes; larger ones get 413 unread.",
-    ),
+    Spec("HOOK_WEB_WORKERS", "web_workers", _positive_int, "2",
+         "gunicorn worker processes started by `python -m hook run`."),
+    Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _csv, "camio.com",
+         "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
+         "an IP address only itself."),
+    Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
+         "Largest request body in bytes; larger ones get 413 unread."),
     Spec("HOOK_MAX_IMAGES", "max_images", _positive_int, "64", "Most images in one event."),
-    Spec(
-        "HOOK_MAX_IMAGE_PIXELS",
-        "max_image_pixels",
-        _positive_int,
-        "40000000",
-        "Largest image (width x height); larger ones are refused before decoding.",
-    ),
-    Spec(
-        "HOOK_LEASE_SECONDS",
-        "lease_seconds",
-        _positive_float,
-        "60",
-        "How long a claimed task is reserved for its worker before another may take it.",
-    ),
-    Spec(
-        "HOOK_MAX_ATTEMPTS",
-        "max_attempts",
-        _positive_int,
-        "8",
-        "Attempts at a task (claims and deliveries) before it fails for good.",
-    ),
-    Spec(
-        "HOOK_RETRY_BASE_SECONDS",
-        "retry_base_seconds",
-        _positive_float,
-        "2",
-        "First retry delay; doubles each attempt, with jitter, up to 10 minutes.",
-    ),
-    Spec(
-        "HOOK_CALLBACK_TIMEOUT",
-        "callback_timeout",
-        _positive_float,
-        "10",
-        "Seconds to wait for Camio's callback endpoint.",
-    ),
-    Spec(
-        "HOOK_RETENTION_HOURS",
-        "retention_hours",
-        _positive_float,
-        "168",
-        "How long done and failed task records are kept.",
-    ),
-    Spec(
-        "HOOK_MODEL",
-        "model",
-        _path,
-        str(PROJECT_DIR / "models" / "yolov3-tiny.onnx"),
-        "The ONNX detector.",
-    ),
-    Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.25", "Lowest detection score reported."),
-    Spec("HOOK_IOU", "iou", _fraction, "0.45", "IoU above which boxes of a class are merged."),
-    Spec("HOOK_CLASSES", "classes", _csv, "", "Only report these labels (empty: all)."),
-    Spec(
-        "HOOK_LOG_LEVEL",
-        "log_level",
-        lambda raw: raw.strip().upper(),
-        "INFO",
-        "Python logging level.",
-    ),
+    Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "40000000",
+         "Largest image (width x height); larger ones are refused before decoding."),
+    Spec("HOOK_LOG_LEVEL", "log_level", _log_level, "INFO", "Python logging level."),
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -223,20 +116,10 @@ class Settings:
     embedded_port: int
     bind: str
     web_workers: int
-    workers: int
     callback_hosts: tuple[str, ...]
     max_body: int
     max_images: int
     max_image_pixels: int
-    lease_seconds: float
-    max_attempts: int
-    retry_base_seconds: float
-    callback_timeout: float
-    retention_hours: float
-    model: Path
-    min_score: float
-    iou: float
-    classes: tuple[str, ...]
     log_level: str
 
     def __repr__(self) -> str:  # the key must never reach a log line
@@ -276,8 +159,6 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for spec in SPECS:
         default = spec.default
-        if spec.field == "model":
-            default = "models/yolov3-tiny.onnx"
         shown = "(unset)" if default is None else f"`{default}`" if default else "(empty)"
         rows.append(f"| `{spec.env}` | {shown} | {spec.doc} |")
     return "\n".join(rows)

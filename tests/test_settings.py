@@ -33,7 +33,6 @@ def test_defaults() -> None:
     assert s.mongo_uri is None and s.mongo_db == "hook"
     assert s.callback_hosts == ("camio.com",)
     assert s.bind == "127.0.0.1:8000" and s.max_body == 32 * 1024 * 1024
-    assert s.classes == ()
     assert s.data_dir == Path("~/.local/share/hook").expanduser()
 
 
@@ -44,13 +43,13 @@ def test_values_are_parsed() -> None:
             "HOOK_MONGO_URI": "mongodb://db:27017/?replicaSet=rs0",
             "HOOK_CALLBACK_HOSTS": " Camio.com , 127.0.0.1 ,",
             "HOOK_MAX_BODY": "1_000_000",
-            "HOOK_LEASE_SECONDS": "2.5",
-            "HOOK_CLASSES": "person,car",
+            "HOOK_MONGO_TIMEOUT_MS": "2500",
+            "HOOK_LOG_LEVEL": "debug",
         }
     )
     assert s.mongo_uri == "mongodb://db:27017/?replicaSet=rs0"
     assert s.callback_hosts == ("camio.com", "127.0.0.1")
-    assert s.max_body == 1_000_000 and s.lease_seconds == 2.5 and s.classes == ("person", "car")
+    assert s.max_body == 1_000_000 and s.mongo_timeout_ms == 2500 and s.log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -58,8 +57,9 @@ def test_values_are_parsed() -> None:
     [
         ("HOOK_MAX_BODY", "lots"),
         ("HOOK_MAX_BODY", "-1"),
-        ("HOOK_LEASE_SECONDS", "0"),
-        ("HOOK_MIN_SCORE", "1.5"),
+        ("HOOK_MAX_IMAGES", "0"),
+        ("HOOK_MONGO_TIMEOUT_MS", "1.5"),
+        ("HOOK_LOG_LEVEL", "chatty"),
         ("HOOK_EMBEDDED_PORT", "x"),
     ],
 )

@@ -1,0 +1,50 @@
+"""`python -m hook run`: embedded MongoDB + gunicorn in the foreground; one Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import procs
+from tests.factories import API_KEY, event, free_port
+from tests.test_embedded import servers_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    env = procs.hook_env(
+        HOOK_API_KEY=API_KEY,
+        HOOK_DATA_DIR=str(data_dir),
+        HOOK_EMBEDDED_PORT=str(free_port()),
+        HOOK_BIND=f"127.0.0.1:{port}",
+    )
+    log = tmp_path / "run.log"
+    launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert procs.wait_http(f"{base}/tasks/", launcher, timeout=60).json()["mongo"] == "up"
+        answer = requests.post(f"{base}/tasks/{API_KEY}", json=event(2), timeout=10)
+        assert answer.status_code == 200
+        assert len(servers_for(data_dir / "mongo")) == 1
+    finally:
+        code = procs.stop(launcher, signal.SIGINT, timeout=60)
+    output = log.read_text()
+    assert code == 0, output
+    assert servers_for(data_dir / "mongo") == []
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/tasks/", timeout=2)
+    assert "hook is up" in output and "stopping web" in output and API_KEY not in output
+
+
+def test_run_without_api_key_is_a_clear_error(tmp_path: Path) -> None:
+    launcher = procs.start(
+        [sys.executable, "-m", "hook", "run"], procs.hook_env(), tmp_path / "run.log"
+    )
+    assert launcher.wait(30) == 2
+    assert "HOOK_API_KEY is not set" in (tmp_path / "run.log").read_text()
