@@ -25,3 +25,7 @@ class PayloadTooLarge(BadRequest):
 
 class Forbidden(BadRequest):
     status = 403
+
+
+class BadImage(HookError):  # noqa: N818 - a bad image, not an error of ours
+    """Stored image bytes do not decode; fails that task, never the worker."""

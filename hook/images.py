@@ -7,17 +7,20 @@ import binascii
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hook.errors import BadRequest
+from hook.errors import BadImage, BadRequest
 
 #: Formats a camera frame comes in; anything else Pillow might parse is refused, which keeps the
 #: attack surface to well-trodden decoders.
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 _WHITESPACE = re.compile(rb"\s+")
 _DATA_URI = re.compile(rb"^data:[\w/+.-]*;base64,")
+_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 @dataclass(frozen=True)
@@ -54,25 +57,58 @@ def b64_to_bytes(text: object, *, field: str) -> bytes:
 def inspect_image(data: bytes, *, max_pixels: int, field: str = "image") -> ImageInfo:
     """Identify the image from its header only and refuse oversized ones (decompression bombs)."""
     try:
+        with _opened(data, max_pixels) as image:
+            return ImageInfo(format=image.format or "", width=image.width, height=image.height)
+    except BadImage as exc:
+        raise BadRequest(f"{field}: {exc}", field=field) from None
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int, fit: tuple[int, int] | None = None
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode to RGB, upright (EXIF orientation applied); return it and its full upright size.
+
+    With `fit` (a canvas width, height), a JPEG is decoded at the smallest DCT scale (1/2, 1/4,
+    1/8) that still covers what the canvas needs: several times less work for big frames,
+    and the same pixels after the letterbox resize. The size returned is always the full one,
+    so boxes map back to the original image.
+    """
+    with _opened(data, max_pixels) as image:
+        orientation = image.getexif().get(0x0112, 1)
+        rotated = orientation in _ROTATED
+        upright = (image.height, image.width) if rotated else image.size
+        if fit is not None and image.format == "JPEG":
+            scale = min(fit[0] / upright[0], fit[1] / upright[1])
+            need = (round(upright[0] * scale), round(upright[1] * scale))
+            image.draft("RGB", need[::-1] if rotated else need)
+        try:
+            return ImageOps.exif_transpose(image).convert("RGB"), upright
+        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
+            raise BadImage(f"image does not decode: {exc}") from None
+
+
+@contextmanager
+def _opened(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """Open lazily (header only), refusing unknown formats and too many pixels as BadImage."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
-                info = ImageInfo(format=image.format or "", width=image.width, height=image.height)
+            image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadRequest(f"{field} is too large to decode safely", field=field) from None
+        raise BadImage("image is too large to decode safely") from None
     except UnidentifiedImageError:
-        raise BadRequest(
-            f"{field} is not an image of a supported format ({', '.join(ALLOWED_FORMATS)})",
-            field=field,
+        raise BadImage(
+            f"not an image of a supported format ({', '.join(ALLOWED_FORMATS)})"
         ) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise BadRequest(f"{field} is not a readable image: {exc}", field=field) from None
-    if info.width <= 0 or info.height <= 0:
-        raise BadRequest(f"{field} has no pixels ({info.width}x{info.height})", field=field)
-    if info.width * info.height > max_pixels:
-        raise BadRequest(
-            f"{field} is {info.width}x{info.height} pixels, over the limit of {max_pixels} "
-            "(HOOK_MAX_IMAGE_PIXELS)",
-            field=field,
-        )
-    return info
+        raise BadImage(f"not a readable image: {exc}") from None
+    with image:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise BadImage(f"image has no pixels ({width}x{height})")
+        if width * height > max_pixels:
+            raise BadImage(
+                f"image is {width}x{height} pixels, over the limit of {max_pixels} "
+                "(HOOK_MAX_IMAGE_PIXELS)"
+            )
+        yield image

@@ -16,6 +16,7 @@ from typing import Any
 from hook.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
@@ -37,6 +38,30 @@ def _positive_int(raw: str) -> int:
     if value <= 0:
         raise ValueError("must be a positive whole number")
     return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = _int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("must be a number from 0 to 1")
+    return value
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
 
 
 def _csv(raw: str) -> tuple[str, ...]:
@@ -99,6 +124,19 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_MAX_IMAGES", "max_images", _positive_int, "64", "Most images in one event."),
     Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "40000000",
          "Largest image (width x height); larger ones are refused before decoding."),
+    Spec("HOOK_MODEL", "model", _path, str(DEFAULT_MODEL),
+         "The ONNX detector (YOLOv5 or YOLOv8/YOLO11 output layout); labels from a `.names` "
+         "file beside it or the model's `names` metadata. Default: the model `models/build.py` "
+         "builds."),
+    Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.25", "Lowest detection score reported."),
+    Spec("HOOK_IOU", "iou", _fraction, "0.45",
+         "Overlap (IoU) above which two boxes of one label count as the same object."),
+    Spec("HOOK_CLASSES", "classes", _csv, "",
+         "Only report these labels, comma-separated (empty: all the model knows)."),
+    Spec("HOOK_DEVICE", "device", _choice("cpu", "cuda", "auto"), "cpu",
+         "onnxruntime execution provider: cpu, cuda (an error if absent) or auto."),
+    Spec("HOOK_THREADS", "threads", _non_negative_int, "0",
+         "onnxruntime threads per inference (0: onnxruntime's default, one per core)."),
     Spec("HOOK_LOG_LEVEL", "log_level", _log_level, "INFO", "Python logging level."),
 )
 # fmt: on
@@ -120,6 +158,12 @@ class Settings:
     max_body: int
     max_images: int
     max_image_pixels: int
+    model: Path
+    min_score: float
+    iou: float
+    classes: tuple[str, ...]
+    device: str
+    threads: int
     log_level: str
 
     def __repr__(self) -> str:  # the key must never reach a log line
@@ -158,7 +202,7 @@ def settings_table() -> str:
     """The README's settings table, in Markdown."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for spec in SPECS:
-        default = spec.default
+        default = "models/yolov3-tiny.onnx" if spec.field == "model" else spec.default
         shown = "(unset)" if default is None else f"`{default}`" if default else "(empty)"
         rows.append(f"| `{spec.env}` | {shown} | {spec.doc} |")
     return "\n".join(rows)

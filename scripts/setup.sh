@@ -25,6 +25,30 @@ ensure_python() {
   fi
 }
 
+# Real photos for the detector tests, from Debian's darknet package (unpacked, not installed).
+fetch_test_images() {
+  if sha256sum --check --quiet --status tests/images.sha256 2>/dev/null; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "the test images come from Debian's darknet package; apt-get is needed"
+  local tmp
+  tmp=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now: tmp is local
+  trap "rm -rf '$tmp'" RETURN
+  if ! (cd "$tmp" && apt-get download darknet >/dev/null 2>&1); then
+    [ "$(id -u)" = 0 ] || die "apt-get download darknet failed; run 'sudo apt-get update' and retry"
+    apt-get update -qq
+    (cd "$tmp" && apt-get download darknet >/dev/null) || die "apt-get download darknet failed"
+  fi
+  dpkg -x "$tmp"/darknet_*.deb "$tmp/x"
+  mkdir -p tests/data
+  local _sum name
+  while read -r _sum name; do
+    cp "$tmp/x/usr/share/darknet/data/$(basename "$name")" "$name"
+  done <tests/images.sha256
+  sha256sum --check --quiet tests/images.sha256 || die "test images do not match tests/images.sha256"
+}
+
 main() {
   local want_tests=0
   for arg in "$@"; do
@@ -41,7 +65,9 @@ main() {
   ensure_python
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/python models/build.py
   if [ "$want_tests" = 1 ]; then
+    fetch_test_images
     echo "setup: ready to test: .venv/bin/python -m pytest"
   else
     echo "setup: ready: HOOK_API_KEY=... .venv/bin/python -m hook run"

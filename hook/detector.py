@@ -1,0 +1,203 @@
+"""Detector: one onnxruntime session for a YOLO-family model, and `detect(image)`.
+
+Everything about the model is read from the model itself (input name, shape, layout, dtype,
+dynamic batch, output layout) or from settings (thresholds, classes, device); the math lives in
+hook.yolo as pure functions.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from hook import yolo
+from hook.errors import ConfigError
+from hook.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DYNAMIC_SIZE = 640  # canvas for models whose input height/width are symbolic (Ultralytics')
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: its label, score 0..1 and box (x1, y1, x2, y2) in original-image pixels."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+class Detector:
+    """Owns one onnxruntime session; thread-compatible, not thread-safe across configuration."""
+
+    def __init__(
+        self,
+        model: Path,
+        *,
+        min_score: float = 0.25,
+        iou: float = 0.45,
+        classes: tuple[str, ...] = (),
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
+        model = Path(model)
+        if not model.is_file():
+            raise ConfigError(
+                f"model {model} does not exist; build the default one with: "
+                ".venv/bin/python models/build.py (or set HOOK_MODEL)"
+            )
+        started = time.perf_counter()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(model), options, providers=_providers(device))
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ConfigError(f"model {model} cannot be loaded by onnxruntime: {exc}") from None
+        self.model = model
+        self.min_score, self.iou = min_score, iou
+        self._read_input()
+        self.labels = _labels(model, self.session)
+        self.class_mask = _class_mask(self.labels, classes)
+        self.layout = self._warm_up()
+        self.load_seconds = time.perf_counter() - started
+        log.info(
+            "detector %s: %s layout, input %s %dx%d%s, %d labels, %s, ready in %.2f s",
+            model.name, self.layout.value, "NCHW" if self.channels_first else "NHWC",
+            *self.canvas, ", dynamic batch" if self.batchable else "", len(self.labels),
+            self.session.get_providers()[0], self.load_seconds,
+        )  # fmt: skip
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Detector:
+        return cls(
+            settings.model, min_score=settings.min_score, iou=settings.iou,
+            classes=settings.classes, device=settings.device, threads=settings.threads,
+        )  # fmt: skip
+
+    def _read_input(self) -> None:
+        first = self.session.get_inputs()[0]
+        shape = list(first.shape)
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise ConfigError(f"model input {first.name} has shape {shape}, not an RGB image batch")
+        self.input_name = first.name
+        self.channels_first = shape[1] == 3
+        h, w = (shape[2], shape[3]) if self.channels_first else (shape[1], shape[2])
+        self.canvas = (
+            w if isinstance(w, int) else DYNAMIC_SIZE,
+            h if isinstance(h, int) else DYNAMIC_SIZE,
+        )
+        self.batchable = not isinstance(shape[0], int)
+        if first.type not in ORT_TYPES:
+            raise ConfigError(f"model input type {first.type} is not supported")
+        self.dtype = np.dtype(ORT_TYPES[first.type])
+
+    def _warm_up(self) -> yolo.Layout:
+        """One inference on a blank canvas: pays the first-run cost and reveals the layout."""
+        blank = Image.new("RGB", self.canvas, (yolo.PAD_GRAY,) * 3)
+        output = self.run([blank])
+        try:
+            return yolo.output_layout(output.shape, len(self.labels))
+        except ValueError as exc:
+            raise ConfigError(f"model {self.model}: {exc}") from None
+
+    # -- inference --------------------------------------------------------------------------
+    def prepare(
+        self, image: Image.Image, source: tuple[int, int] | None = None
+    ) -> tuple[Image.Image, yolo.Letterbox]:
+        """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""
+        return yolo.letterbox(image, self.canvas, source)
+
+    def run(self, canvases: list[Image.Image]) -> np.ndarray:
+        """Raw model output for letterboxed canvases, in one batch when the model allows it."""
+        tensor = yolo.to_tensor(canvases, channels_first=self.channels_first, dtype=self.dtype)
+        if self.batchable or len(canvases) == 1:
+            return self.session.run(None, {self.input_name: tensor})[0]
+        return np.concatenate(
+            [self.session.run(None, {self.input_name: tensor[i : i + 1]})[0]
+             for i in range(len(canvases))]
+        )  # fmt: skip
+
+    def postprocess(self, output: np.ndarray, box: yolo.Letterbox) -> list[Detection]:
+        """One image's output -> detections in original-image pixels, best first."""
+        boxes, scores, class_ids = yolo.decode(
+            output, self.layout, canvas=self.canvas, min_score=self.min_score,
+            class_mask=self.class_mask,
+        )  # fmt: skip
+        keep = yolo.nms(boxes, scores, class_ids, self.iou)
+        mapped = yolo.unletterbox(boxes[keep], box)
+        return [
+            Detection(self.labels[int(c)], float(s), tuple(float(v) for v in b))  # type: ignore[arg-type]
+            for b, s, c in zip(mapped, scores[keep], class_ids[keep], strict=True)
+        ]
+
+    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
+        return self.detect_many([(image, source)])[0]
+
+    def detect_many(
+        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
+    ) -> list[list[Detection]]:
+        """Detect in several images (one event's), batched when the model allows it."""
+        if not images:
+            return []
+        prepared = [self.prepare(image, source) for image, source in images]
+        outputs = self.run([canvas for canvas, _ in prepared])
+        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
+
+
+def _providers(device: str) -> list[str]:
+    available = ort.get_available_providers()
+    if device == "cuda" and PROVIDERS["cuda"] not in available:
+        raise ConfigError(
+            "HOOK_DEVICE=cuda but this onnxruntime has no CUDA provider "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu or use cpu/auto"
+        )
+    if device in ("cuda", "auto") and PROVIDERS["cuda"] in available:
+        return [PROVIDERS["cuda"], PROVIDERS["cpu"]]
+    return [PROVIDERS["cpu"]]
+
+
+def _labels(model: Path, session: ort.InferenceSession) -> list[str]:
+    """Label names: a .names/.txt file beside the model, else the `names` metadata."""
+    for candidate in (model.with_suffix(".names"), model.with_suffix(".txt")):
+        if candidate.is_file():
+            names = [line.strip() for line in candidate.read_text().splitlines()]
+            return [name for name in names if name]
+    raw = session.get_modelmeta().custom_metadata_map.get("names")
+    if raw:
+        try:
+            names = ast.literal_eval(raw)  # Ultralytics: "{0: 'person', 1: 'bicycle', ...}"
+        except (ValueError, SyntaxError):
+            names = None
+        if isinstance(names, dict):
+            return [str(names[k]) for k in sorted(names)]
+        if isinstance(names, list):
+            return [str(n) for n in names]
+    raise ConfigError(
+        f"model {model} has no label names: put one name per line in "
+        f"{model.with_suffix('.names')}, or use a model with `names` metadata"
+    )
+
+
+def _class_mask(labels: list[str], classes: tuple[str, ...]) -> np.ndarray | None:
+    if not classes:
+        return None
+    known = {label.lower(): i for i, label in enumerate(labels)}
+    unknown = [c for c in classes if c.lower() not in known]
+    if unknown:
+        raise ConfigError(
+            f"HOOK_CLASSES names labels the model does not know: {', '.join(unknown)}"
+        )
+    mask = np.zeros(len(labels), dtype=np.float32)
+    mask[[known[c.lower()] for c in classes]] = 1.0
+    return mask

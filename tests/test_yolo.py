@@ -1,0 +1,125 @@
+"""The pure box and image math: letterbox round trips, tensors, both decoders, per-class NMS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from hook import yolo
+
+
+@pytest.mark.parametrize(
+    ("source", "canvas"),
+    [((768, 576), (416, 416)), ((640, 424), (416, 416)), ((300, 900), (416, 416)),
+     ((1352, 900), (640, 384)), ((500, 500), (320, 256)), ((37, 1000), (416, 416))],
+)  # fmt: skip
+def test_letterbox_maps_boxes_back_exactly(
+    source: tuple[int, int], canvas: tuple[int, int]
+) -> None:
+    box = yolo.fit(source, canvas)
+    w, h = source
+    boxes = np.array([[0, 0, w, h], [w * 0.25, h * 0.1, w * 0.6, h * 0.9]], dtype=np.float32)
+    sx, sy = box.scale
+    forward = boxes * np.array([sx, sy, sx, sy], dtype=np.float32) + np.array(box.pad * 2)
+    back = yolo.unletterbox(forward.astype(np.float32), box)
+    np.testing.assert_allclose(back, boxes, rtol=1e-5, atol=1e-3)
+    # the image fills the canvas along one side and is centred along the other
+    assert box.resized[0] == canvas[0] or box.resized[1] == canvas[1]
+    assert abs(box.pad[0] * 2 + box.resized[0] - canvas[0]) <= 1
+    assert abs(box.pad[1] * 2 + box.resized[1] - canvas[1]) <= 1
+    assert abs(box.resized[0] / box.resized[1] - w / h) < 0.03 * (w / h) + 1 / box.resized[1]
+
+
+def test_letterbox_puts_the_pixels_where_the_box_says() -> None:
+    """A red square drawn on a wide image lands where the forward mapping predicts."""
+    image = Image.new("RGB", (800, 400), (0, 0, 0))
+    ImageDraw.Draw(image).rectangle((500, 100, 599, 199), fill=(255, 0, 0))
+    canvas, box = yolo.letterbox(image, (416, 416))
+    pixels = np.asarray(canvas)
+    red = np.argwhere((pixels[:, :, 0] > 128) & (pixels[:, :, 1] < 64))
+    (y1, x1), (y2, x2) = red.min(axis=0), red.max(axis=0) + 1
+    back = yolo.unletterbox(np.array([[x1, y1, x2, y2]], dtype=np.float32), box)[0]
+    np.testing.assert_allclose(back, [500, 100, 600, 200], atol=2.5)
+    assert tuple(pixels[5, 5]) == (yolo.PAD_GRAY,) * 3  # padding above the image
+    assert box.pad == (0, 104)
+
+
+def test_letterbox_with_a_reduced_decode_maps_to_the_original_size() -> None:
+    small = Image.new("RGB", (676, 450))
+    canvas, box = yolo.letterbox(small, (416, 416), source=(1352, 900))
+    assert canvas.size == (416, 416) and box.source == (1352, 900)
+    back = yolo.unletterbox(
+        np.array([[0, box.pad[1], 416, 416 - box.pad[1]]], dtype=np.float32), box
+    )
+    np.testing.assert_allclose(back[0], [0, 0, 1352, 900], atol=1.5)
+
+
+def test_to_tensor_layouts_and_types() -> None:
+    image = Image.new("RGB", (4, 2), (255, 0, 51))
+    nchw = yolo.to_tensor([image, image], channels_first=True, dtype=np.dtype(np.float32))
+    assert nchw.shape == (2, 3, 2, 4) and nchw.dtype == np.float32 and nchw.flags.c_contiguous
+    np.testing.assert_allclose(nchw[0, :, 0, 0], [1.0, 0.0, 0.2], atol=1e-6)
+    nhwc = yolo.to_tensor([image], channels_first=False, dtype=np.dtype(np.uint8))
+    assert (
+        nhwc.shape == (1, 2, 4, 3)
+        and nhwc.dtype == np.uint8
+        and list(nhwc[0, 0, 0]) == [255, 0, 51]
+    )
+
+
+def test_output_layout_by_shape() -> None:
+    assert yolo.output_layout((1, 2535, 85), 80) == yolo.Layout.V5
+    assert yolo.output_layout((1, 84, 8400), 80) == yolo.Layout.V8
+    with pytest.raises(ValueError, match="neither"):
+        yolo.output_layout((1, 300, 6), 80)
+    with pytest.raises(ValueError, match="3-D"):
+        yolo.output_layout((1, 84), 80)
+
+
+def test_decode_v5_multiplies_objectness_and_class() -> None:
+    rows = np.array([
+        [50, 40, 20, 10, 0.9, 0.1, 0.8],   # score 0.72, class 1
+        [10, 10, 4, 4, 0.2, 0.9, 0.0],     # score 0.18: below threshold
+    ], dtype=np.float32)  # fmt: skip
+    boxes, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.25)
+    np.testing.assert_allclose(boxes, [[40, 35, 60, 45]])
+    np.testing.assert_allclose(scores, [0.72], rtol=1e-6)
+    assert ids.tolist() == [1]
+
+
+def test_decode_v8_is_transposed_and_scales_normalised_boxes() -> None:
+    columns = np.array(
+        [[0.5, 0.25], [0.5, 0.5], [0.2, 0.1], [0.1, 0.1], [0.1, 0.3], [0.7, 0.2]], dtype=np.float32
+    )  # 4 + 2 classes, 2 candidates
+    boxes, scores, ids = yolo.decode(columns, yolo.Layout.V8, canvas=(200, 100), min_score=0.25)
+    np.testing.assert_allclose(boxes, [[80, 45, 120, 55], [40, 45, 60, 55]], atol=1e-4)
+    np.testing.assert_allclose(scores, [0.7, 0.3], rtol=1e-6)
+    assert ids.tolist() == [1, 0]
+
+
+def test_decode_class_mask_picks_the_best_allowed_class() -> None:
+    rows = np.array([[50, 40, 20, 10, 1.0, 0.9, 0.5]], dtype=np.float32)
+    mask = np.array([0.0, 1.0], dtype=np.float32)
+    _, scores, ids = yolo.decode(
+        rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.25, class_mask=mask
+    )
+    assert ids.tolist() == [1] and scores.tolist() == [0.5]
+
+
+def test_nms_suppresses_within_a_class_only() -> None:
+    boxes = np.array(
+        [[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], dtype=np.float32
+    )
+    scores = np.array([0.6, 0.9, 0.8, 0.3], dtype=np.float32)
+    ids = np.array([0, 0, 1, 0])
+    assert yolo.nms(boxes, scores, ids, 0.45).tolist() == [1, 2, 3]
+    assert yolo.nms(boxes, scores, ids, 0.99).tolist() == [1, 2, 0, 3]
+    assert yolo.nms(boxes, scores, ids, 0.45, max_detections=2).tolist() == [1, 2]
+    assert yolo.nms(boxes[:0], scores[:0], ids[:0], 0.45).tolist() == []
+
+
+def test_iou() -> None:
+    box = np.array([0, 0, 10, 10], dtype=np.float32)
+    others = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
+    np.testing.assert_allclose(yolo.iou(box, others), [1.0, 1 / 3, 0.0], rtol=1e-6)
