@@ -35,6 +35,13 @@ class HostAllowList:
             for entry in self.entries
         )
 
+    def lists_exactly(self, host: str) -> bool:
+        """True if `host` itself is an entry (not merely a subdomain of one)."""
+        host = host.lower().rstrip(".")
+        if _is_ip(host):
+            return self.allows(host)
+        return host in self.entries
+
     def check_url(self, url: object, *, field: str = "callback_url") -> SplitResult:
         """Return the parsed URL if it is http(s) to an allowed host; else BadRequest naming why."""
         if not isinstance(url, str) or not url:

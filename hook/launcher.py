@@ -1,6 +1,7 @@
 """`python -m hook run`: the whole service in the foreground, for trying it out on one machine.
 
-Starts the embedded MongoDB when HOOK_MONGO_URI is unset, then gunicorn with hook.wsgi:app.
+Starts the embedded MongoDB when HOOK_MONGO_URI is unset, then gunicorn with hook.wsgi:app
+and HOOK_WORKERS worker.py processes.
 Children run in their own sessions, so a terminal's Ctrl-C reaches only this launcher, which
 stops them in order (web first, MongoDB last), each by its PID.
 """
@@ -34,6 +35,10 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
+def worker_argv() -> list[str]:
+    return [sys.executable, str(PROJECT_DIR / "worker.py")]
+
+
 @dataclass
 class Launcher:
     """Owns the child processes it started; nothing else."""
@@ -45,7 +50,9 @@ class Launcher:
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """What to run besides MongoDB, as (name, argv)."""
-        return [("web", gunicorn_argv(self.settings.bind, self.settings.web_workers))]
+        web = ("web", gunicorn_argv(self.settings.bind, self.settings.web_workers))
+        workers = [(f"worker {n + 1}", worker_argv()) for n in range(self.settings.workers)]
+        return [web, *workers]
 
     def run(self) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -40,6 +40,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value < float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
 def _non_negative_int(raw: str) -> int:
     value = _int(raw)
     if value < 0:
@@ -116,6 +123,19 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_BIND", "bind", _text, "127.0.0.1:8000", "Address gunicorn listens on."),
     Spec("HOOK_WEB_WORKERS", "web_workers", _positive_int, "2",
          "gunicorn worker processes started by `python -m hook run`."),
+    Spec("HOOK_WORKERS", "workers", _positive_int, "1",
+         "worker.py processes started by `python -m hook run`."),
+    Spec("HOOK_LEASE_SECONDS", "lease_seconds", _positive_float, "60",
+         "How long a claimed task stays reserved without a sign of life from its worker "
+         "(workers renew it while they work); then another worker may take it."),
+    Spec("HOOK_MAX_ATTEMPTS", "max_attempts", _positive_int, "8",
+         "Attempts at a task (first try included) before it fails for good."),
+    Spec("HOOK_RETRY_BASE_SECONDS", "retry_base_seconds", _positive_float, "2",
+         "Delay before the first retry; doubles each attempt, with jitter, up to 10 minutes."),
+    Spec("HOOK_CALLBACK_TIMEOUT", "callback_timeout", _positive_float, "10",
+         "Seconds to wait for the callback endpoint to answer."),
+    Spec("HOOK_RETENTION_HOURS", "retention_hours", _positive_float, "168",
+         "How long done and failed task records are kept."),
     Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _csv, "camio.com",
          "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
          "an IP address only itself."),
@@ -154,6 +174,12 @@ class Settings:
     embedded_port: int
     bind: str
     web_workers: int
+    workers: int
+    lease_seconds: float
+    max_attempts: int
+    retry_base_seconds: float
+    callback_timeout: float
+    retention_hours: float
     callback_hosts: tuple[str, ...]
     max_body: int
     max_images: int

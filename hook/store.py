@@ -3,7 +3,8 @@
 Contract (huey's storage, with leases):
     enqueue(event)            -> (task id, created?)   duplicate events map to the first task
     claim(worker, lease)      -> Task | None           ONE atomic find_one_and_update
-    renew(id, worker, lease)  -> bool                  extend a running task's lease
+    renew(ids, worker, lease) -> int                   extend the leases of running tasks
+    release(id, worker)       -> bool                  give back unstarted, attempt not counted
     save_result(id, worker, result_json) -> bool       labels computed once, resent on retry
     complete(id, worker)      -> bool                  done; its image bytes are deleted
     reschedule(id, worker, run_at, error) -> bool      back to the queue at a later time
@@ -11,6 +12,7 @@ Contract (huey's storage, with leases):
     requeue_expired(max_attempts) -> (requeued, failed) tasks whose worker died
     pending(statuses, limit)  -> list[Task]            listing, never image bytes
     stats()                   -> {status: count}
+    purge(before)             -> int                   remove finished tasks older than that
     load_images(id)           -> list[bytes]
 
 Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
@@ -150,8 +152,23 @@ class TaskStore:
         )
         return Task.from_doc(doc) if doc else None
 
-    def renew(self, task_id: str, worker: str, lease_seconds: float) -> bool:
-        return self._update_owned(task_id, worker, {"lease_until": self.clock() + lease_seconds})
+    def renew(self, task_ids: Iterable[str], worker: str, lease_seconds: float) -> int:
+        """Extend the leases `worker` holds on these tasks; how many it still held."""
+        ids = list(task_ids)
+        if not ids:
+            return 0
+        return self.tasks.update_many(
+            {"_id": {"$in": ids}, "status": Status.RUNNING.value, "lease_owner": worker},
+            {"$set": {"lease_until": self.clock() + lease_seconds}},
+        ).matched_count
+
+    def release(self, task_id: str, worker: str) -> bool:
+        """Give a claimed but unstarted task back at once, its attempt not counted (shutdown)."""
+        return self.tasks.update_one(
+            {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker},
+            {"$set": {"status": Status.QUEUED.value, "run_at": self.clock()},
+             "$unset": {"lease_until": "", "lease_owner": ""}, "$inc": {"attempts": -1}},
+        ).matched_count == 1  # fmt: skip
 
     def save_result(self, task_id: str, worker: str, result_json: str) -> bool:
         return self._update_owned(task_id, worker, {"result_json": result_json})
@@ -233,6 +250,16 @@ class TaskStore:
         for row in self.tasks.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
             counts[str(row["_id"])] = int(row["n"])
         return counts
+
+    def purge(self, before: float, batch: int = 500) -> int:
+        """Delete done and failed tasks finished before `before`, with any images left."""
+        removed = 0
+        finished = {"status": {"$in": [Status.DONE.value, Status.FAILED.value]},
+                    "finished_at": {"$lt": before}}  # fmt: skip
+        while ids := [doc["_id"] for doc in self.tasks.find(finished, {"_id": 1}).limit(batch)]:
+            self.images.delete_many({"task_id": {"$in": ids}})
+            removed += self.tasks.delete_many({"_id": {"$in": ids}}).deleted_count
+        return removed
 
     # -- internals ----------------------------------------------------------------------------
     def _finish(self, task_id: str, worker: str | None, status: Status, error: str | None) -> bool:

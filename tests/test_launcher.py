@@ -11,6 +11,7 @@ import requests
 
 from tests import procs
 from tests.factories import API_KEY, event, free_port
+from tests.receiver import Receiver
 from tests.test_embedded import servers_for
 
 pytestmark = pytest.mark.slow
@@ -23,23 +24,32 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> No
         HOOK_DATA_DIR=str(data_dir),
         HOOK_EMBEDDED_PORT=str(free_port()),
         HOOK_BIND=f"127.0.0.1:{port}",
+        HOOK_CALLBACK_HOSTS="127.0.0.1",
+        HOOK_WORKERS="2",
     )
+    receiver = Receiver()
     log = tmp_path / "run.log"
     launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         assert procs.wait_http(f"{base}/tasks/", launcher, timeout=60).json()["mongo"] == "up"
-        answer = requests.post(f"{base}/tasks/{API_KEY}", json=event(2), timeout=10)
+        payload = event(2, callback_url=receiver.url("/cb/run"))
+        answer = requests.post(f"{base}/tasks/{API_KEY}", json=payload, timeout=10)
         assert answer.status_code == 200
+        (labels,) = receiver.wait_for("/cb/run", 1)
+        assert labels["status"] == "success" and len(labels["labels"]) == 2
         assert len(servers_for(data_dir / "mongo")) == 1
     finally:
         code = procs.stop(launcher, signal.SIGINT, timeout=60)
+        receiver.close()
     output = log.read_text()
     assert code == 0, output
     assert servers_for(data_dir / "mongo") == []
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/tasks/", timeout=2)
     assert "hook is up" in output and "stopping web" in output and API_KEY not in output
+    assert "stopping worker 2" in output and "worker.py" not in output.split("stopping")[-1]
+    assert output.count("hook.worker: worker ") == 4  # two started, two stopped
 
 
 def test_run_without_api_key_is_a_clear_error(tmp_path: Path) -> None:

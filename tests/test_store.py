@@ -126,8 +126,8 @@ def test_expired_lease_goes_back_to_the_queue(store: TaskStore, clock: FakeClock
     assert task and task.id == task_id and task.attempts == 2 and "lease expired" in task.last_error
     # the dead worker, back from the grave, can no longer touch the task
     assert not store.complete(task_id, "dead-worker")
-    assert not store.renew(task_id, "dead-worker", 30)
-    assert store.renew(task_id, "w2", 100)
+    assert store.renew([task_id], "dead-worker", 30) == 0
+    assert store.renew([task_id, "no-such-task"], "w2", 100) == 1
     clock.now += 50
     assert store.requeue_expired(max_attempts=5) == (0, 0)
     assert store.complete(task_id, "w2")
@@ -247,3 +247,33 @@ def test_four_processes_claim_400_tasks_each_exactly_once(
     owners = {doc["_id"]: doc["lease_owner"] for doc in db.tasks.find({}, {"lease_owner": 1})}
     for worker, result in results:
         assert all(owners[task_id] == worker for task_id in result)
+
+
+def test_release_gives_a_task_back_without_counting_the_attempt(store: TaskStore) -> None:
+    task_id, _ = store.enqueue(make_event())
+    assert store.claim("w1", 30).attempts == 1
+    assert not store.release(task_id, "w2")
+    assert store.release(task_id, "w1")
+    again = store.claim("w2", 30)
+    assert again.id == task_id and again.attempts == 1
+
+
+def test_purge_removes_old_finished_tasks_and_their_images(
+    store: TaskStore, db: Database, clock: FakeClock
+) -> None:
+    old_done, _ = store.enqueue(make_event(seed=1))
+    old_failed, _ = store.enqueue(make_event(seed=2))
+    store.claim("w", 30)
+    store.claim("w", 30)
+    store.complete(old_done, "w")
+    store.fail(old_failed, "w", "404")
+    clock.now += 1000
+    recent, _ = store.enqueue(make_event(seed=3))
+    queued, _ = store.enqueue(make_event(seed=4))
+    store.claim("w", 30)
+    store.complete(recent, "w")
+    assert store.purge(before=clock.now - 500) == 2
+    assert {doc["_id"] for doc in db.tasks.find()} == {recent, queued}
+    assert db.images.count_documents({"task_id": old_failed}) == 0
+    assert db.images.count_documents({"task_id": queued}) == 1
+    assert store.purge(before=clock.now - 500) == 0

@@ -1,0 +1,320 @@
+"""Worker: claimed tasks in, Camio labels out at their callback_url.
+
+Three stages overlap, so the detector is busy while the rest waits on I/O or decodes:
+
+    fetch thread   claim a task, load and decode its images, letterbox them   -> ready queue
+    main thread    run the detector, build the labels, store them with the task -> delivery pool
+    delivery pool  POST to callback_url; done, retry later, or failed with the reason
+
+Every task in flight is leased to this worker; a keeper thread renews the leases while they
+last, so a long task is not taken by another worker, and a dead worker's tasks return to the
+queue when their leases run out. Labels are stored before the first POST, so every retry (by
+this worker or another) sends the very same labels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import requests
+from PIL import Image
+from pymongo.errors import PyMongoError
+
+from hook import yolo
+from hook.callback import Outcome, post_labels
+from hook.detector import Detector
+from hook.errors import BadImage
+from hook.hosts import HostAllowList
+from hook.images import decode_image
+from hook.labels import camio_labels
+from hook.retry import RetryPolicy
+from hook.store import TaskStore
+from hook.task import Task
+
+log = logging.getLogger(__name__)
+
+IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
+READY_DEPTH = 2  # decoded tasks waiting for the detector
+DELIVERIES = 4  # callbacks in flight at once
+HOUSEKEEPING_SECONDS = 3600.0  # how often finished tasks past retention are purged
+
+
+@dataclass
+class Job:
+    """A claimed task on its way through the stages."""
+
+    task: Task
+    claimed: float  # monotonic time of the claim, for the claim-to-done figure
+    canvases: list[Image.Image] = field(default_factory=list)
+    boxes: list[yolo.Letterbox] = field(default_factory=list)
+    error: str | None = None  # a bad image: fail the task with this
+    body: str | None = None  # the labels JSON, once computed (or stored by an earlier try)
+    infer_ms: float = 0.0
+    settled: bool = False  # retried or given up early: nothing more to do
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the worker needs from settings."""
+
+    lease_seconds: float
+    callback_timeout: float
+    retention_seconds: float
+    max_image_pixels: int
+    policy: RetryPolicy
+    hosts: HostAllowList
+
+
+class Worker:
+    """One worker process's loop; `run()` returns after `stop()` once its tasks are finished."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        detector: Detector,
+        config: Config,
+        *,
+        http: requests.Session | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.detector, self.config = store, detector, config
+        self.http = http or requests.Session()
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.clock = clock
+        self.stopping = threading.Event()
+        self.ready: queue.Queue[Job | None] = queue.Queue(maxsize=READY_DEPTH)
+        self.in_flight: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.slots = threading.Semaphore(DELIVERIES)
+
+    def stop(self) -> None:
+        """Warm stop: claim nothing more, finish what is claimed, then return from run()."""
+        self.stopping.set()
+
+    # -- the stages --------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("worker %s started (lease %.0f s)", self.id, self.config.lease_seconds)
+        threads = [
+            threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
+            threading.Thread(target=self._keep_leases, name="leases", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        with ThreadPoolExecutor(DELIVERIES, thread_name_prefix="deliver") as pool:
+            while (job := self.ready.get()) is not None:
+                self.slots.acquire()
+                self._label(job)
+                pool.submit(self._deliver, job)
+        for thread in threads:
+            thread.join()
+        log.info("worker %s stopped", self.id)
+
+    def _fetch_loop(self) -> None:
+        """Claim and prepare tasks until stopped; then tell the main thread there is no more."""
+        idle = IDLE_FIRST
+        next_sweep = next_purge = 0.0
+        try:
+            while not self.stopping.is_set():
+                try:
+                    now = time.monotonic()
+                    if now >= next_sweep:
+                        self.store.requeue_expired(self.config.policy.max_attempts)
+                        next_sweep = now + min(5.0, self.config.lease_seconds / 4)
+                    if now >= next_purge:
+                        self._purge()
+                        next_purge = now + HOUSEKEEPING_SECONDS
+                    task = self.store.claim(self.id, self.config.lease_seconds)
+                except PyMongoError as exc:
+                    log.warning("worker %s: MongoDB unavailable (%s); retrying", self.id, exc)
+                    self.stopping.wait(1.0)
+                    continue
+                except Exception:  # a bug in housekeeping must not stop the labeling
+                    log.exception("worker %s: claim or housekeeping failed", self.id)
+                    self.stopping.wait(1.0)
+                    continue
+                if task is None:
+                    self.stopping.wait(idle)
+                    idle = min(idle * 2, IDLE_MAX)
+                    continue
+                idle = IDLE_FIRST
+                job = Job(task, time.monotonic())
+                with self.lock:
+                    self.in_flight[task.id] = job
+                self._prepare(job)
+                self.ready.put(job)
+        finally:
+            self.ready.put(None)
+
+    def _prepare(self, job: Job) -> None:
+        """Load and decode the images (or the labels an earlier try stored)."""
+        task = job.task
+        if task.result_json:
+            job.body = task.result_json
+            return
+        try:
+            images = self.store.load_images(task.id)
+            if len(images) != len(task.images):
+                job.error = f"{len(task.images) - len(images)} of {len(task.images)} images missing"
+                return
+            for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
+                try:
+                    image, size = decode_image(data, max_pixels=self.config.max_image_pixels,
+                                               fit=self.detector.canvas)  # fmt: skip
+                except BadImage as exc:
+                    job.error = f"image {index} (timestamp {meta['key']}): {exc}"
+                    return
+                canvas, box = self.detector.prepare(image, size)
+                job.canvases.append(canvas)
+                job.boxes.append(box)
+        except Exception as exc:  # one task's trouble must never stop the worker
+            log.exception("task %s: preparing failed", task.id)
+            job.canvases.clear()
+            self._retry(job, f"unexpected error while preparing: {type(exc).__name__}: {exc}")
+
+    def _label(self, job: Job) -> None:
+        """Detect, build the Camio labels and store them with the task before any POST."""
+        if job.settled or job.body is not None or job.error is not None:
+            return
+        try:
+            started = time.perf_counter()
+            outputs = self.detector.run(job.canvases)
+            job.infer_ms = (time.perf_counter() - started) * 1000
+            per_image = []
+            for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
+                found = self.detector.postprocess(output, box)
+                per_image.append((meta["key"], box.source, found))
+            body = json.dumps(camio_labels(per_image), separators=(",", ":"))
+            if not self.store.save_result(job.task.id, self.id, body):
+                log.warning("task %s: lease lost before its labels were stored", job.task.id)
+                job.settled = True
+                return
+            job.body = body
+        except Exception as exc:  # logged with the task id; the task is retried
+            log.exception("task %s: labeling failed", job.task.id)
+            self._retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")
+        finally:
+            job.canvases.clear()  # the pixels are not needed any more; free them early
+
+    def _deliver(self, job: Job) -> None:
+        """POST the labels and settle the task: done, retry later, or failed."""
+        try:
+            if job.settled:
+                return
+            if job.error is not None:
+                self._finish(job, failed=job.error)
+                return
+            outcome = post_labels(
+                self.http,
+                job.task.callback_url,
+                job.body or "",
+                hosts=self.config.hosts,
+                timeout=self.config.callback_timeout,
+            )
+            self._settle(job, outcome)
+        except Exception as exc:  # logged with the task id; the task is retried
+            log.exception("task %s: delivery failed", job.task.id)
+            self._retry(job, f"unexpected error while delivering: {type(exc).__name__}: {exc}")
+        finally:
+            with self.lock:
+                self.in_flight.pop(job.task.id, None)
+            self.slots.release()
+
+    # -- settling ------------------------------------------------------------------------------
+    def _settle(self, job: Job, outcome: Outcome) -> None:
+        if outcome.delivered:
+            self._finish(job)
+        elif outcome.permanent:
+            self._finish(job, failed=outcome.reason)
+        else:
+            self._retry(job, outcome.reason)
+
+    def _finish(self, job: Job, failed: str | None = None) -> None:
+        task = job.task
+        job.settled = True
+        if failed:
+            ok = self.store.fail(task.id, self.id, failed)
+        else:
+            ok = self.store.complete(task.id, self.id)
+        elapsed = (time.monotonic() - job.claimed) * 1000
+        if not ok:
+            log.warning("task %s: lease lost before it could be settled", task.id)
+        elif failed:
+            log.warning(
+                "task %s failed: camera=%r images=%d attempt %d: %s (%.0f ms)",
+                task.id,
+                task.camera,
+                len(task.images),
+                task.attempts,
+                failed,
+                elapsed,
+            )
+        else:
+            how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
+            log.info("task %s done: camera=%r images=%d labels=%s attempt %d, %s, "
+                     "claim-to-done %.0f ms", task.id, task.camera, len(task.images),
+                     _label_summary(job.body), task.attempts, how, elapsed)  # fmt: skip
+
+    def _retry(self, job: Job, reason: str) -> None:
+        """Schedule the next attempt with backoff, or fail the task if attempts are used up."""
+        task = job.task
+        policy = self.config.policy
+        job.settled = True
+        try:
+            if policy.exhausted(task.attempts):
+                self._finish(job, failed=f"gave up after {task.attempts} attempts; last: {reason}")
+                return
+            delay = policy.next_delay(task.attempts)
+            if self.store.reschedule(task.id, self.id, self.clock() + delay, reason):
+                log.warning(
+                    "task %s: attempt %d failed (%s); retry in %.1f s",
+                    task.id,
+                    task.attempts,
+                    reason,
+                    delay,
+                )
+        except PyMongoError:
+            log.exception("task %s: could not reschedule; its lease will bring it back", task.id)
+
+    # -- background chores -------------------------------------------------------------------
+    def _keep_leases(self) -> None:
+        """Renew the leases of tasks in flight every third of a lease, until the worker ends."""
+        period = self.config.lease_seconds / 3
+        while True:
+            with self.lock:
+                ids = list(self.in_flight)
+            if self.stopping.is_set() and not ids:
+                return
+            if ids:
+                try:
+                    self.store.renew(ids, self.id, self.config.lease_seconds)
+                except PyMongoError as exc:
+                    log.warning("worker %s: could not renew leases: %s", self.id, exc)
+            if self.stopping.is_set():
+                time.sleep(0.1)
+            else:
+                self.stopping.wait(period)
+
+    def _purge(self) -> None:
+        removed = self.store.purge(before=self.clock() - self.config.retention_seconds)
+        if removed:
+            log.info("purged %d finished task(s) older than the retention", removed)
+
+
+def _label_summary(body: str | None) -> str:
+    """'dog x2,person x1': each label and the number of images it is in, for the log line."""
+    counts: dict[str, int] = {}
+    for entry in json.loads(body or "{}").get("labels", {}).values():
+        for label in entry:
+            counts[label] = counts.get(label, 0) + 1
+    return ",".join(f"{label} x{n}" for label, n in sorted(counts.items())) or "none"

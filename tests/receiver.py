@@ -1,0 +1,69 @@
+"""A stand-in for Camio's callback endpoint: a real HTTP server on 127.0.0.1 that records POSTs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Receiver:
+    """Answers each path with scripted statuses (then 200), optionally after a delay or a gate."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, Any]] = []
+        self.script: dict[str, list[int]] = defaultdict(list)
+        self.delay: dict[str, float] = {}
+        self.headers: dict[str, dict[str, str]] = {}
+        self.cond = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.cond:
+                    receiver.received.append((self.path, json.loads(body or b"null")))
+                    receiver.cond.notify_all()
+                    statuses = receiver.script[self.path]
+                    status = statuses.pop(0) if statuses else 200
+                time.sleep(receiver.delay.get(self.path, 0))
+                extra = receiver.headers.get(self.path, {})
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(json.dumps({"status": status}).encode())
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def bodies(self, path: str) -> list[Any]:
+        with self.cond:
+            return [body for p, body in self.received if p == path]
+
+    def wait_for(self, path: str, count: int, timeout: float = 60) -> list[Any]:
+        """Block until `path` got `count` POSTs; AssertionError with what came if it did not."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while len(got := [b for p, b in self.received if p == path]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{path}: {len(got)} of {count} callbacks in {timeout} s")
+                self.cond.wait(left)
+            return got
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
