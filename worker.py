@@ -17,7 +17,7 @@ from hook.detector import Detector
 from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
-from hook.mongo import connect
+from hook.mongo import connect, prepare
 from hook.retry import RetryPolicy
 from hook.settings import Settings
 from hook.store import TaskStore
@@ -28,6 +28,7 @@ log = logging.getLogger("hook.worker")
 
 def build(settings: Settings) -> Worker:
     store = TaskStore(connect(settings, app_name="hook-worker"))
+    prepare(store)
     config = Config(
         lease_seconds=settings.lease_seconds,
         callback_timeout=settings.callback_timeout,

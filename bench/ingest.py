@@ -141,7 +141,7 @@ def pymongo_ceiling(uri: str, maker: EventMaker, seconds: float) -> float:
     client: MongoClient = MongoClient(uri)
     store = TaskStore(client["bench_ceiling"])
     store.ensure_indexes()
-    hosts, limits = HostAllowList(("camio.com",)), Limits(64, 40_000_000)
+    hosts, limits = HostAllowList(("camio.com",)), Limits(64, 40_000_000, 8_000_000)
     # Parsing is the web's work, not MongoDB's: prepare the events first, time the inserts alone.
     events = [parse_event(maker.body(), hosts=hosts, limits=limits) for _ in range(1500)]
     done, started = 0, time.perf_counter()

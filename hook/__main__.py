@@ -9,18 +9,26 @@ import sys
 from hook.errors import ConfigError
 from hook.launcher import Launcher
 from hook.logs import configure
-from hook.settings import Settings, settings_table
+from hook.settings import PROJECT_DIR, Settings, settings_table, update_readme
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hook", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("run", help="run MongoDB (embedded), the web app and workers here")
-    commands.add_parser("settings", help="print the settings table (Markdown)")
+    table = commands.add_parser("settings", help="print the settings table (Markdown)")
+    table.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write it into README.md between its settings markers",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "settings":
-        print(settings_table())
+        if args.update_readme:
+            update_readme(PROJECT_DIR / "README.md")
+        else:
+            print(settings_table())
         return 0
     try:
         settings = Settings.from_env()

@@ -79,6 +79,27 @@ class EmbeddedMongo:
             client.close()
         return True
 
+    def serves_this_data_dir(self) -> bool:
+        """True if the server in our pid file is alive and is nx-27017 on our data dir."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return False
+        return b"nx_27017" in b" ".join(argv) and str(self.data_dir).encode() in argv
+
+    def adopt(self) -> bool:
+        """Use a server already answering on our port: True if it is ours, False if none;
+        ConfigError if something else holds the port (another data dir, a real mongod)."""
+        if not self.answers(timeout=0.5):
+            return False
+        if not self.serves_this_data_dir():
+            raise ConfigError(
+                f"{self.host}:{self.port} is answered by a server that is not the embedded "
+                f"MongoDB of {self.data_dir}; stop it or set another HOOK_EMBEDDED_PORT"
+            )
+        return True
+
     def start(self, *, detach: bool = False) -> subprocess.Popen[bytes]:
         """Start the server and wait until it answers; ConfigError if it cannot."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +155,7 @@ class EmbeddedMongo:
         """Start the server unless it already answers; True if this call started it (detached)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with _locked(self.data_dir / "start.lock"):
-            if self.answers(timeout=0.5):
+            if self.adopt():
                 return False
             self.start(detach=True)
             return True

@@ -27,5 +27,9 @@ class Forbidden(BadRequest):
     status = 403
 
 
+class RequestTimeout(BadRequest):
+    status = 408
+
+
 class BadImage(HookError):  # noqa: N818 - a bad image, not an error of ours
     """Stored image bytes do not decode; fails that task, never the worker."""

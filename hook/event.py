@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hook.errors import BadRequest
+from hook.errors import BadRequest, PayloadTooLarge
 from hook.hosts import HostAllowList
 from hook.images import ImageInfo, b64_to_bytes, inspect_image
 
 MAX_TEXT = 1024  # camera names, user ids and timestamps are short; anything longer is not Camio
+MAX_FIELDS = 64 * 1024  # the event minus image bytes, as JSON: kept in the (small) task document
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Limits:
 
     max_images: int
     max_image_pixels: int
+    max_image_bytes: int
 
 
 def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
@@ -98,12 +102,19 @@ def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
         images.append(image)
     kept = dict(payload)
     kept["images"] = [{k: v for k, v in raw.items() if k != "image_b64"} for raw in raw_images]
+    payload_json = json.dumps(kept, separators=(",", ":"))
+    if len(payload_json) > MAX_FIELDS:
+        raise PayloadTooLarge(
+            f"the event's fields other than image_b64 take {len(payload_json)} bytes as JSON, "
+            f"over the limit of {MAX_FIELDS}",
+            field="body",
+        )
     return Event(
         callback_url=callback_url,
         camera=camera,
         user_id=user_id,
         images=tuple(images),
-        payload_json=json.dumps(kept, separators=(",", ":")),
+        payload_json=payload_json,
     )
 
 
@@ -131,7 +142,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise BadRequest("the request body is empty; send the event as a JSON object", field="body")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_no_constant)
     except RecursionError:
         raise BadRequest("the JSON body is nested too deeply", field="body") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, ints past Python's digit limit
@@ -143,11 +154,22 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _image(raw: object, field: str, limits: Limits) -> EventImage:
     if not isinstance(raw, dict):
         raise BadRequest(f"{field} must be an object with image_b64 and timestamp", field=field)
     key, taken_at = parse_timestamp(raw.get("timestamp"), field=f"{field}.timestamp")
-    data = b64_to_bytes(raw.get("image_b64"), field=f"{field}.image_b64")
+    text = raw.get("image_b64")
+    if isinstance(text, str) and len(text) > limits.max_image_bytes * 4 // 3 + 1024:
+        raise PayloadTooLarge(
+            f"{field}.image_b64 holds about {len(text) * 3 // 4} bytes, over the limit of "
+            f"{limits.max_image_bytes} (HOOK_MAX_IMAGE_BYTES)",
+            field=f"{field}.image_b64",
+        )
+    data = b64_to_bytes(text, field=f"{field}.image_b64")
     info = inspect_image(data, max_pixels=limits.max_image_pixels, field=f"{field}.image_b64")
     return EventImage(
         key=key, taken_at=taken_at, data=data, info=info, sha256=hashlib.sha256(data).hexdigest()
@@ -166,9 +188,11 @@ def _optional_text(payload: dict[str, Any], field: str) -> str | None:
 
 
 def _check_text(text: str, field: str) -> None:
-    """Short and encodable: MongoDB stores UTF-8, so lone surrogates must be refused here."""
+    """Short, printable and encodable (MongoDB stores UTF-8: lone surrogates are refused)."""
     if len(text) > MAX_TEXT:
         raise BadRequest(f"{field} is longer than {MAX_TEXT} characters", field=field)
+    if _CONTROL.search(text):
+        raise BadRequest(f"{field} contains control characters", field=field)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -24,6 +24,7 @@ from hook.settings import PROJECT_DIR, Settings
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 30.0
+THREADS = 4  # per gunicorn worker process
 
 
 def gunicorn_argv(bind: str, workers: int) -> list[str]:
@@ -31,6 +32,9 @@ def gunicorn_argv(bind: str, workers: int) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "hook.wsgi:app", "--chdir", str(PROJECT_DIR),
         "--workers", str(workers), "--bind", bind,
+        # threads: a slow client holds one thread, not a whole worker (and reads time out)
+        "--worker-class", "gthread", "--threads", str(THREADS),
+        "--logger-class", "hook.redact.GunicornLogger",
         "--graceful-timeout", "10", "--no-control-socket",
     ]  # fmt: skip
 
@@ -78,7 +82,7 @@ class Launcher:
 
     def _start_embedded(self) -> str:
         embedded = embedded_for(self.settings)
-        if embedded.answers(timeout=0.5):
+        if embedded.adopt():
             log.info("using the embedded MongoDB already running on %s", embedded.uri)
         else:
             embedded.start()

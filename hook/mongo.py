@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from hook.embedded import EmbeddedMongo
 from hook.settings import Settings
+from hook.store import TaskStore
+
+log = logging.getLogger(__name__)
 
 
 def embedded_for(settings: Settings) -> EmbeddedMongo:
@@ -37,3 +43,11 @@ def connect(settings: Settings, *, app_name: str) -> Database:
         retryWrites=True,
     )
     return client[settings.mongo_db]
+
+
+def prepare(store: TaskStore) -> None:
+    """Make the indexes at start-up if MongoDB answers; else the store makes them on first use."""
+    try:
+        store.ensure_indexes()
+    except PyMongoError as exc:
+        log.warning("MongoDB not reachable at start-up (%s); indexes will be made later", exc)

@@ -25,10 +25,6 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
-def _optional_text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
 def _int(raw: str) -> int:
     return int(raw.strip().replace("_", ""))
 
@@ -79,6 +75,20 @@ def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _mongo_uri(raw: str) -> str | None:
+    uri = raw.strip()
+    if uri and not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError("must start with mongodb:// or mongodb+srv://")
+    return uri or None
+
+
+def _db_name(raw: str) -> str:
+    name = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
+        raise ValueError("must be 1 to 63 characters from A-Z a-z 0-9 _ -")
+    return name
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -111,11 +121,12 @@ class Spec:
 SPECS: tuple[Spec, ...] = (
     Spec("HOOK_API_KEY", "api_key", _api_key, None,
          "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters."),
-    Spec("HOOK_MONGO_URI", "mongo_uri", _optional_text, None,
+    Spec("HOOK_MONGO_URI", "mongo_uri", _mongo_uri, None,
          "MongoDB to use. Unset: the embedded nx-27017 server is started on loopback."),
-    Spec("HOOK_MONGO_DB", "mongo_db", _text, "hook", "Database name."),
+    Spec("HOOK_MONGO_DB", "mongo_db", _db_name, "hook", "Database name."),
     Spec("HOOK_MONGO_TIMEOUT_MS", "mongo_timeout_ms", _positive_int, "3000",
-         "How long a MongoDB call may wait for a server before the web answers 503."),
+         "How long to wait for MongoDB to be reachable; when it is down, the web answers 503 "
+         "after about this long (a hung server can take a few times longer)."),
     Spec("HOOK_DATA_DIR", "data_dir", _path, "~/.local/share/hook",
          "Data of the embedded MongoDB (in `<dir>/mongo`)."),
     Spec("HOOK_EMBEDDED_PORT", "embedded_port", _positive_int, "27027",
@@ -141,7 +152,11 @@ SPECS: tuple[Spec, ...] = (
          "an IP address only itself."),
     Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
          "Largest request body in bytes; larger ones get 413 unread."),
+    Spec("HOOK_BODY_TIMEOUT", "body_timeout", _positive_float, "15",
+         "Seconds a client may stall while sending a body before it gets 408."),
     Spec("HOOK_MAX_IMAGES", "max_images", _positive_int, "64", "Most images in one event."),
+    Spec("HOOK_MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, str(8 * 1024 * 1024),
+         "Largest image in bytes (camera frames are far smaller; MongoDB's limit is 16 MB)."),
     Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "40000000",
          "Largest image (width x height); larger ones are refused before decoding."),
     Spec("HOOK_MODEL", "model", _path, str(DEFAULT_MODEL),
@@ -182,8 +197,10 @@ class Settings:
     retention_hours: float
     callback_hosts: tuple[str, ...]
     max_body: int
+    body_timeout: float
     max_images: int
     max_image_pixels: int
+    max_image_bytes: int
     model: Path
     min_score: float
     iou: float
@@ -232,3 +249,12 @@ def settings_table() -> str:
         shown = "(unset)" if default is None else f"`{default}`" if default else "(empty)"
         rows.append(f"| `{spec.env}` | {shown} | {spec.doc} |")
     return "\n".join(rows)
+
+
+def update_readme(path: Path) -> None:
+    """Replace the table between `<!-- settings -->` and `<!-- /settings -->` in `path`."""
+    text = path.read_text()
+    start, end = "<!-- settings -->", "<!-- /settings -->"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{settings_table()}\n{end}{tail}")

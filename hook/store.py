@@ -13,6 +13,7 @@ Contract (huey's storage, with leases):
     pending(statuses, limit)  -> list[Task]            listing, never image bytes
     stats()                   -> {status: count}
     purge(before)             -> int                   remove finished tasks older than that
+    purge_orphans(before)     -> int                   remove images of tasks never stored
     load_images(id)           -> list[bytes]
 
 Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bson import Binary, ObjectId
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -79,7 +81,9 @@ class TaskStore:
         """Store the event as a queued task; return its id and whether it is new.
 
         Image bytes go in first and the task document last, so a worker never sees a task
-        without its images; if the task insert fails, the images are removed again.
+        without its images. If the task insert fails, the images are removed again, unless
+        the insert may have landed after all (its answer lost): then the task is looked up,
+        and images whose task never appeared are left to `purge`, never deleted blindly.
         """
         self._ready()
         key = event.dedup_key
@@ -87,50 +91,51 @@ class TaskStore:
         if existing:
             return existing["_id"], False
         task_id = str(ObjectId())
-        self.images.insert_many(
-            [
-                {
-                    "_id": f"{task_id}:{index}",
-                    "task_id": task_id,
-                    "index": index,
-                    "data": Binary(image.data),
-                }
-                for index, image in enumerate(event.images)
-            ]
-        )
         now = self.clock()
+        images = [
+            {"_id": f"{task_id}:{index}", "task_id": task_id, "index": index,
+             "data": Binary(image.data), "created_at": now}
+            for index, image in enumerate(event.images)
+        ]  # fmt: skip
+        task = {
+            "_id": task_id, "status": Status.QUEUED.value, "attempts": 0, "dedup_key": key,
+            "callback_url": event.callback_url, "camera": event.camera, "user_id": event.user_id,
+            "images": [image.meta() for image in event.images],
+            "payload_json": event.payload_json, "created_at": now, "run_at": now,
+        }  # fmt: skip
         try:
-            self.tasks.insert_one(
-                {
-                    "_id": task_id,
-                    "status": Status.QUEUED.value,
-                    "attempts": 0,
-                    "dedup_key": key,
-                    "callback_url": event.callback_url,
-                    "camera": event.camera,
-                    "user_id": event.user_id,
-                    "images": [image.meta() for image in event.images],
-                    "payload_json": event.payload_json,
-                    "created_at": now,
-                    "run_at": now,
-                }
-            )
+            self.images.insert_many(images)
+        except (PyMongoError, InvalidDocument):
+            self._drop_images(task_id)
+            raise
+        try:
+            self.tasks.insert_one(task)
         except DuplicateKeyError:  # the same event arrived twice at once; the other one won
             self._drop_images(task_id)
             winner = self.tasks.find_one({"dedup_key": key}, {"_id": 1})
             if winner is None:  # deleted in between by retention; extremely unlikely
                 raise
             return winner["_id"], False
-        except PyMongoError:
+        except InvalidDocument:
             self._drop_images(task_id)
             raise
+        except PyMongoError:
+            if self._task_exists(task_id):  # the insert landed; only its answer was lost
+                return task_id, True
+            raise
         return task_id, True
+
+    def _task_exists(self, task_id: str) -> bool:
+        try:
+            return self.tasks.find_one({"_id": task_id}, {"_id": 1}) is not None
+        except PyMongoError:
+            return False
 
     def _drop_images(self, task_id: str) -> None:
         try:
             self.images.delete_many({"task_id": task_id})
         except PyMongoError:
-            log.warning("task %s: could not remove images of a task that was not stored", task_id)
+            log.warning("task %s: could not delete its images; purge will", task_id)
 
     # -- consumer -----------------------------------------------------------------------------
     def claim(self, worker: str, lease_seconds: float) -> Task | None:
@@ -260,6 +265,20 @@ class TaskStore:
             self.images.delete_many({"task_id": {"$in": ids}})
             removed += self.tasks.delete_many({"_id": {"$in": ids}}).deleted_count
         return removed
+
+    def purge_orphans(self, before: float, batch: int = 500) -> int:
+        """Delete images stored before `before` whose task never appeared (a failed enqueue)."""
+        old = self.images.find({"created_at": {"$lt": before}}, {"task_id": 1}).limit(batch)
+        task_ids = {doc["task_id"] for doc in old}
+        if not task_ids:
+            return 0
+        alive = {
+            doc["_id"] for doc in self.tasks.find({"_id": {"$in": list(task_ids)}}, {"_id": 1})
+        }
+        orphans = list(task_ids - alive)
+        if not orphans:
+            return 0
+        return self.images.delete_many({"task_id": {"$in": orphans}}).deleted_count
 
     # -- internals ----------------------------------------------------------------------------
     def _finish(self, task_id: str, worker: str | None, status: Status, error: str | None) -> bool:

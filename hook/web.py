@@ -6,6 +6,7 @@ answer ever carries a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -17,7 +18,7 @@ from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from pymongo.errors import PyMongoError
 
 from hook import __version__
-from hook.errors import BadRequest, Forbidden, PayloadTooLarge
+from hook.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.settings import Settings
@@ -37,11 +38,19 @@ def create_app(settings: Settings, store: TaskStore) -> Bottle:
     app.default_error_handler = _error_page  # type: ignore[method-assign]
     app.install(_json_errors)
     hosts = HostAllowList(settings.callback_hosts)
-    limits = Limits(max_images=settings.max_images, max_image_pixels=settings.max_image_pixels)
-    api_key = settings.api_key.encode()
+    limits = Limits(
+        max_images=settings.max_images,
+        max_image_pixels=settings.max_image_pixels,
+        max_image_bytes=settings.max_image_bytes,
+    )
+    key_digest = hashlib.sha256(settings.api_key.encode()).digest()
 
     def check_key(given: str) -> None:
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), api_key):
+        # Compare the raw path segment: Bottle's decoded one silently drops invalid bytes.
+        # Digests of equal length make the comparison's time independent of the key's length.
+        raw = request.environ.get("bottle.raw_path", "").encode("latin-1", "replace")
+        segment = raw.split(b"/tasks/", 1)[-1] if b"/tasks/" in raw else given.encode()
+        if not hmac.compare_digest(hashlib.sha256(segment).digest(), key_digest):
             log.warning(
                 "refused a request with a wrong API key from %s", request.remote_addr or "?"
             )
@@ -69,7 +78,7 @@ def create_app(settings: Settings, store: TaskStore) -> Bottle:
     def enqueue(api_key: str) -> HTTPResponse:
         started = time.perf_counter()
         check_key(api_key)
-        body = read_body(request.environ, settings.max_body)
+        body = read_body(request.environ, settings.max_body, settings.body_timeout)
         try:
             event = parse_event(body, hosts=hosts, limits=limits)
         except BadRequest as exc:
@@ -105,8 +114,15 @@ def create_app(settings: Settings, store: TaskStore) -> Bottle:
     return app
 
 
-def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """The request body, refusing one over `limit` before reading it (413)."""
+def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
+    """The request body, refusing one over `limit` before reading it (413).
+
+    Under gunicorn the client's socket gets a read timeout, so a client that announces a body
+    and then stalls gets a 408 instead of holding a worker until gunicorn kills it.
+    """
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(timeout)
     stream = environ["wsgi.input"]
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.strip():
@@ -116,7 +132,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
             raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
         if length > limit:
             raise PayloadTooLarge(_too_large(limit, length), field="body")
-        body = stream.read(length) if length > 0 else b""
+        body = _read(stream, length) if length > 0 else b""
         if len(body) < length:
             raise BadRequest(f"the body ended after {len(body)} of {length} bytes", field="body")
         return body
@@ -124,12 +140,23 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         return b""
     parts: list[bytes] = []
     size = 0
-    while chunk := stream.read(READ_CHUNK):
+    while chunk := _read(stream, READ_CHUNK):
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(_too_large(limit), field="body")
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _read(stream: Any, size: int) -> bytes:
+    try:
+        return stream.read(size)
+    except TimeoutError:
+        raise RequestTimeout("the body did not arrive in time", field="body") from None
+    except Exception as exc:  # the server's own parse errors: bad chunk sizes, cut-off bodies
+        raise BadRequest(
+            f"the body could not be read: {type(exc).__name__}", field="body"
+        ) from None
 
 
 def _too_large(limit: int, length: int | None = None) -> str:
@@ -185,7 +212,10 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             body: dict[str, Any] = {"ok": False, "error": str(exc)}
             if exc.field:
                 body["field"] = exc.field
-            return _json(exc.status, body)
+            # The body may be partly unread: the connection must not carry another request.
+            # (WSGI forbids hop-by-hop headers; gunicorn honours this one as an extension.)
+            close = {"Connection": "close"} if "gunicorn.socket" in request.environ else {}
+            return _json(exc.status, body, close)
         except PyMongoError as exc:
             log.warning("MongoDB unavailable, answering 503: %s", type(exc).__name__)
             return _json(

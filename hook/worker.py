@@ -306,9 +306,12 @@ class Worker:
                 self.stopping.wait(period)
 
     def _purge(self) -> None:
-        removed = self.store.purge(before=self.clock() - self.config.retention_seconds)
-        if removed:
-            log.info("purged %d finished task(s) older than the retention", removed)
+        now = self.clock()
+        removed = self.store.purge(before=now - self.config.retention_seconds)
+        orphans = self.store.purge_orphans(before=now - HOUSEKEEPING_SECONDS)
+        if removed or orphans:
+            log.info("purged %d finished task(s) past retention and %d orphan image(s)",
+                     removed, orphans)  # fmt: skip
 
 
 def _label_summary(body: str | None) -> str:

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from hook.embedded import EmbeddedMongo
+from hook.errors import ConfigError
 from tests import procs
 from tests.factories import API_KEY, event, free_port
 
@@ -89,3 +90,15 @@ def test_gunicorn_workers_share_one_embedded_server(tmp_path: Path) -> None:
     finally:
         procs.stop(process)
         kill_servers(data_dir / "mongo")
+
+
+def test_another_data_dirs_server_on_the_port_is_not_adopted(tmp_path: Path) -> None:
+    port = free_port()
+    first = EmbeddedMongo(tmp_path / "one", port)
+    first.start()
+    try:
+        assert first.ensure_running() is False  # ours: adopted
+        with pytest.raises(ConfigError, match="not the embedded MongoDB of"):
+            EmbeddedMongo(tmp_path / "two", port).ensure_running()
+    finally:
+        first.stop()

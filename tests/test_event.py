@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from hook.errors import BadRequest
+from hook.errors import BadRequest, PayloadTooLarge
 from hook.event import Limits, parse_event, parse_timestamp
 from hook.hosts import HostAllowList
 from tests.factories import event
 
 HOSTS = HostAllowList(("camio.com",))
-LIMITS = Limits(max_images=8, max_image_pixels=1_000_000)
+LIMITS = Limits(max_images=8, max_image_pixels=1_000_000, max_image_bytes=2_000_000)
 
 
 def parse(payload: object) -> object:
@@ -96,3 +96,24 @@ def test_limits_apply() -> None:
         parse(event(9))
     with pytest.raises(BadRequest, match="1200x900 pixels, over the limit"):
         parse(event(1, size=(1200, 900)))
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    body = json.dumps(event(1)).replace('"u1"', "NaN").encode()
+    with pytest.raises(BadRequest, match="NaN is not a JSON number"):
+        parse_event(body, hosts=HOSTS, limits=LIMITS)
+
+
+@pytest.mark.parametrize("stamp", ["2017-05-05T01:31:13\x00", "2017-05-05T01:31:13\n"])
+def test_control_characters_in_timestamps_are_refused(stamp: str) -> None:
+    with pytest.raises(BadRequest, match="control characters"):
+        parse_timestamp(stamp, field="t")
+
+
+def test_oversized_image_and_oversized_fields_are_413() -> None:
+    big = event(1)
+    big["images"][0]["image_b64"] = "A" * 4_000_000
+    with pytest.raises(PayloadTooLarge, match=r"images\[0\].image_b64 holds about 3000000 bytes"):
+        parse(big)
+    with pytest.raises(PayloadTooLarge, match="other than image_b64 take"):
+        parse(event(1, junk="x" * 70_000))

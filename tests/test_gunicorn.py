@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def web(
         HOOK_MONGO_URI=mongo.uri,
         HOOK_MONGO_DB="gunicorn_test",
         HOOK_MAX_BODY="2000000",
+        HOOK_BODY_TIMEOUT="1",
         HOOK_LOG_LEVEL="DEBUG",
     )
     process = procs.gunicorn(port, env, log)
@@ -97,3 +99,67 @@ def test_missing_api_key_stops_gunicorn_with_a_clear_message(
     assert process.wait(30) != 0
     assert "HOOK_API_KEY is not set" in log.read_text()
     assert "Traceback" not in log.read_text()
+
+
+def raw_request(base: str, data: bytes, timeout: float = 10) -> str:
+    """Send raw bytes, read the answer until the server closes the connection."""
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        reply = b""
+        try:
+            while chunk := sock.recv(65536):
+                reply += chunk
+        except TimeoutError:
+            pass
+    return reply.decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zz\r\nabc\r\n0\r\n\r\n", b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n", b"5\r\nab"],
+    ids=["bad-size", "huge-size", "cut-off"],
+)
+def test_malformed_chunked_bodies_are_400(web: tuple[str, Path], body: bytes) -> None:
+    base, _ = web
+    head = (f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            "Connection: close\r\n\r\n").encode()  # fmt: skip
+    reply = raw_request(base, head + body)
+    assert reply.startswith(("HTTP/1.1 400", "HTTP/1.1 408")), reply[:200]
+    assert "application/json" in reply and "Traceback" not in reply
+
+
+def test_a_stalled_body_is_408_and_does_not_block_others(web: tuple[str, Path]) -> None:
+    base, _ = web
+    port = int(base.rsplit(":", 1)[1])
+    stalled = []
+    for _ in range(3):  # more stalled clients than gunicorn has worker processes
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.sendall(f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                     "\r\n{\"callb".encode())  # fmt: skip
+        stalled.append(sock)
+    try:
+        assert requests.get(f"{base}/tasks/", timeout=5).status_code == 200
+        reply = b""
+        while chunk := stalled[0].recv(65536):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408") and b"did not arrive in time" in reply
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_the_key_stays_out_of_gunicorns_own_log(web: tuple[str, Path]) -> None:
+    base, log = web
+    raw_request(
+        base, f"GET /tasks/{API_KEY}?status=\xff HTTP/1.1\r\nHost: x\r\n\r\n".encode("latin-1")
+    )
+    raw_request(base, f"GET /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".encode())
+    time.sleep(0.5)
+    assert API_KEY not in log.read_text()
+
+
+def test_the_key_is_compared_on_the_raw_path(web: tuple[str, Path]) -> None:
+    base, _ = web
+    answer = requests.post(f"{base}/tasks/%ff%80{API_KEY}", json=event(1, seed=99), timeout=10)
+    assert answer.status_code == 403

@@ -77,4 +77,4 @@ def test_every_setting_has_a_field_and_the_readme_lists_it() -> None:
     fields = set(Settings.__dataclass_fields__)
     assert {spec.field for spec in SPECS} == fields
     readme = (ROOT / "README.md").read_text()
-    assert settings_table() in readme, "README's table is stale: python -m hook settings"
+    assert settings_table() in readme, "README is stale: python -m hook settings --update-readme"

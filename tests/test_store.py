@@ -9,6 +9,7 @@ import threading
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.errors import AutoReconnect
 
 from hook.event import Event, Limits, parse_event
 from hook.hosts import HostAllowList
@@ -17,7 +18,7 @@ from hook.task import Status
 from tests.factories import event
 
 HOSTS = HostAllowList(("camio.com",))
-LIMITS = Limits(max_images=64, max_image_pixels=40_000_000)
+LIMITS = Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
 
 
 class FakeClock:
@@ -277,3 +278,45 @@ def test_purge_removes_old_finished_tasks_and_their_images(
     assert db.images.count_documents({"task_id": old_failed}) == 0
     assert db.images.count_documents({"task_id": queued}) == 1
     assert store.purge(before=clock.now - 500) == 0
+
+
+class _LostReply:
+    """Fault injection at the driver boundary: the insert lands (or not), its answer is lost."""
+
+    def __init__(self, collection, *, lands: bool) -> None:
+        self.collection, self.lands = collection, lands
+
+    def insert_one(self, doc):
+        if self.lands:
+            self.collection.insert_one(doc)
+        raise AutoReconnect("connection closed")
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+
+def test_a_lost_answer_to_a_landed_insert_keeps_the_task_and_images(
+    store: TaskStore, db: Database
+) -> None:
+    real = store.tasks
+    store.tasks = _LostReply(real, lands=True)
+    task_id, created = store.enqueue(make_event(seed=9, n_images=2))
+    store.tasks = real
+    assert created and real.find_one({"_id": task_id})["status"] == "queued"
+    assert len(store.load_images(task_id)) == 2
+
+
+def test_a_failed_insert_leaves_orphans_that_purge_removes(
+    store: TaskStore, db: Database, clock: FakeClock
+) -> None:
+    real = store.tasks
+    store.tasks = _LostReply(real, lands=False)
+    with pytest.raises(AutoReconnect):
+        store.enqueue(make_event(seed=10, n_images=2))
+    store.tasks = real
+    assert db.tasks.count_documents({}) == 0 and db.images.count_documents({}) == 2
+    kept, _ = store.enqueue(make_event(seed=11))
+    assert store.purge_orphans(before=clock.now - 10) == 0  # too recent: may still be arriving
+    clock.now += 100
+    assert store.purge_orphans(before=clock.now - 10) == 2
+    assert db.images.count_documents({}) == 1 and len(store.load_images(kept)) == 1
