@@ -59,6 +59,9 @@ class Detector:
         started = time.perf_counter()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # No busy-waiting between operators: the worker decodes and delivers on the same cores
+        # while the model runs, and spinning threads would take that CPU (bench/worker.py).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(model), options, providers=_providers(device))

@@ -14,7 +14,7 @@ Contract (huey's storage, with leases):
     stats()                   -> {status: count}
     purge(before)             -> int                   remove finished tasks older than that
     purge_orphans(before)     -> int                   remove images of tasks never stored
-    load_images(id)           -> list[bytes]
+    load_images(task)         -> list[bytes]
 
 Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
 task to lease expiry cannot overwrite the new owner's work; they return False then.
@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+def image_ids(task_id: str, count: int) -> list[str]:
+    """The `_id`s of a task's image documents: found and deleted through the _id index."""
+    return [f"{task_id}:{index}" for index in range(count)]
+
+
 class TaskStore:
     """The queue over one pymongo Database; it never builds its own client."""
 
@@ -63,7 +68,7 @@ class TaskStore:
         self.tasks.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         self.tasks.create_index([("status", ASCENDING), ("finished_at", DESCENDING)])
         self.tasks.create_index("dedup_key", unique=True)
-        self.images.create_index("task_id")
+        self.images.create_index("created_at")  # purge_orphans; all else goes by _id
         self._indexed = True
 
     def _ready(self) -> None:
@@ -92,8 +97,9 @@ class TaskStore:
             return existing["_id"], False
         task_id = str(ObjectId())
         now = self.clock()
+        count = len(event.images)
         images = [
-            {"_id": f"{task_id}:{index}", "task_id": task_id, "index": index,
+            {"_id": image_ids(task_id, count)[index], "task_id": task_id, "index": index,
              "data": Binary(image.data), "created_at": now}
             for index, image in enumerate(event.images)
         ]  # fmt: skip
@@ -106,18 +112,18 @@ class TaskStore:
         try:
             self.images.insert_many(images)
         except (PyMongoError, InvalidDocument):
-            self._drop_images(task_id)
+            self._drop_images(task_id, count)
             raise
         try:
             self.tasks.insert_one(task)
         except DuplicateKeyError:  # the same event arrived twice at once; the other one won
-            self._drop_images(task_id)
+            self._drop_images(task_id, count)
             winner = self.tasks.find_one({"dedup_key": key}, {"_id": 1})
             if winner is None:  # deleted in between by retention; extremely unlikely
                 raise
             return winner["_id"], False
         except InvalidDocument:
-            self._drop_images(task_id)
+            self._drop_images(task_id, count)
             raise
         except PyMongoError:
             if self._task_exists(task_id):  # the insert landed; only its answer was lost
@@ -131,9 +137,9 @@ class TaskStore:
         except PyMongoError:
             return False
 
-    def _drop_images(self, task_id: str) -> None:
+    def _drop_images(self, task_id: str, count: int) -> None:
         try:
-            self.images.delete_many({"task_id": task_id})
+            self.images.delete_many({"_id": {"$in": image_ids(task_id, count)}})
         except PyMongoError:
             log.warning("task %s: could not delete its images; purge will", task_id)
 
@@ -179,14 +185,15 @@ class TaskStore:
         return self._update_owned(task_id, worker, {"result_json": result_json})
 
     def complete(self, task_id: str, worker: str) -> bool:
-        done = self._finish(task_id, worker, Status.DONE, None)
-        if done:
-            self._drop_images(task_id)
-        return done
+        """Done; the image bytes are deleted (the labels are what is kept)."""
+        images = self._finish(task_id, worker, Status.DONE, None)
+        if images is not None:
+            self._drop_images(task_id, images)
+        return images is not None
 
     def fail(self, task_id: str, worker: str | None, reason: str) -> bool:
         """Failed for good with `reason`; worker None acts regardless of the lease (operators)."""
-        return self._finish(task_id, worker, Status.FAILED, reason)
+        return self._finish(task_id, worker, Status.FAILED, reason) is not None
 
     def reschedule(self, task_id: str, worker: str, run_at: float, error: str) -> bool:
         """Queue the task again to run at `run_at`, remembering why the last attempt failed."""
@@ -228,9 +235,11 @@ class TaskStore:
             log.warning("leases expired: %d task(s) requeued, %d failed", requeued, failed)
         return requeued, failed
 
-    def load_images(self, task_id: str) -> list[bytes]:
-        docs = self.images.find({"task_id": task_id}).sort("index", ASCENDING)
-        return [bytes(doc["data"]) for doc in docs]
+    def load_images(self, task: Task) -> list[bytes]:
+        """The task's image bytes in order; fewer than its images if some are missing."""
+        ids = image_ids(task.id, len(task.images))
+        found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
+        return [found[i] for i in ids if i in found]
 
     # -- reading ------------------------------------------------------------------------------
     def get(self, task_id: str) -> Task | None:
@@ -261,9 +270,12 @@ class TaskStore:
         removed = 0
         finished = {"status": {"$in": [Status.DONE.value, Status.FAILED.value]},
                     "finished_at": {"$lt": before}}  # fmt: skip
-        while ids := [doc["_id"] for doc in self.tasks.find(finished, {"_id": 1}).limit(batch)]:
-            self.images.delete_many({"task_id": {"$in": ids}})
-            removed += self.tasks.delete_many({"_id": {"$in": ids}}).deleted_count
+        while docs := list(self.tasks.find(finished, {"images": 1}).limit(batch)):
+            images = [i for doc in docs for i in image_ids(doc["_id"], len(doc["images"]))]
+            self.images.delete_many({"_id": {"$in": images}})
+            removed += self.tasks.delete_many(
+                {"_id": {"$in": [d["_id"] for d in docs]}}
+            ).deleted_count
         return removed
 
     def purge_orphans(self, before: float, batch: int = 500) -> int:
@@ -281,21 +293,31 @@ class TaskStore:
         return self.images.delete_many({"task_id": {"$in": orphans}}).deleted_count
 
     # -- internals ----------------------------------------------------------------------------
-    def _finish(self, task_id: str, worker: str | None, status: Status, error: str | None) -> bool:
+    def _finish(
+        self, task_id: str, worker: str | None, status: Status, error: str | None
+    ) -> int | None:
+        """Settle a running task; its number of images, or None if `worker` did not hold it."""
         fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
         if error is not None:
             fields["last_error"] = error
-        return self._update_owned(task_id, worker, fields, unset=("lease_until", "lease_owner"))
+        doc = self.tasks.find_one_and_update(
+            self._owned(task_id, worker),
+            {"$set": fields, "$unset": {"lease_until": "", "lease_owner": ""}},
+            projection={"images": 1},
+        )
+        return None if doc is None else len(doc.get("images") or ())
 
     def _update_owned(
         self, task_id: str, worker: str | None, fields: dict[str, Any], unset: Iterable[str] = ()
     ) -> bool:
-        query: dict[str, Any] = {"_id": task_id, "status": Status.RUNNING.value}
-        if worker is not None:
-            query["lease_owner"] = worker
-        else:
-            query["status"] = {"$in": [s.value for s in PENDING]}
         update: dict[str, Any] = {"$set": fields}
         if unset:
             update["$unset"] = dict.fromkeys(unset, "")
-        return self.tasks.update_one(query, update).matched_count == 1
+        return self.tasks.update_one(self._owned(task_id, worker), update).matched_count == 1
+
+    @staticmethod
+    def _owned(task_id: str, worker: str | None) -> dict[str, Any]:
+        """The filter for a task `worker` holds; worker None: any pending task (operators)."""
+        if worker is None:
+            return {"_id": task_id, "status": {"$in": [s.value for s in PENDING]}}
+        return {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker}

@@ -163,7 +163,7 @@ class Worker:
             job.body = task.result_json
             return
         try:
-            images = self.store.load_images(task.id)
+            images = self.store.load_images(task)
             if len(images) != len(task.images):
                 job.error = f"{len(task.images) - len(images)} of {len(task.images)} images missing"
                 return

@@ -15,6 +15,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.received: list[tuple[str, Any]] = []
+        self.arrivals: list[tuple[str, float]] = []  # (path, time.monotonic()) per POST
         self.script: dict[str, list[int]] = defaultdict(list)
         self.delay: dict[str, float] = {}
         self.headers: dict[str, dict[str, str]] = {}
@@ -25,6 +26,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.cond:
+                    receiver.arrivals.append((self.path, time.monotonic()))
                     receiver.received.append((self.path, json.loads(body or b"null")))
                     receiver.cond.notify_all()
                     statuses = receiver.script[self.path]

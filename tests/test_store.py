@@ -55,7 +55,7 @@ def test_enqueue_stores_task_and_images_apart(store: TaskStore, db: Database) ->
     ]
     assert not any("data" in i or "image_b64" in i for i in doc["images"])
     assert len(json.dumps(doc["payload_json"])) < 2000  # no image bytes in the task document
-    images = store.load_images(task_id)
+    images = store.load_images(store.get(task_id))
     assert [len(b) for b in images] == [i["bytes"] for i in doc["images"]]
     assert images[0][:2] == b"\xff\xd8"
 
@@ -158,8 +158,8 @@ def test_fail_keeps_the_reason_and_complete_drops_images(store: TaskStore, db: D
     assert store.complete(good, "w")
     failed = store.pending([Status.FAILED])
     assert [(t.id, t.last_error) for t in failed] == [(bad, "callback answered 404: no such hook")]
-    assert store.load_images(good) == []
-    assert len(store.load_images(bad)) == 1  # kept for an operator to look at
+    assert store.load_images(store.get(good)) == []
+    assert len(store.load_images(store.get(bad))) == 1  # kept for an operator to look at
     assert not store.fail(good, "w", "too late")  # finished tasks stay finished
     assert store.get(good).status == Status.DONE
 
@@ -303,7 +303,7 @@ def test_a_lost_answer_to_a_landed_insert_keeps_the_task_and_images(
     task_id, created = store.enqueue(make_event(seed=9, n_images=2))
     store.tasks = real
     assert created and real.find_one({"_id": task_id})["status"] == "queued"
-    assert len(store.load_images(task_id)) == 2
+    assert len(store.load_images(store.get(task_id))) == 2
 
 
 def test_a_failed_insert_leaves_orphans_that_purge_removes(
@@ -319,4 +319,4 @@ def test_a_failed_insert_leaves_orphans_that_purge_removes(
     assert store.purge_orphans(before=clock.now - 10) == 0  # too recent: may still be arriving
     clock.now += 100
     assert store.purge_orphans(before=clock.now - 10) == 2
-    assert db.images.count_documents({}) == 1 and len(store.load_images(kept)) == 1
+    assert db.images.count_documents({}) == 1 and len(store.load_images(store.get(kept))) == 1
