@@ -217,14 +217,22 @@ class Settings:
         return f"Settings({shown})"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Parse every HOOK_* variable; a missing or malformed one is a ConfigError naming it."""
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_api_key: bool = True
+    ) -> Settings:
+        """Parse every HOOK_* variable; a missing or malformed one is a ConfigError naming it.
+
+        Tools that never serve the hook (`status`) pass require_api_key=False.
+        """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in SPECS:
             raw = env.get(spec.env)
             if raw is None or not raw.strip():  # set but blank counts as unset
                 raw = spec.default
+            if raw is None and spec.field == "api_key" and not require_api_key:
+                values["api_key"] = ""
+                continue
             if raw is None:
                 if spec.field == "api_key":
                     raise ConfigError(

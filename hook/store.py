@@ -14,6 +14,8 @@ Contract (huey's storage, with leases):
     stats()                   -> {status: count}
     purge(before)             -> int                   remove finished tasks older than that
     purge_orphans(before)     -> int                   remove images of tasks never stored
+    beat(worker, info)        / workers()              worker heartbeats, for `status`
+    oldest_pending()          -> Task | None           the longest-waiting queued/running task
     load_images(task)         -> list[bytes]
 
 Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
@@ -58,6 +60,7 @@ class TaskStore:
         self.db = db
         self.tasks = db["tasks"]
         self.images = db["images"]
+        self.heartbeats = db["workers"]
         self.clock = clock
         self._indexed = False
 
@@ -258,6 +261,24 @@ class TaskStore:
         )
         return [Task.from_doc(doc) for doc in cursor]
 
+    def oldest_pending(self) -> Task | None:
+        docs = self.tasks.find(
+            {"status": {"$in": [s.value for s in PENDING]}}, {"payload_json": 0, "result_json": 0}
+        )
+        for doc in docs.sort("created_at", ASCENDING).limit(1):
+            return Task.from_doc(doc)
+        return None
+
+    def beat(self, worker: str, info: dict[str, Any]) -> None:
+        """Record that `worker` is alive, with a few facts about it."""
+        self.heartbeats.update_one(
+            {"_id": worker}, {"$set": {**info, "seen_at": self.clock()}}, upsert=True
+        )
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Heartbeats, most recent first."""
+        return list(self.heartbeats.find().sort("seen_at", DESCENDING))
+
     def stats(self) -> dict[str, int]:
         """Task count by status, every status present (zero when none)."""
         counts = {status.value: 0 for status in Status}
@@ -277,6 +298,10 @@ class TaskStore:
                 {"_id": {"$in": [d["_id"] for d in docs]}}
             ).deleted_count
         return removed
+
+    def forget_workers(self, before: float) -> int:
+        """Drop heartbeats last seen before `before` (workers long gone)."""
+        return self.heartbeats.delete_many({"seen_at": {"$lt": before}}).deleted_count
 
     def purge_orphans(self, before: float, batch: int = 500) -> int:
         """Delete images stored before `before` whose task never appeared (a failed enqueue)."""

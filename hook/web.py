@@ -15,12 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pymongo.errors import PyMongoError
 
 from hook import __version__
 from hook.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
+from hook.metrics import EVENTS, Metrics, rejection_reason, render
 from hook.settings import Settings
 from hook.store import TaskStore
 from hook.task import PENDING, Status
@@ -32,8 +34,9 @@ READ_CHUNK = 64 * 1024
 STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
 
-def create_app(settings: Settings, store: TaskStore) -> Bottle:
+def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = None) -> Bottle:
     """Build the WSGI app; it holds no state but what it is given."""
+    metrics = metrics or Metrics(store.db)
     app = Bottle(catchall=True)
     app.default_error_handler = _error_page  # type: ignore[method-assign]
     app.install(_json_errors)
@@ -54,7 +57,7 @@ def create_app(settings: Settings, store: TaskStore) -> Bottle:
             log.warning(
                 "refused a request with a wrong API key from %s", request.remote_addr or "?"
             )
-            raise Forbidden("wrong API key")
+            raise Forbidden("wrong API key", field="api_key")
 
     @app.get("/tasks")
     @app.get("/tasks/")
@@ -77,24 +80,30 @@ def create_app(settings: Settings, store: TaskStore) -> Bottle:
     @app.post("/tasks/<api_key>")
     def enqueue(api_key: str) -> HTTPResponse:
         started = time.perf_counter()
-        check_key(api_key)
-        body = read_body(request.environ, settings.max_body, settings.body_timeout)
         try:
-            event = parse_event(body, hosts=hosts, limits=limits)
+            check_key(api_key)
+            body = read_body(request.environ, settings.max_body, settings.body_timeout)
+            try:
+                event = parse_event(body, hosts=hosts, limits=limits)
+            except BadRequest as exc:
+                log.info("rejected an event (%d bytes): %s", len(body), exc)
+                raise
         except BadRequest as exc:
-            log.info("rejected an event (%d bytes): %s", len(body), exc)
+            metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, exc.status)}")
             raise
         task_id, created = store.enqueue(event)
+        metrics.count(EVENTS, "accepted" if created else "duplicate")
         log.info(
             "task %s %s: camera=%r images=%d body=%d bytes in %.1f ms",
-            task_id,
-            "queued" if created else "already known (duplicate delivery)",
-            event.camera,
-            len(event.images),
-            len(body),
-            (time.perf_counter() - started) * 1000,
-        )
+            task_id, "queued" if created else "already known (duplicate delivery)",
+            event.camera, len(event.images), len(body), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip
         return _json(200, {"ok": True, "task_id": task_id, "duplicate": not created})
+
+    @app.get("/metrics")
+    def prometheus() -> HTTPResponse:
+        return HTTPResponse(body=render(store.db, store), status=200,
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
 
     @app.get("/tasks/<api_key>")
     def listing(api_key: str) -> HTTPResponse:

@@ -37,6 +37,7 @@ from hook.errors import BadImage
 from hook.hosts import HostAllowList
 from hook.images import decode_image
 from hook.labels import camio_labels
+from hook.metrics import DELIVERIES, Metrics
 from hook.retry import RetryPolicy
 from hook.store import TaskStore
 from hook.task import Task
@@ -45,8 +46,9 @@ log = logging.getLogger(__name__)
 
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
 READY_DEPTH = 2  # decoded tasks waiting for the detector
-DELIVERIES = 4  # callbacks in flight at once
+IN_FLIGHT = 4  # callbacks in flight at once
 HOUSEKEEPING_SECONDS = 3600.0  # how often finished tasks past retention are purged
+HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
 
 
 @dataclass
@@ -85,18 +87,22 @@ class Worker:
         config: Config,
         *,
         http: requests.Session | None = None,
+        metrics: Metrics | None = None,
         worker_id: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.detector, self.config = store, detector, config
         self.http = http or requests.Session()
+        self.metrics = metrics or Metrics(store.db)
+        self.started_at = clock()
+        self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
         self.stopping = threading.Event()
         self.ready: queue.Queue[Job | None] = queue.Queue(maxsize=READY_DEPTH)
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
-        self.slots = threading.Semaphore(DELIVERIES)
+        self.slots = threading.Semaphore(IN_FLIGHT)
 
     def stop(self) -> None:
         """Warm stop: claim nothing more, finish what is claimed, then return from run()."""
@@ -111,7 +117,7 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
-        with ThreadPoolExecutor(DELIVERIES, thread_name_prefix="deliver") as pool:
+        with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="deliver") as pool:
             while (job := self.ready.get()) is not None:
                 self.slots.acquire()
                 self._label(job)
@@ -233,10 +239,14 @@ class Worker:
     # -- settling ------------------------------------------------------------------------------
     def _settle(self, job: Job, outcome: Outcome) -> None:
         if outcome.delivered:
+            self.metrics.count(DELIVERIES, "delivered")
+            self.metrics.observe_latency(self.clock() - job.task.created_at)
             self._finish(job)
         elif outcome.permanent:
+            self.metrics.count(DELIVERIES, "refused")
             self._finish(job, failed=outcome.reason)
         else:
+            self.metrics.count(DELIVERIES, "retried")
             self._retry(job, outcome.reason)
 
     def _finish(self, job: Job, failed: str | None = None) -> None:
@@ -260,6 +270,7 @@ class Worker:
                 elapsed,
             )
         else:
+            self.done += 1
             how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
             log.info("task %s done: camera=%r images=%d labels=%s attempt %d, %s, "
                      "claim-to-done %.0f ms", task.id, task.camera, len(task.images),
@@ -288,27 +299,39 @@ class Worker:
 
     # -- background chores -------------------------------------------------------------------
     def _keep_leases(self) -> None:
-        """Renew the leases of tasks in flight every third of a lease, until the worker ends."""
-        period = self.config.lease_seconds / 3
+        """Renew the leases of tasks in flight and record a heartbeat, until the worker ends."""
+        period = min(self.config.lease_seconds / 3, HEARTBEAT_SECONDS)
         while True:
             with self.lock:
                 ids = list(self.in_flight)
             if self.stopping.is_set() and not ids:
+                self._beat(period, state="stopped")
                 return
-            if ids:
-                try:
+            try:
+                if ids:
                     self.store.renew(ids, self.id, self.config.lease_seconds)
-                except PyMongoError as exc:
-                    log.warning("worker %s: could not renew leases: %s", self.id, exc)
+                self._beat(period, state="stopping" if self.stopping.is_set() else "running")
+            except PyMongoError as exc:
+                log.warning("worker %s: could not renew leases: %s", self.id, exc)
             if self.stopping.is_set():
                 time.sleep(0.1)
             else:
                 self.stopping.wait(period)
 
+    def _beat(self, period: float, state: str) -> None:
+        with self.lock:
+            in_flight = len(self.in_flight)
+        self.store.beat(self.id, {
+            "host": socket.gethostname(), "pid": os.getpid(), "state": state,
+            "started_at": self.started_at, "every": period, "done": self.done,
+            "in_flight": in_flight,
+        })  # fmt: skip
+
     def _purge(self) -> None:
         now = self.clock()
         removed = self.store.purge(before=now - self.config.retention_seconds)
         orphans = self.store.purge_orphans(before=now - HOUSEKEEPING_SECONDS)
+        self.store.forget_workers(before=now - self.config.retention_seconds)
         if removed or orphans:
             log.info("purged %d finished task(s) past retention and %d orphan image(s)",
                      removed, orphans)  # fmt: skip

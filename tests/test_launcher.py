@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -39,6 +40,29 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> No
         (labels,) = receiver.wait_for("/cb/run", 1)
         assert labels["status"] == "success" and len(labels["labels"]) == 2
         assert len(servers_for(data_dir / "mongo")) == 1
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for name in ("dog.jpg", "person.jpg"):
+            (photos / name).write_bytes((procs.ROOT / "tests/data" / name).read_bytes())
+        played = subprocess.run(
+            [sys.executable, "-m", "hook", "simulate", f"{base}/tasks/{API_KEY}",
+             "--images", str(photos), "--timeout", "60"],
+            cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert played.returncode == 0, played.stdout + played.stderr
+        assert "dog.jpg: POST 200" in played.stdout and '"bicycle"' in played.stdout
+        assert "person.jpg: labels" in played.stdout and '"horse"' in played.stdout
+        status = subprocess.run(
+            [sys.executable, "-m", "hook", "status"],
+            cwd=procs.ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert "workers: 2 alive" in status.stdout, status.stdout + status.stderr
+        assert "done 3" in status.stdout
     finally:
         code = procs.stop(launcher, signal.SIGINT, timeout=60)
         receiver.close()

@@ -298,3 +298,23 @@ def test_mongo_down_is_503_json_never_500(tmp_path, db_name: str) -> None:
     finally:
         client.close()
         server.stop()
+
+
+def test_metrics_in_prometheus_format(base: str) -> None:
+    post(base, event(1, seed=31))
+    post(base, event(1, seed=31))
+    post(base, event(1, seed=32) | {"callback_url": "https://evil.example/"})
+    bad = event(2, seed=33)
+    bad["images"][1]["image_b64"] = "***"
+    post(base, bad)
+    post(base, event(1, seed=34), key="guess-guess-guess-guess")
+    answer = requests.get(f"{base}/metrics", timeout=5)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.text
+    assert 'hook_tasks{status="queued"} 1.0' in text
+    assert 'hook_events_total{outcome="accepted",reason=""} 1.0' in text
+    assert 'hook_events_total{outcome="duplicate",reason=""} 1.0' in text
+    assert 'hook_events_total{outcome="rejected",reason="callback_url"} 1.0' in text
+    assert 'hook_events_total{outcome="rejected",reason="images[].image_b64"} 1.0' in text
+    assert 'hook_events_total{outcome="rejected",reason="api_key"} 1.0' in text
+    assert "hook_latency_seconds_bucket" in text and API_KEY not in text

@@ -253,3 +253,25 @@ def test_two_workers_deliver_50_events_exactly_once(
     assert all(len(receiver.bodies(path)) == 1 for _, path in sent)
     output = workers.output()
     assert sum(f"task {task_id} done" in output for task_id, _ in sent) == 50
+
+
+def test_deliveries_and_latency_reach_the_metrics(
+    web: str, receiver: Receiver, workers: Workers
+) -> None:
+    before = requests.get(f"{web}/metrics", timeout=5).text
+    workers.start()
+    _, path = send(web, receiver, [("2017-05-05T01:31:13Z", image_bytes(seed=777))])
+    receiver.wait_for(path, 1)
+    time.sleep(0.5)
+    after = requests.get(f"{web}/metrics", timeout=5).text
+
+    def value(text: str, line: str) -> float:
+        found = [row for row in text.splitlines() if row.startswith(line)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    delivered = 'hook_deliveries_total{outcome="delivered"}'
+    assert value(after, delivered) == value(before, delivered) + 1
+    assert (
+        value(after, "hook_latency_seconds_count")
+        == value(before, "hook_latency_seconds_count") + 1
+    )

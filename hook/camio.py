@@ -1,0 +1,72 @@
+"""Camio's hooks API: register, list and delete the hook that sends events to this server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+DEFAULT_API = "https://www.camio.com/api"
+
+
+class CamioError(Exception):
+    """One line a person can act on: no token, an HTTP error from Camio, no network."""
+
+
+def camera_query(camera: str) -> str:
+    """parsed_query matching one camera by name, quoted the way Camio's Python-like syntax reads."""
+    escaped = camera.replace("\\", "\\\\").replace("'", "\\'")
+    return f"camera == '{escaped}'"
+
+
+@dataclass
+class CamioClient:
+    """A thin client of /users/me/hooks, authenticated with a developer OAuth token."""
+
+    token: str
+    api_url: str = DEFAULT_API
+    timeout: float = 15.0
+    http: requests.Session | None = None
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise CamioError(
+                "no Camio token: set CAMIO_OAUTH_TOKEN or pass --token "
+                "(make one at https://camio.com/settings/integrations#api)"
+            )
+        self.http = self.http or requests.Session()
+
+    def register(self, callback_url: str, parsed_query: str) -> dict[str, Any]:
+        body = {"callback_url": callback_url, "type": "query_match", "parsed_query": parsed_query}
+        return self._call("POST", "/users/me/hooks", json=body)
+
+    def hooks(self) -> list[dict[str, Any]]:
+        found = self._call("GET", "/users/me/hooks")
+        return found if isinstance(found, list) else list(found.get("hooks", []))
+
+    def unregister(self, hook_id: str) -> None:
+        self._call("DELETE", f"/users/me/hooks/{hook_id}")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = self.api_url.rstrip("/") + path
+        assert self.http is not None
+        try:
+            answer = self.http.request(
+                method, url, timeout=self.timeout,
+                headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+                **kwargs,
+            )  # fmt: skip
+        except requests.RequestException as exc:
+            raise CamioError(
+                f"cannot reach Camio at {self.api_url}: {type(exc).__name__}"
+            ) from None
+        if not answer.ok:
+            detail = " ".join(answer.text.split())[:200]
+            raise CamioError(f"Camio answered {answer.status_code} to {method} {path}: {detail}")
+        if not answer.content:
+            return {}
+        try:
+            return answer.json()
+        except ValueError:
+            raise CamioError(f"Camio answered {method} {path} with something not JSON") from None

@@ -1,0 +1,111 @@
+"""Metrics: counters kept in MongoDB, rendered in Prometheus' text format at GET /metrics.
+
+Web and worker processes, on one machine or many, all add to the same documents, so one scrape
+of any web process sees the whole installation. Counting is best-effort: a failed update is
+logged, never allowed to fail the request or task it describes.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from hook.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+#: Seconds from an event's arrival to its labels being delivered.
+BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+EVENTS, DELIVERIES, LATENCY = "events", "deliveries", "latency"
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def _bucket_field(bound: float) -> str:
+    return "le_" + f"{bound:g}".replace(".", "_")
+
+
+class Metrics:
+    """The counters of one installation, in the `counters` collection."""
+
+    def __init__(self, db: Database) -> None:
+        self.counters = db["counters"]
+
+    def count(self, family: str, label: str) -> None:
+        """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
+        self._inc(f"{family}|{label}", {"n": 1})
+
+    def observe_latency(self, seconds: float) -> None:
+        fields: dict[str, float] = {"count": 1, "sum": seconds}
+        for bound in BUCKETS:
+            if seconds <= bound:
+                fields[_bucket_field(bound)] = 1
+        self._inc(LATENCY, fields)
+
+    def _inc(self, key: str, fields: dict[str, float]) -> None:
+        try:
+            self.counters.update_one({"_id": key}, {"$inc": fields}, upsert=True)
+        except PyMongoError as exc:
+            log.warning("metrics: could not count %s: %s", key, type(exc).__name__)
+
+
+def rejection_reason(field: str | None, status: int) -> str:
+    """A low-cardinality reason: the field without list indices, or the status."""
+    return _INDEX.sub("[]", field) if field else str(status)
+
+
+class _Collector:
+    """Reads the counters and task counts at scrape time."""
+
+    def __init__(self, db: Database, store: TaskStore) -> None:
+        self.db, self.store = db, store
+
+    def collect(self) -> Iterator[Metric]:
+        tasks = GaugeMetricFamily("hook_tasks", "Tasks in the queue by status", labels=["status"])
+        for status, n in self.store.stats().items():
+            tasks.add_metric([status], n)
+        yield tasks
+        events = CounterMetricFamily(
+            "hook_events", "Events POSTed to the hook, by outcome and reason",
+            labels=["outcome", "reason"],
+        )  # fmt: skip
+        deliveries = CounterMetricFamily(
+            "hook_deliveries", "Label deliveries to callback URLs, by outcome", labels=["outcome"]
+        )
+        latency = None
+        for doc in self.db["counters"].find():
+            family, _, label = str(doc["_id"]).partition("|")
+            if family == EVENTS:
+                outcome, _, reason = label.partition(":")
+                events.add_metric([outcome, reason], doc.get("n", 0))
+            elif family == DELIVERIES:
+                deliveries.add_metric([label], doc.get("n", 0))
+            elif family == LATENCY:
+                latency = doc
+        yield events
+        yield deliveries
+        histogram = HistogramMetricFamily(
+            "hook_latency_seconds", "Seconds from an event's arrival to its labels' delivery"
+        )
+        doc = latency or {}
+        buckets = [(f"{b:g}", doc.get(_bucket_field(b), 0)) for b in BUCKETS]
+        buckets.append(("+Inf", doc.get("count", 0)))
+        histogram.add_metric([], buckets, doc.get("sum", 0.0))
+        yield histogram
+
+
+def render(db: Database, store: TaskStore) -> bytes:
+    """The Prometheus text exposition of the installation's figures."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(db, store))  # type: ignore[arg-type]
+    return generate_latest(registry)

@@ -1,0 +1,62 @@
+"""`python -m hook status`: the queue and the workers at a glance, from MongoDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hook.store import TaskStore
+from hook.task import Status, iso
+
+
+def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
+    """Everything the status report shows, as plain data (also printed with --json)."""
+    oldest = store.oldest_pending()
+    workers = []
+    for beat in store.workers():
+        age = now - float(beat.get("seen_at", 0))
+        alive = beat.get("state") != "stopped" and age < 3 * float(beat.get("every", 10))
+        workers.append({
+            "id": beat["_id"], "host": beat.get("host"), "pid": beat.get("pid"),
+            "state": beat.get("state") if alive else "gone", "seen_seconds_ago": round(age, 1),
+            "done": beat.get("done", 0), "in_flight": beat.get("in_flight", 0),
+        })  # fmt: skip
+    return {
+        "tasks": store.stats(),
+        "oldest_pending_seconds": round(now - oldest.created_at, 1) if oldest else None,
+        "recent_failures": [
+            {
+                "id": t.id,
+                "camera": t.camera,
+                "finished_at": iso(t.finished_at),
+                "reason": t.last_error,
+            }
+            for t in store.pending([Status.FAILED], failures)
+        ],
+        "workers": workers,
+    }
+
+
+def report(data: dict[str, Any]) -> str:
+    """The same, as lines for a person."""
+    tasks = data["tasks"]
+    lines = ["tasks: " + ", ".join(f"{status} {n}" for status, n in tasks.items())]
+    oldest = data["oldest_pending_seconds"]
+    lines.append(f"oldest pending task: {_age(oldest)} old" if oldest is not None
+                 else "oldest pending task: none pending")  # fmt: skip
+    alive = [w for w in data["workers"] if w["state"] != "gone"]
+    lines.append(f"workers: {len(alive)} alive")
+    for w in data["workers"]:
+        lines.append(f"  {w['id']}  {w['state']:<8} seen {_age(w['seen_seconds_ago'])} ago, "
+                     f"{w['done']} done, {w['in_flight']} in hand")  # fmt: skip
+    lines.append(f"recent failures: {len(data['recent_failures'])}")
+    for f in data["recent_failures"]:
+        lines.append(f"  {f['finished_at']}  {f['id']}  camera={f['camera']!r}: {f['reason']}")
+    return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,174 @@
+"""The command line: Camio registration against a local stand-in for Camio's API, and status."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+from hook.store import TaskStore
+from tests import procs
+from tests.factories import API_KEY, free_port
+from tests.test_store import make_event
+
+TOKEN = "camio-oauth-token-123"
+
+
+class FakeCamio:
+    """Camio's /api/users/me/hooks as far as the CLI uses it; records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_with: int | None = None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                fake.requests.append({"method": self.command, "path": self.path, "body": body,
+                                      "auth": self.headers.get("Authorization")})  # fmt: skip
+                if fake.fail_with:
+                    status, payload = fake.fail_with, {"error": "token not valid"}
+                elif self.headers.get("Authorization") != f"token {TOKEN}":
+                    status, payload = 401, {"error": "unauthorized"}
+                elif self.command == "POST" and self.path == "/api/users/me/hooks":
+                    status, payload = 200, {"id": "hook-42", **body}
+                elif self.command == "GET" and self.path == "/api/users/me/hooks":
+                    status, payload = (
+                        200,
+                        [
+                            {
+                                "id": "hook-42",
+                                "type": "query_match",
+                                "parsed_query": "camera == 'porch'",
+                                "callback_url": f"https://h:8000/tasks/{API_KEY}",
+                            }
+                        ],
+                    )
+                elif self.command == "DELETE" and self.path == "/api/users/me/hooks/hook-42":
+                    status, payload = 204, None
+                else:
+                    status, payload = 404, {"error": "no such thing"}
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's names
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api"
+
+
+@pytest.fixture
+def camio() -> Iterator[FakeCamio]:
+    fake = FakeCamio()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "hook", *args]
+    return subprocess.run(argv, cwd=procs.ROOT, text=True, capture_output=True,
+                          env=procs.hook_env(**env), timeout=60, check=False)  # fmt: skip
+
+
+def test_register_by_camera(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h:8000/tasks/k", "--camera", "front door",
+               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hook-42"
+    (req,) = camio.requests
+    assert req["method"] == "POST" and req["path"] == "/api/users/me/hooks"
+    assert req["auth"] == f"token {TOKEN}"
+    assert req["body"] == {
+        "callback_url": "https://h:8000/tasks/k",
+        "type": "query_match",
+        "parsed_query": "camera == 'front door'",
+    }
+
+
+def test_register_by_query_with_token_option(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h/tasks/k", "--query", "1==1",
+               "--token", TOKEN, "--api-url", camio.url)  # fmt: skip
+    assert done.returncode == 0 and camio.requests[0]["body"]["parsed_query"] == "1==1"
+
+
+def test_list_and_unregister(camio: FakeCamio) -> None:
+    listed = cli("hooks", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)
+    assert listed.returncode == 0
+    assert "hook-42" in listed.stdout and "camera == 'porch'" in listed.stdout
+    assert API_KEY not in listed.stdout and "/tasks/<key>" in listed.stdout
+    deleted = cli("unregister", "hook-42", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)
+    assert deleted.returncode == 0 and "deleted hook hook-42" in deleted.stdout
+    assert [(r["method"], r["path"]) for r in camio.requests] == [
+        ("GET", "/api/users/me/hooks"), ("DELETE", "/api/users/me/hooks/hook-42")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["hooks"], {}, "no Camio token: set CAMIO_OAUTH_TOKEN"),
+        (["hooks"], {"CAMIO_OAUTH_TOKEN": "wrong"}, "Camio answered 401 to GET /users/me/hooks"),
+        (["unregister", "nope"], {"CAMIO_OAUTH_TOKEN": TOKEN}, "Camio answered 404 to DELETE"),
+    ],
+)
+def test_errors_are_one_clear_line(
+    camio: FakeCamio, args: list[str], env: dict, words: str
+) -> None:
+    done = cli(*args, CAMIO_API_URL=camio.url, **env)
+    assert done.returncode != 0
+    assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_no_network_is_one_clear_line() -> None:
+    done = cli(
+        "hooks", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=f"http://127.0.0.1:{free_port()}/api"
+    )
+    assert done.returncode == 1 and "cannot reach Camio" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_status_reports_queue_failures_and_workers(mongo, db: Database, db_name: str) -> None:
+    store = TaskStore(db)
+    ids = [store.enqueue(make_event(seed=s))[0] for s in range(3)]
+    store.claim("w1", 60)
+    store.fail(ids[0], "w1", "callback answered 404: gone")
+    store.beat("host:1:abc", {"host": "host", "pid": 1, "state": "running", "every": 10,
+                              "done": 7, "in_flight": 1})  # fmt: skip
+    store.beat("host:2:old", {"state": "running", "every": 10})
+    db.workers.update_one({"_id": "host:2:old"}, {"$set": {"seen_at": time.time() - 3600}})
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["tasks"] == {"queued": 2, "running": 0, "done": 0, "failed": 1}
+    assert data["oldest_pending_seconds"] is not None and data["oldest_pending_seconds"] >= 0
+    assert data["recent_failures"][0]["reason"] == "callback answered 404: gone"
+    states = {w["id"]: w["state"] for w in data["workers"]}
+    assert states == {"host:1:abc": "running", "host:2:old": "gone"}
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "tasks: queued 2, running 0, done 0, failed 1" in text
+    assert "workers: 1 alive" in text and "callback answered 404: gone" in text
+
+
+def test_status_with_mongo_down_is_one_line() -> None:
+    done = cli("status", HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}",
+               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
