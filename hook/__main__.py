@@ -14,9 +14,9 @@ from pymongo.errors import PyMongoError
 
 from hook.camio import DEFAULT_API, CamioClient, CamioError, camera_query
 from hook.errors import ConfigError
-from hook.launcher import Launcher
+from hook.launcher import Launcher, web_argv
 from hook.logs import configure
-from hook.mongo import connect
+from hook.mongo import connect, embedded_for
 from hook.redact import redact
 from hook.settings import PROJECT_DIR, Settings, settings_table, update_readme
 from hook.simulate import images_in, simulate
@@ -28,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m hook", description=__doc__)
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
     commands.add_parser("run", help="run MongoDB (embedded), the web app and workers here")
+    commands.add_parser("web", help="become gunicorn serving hook.wsgi:app (systemd's entry)")
+    commands.add_parser("mongo", help="become the embedded MongoDB server (systemd's entry)")
     table = commands.add_parser("settings", help="print the settings table (Markdown)")
     table.add_argument(
         "--update-readme",
@@ -99,14 +101,27 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=args.timeout,
                 out=sys.stdout,
             )
-        settings = Settings.from_env(require_api_key=args.command == "run")
+        settings = Settings.from_env(require_api_key=args.command in ("run", "web"))
         configure(settings.log_level)
         if args.command == "status":
             return status_command(settings, as_json=args.json)
+        if args.command == "web":
+            exec_argv(web_argv(settings))
+        if args.command == "mongo":
+            embedded = embedded_for(settings)
+            embedded.data_dir.mkdir(parents=True, exist_ok=True)
+            exec_argv(embedded.command())
         return Launcher(settings).run()
     except (ConfigError, CamioError, ValueError, OSError) as exc:
         print(f"hook {args.command}: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
+
+
+def exec_argv(argv: list[str]) -> None:
+    """Replace this process, so systemd supervises the server itself, not a wrapper."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # noqa: S606 - a fixed argv of our own, no shell wanted
 
 
 def camio_command(args: argparse.Namespace) -> int:

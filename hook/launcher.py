@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from hook.embedded import EmbeddedMongo
@@ -27,16 +28,22 @@ STOP_TIMEOUT = 30.0
 THREADS = 4  # per gunicorn worker process
 
 
-def gunicorn_argv(bind: str, workers: int) -> list[str]:
+def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None) -> list[str]:
     """gunicorn serving hook.wsgi:app; no --preload, so each worker opens its own MongoClient."""
+    https = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
     return [
         sys.executable, "-m", "gunicorn", "hook.wsgi:app", "--chdir", str(PROJECT_DIR),
         "--workers", str(workers), "--bind", bind,
         # threads: a slow client holds one thread, not a whole worker (and reads time out)
         "--worker-class", "gthread", "--threads", str(THREADS),
         "--logger-class", "hook.redact.GunicornLogger",
-        "--graceful-timeout", "10", "--no-control-socket",
+        "--graceful-timeout", "10", "--no-control-socket", *https,
     ]  # fmt: skip
+
+
+def web_argv(settings: Settings) -> list[str]:
+    tls = (settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
+    return gunicorn_argv(settings.bind, settings.web_workers, tls)
 
 
 def worker_argv() -> list[str]:
@@ -54,7 +61,7 @@ class Launcher:
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """What to run besides MongoDB, as (name, argv)."""
-        web = ("web", gunicorn_argv(self.settings.bind, self.settings.web_workers))
+        web = ("web", web_argv(self.settings))
         workers = [(f"worker {n + 1}", worker_argv()) for n in range(self.settings.workers)]
         return [web, *workers]
 

@@ -96,6 +96,10 @@ def _log_level(raw: str) -> str:
     return level
 
 
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw.strip()).expanduser() if raw.strip() else None
+
+
 def _api_key(raw: str) -> str:
     key = raw.strip()
     if not API_KEY_PATTERN.fullmatch(key):
@@ -132,6 +136,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_EMBEDDED_PORT", "embedded_port", _positive_int, "27027",
          "Loopback port of the embedded MongoDB."),
     Spec("HOOK_BIND", "bind", _text, "127.0.0.1:8000", "Address gunicorn listens on."),
+    Spec("HOOK_TLS_CERT", "tls_cert", _optional_path, None,
+         "PEM certificate (chain) for HTTPS; with HOOK_TLS_KEY, gunicorn serves https."),
+    Spec("HOOK_TLS_KEY", "tls_key", _optional_path, None, "PEM private key for HTTPS."),
     Spec("HOOK_WEB_WORKERS", "web_workers", _positive_int, "2",
          "gunicorn worker processes started by `python -m hook run`."),
     Spec("HOOK_WORKERS", "workers", _positive_int, "1",
@@ -188,6 +195,8 @@ class Settings:
     data_dir: Path
     embedded_port: int
     bind: str
+    tls_cert: Path | None
+    tls_key: Path | None
     web_workers: int
     workers: int
     lease_seconds: float
@@ -246,6 +255,8 @@ class Settings:
             except ValueError as exc:
                 shown = "<hidden>" if spec.field == "api_key" else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
+        if (values["tls_cert"] is None) != (values["tls_key"] is None):
+            raise ConfigError("HOOK_TLS_CERT and HOOK_TLS_KEY go together: set both or neither")
         return cls(**values)
 
 

@@ -1,0 +1,403 @@
+#!/usr/bin/env bash
+# Install (or upgrade in place) the hook server on Debian 12 / Ubuntu 22.04+ as systemd services.
+# Run as root from a checkout of the repository. See --help.
+set -euo pipefail
+
+SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=/
+START=1
+MONGO_URI=""
+ACTION=install
+PURGE=0
+EMBEDDED_URI="mongodb://127.0.0.1:27027/"
+USER_NAME=hook
+UNITS=(hook-web.service hook-worker@.service hook-worker.service hook-mongo.service)
+
+usage() {
+  cat <<'EOF'
+Usage: sudo ./hook-install.sh [options]
+
+Installs the hook server: code and a Python venv in /opt/hook, settings in /etc/default/hook
+(created once, with a random HOOK_API_KEY), data in /var/lib/hook, and the systemd services
+hook-web (gunicorn), hook-worker (worker.py) and, unless --mongo-uri is given, hook-mongo (the
+embedded MongoDB). Running it again upgrades in place and keeps the settings and the data.
+
+Options:
+  --mongo-uri URI   use this MongoDB (a replica set, Atlas...) instead of the embedded one
+  --no-start        install and enable nothing to run now (e.g. when building an image)
+  --root DIR        write the files under DIR only (packaging, tests): no apt, no user,
+                    no venv, no model, no systemctl
+  --uninstall       stop and remove the services and /opt/hook; keep settings and data
+  --purge           with --uninstall: also remove /etc/default/hook, /var/lib/hook and the user
+  -h, --help        this text
+EOF
+}
+
+die() {
+  echo "hook-install: $*" >&2
+  exit 1
+}
+
+say() {
+  echo "hook-install: $*"
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --mongo-uri)
+        [ $# -ge 2 ] || die "--mongo-uri needs a URI"
+        MONGO_URI=$2
+        shift
+        ;;
+      --no-start) START=0 ;;
+      --root)
+        [ $# -ge 2 ] || die "--root needs a directory"
+        ROOT=$(mkdir -p "$2" && cd "$2" && pwd)
+        shift
+        ;;
+      --uninstall) ACTION=uninstall ;;
+      --purge) PURGE=1 ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) die "unknown option: $1 (see --help)" ;;
+    esac
+    shift
+  done
+  if [ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ]; then
+    die "--purge goes with --uninstall"
+  fi
+  case "$MONGO_URI" in
+    "" | mongodb://* | mongodb+srv://*) ;;
+    *) die "--mongo-uri must start with mongodb:// or mongodb+srv://" ;;
+  esac
+}
+
+# Paths, all under ROOT (which is / for a real install).
+set_paths() {
+  local r=${ROOT%/}
+  APP=$r/opt/hook
+  CONF=$r/etc/default/hook
+  DATA=$r/var/lib/hook
+  UNIT_DIR=$r/etc/systemd/system
+}
+
+real_install() {
+  [ "$ROOT" = / ]
+}
+
+require_root() {
+  if real_install && [ "$(id -u)" != 0 ]; then
+    die "run as root (sudo ./hook-install.sh)"
+  fi
+}
+
+# The newest Python 3.11+ there is, installing python3.11 where python3 is older (Ubuntu 22.04).
+python_for_venv() {
+  local candidate
+  for candidate in python3 python3.13 python3.12 python3.11; do
+    if command -v "$candidate" >/dev/null &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
+install_packages() {
+  say "installing system packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3 python3-venv ca-certificates >/dev/null
+  if ! python_for_venv >/dev/null; then
+    apt-get install -y -qq python3.11 python3.11-venv >/dev/null
+  fi
+}
+
+create_user() {
+  if ! id "$USER_NAME" >/dev/null 2>&1; then
+    say "creating system user $USER_NAME"
+    useradd --system --home-dir /var/lib/hook --no-create-home --shell /usr/sbin/nologin \
+      "$USER_NAME"
+  fi
+}
+
+copy_code() {
+  say "installing the code in $APP"
+  mkdir -p "$APP/models"
+  rm -rf "$APP/hook"
+  cp -r "$SOURCE_DIR/hook" "$APP/hook"
+  find "$APP/hook" -name __pycache__ -type d -prune -exec rm -rf {} +
+  cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/requirements.txt" "$SOURCE_DIR/README.md" \
+    "$SOURCE_DIR/hook-install.sh" "$APP/"
+  cp "$SOURCE_DIR/models/__init__.py" "$SOURCE_DIR/models/build.py" \
+    "$SOURCE_DIR/models/darknet.py" "$APP/models/"
+}
+
+make_venv() {
+  local python
+  python=$(python_for_venv) || die "no Python 3.11 or newer could be installed"
+  if [ ! -x "$APP/.venv/bin/python" ]; then
+    say "creating the venv with $python"
+    "$python" -m venv "$APP/.venv"
+  fi
+  say "installing requirements"
+  "$APP/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$APP/requirements.txt"
+  "$APP/.venv/bin/python" "$APP/models/build.py"
+  "$APP/.venv/bin/python" -m compileall -q "$APP/hook" "$APP/models" "$APP/worker.py" >/dev/null
+}
+
+random_key() {
+  od -An -N24 -tx1 /dev/urandom | tr -d ' \n'
+}
+
+write_config() {
+  mkdir -p "$(dirname "$CONF")"
+  if [ -e "$CONF" ]; then
+    say "keeping the settings in $CONF"
+    if [ -n "$MONGO_URI" ] && ! grep -qxF "HOOK_MONGO_URI=$MONGO_URI" "$CONF"; then
+      say "note: --mongo-uri differs from HOOK_MONGO_URI in $CONF; edit that file to change it"
+    fi
+    return 0
+  fi
+  say "writing $CONF with a new random HOOK_API_KEY"
+  local workers
+  workers=$(nproc 2>/dev/null || echo 2)
+  [ "$workers" -ge 2 ] || workers=2
+  (
+    umask 027
+    cat >"$CONF" <<EOF
+# hook settings, read by hook-web, hook-worker and hook-mongo (see /opt/hook/README.md, Settings).
+# Restart the services after a change: systemctl restart hook-web 'hook-worker@*'
+
+HOOK_API_KEY=$(random_key)
+HOOK_MONGO_URI=${MONGO_URI:-$EMBEDDED_URI}
+HOOK_DATA_DIR=/var/lib/hook
+HOOK_BIND=0.0.0.0:8000
+HOOK_WEB_WORKERS=$workers
+# worker processes on this machine (hook-worker@1..N); 2 with HOOK_THREADS=1 labels most
+# images per second on 2 cores
+HOOK_WORKERS=1
+HOOK_CALLBACK_HOSTS=camio.com
+# For HTTPS (Camio calls https://HOST:8000/...), give a certificate and its key:
+#HOOK_TLS_CERT=/etc/hook/fullchain.pem
+#HOOK_TLS_KEY=/etc/hook/privkey.pem
+EOF
+  )
+  chmod 640 "$CONF"
+  if real_install; then
+    chown root:"$USER_NAME" "$CONF"
+  fi
+}
+
+# The MongoDB the installation uses, as its settings say.
+configured_mongo_uri() {
+  sed -n 's/^HOOK_MONGO_URI=//p' "$CONF" | tail -n 1
+}
+
+uses_embedded() {
+  [ "$(configured_mongo_uri)" = "$EMBEDDED_URI" ]
+}
+
+hardening() {
+  cat <<'EOF'
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+CapabilityBoundingSet=
+SystemCallArchitectures=native
+UMask=0027
+EOF
+}
+
+# A unit: $1 name, $2 description, $3 ExecStart, $4 extra [Unit] lines, $5 extra [Service] lines.
+write_unit() {
+  {
+    cat <<EOF
+[Unit]
+Description=$2
+Documentation=file:///opt/hook/README.md
+After=network-online.target
+Wants=network-online.target
+$4
+
+[Service]
+Type=simple
+User=$USER_NAME
+Group=$USER_NAME
+EnvironmentFile=/etc/default/hook
+Environment=PYTHONDONTWRITEBYTECODE=1
+WorkingDirectory=/opt/hook
+ExecStart=$3
+StateDirectory=hook
+StateDirectoryMode=0750
+Restart=on-failure
+RestartSec=2
+$5
+EOF
+    hardening
+    cat <<'EOF'
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  } >"$UNIT_DIR/$1"
+}
+
+write_units() {
+  say "writing the systemd units in $UNIT_DIR"
+  mkdir -p "$UNIT_DIR"
+  local python=/opt/hook/.venv/bin/python after=""
+  if uses_embedded; then
+    after=$'After=hook-mongo.service\nRequires=hook-mongo.service'
+    write_unit hook-mongo.service "hook: embedded MongoDB (nx-27017)" \
+      "$python -m hook mongo" "" "TimeoutStopSec=30"
+  else
+    rm -f "$UNIT_DIR/hook-mongo.service"
+  fi
+  write_unit hook-web.service "hook: web (gunicorn hook.wsgi:app)" "$python -m hook web" \
+    "$after" "TimeoutStopSec=30"
+  # A worker finishes its tasks in hand on SIGTERM: a callback timeout and a big event at most.
+  write_unit hook-worker@.service "hook: worker %i (labels events, calls Camio back)" \
+    "$python /opt/hook/worker.py" "$after" "TimeoutStopSec=120"
+  rm -f "$UNIT_DIR/hook-worker.service" # the single-instance unit of earlier versions
+}
+
+worker_count() {
+  local n
+  n=$(sed -n 's/^HOOK_WORKERS=//p' "$CONF" | tail -n 1)
+  case "$n" in
+    '' | *[!0-9]*) echo 1 ;;
+    *) echo "$((n > 0 ? n : 1))" ;;
+  esac
+}
+
+start_services() {
+  local units=(hook-web.service) n
+  for n in $(seq 1 "$(worker_count)"); do
+    units+=("hook-worker@$n.service")
+  done
+  if uses_embedded; then
+    units=(hook-mongo.service "${units[@]}")
+  fi
+  systemctl daemon-reload
+  if [ "$START" = 1 ]; then
+    say "starting ${units[*]}"
+    systemctl enable --quiet "${units[@]}"
+    systemctl restart "${units[@]}"
+  fi
+}
+
+stop_services() {
+  if real_install && command -v systemctl >/dev/null; then
+    systemctl stop 'hook-worker@*.service' 2>/dev/null || true
+    systemctl disable --now --quiet hook-web.service hook-mongo.service 'hook-worker@*.service' \
+      2>/dev/null || true
+  fi
+}
+
+print_next_steps() {
+  local host scheme=http
+  host=$(hostname -f 2>/dev/null || hostname)
+  if grep -q '^HOOK_TLS_CERT=' "$CONF"; then
+    scheme=https
+  fi
+  cat <<EOF
+
+hook is installed.
+  hook URL:  $scheme://$host:8000/tasks/<HOOK_API_KEY from /etc/default/hook>
+  health:    curl $scheme://$host:8000/tasks/
+  status:    sudo sh -c 'set -a; . /etc/default/hook; cd /opt/hook && .venv/bin/python -m hook status'
+  logs:      journalctl -u hook-web -u 'hook-worker@*' -f
+
+Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; cd /opt/hook && .venv/bin/python -m hook register --callback-url "$scheme://$host:8000/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
+EOF
+  if [ "$scheme" = http ]; then
+    echo "Camio calls hooks over HTTPS: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."
+  fi
+}
+
+install() {
+  require_root
+  if real_install; then
+    install_packages
+    create_user
+  fi
+  stop_running_for_upgrade
+  copy_code
+  write_config
+  if real_install; then
+    make_venv
+    mkdir -p "$DATA"
+    chown "$USER_NAME:$USER_NAME" "$DATA"
+    chmod 750 "$DATA"
+  else
+    mkdir -p "$DATA"
+  fi
+  write_units
+  if real_install; then
+    start_services
+  fi
+  print_next_steps
+}
+
+# An upgrade replaces the code under running services: stop the worker first (it finishes the
+# tasks in hand), then the web; start_services brings both back.
+stop_running_for_upgrade() {
+  if real_install && [ "$START" = 1 ] && systemctl is-active --quiet hook-web.service; then
+    say "stopping the running services for the upgrade"
+    systemctl stop 'hook-worker@*.service' hook-worker.service hook-web.service 2>/dev/null || true
+  fi
+}
+
+uninstall() {
+  require_root
+  say "removing the services and $APP"
+  stop_services
+  local unit
+  for unit in "${UNITS[@]}"; do
+    rm -f "$UNIT_DIR/$unit"
+  done
+  if real_install && command -v systemctl >/dev/null; then
+    systemctl daemon-reload
+  fi
+  rm -rf "$APP"
+  if [ "$PURGE" = 1 ]; then
+    say "purging $CONF and $DATA"
+    rm -rf "$CONF" "$DATA"
+    if real_install && id "$USER_NAME" >/dev/null 2>&1; then
+      userdel "$USER_NAME"
+    fi
+  else
+    say "kept $CONF and $DATA (remove them with --uninstall --purge)"
+  fi
+}
+
+main() {
+  parse_args "$@"
+  set_paths
+  if [ "$ACTION" = uninstall ]; then
+    uninstall
+  else
+    install
+  fi
+}
+
+main "$@"
