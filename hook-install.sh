@@ -146,6 +146,8 @@ make_venv() {
   fi
   say "installing requirements"
   "$APP/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$APP/requirements.txt"
+  # `python -m hook` from any directory: the venv finds the code through a .pth file
+  "$APP/.venv/bin/python" -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' /opt/hook
   "$APP/.venv/bin/python" "$APP/models/build.py"
   "$APP/.venv/bin/python" -m compileall -q "$APP/hook" "$APP/models" "$APP/worker.py" >/dev/null
 }
@@ -323,11 +325,11 @@ print_next_steps() {
 hook is installed.
   hook URL:  $scheme://$host:8000/tasks/<HOOK_API_KEY from /etc/default/hook>
   health:    curl $scheme://$host:8000/tasks/
-  status:    sudo sh -c 'set -a; . /etc/default/hook; cd /opt/hook && .venv/bin/python -m hook status'
+  status:    sudo sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook status'
   logs:      journalctl -u hook-web -u 'hook-worker@*' -f
 
 Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
-  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; cd /opt/hook && .venv/bin/python -m hook register --callback-url "$scheme://$host:8000/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:8000/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
 EOF
   if [ "$scheme" = http ]; then
     echo "Camio calls hooks over HTTPS: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."

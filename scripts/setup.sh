@@ -65,6 +65,8 @@ main() {
   ensure_python
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  # `.venv/bin/python -m hook` from any directory: the venv finds this checkout through a .pth
+  .venv/bin/python -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' "$PWD"
   .venv/bin/python models/build.py
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
