@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             exec_argv(web_argv(settings))
         if args.command == "mongo":
             embedded = embedded_for(settings)
-            embedded.data_dir.mkdir(parents=True, exist_ok=True)
+            embedded.make_data_dir()
             exec_argv(embedded.command())
         return Launcher(settings).run()
     except (ConfigError, CamioError, ValueError, OSError) as exc:

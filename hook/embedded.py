@@ -100,9 +100,19 @@ class EmbeddedMongo:
             )
         return True
 
+    def make_data_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            (self.data_dir / ".writable").touch()
+        except OSError as exc:
+            raise ConfigError(
+                f"the embedded MongoDB's data dir {self.data_dir} is not usable: {exc.strerror} "
+                "(HOOK_DATA_DIR)"
+            ) from None
+
     def start(self, *, detach: bool = False) -> subprocess.Popen[bytes]:
         """Start the server and wait until it answers; ConfigError if it cannot."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_dir()
         if self.answers(timeout=0.3):
             raise ConfigError(
                 f"something already answers on {self.host}:{self.port}; stop it or choose "
@@ -153,7 +163,7 @@ class EmbeddedMongo:
 
     def ensure_running(self) -> bool:
         """Start the server unless it already answers; True if this call started it (detached)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.make_data_dir()
         with _locked(self.data_dir / "start.lock"):
             if self.adopt():
                 return False

@@ -16,7 +16,7 @@ from typing import Any
 
 from bottle import Bottle, HTTPError, HTTPResponse, request, response
 from prometheus_client import CONTENT_TYPE_LATEST
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook import __version__
 from hook.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout
@@ -226,18 +226,22 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             close = {"Connection": "close"} if "gunicorn.socket" in request.environ else {}
             return _json(exc.status, body, close)
         except PyMongoError as exc:
-            log.warning("MongoDB unavailable, answering 503: %s", type(exc).__name__)
-            return _json(
-                503,
-                {
-                    "ok": False,
-                    "error": "the task store (MongoDB) is not answering; "
-                    "nothing was stored, retry later",
-                },
-                {"Retry-After": "5"},
-            )
+            reason = _store_trouble(exc)
+            log.warning("answering 503: %s", reason)
+            return _json(503, {"ok": False, "error": f"{reason}; nothing was stored, retry later"},
+                         {"Retry-After": "5"})  # fmt: skip
 
     return wrapper
+
+
+def _store_trouble(exc: PyMongoError) -> str:
+    """What went wrong with MongoDB, in words: unreachable, or refusing writes (disk full...)."""
+    if isinstance(exc, ConnectionFailure):
+        return "the task store (MongoDB) is not answering"
+    details = getattr(exc, "details", None) or {}
+    errors = details.get("writeErrors") or [details]
+    message = errors[0].get("errmsg") if isinstance(errors[0], dict) else None
+    return f"the task store (MongoDB) refused the write: {message or type(exc).__name__}"
 
 
 def _error_page(error: HTTPError) -> str:

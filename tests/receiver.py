@@ -13,7 +13,7 @@ from typing import Any
 class Receiver:
     """Answers each path with scripted statuses (then 200), optionally after a delay or a gate."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[tuple[str, Any]] = []
         self.arrivals: list[tuple[str, float]] = []  # (path, time.monotonic()) per POST
         self.script: dict[str, list[int]] = defaultdict(list)
@@ -43,7 +43,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
