@@ -30,14 +30,14 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/detector.py
+
+from hook import yolo
+from hook.detector import Detector
+from hook.images import decode_image
+from hook.settings import DEFAULT_MODEL
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hook import yolo  # noqa: E402
-from hook.detector import Detector  # noqa: E402
-from hook.images import decode_image  # noqa: E402
-from hook.settings import DEFAULT_MODEL  # noqa: E402
-
 PHOTOS = sorted((ROOT / "tests" / "data").glob("*.jpg"))
 MAX_PIXELS = 40_000_000
 

@@ -17,28 +17,23 @@ import itertools
 import json
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 from PIL import Image, ImageDraw, ImageFilter
 from pymongo import MongoClient
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/ingest.py
 
-from hook.embedded import EmbeddedMongo  # noqa: E402
-from hook.event import Limits, parse_event  # noqa: E402
-from hook.hosts import HostAllowList  # noqa: E402
-from hook.launcher import gunicorn_argv  # noqa: E402
-from hook.store import TaskStore  # noqa: E402
-from tests.factories import free_port  # noqa: E402
+from bench.stack import Stack
+from hook.event import Limits, parse_event
+from hook.hosts import HostAllowList
+from hook.store import TaskStore
 
-API_KEY = "bench-key-0123456789abcdef"
 CALLBACK = "https://www.camio.com/api/callbacks/bench"
 
 
@@ -155,67 +150,39 @@ def pymongo_ceiling(uri: str, maker: EventMaker, seconds: float) -> float:
     return rate
 
 
+def measure(seconds: float = 8.0, levels: tuple[int, ...] = (1, 8, 32)) -> dict[str, Any]:
+    """Events/s and latency per client count, and the bare-pymongo ceiling, in one run."""
+    jpegs = [photo_like_jpeg(seed) for seed in range(3)]
+    maker = EventMaker(jpegs)
+    with Stack() as stack:
+        ceiling = pymongo_ceiling(stack.mongo.uri, maker, seconds)
+        rows = {c: run_clients(stack.url, maker, c, seconds) for c in levels}
+    return {"rows": rows, "ceiling": ceiling, "jpeg_kb": sum(map(len, jpegs)) / 1000,
+            "json_kb": len(maker.body()) / 1000, "seconds": seconds}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", default="1,8,32")
     args = parser.parse_args()
-    levels = [int(c) for c in args.clients.split(",")]
-
-    jpegs = [photo_like_jpeg(seed) for seed in range(3)]
-    maker = EventMaker(jpegs)
-    body_size = len(maker.body())
-    with tempfile.TemporaryDirectory() as tmp:
-        mongo = EmbeddedMongo(Path(tmp) / "mongo", free_port())
-        mongo.start()
-        port = free_port()
-        env = {
-            "HOOK_API_KEY": API_KEY,
-            "HOOK_MONGO_URI": mongo.uri,
-            "HOOK_LOG_LEVEL": "WARNING",
-            "PATH": "/usr/bin:/bin",
-        }
-        web = subprocess.Popen(
-            gunicorn_argv(f"127.0.0.1:{port}", 2),
-            env=env,
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    if requests.get(f"{base}/tasks/", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    time.sleep(0.1)
-            ceiling = pymongo_ceiling(mongo.uri, maker, args.seconds)
-            rows = [
-                (c, run_clients(f"{base}/tasks/{API_KEY}", maker, c, args.seconds)) for c in levels
-            ]
-        finally:
-            web.terminate()
-            web.wait(20)
-            mongo.stop()
-
+    result = measure(args.seconds, tuple(int(c) for c in args.clients.split(",")))
+    ceiling = result["ceiling"]
     print(
-        f"ingest: gunicorn -w 2, 3 JPEGs/event ({sum(map(len, jpegs)) / 1000:.0f} KB JPEG, "
-        f"{body_size / 1000:.0f} KB JSON), embedded nx-27017, {args.seconds:.0f} s per level"
+        f"ingest: gunicorn -w 2, 3 JPEGs/event ({result['jpeg_kb']:.0f} KB JPEG, "
+        f"{result['json_kb']:.0f} KB JSON), embedded nx-27017, {args.seconds:.0f} s per level"
     )
     print(
-        f"{'clients':>8} {'events':>7} {'errors':>6} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'of ceiling':>10}"
+        f"{'clients':>8} {'events':>7} {'errors':>6} {'events/s':>9} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'of ceiling':>10}"
     )
-    for clients, r in rows:
+    for clients, r in result["rows"].items():
         print(
             f"{clients:>8} {r['events']:>7.0f} {r['errors']:>6.0f} {r['rate']:>9.1f} "
             f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rate'] / ceiling:>10.2f}"
         )
-    print(
-        f"{'pymongo':>8} {'':>7} {'':>6} {ceiling:>9.1f} {'':>8} {'':>8} {1:>10.2f}"
-        "   (bare TaskStore.enqueue loop, one client, no HTTP)"
-    )
+    print(f"{'pymongo':>8} {'':>7} {'':>6} {ceiling:>9.1f} {'':>8} {'':>8} {1:>10.2f}"
+          "   (bare TaskStore.enqueue loop, one client, no HTTP)")  # fmt: skip
 
 
 if __name__ == "__main__":

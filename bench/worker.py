@@ -17,31 +17,26 @@ import base64
 import json
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import requests
 from pymongo import MongoClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/worker.py
+
+from bench.stack import Stack, peak_rss_mb
+from hook import yolo
+from hook.detector import Detector
+from hook.event import Limits, parse_event
+from hook.hosts import HostAllowList
+from hook.images import decode_image
+from hook.settings import DEFAULT_MODEL
+from hook.store import TaskStore
+from tests.receiver import Receiver
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from hook import yolo  # noqa: E402
-from hook.detector import Detector  # noqa: E402
-from hook.embedded import EmbeddedMongo  # noqa: E402
-from hook.event import Limits, parse_event  # noqa: E402
-from hook.hosts import HostAllowList  # noqa: E402
-from hook.images import decode_image  # noqa: E402
-from hook.launcher import gunicorn_argv, worker_argv  # noqa: E402
-from hook.settings import DEFAULT_MODEL  # noqa: E402
-from hook.store import TaskStore  # noqa: E402
-from tests.factories import free_port  # noqa: E402
-from tests.receiver import Receiver  # noqa: E402
-
-API_KEY = "bench-key-0123456789abcdef"
 PHOTOS = sorted((ROOT / "tests" / "data").glob("*.jpg"))
 
 
@@ -73,6 +68,46 @@ def raw_rate(seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
+def measure(events: int = 300, latency: int = 60, workers: int = 1, threads: int = 0) -> dict:
+    """Throughput against the raw ceiling, idle latency and the workers' peak memory."""
+    photos = [p.read_bytes() for p in PHOTOS]
+    receiver = Receiver()
+    try:
+        with Stack() as stack:
+            store = TaskStore(MongoClient(stack.mongo.uri)["hook"])
+            hosts, limits = HostAllowList(("127.0.0.1",)), Limits(64, 40_000_000, 8_000_000)
+            for n in range(events):
+                body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
+                store.enqueue(parse_event(body, hosts=hosts, limits=limits))
+            started = time.monotonic()
+            stack.start_workers(workers, threads)
+            for n in range(events):
+                receiver.wait_for(f"/t/{n}", 1, timeout=600)
+            times = sorted(t for path, t in receiver.arrivals if path.startswith("/t/"))
+            latencies = []
+            for n in range(latency):
+                body = event(receiver, f"/l/{n}", distinct(photos[n % len(photos)], 10**7 + n))
+                sent = time.monotonic()
+                answer = requests.post(
+                    stack.url, data=body, timeout=30, headers={"Content-Type": "application/json"}
+                )
+                assert answer.status_code == 200, answer.text
+                receiver.wait_for(f"/l/{n}", 1, timeout=60)
+                arrived = next(t for path, t in receiver.arrivals if path == f"/l/{n}")
+                latencies.append((arrived - sent) * 1000)
+                time.sleep(random.uniform(0.2, 0.6))  # not in step with the idle polling
+            rss = max(peak_rss_mb(w.pid) for w in stack.workers)
+    finally:
+        receiver.close()
+    latencies.sort()
+    return {
+        "rate": (len(times) - 1) / (times[-1] - times[0]), "first": times[0] - started,
+        "ceiling": raw_rate(10), "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "peak_rss_mb": rss, "workers": workers, "threads": threads, "events": events,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=300)
@@ -80,70 +115,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker.py processes")
     parser.add_argument("--threads", type=int, default=0, help="HOOK_THREADS per worker")
     args = parser.parse_args()
-    photos = [p.read_bytes() for p in PHOTOS]
-    receiver = Receiver()
-    with tempfile.TemporaryDirectory() as tmp:
-        mongo = EmbeddedMongo(Path(tmp) / "mongo", free_port())
-        mongo.start()
-        env = {"PATH": "/usr/bin:/bin", "HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": mongo.uri,
-               "HOOK_CALLBACK_HOSTS": "127.0.0.1", "HOOK_LOG_LEVEL": "WARNING",
-               "HOOK_THREADS": str(args.threads)}  # fmt: skip
-        store = TaskStore(MongoClient(mongo.uri)["hook"])
-        hosts, limits = HostAllowList(("127.0.0.1",)), Limits(64, 40_000_000, 8_000_000)
-        for n in range(args.events):
-            body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
-            store.enqueue(parse_event(body, hosts=hosts, limits=limits))
-        port = free_port()
-        procs = [subprocess.Popen(gunicorn_argv(f"127.0.0.1:{port}", 2), env=env, cwd=ROOT,
-                                  stderr=subprocess.DEVNULL)]  # fmt: skip
-        try:
-            started = time.monotonic()
-            procs += [subprocess.Popen(worker_argv(), env=env, cwd=ROOT)
-                      for _ in range(args.workers)]  # fmt: skip
-            for n in range(args.events):
-                receiver.wait_for(f"/t/{n}", 1, timeout=600)
-            times = sorted(t for path, t in receiver.arrivals if path.startswith("/t/"))
-            rate = (len(times) - 1) / (times[-1] - times[0])
-            startup = times[0] - started
-
-            latencies, posts = [], []
-            for n in range(args.latency):
-                body = event(receiver, f"/l/{n}", distinct(photos[n % len(photos)], 10**7 + n))
-                sent = time.monotonic()
-                answer = requests.post(
-                    f"http://127.0.0.1:{port}/tasks/{API_KEY}",
-                    data=body,
-                    timeout=30,
-                    headers={"Content-Type": "application/json"},
-                )
-                assert answer.status_code == 200, answer.text
-                receiver.wait_for(f"/l/{n}", 1, timeout=60)
-                arrived = next(t for path, t in receiver.arrivals if path == f"/l/{n}")
-                latencies.append((arrived - sent) * 1000)
-                posts.append((answer.elapsed.total_seconds()) * 1000)
-                time.sleep(random.uniform(0.2, 0.6))  # not in step with the idle polling
-        finally:
-            for proc in procs:
-                proc.terminate()
-            for proc in procs:
-                proc.wait(60)
-            mongo.stop()
-            receiver.close()
-    ceiling = raw_rate(10)
-    latencies.sort()
+    r = measure(args.events, args.latency, args.workers, args.threads)
     print(
-        f"worker: {args.workers} x worker.py (HOOK_THREADS={args.threads}), {args.events} "
+        f"worker: {r['workers']} x worker.py (HOOK_THREADS={r['threads']}), {r['events']} "
         f"one-image events from {len(PHOTOS)} photos (500-1352 px), embedded nx-27017"
     )
-    print(f"  labeled: {rate:.1f} images/s first to last callback (first after {startup:.1f} s)")
-    print(f"  raw onnxruntime session.run: {ceiling:.1f} images/s (1 session, default threads)")
-    print(f"  ratio: {rate / ceiling:.2f}")
-    print(f"  (the POST itself: p50 {statistics.median(posts):.0f} ms)")
     print(
-        f"  POST-to-callback latency, idle, {len(latencies)} events one at a time: "
-        f"p50 {statistics.median(latencies):.0f} ms, "
-        f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]:.0f} ms"
+        f"  labeled: {r['rate']:.1f} images/s first to last callback "
+        f"(first after {r['first']:.1f} s)"
     )
+    print(
+        f"  raw onnxruntime session.run: {r['ceiling']:.1f} images/s (1 session, default threads)"
+    )
+    print(f"  ratio: {r['rate'] / r['ceiling']:.2f}")
+    print(
+        f"  POST-to-callback latency, idle, one event at a time: p50 {r['p50']:.0f} ms, "
+        f"p99 {r['p99']:.0f} ms"
+    )
+    print(f"  worker peak RSS: {r['peak_rss_mb']:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":
