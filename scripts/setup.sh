@@ -70,6 +70,10 @@ main() {
   .venv/bin/python models/build.py
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
+    # the installer's test runs shellcheck and systemd-analyze where they are installed
+    if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get install -y -qq shellcheck >/dev/null 2>&1 || echo "setup: shellcheck not installed"
+    fi
     echo "setup: ready to test: .venv/bin/python -m pytest"
   else
     echo "setup: ready: HOOK_API_KEY=... .venv/bin/python -m hook run"
