@@ -94,17 +94,22 @@ require_root() {
   fi
 }
 
-# The newest Python 3.11+ there is, installing python3.11 where python3 is older (Ubuntu 22.04).
+# The system's Python 3.11+ (never one from root's PATH, such as pyenv's under /root, which the
+# user hook cannot run); python3.11 is installed where python3 is older (Ubuntu 22.04).
 python_for_venv() {
   local candidate
-  for candidate in python3 python3.13 python3.12 python3.11; do
-    if command -v "$candidate" >/dev/null &&
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  for candidate in /usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11; do
+    if [ -x "$candidate" ] && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
       echo "$candidate"
       return 0
     fi
   done
   return 1
+}
+
+# True if the venv exists and was made from the system's Python.
+venv_is_sound() {
+  [ -x "$APP/.venv/bin/python" ] && grep -q '^home = /usr/bin$' "$APP/.venv/pyvenv.cfg" 2>/dev/null
 }
 
 install_packages() {
@@ -140,8 +145,9 @@ copy_code() {
 make_venv() {
   local python
   python=$(python_for_venv) || die "no Python 3.11 or newer could be installed"
-  if [ ! -x "$APP/.venv/bin/python" ]; then
+  if ! venv_is_sound; then
     say "creating the venv with $python"
+    rm -rf "$APP/.venv"
     "$python" -m venv "$APP/.venv"
   fi
   say "installing requirements"
@@ -201,7 +207,10 @@ configured_mongo_uri() {
 }
 
 uses_embedded() {
-  [ "$(configured_mongo_uri)" = "$EMBEDDED_URI" ]
+  case "$(configured_mongo_uri)" in
+    mongodb://127.0.0.1:27027 | mongodb://127.0.0.1:27027/ | mongodb://localhost:27027/) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 hardening() {
@@ -290,46 +299,77 @@ worker_count() {
   esac
 }
 
+has_systemd() {
+  [ -d /run/systemd/system ] && command -v systemctl >/dev/null
+}
+
+# hook-worker@N units enabled now (the wants/ symlinks: `systemctl disable` takes no globs).
+enabled_workers() {
+  local link
+  for link in "$UNIT_DIR"/multi-user.target.wants/hook-worker@*.service; do
+    [ -e "$link" ] || [ -L "$link" ] || continue
+    basename "$link"
+  done
+}
+
 start_services() {
-  local units=(hook-web.service) n
+  if [ "$START" = 0 ]; then
+    return 0
+  fi
+  if ! has_systemd; then
+    say "systemd is not running here: the units are written, but start nothing (--no-start)"
+    return 0
+  fi
+  local units=(hook-web.service) n stale=()
   for n in $(seq 1 "$(worker_count)"); do
     units+=("hook-worker@$n.service")
   done
   if uses_embedded; then
     units=(hook-mongo.service "${units[@]}")
+  else
+    systemctl disable --now --quiet hook-mongo.service 2>/dev/null || true
   fi
+  for n in $(enabled_workers); do
+    [[ " ${units[*]} " == *" $n "* ]] || stale+=("$n")
+  done
   systemctl daemon-reload
-  if [ "$START" = 1 ]; then
-    say "starting ${units[*]}"
-    systemctl enable --quiet "${units[@]}"
-    systemctl restart "${units[@]}"
+  if [ ${#stale[@]} -gt 0 ]; then
+    say "disabling workers beyond HOOK_WORKERS: ${stale[*]}"
+    systemctl disable --now --quiet "${stale[@]}"
   fi
+  say "starting ${units[*]}"
+  systemctl enable --quiet "${units[@]}"
+  systemctl restart "${units[@]}"
 }
 
 stop_services() {
-  if real_install && command -v systemctl >/dev/null; then
+  if real_install && has_systemd; then
+    # shellcheck disable=SC2046 # one unit name per word
+    systemctl disable --now --quiet hook-web.service hook-mongo.service hook-worker.service \
+      $(enabled_workers) 2>/dev/null || true
     systemctl stop 'hook-worker@*.service' 2>/dev/null || true
-    systemctl disable --now --quiet hook-web.service hook-mongo.service 'hook-worker@*.service' \
-      2>/dev/null || true
   fi
+  rm -f "$UNIT_DIR"/multi-user.target.wants/hook-*.service
 }
 
 print_next_steps() {
-  local host scheme=http
+  local host scheme=http port
   host=$(hostname -f 2>/dev/null || hostname)
+  port=$(sed -n 's/^HOOK_BIND=.*:\([0-9]*\)$/\1/p' "$CONF" | tail -n 1)
+  port=${port:-8000}
   if grep -q '^HOOK_TLS_CERT=' "$CONF"; then
     scheme=https
   fi
   cat <<EOF
 
 hook is installed.
-  hook URL:  $scheme://$host:8000/tasks/<HOOK_API_KEY from /etc/default/hook>
-  health:    curl $scheme://$host:8000/tasks/
+  hook URL:  $scheme://$host:$port/tasks/<HOOK_API_KEY from /etc/default/hook>
+  health:    curl $scheme://$host:$port/tasks/
   status:    sudo sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook status'
   logs:      journalctl -u hook-web -u 'hook-worker@*' -f
 
 Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
-  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:8000/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:$port/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
 EOF
   if [ "$scheme" = http ]; then
     echo "Camio calls hooks over HTTPS: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."
@@ -363,7 +403,8 @@ install() {
 # An upgrade replaces the code under running services: stop the worker first (it finishes the
 # tasks in hand), then the web; start_services brings both back.
 stop_running_for_upgrade() {
-  if real_install && [ "$START" = 1 ] && systemctl is-active --quiet hook-web.service; then
+  if real_install && [ "$START" = 1 ] && has_systemd &&
+    systemctl is-active --quiet hook-web.service; then
     say "stopping the running services for the upgrade"
     systemctl stop 'hook-worker@*.service' hook-worker.service hook-web.service 2>/dev/null || true
   fi
@@ -377,16 +418,21 @@ uninstall() {
   for unit in "${UNITS[@]}"; do
     rm -f "$UNIT_DIR/$unit"
   done
-  if real_install && command -v systemctl >/dev/null; then
+  if real_install && has_systemd; then
     systemctl daemon-reload
   fi
   rm -rf "$APP"
   if [ "$PURGE" = 1 ]; then
+    if real_install && id "$USER_NAME" >/dev/null 2>&1; then
+      # processes left by hand (or without systemd) would keep the user from being deleted
+      if pkill -TERM -u "$USER_NAME" 2>/dev/null; then
+        sleep 2
+        pkill -KILL -u "$USER_NAME" 2>/dev/null || true
+      fi
+      userdel "$USER_NAME" || die "could not delete user $USER_NAME; is a process of it left?"
+    fi
     say "purging $CONF and $DATA"
     rm -rf "$CONF" "$DATA"
-    if real_install && id "$USER_NAME" >/dev/null 2>&1; then
-      userdel "$USER_NAME"
-    fi
   else
     say "kept $CONF and $DATA (remove them with --uninstall --purge)"
   fi

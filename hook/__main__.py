@@ -131,7 +131,10 @@ def camio_command(args: argparse.Namespace) -> int:
         made = client.register(args.callback_url, query)
         print(made.get("id", json.dumps(made)))
     elif args.command == "hooks":
-        for hook in client.hooks():
+        hooks = client.hooks()
+        if not hooks:
+            print("no hooks registered")
+        for hook in hooks:
             query = hook.get("parsed_query") or hook.get("parsedQuery") or hook.get("query")
             print(f"{hook.get('id')}  {hook.get('type')}  {query!r}  "
                   f"{redact(str(hook.get('callback_url', '')))}")  # fmt: skip
@@ -142,7 +145,7 @@ def camio_command(args: argparse.Namespace) -> int:
 
 
 def status_command(settings: Settings, *, as_json: bool) -> int:
-    store = TaskStore(connect(settings, app_name="hook-status"))
+    store = TaskStore(connect(settings, app_name="hook-status", start_embedded=False))
     try:
         data = gather(store, time.time())
     except PyMongoError as exc:

@@ -20,22 +20,24 @@ def embedded_for(settings: Settings) -> EmbeddedMongo:
     return EmbeddedMongo(settings.data_dir / "mongo", settings.embedded_port)
 
 
-def mongo_uri(settings: Settings) -> str:
-    """HOOK_MONGO_URI, or the embedded server's URI after making sure it runs (once per host)."""
+def mongo_uri(settings: Settings, *, start_embedded: bool = True) -> str:
+    """HOOK_MONGO_URI, or the embedded server's URI, after making sure it runs (once per
+    data dir) unless start_embedded is False (tools that only look, like `status`)."""
     if settings.mongo_uri:
         return settings.mongo_uri
     embedded = embedded_for(settings)
-    embedded.ensure_running()
+    if start_embedded:
+        embedded.ensure_running()
     return embedded.uri
 
 
-def connect(settings: Settings, *, app_name: str) -> Database:
+def connect(settings: Settings, *, app_name: str, start_embedded: bool = True) -> Database:
     """A client of this process's own (PyMongo is not fork-safe) and the hook database.
 
     Short server-selection timeouts make a MongoDB outage a quick 503 instead of a hung request.
     """
     client: MongoClient = MongoClient(
-        mongo_uri(settings),
+        mongo_uri(settings, start_embedded=start_embedded),
         appname=app_name,
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
         connectTimeoutMS=settings.mongo_timeout_ms,

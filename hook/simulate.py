@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import mimetypes
 import queue
 import threading
 import time
@@ -73,6 +74,7 @@ def simulate(
     """Post, wait, print; the number of images whose labels did not come back in time."""
     with callback_server(listen, port) as (base, received):
         expected: dict[str, Path] = {}
+        refused = 0
         start = datetime.now(UTC).replace(tzinfo=None)
         for n, path in enumerate(images):
             cb = f"/labels/{uuid.uuid4().hex}"
@@ -83,7 +85,7 @@ def simulate(
                 "user_id": "simulate",
                 "images": [
                     {
-                        "type": "image/jpeg",
+                        "type": mimetypes.guess_type(path.name)[0] or "image/jpeg",
                         "timestamp": stamp,
                         "image_b64": base64.b64encode(path.read_bytes()).decode(),
                     }
@@ -93,6 +95,8 @@ def simulate(
             print(f"{path.name}: POST {answer.status_code} {answer.text.strip()}", file=out)
             if answer.ok:
                 expected[cb] = path
+            else:
+                refused += 1
         deadline = time.monotonic() + timeout
         while expected and time.monotonic() < deadline:
             try:
@@ -104,4 +108,4 @@ def simulate(
                 print(f"{path.name}: labels {json.dumps(body.get('labels', body))}", file=out)
         for path in expected.values():
             print(f"{path.name}: no labels within {timeout:g} s", file=out)
-        return len(expected)
+        return 1 if expected or refused else 0

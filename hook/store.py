@@ -323,11 +323,14 @@ class TaskStore:
     ) -> int | None:
         """Settle a running task; its number of images, or None if `worker` did not hold it."""
         fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
+        cleared = {"lease_until": "", "lease_owner": ""}
         if error is not None:
             fields["last_error"] = error
+        else:  # done: the errors of earlier attempts no longer describe the task
+            cleared["last_error"] = ""
         doc = self.tasks.find_one_and_update(
             self._owned(task_id, worker),
-            {"$set": fields, "$unset": {"lease_until": "", "lease_owner": ""}},
+            {"$set": fields, "$unset": cleared},
             projection={"images": 1},
         )
         return None if doc is None else len(doc.get("images") or ())

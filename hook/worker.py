@@ -130,6 +130,7 @@ class Worker:
         """Claim and prepare tasks until stopped; then tell the main thread there is no more."""
         idle = IDLE_FIRST
         next_sweep = next_purge = 0.0
+        outage = False
         try:
             while not self.stopping.is_set():
                 try:
@@ -143,12 +144,16 @@ class Worker:
                     task = self.store.claim(self.id, self.config.lease_seconds)
                 except PyMongoError as exc:
                     log.warning("worker %s: MongoDB unavailable (%s); retrying", self.id, exc)
+                    outage = True
                     self.stopping.wait(1.0)
                     continue
                 except Exception:  # a bug in housekeeping must not stop the labeling
                     log.exception("worker %s: claim or housekeeping failed", self.id)
                     self.stopping.wait(1.0)
                     continue
+                if outage:
+                    log.info("worker %s: MongoDB answers again", self.id)
+                    outage = False
                 if task is None:
                     self.stopping.wait(idle)
                     idle = min(idle * 2, IDLE_MAX)

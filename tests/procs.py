@@ -57,3 +57,17 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: f
             process.kill()
             process.wait()
     return process.returncode
+
+
+def servers_for(data_dir: Path) -> list[int]:
+    """PIDs of processes whose command line names `data_dir`: our nx-27017 servers."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"nx_27017" in b" ".join(cmdline) and str(data_dir).encode() in cmdline:
+                pids.append(int(entry.name))
+    return pids

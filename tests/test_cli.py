@@ -17,6 +17,7 @@ from pymongo.database import Database
 from hook.store import TaskStore
 from tests import procs
 from tests.factories import API_KEY, free_port
+from tests.procs import servers_for
 from tests.test_store import make_event
 
 TOKEN = "camio-oauth-token-123"
@@ -172,3 +173,10 @@ def test_status_with_mongo_down_is_one_line() -> None:
     done = cli("status", HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}",
                HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
     assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
+
+
+def test_status_never_starts_a_server(tmp_path) -> None:
+    done = cli("status", HOOK_DATA_DIR=str(tmp_path), HOOK_EMBEDDED_PORT=str(free_port()),
+               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
+    assert servers_for(tmp_path / "mongo") == []

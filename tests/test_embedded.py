@@ -15,22 +15,9 @@ from hook.embedded import EmbeddedMongo
 from hook.errors import ConfigError
 from tests import procs
 from tests.factories import API_KEY, event, free_port
+from tests.procs import servers_for
 
 pytestmark = pytest.mark.slow
-
-
-def servers_for(data_dir: Path) -> list[int]:
-    """PIDs of processes whose command line names `data_dir`: our nx-27017 servers."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"nx_27017" in b" ".join(cmdline) and str(data_dir).encode() in cmdline:
-                pids.append(int(entry.name))
-    return pids
 
 
 def kill_servers(data_dir: Path) -> None:

@@ -57,6 +57,7 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
     assert settings["HOOK_MONGO_URI"] == "mongodb://127.0.0.1:27027/"
     assert settings["HOOK_BIND"] == "0.0.0.0:8000" and int(settings["HOOK_WEB_WORKERS"]) >= 2
     assert settings["HOOK_API_KEY"] not in done.stdout  # the key is never printed
+    assert "hook URL:  http://" in done.stdout and ":8000/tasks/" in done.stdout
     assert "--callback-url" in done.stdout and "hook register" in done.stdout
     for unit in UNITS:
         text = (tmp_path / "etc/systemd/system" / unit).read_text()
@@ -108,10 +109,14 @@ def test_second_run_upgrades_in_place_and_keeps_config_and_data(tmp_path: Path) 
 
 def test_uninstall_keeps_data_unless_purged(tmp_path: Path) -> None:
     assert install(tmp_path).returncode == 0
+    wants = tmp_path / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir()
+    (wants / "hook-worker@3.service").symlink_to("/etc/systemd/system/hook-worker@.service")
     removed = install(tmp_path, "--uninstall")
     assert removed.returncode == 0 and "kept" in removed.stdout
     assert not (tmp_path / "opt/hook").exists()
     assert not any((tmp_path / "etc/systemd/system" / u).exists() for u in UNITS)
+    assert list(wants.iterdir()) == []  # no enablement left pointing at a removed unit
     assert (tmp_path / "etc/default/hook").exists() and (tmp_path / "var/lib/hook").exists()
     assert install(tmp_path, "--uninstall", "--purge").returncode == 0
     assert not (tmp_path / "etc/default/hook").exists() and not (tmp_path / "var/lib/hook").exists()
@@ -133,3 +138,11 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     ours = [line for line in (done.stdout + done.stderr).splitlines() if "hook" in line]
     assert done.returncode == 0, ours
     assert ours == [], ours
+
+
+def test_next_steps_follow_the_configured_port(tmp_path: Path) -> None:
+    assert install(tmp_path).returncode == 0
+    conf = tmp_path / "etc/default/hook"
+    conf.write_text(conf.read_text().replace("HOOK_BIND=0.0.0.0:8000", "HOOK_BIND=0.0.0.0:9443"))
+    again = install(tmp_path)
+    assert ":9443/tasks/" in again.stdout and ":8000/" not in again.stdout

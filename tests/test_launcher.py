@@ -12,8 +12,8 @@ import requests
 
 from tests import procs
 from tests.factories import API_KEY, event, free_port
+from tests.procs import servers_for
 from tests.receiver import Receiver
-from tests.test_embedded import servers_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,6 +50,12 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> No
             cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert played.returncode == 0, played.stdout + played.stderr
+        refused = subprocess.run(
+            [sys.executable, "-m", "hook", "simulate", f"{base}/tasks/wrong-key-0123456789",
+             "--images", str(photos), "--timeout", "5"],
+            cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert refused.returncode == 1 and "POST 403" in refused.stdout
         assert "dog.jpg: POST 200" in played.stdout and '"bicycle"' in played.stdout
         assert "person.jpg: labels" in played.stdout and '"horse"' in played.stdout
         status = subprocess.run(
