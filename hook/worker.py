@@ -275,7 +275,8 @@ class Worker:
                 elapsed,
             )
         else:
-            self.done += 1
+            with self.lock:
+                self.done += 1
             how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
             log.info("task %s done: camera=%r images=%d labels=%s attempt %d, %s, "
                      "claim-to-done %.0f ms", task.id, task.camera, len(task.images),
@@ -325,10 +326,10 @@ class Worker:
 
     def _beat(self, period: float, state: str) -> None:
         with self.lock:
-            in_flight = len(self.in_flight)
+            in_flight, done = len(self.in_flight), self.done
         self.store.beat(self.id, {
             "host": socket.gethostname(), "pid": os.getpid(), "state": state,
-            "started_at": self.started_at, "every": period, "done": self.done,
+            "started_at": self.started_at, "every": period, "done": done,
             "in_flight": in_flight,
         })  # fmt: skip
 
