@@ -369,7 +369,7 @@ hook is installed.
   logs:      journalctl -u hook-web -u 'hook-worker@*' -f
 
 Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
-  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:$port/tasks/\$HOOK_API_KEY" --camera "YOUR CAMERA NAME"'
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:$port/tasks/{key}" --camera "YOUR CAMERA NAME"'
 EOF
   if [ "$scheme" = http ]; then
     echo "Camio calls hooks over HTTPS: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."

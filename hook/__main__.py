@@ -128,7 +128,13 @@ def camio_command(args: argparse.Namespace) -> int:
     client = CamioClient(args.token, args.api_url)
     if args.command == "register":
         query = args.query if args.query is not None else camera_query(args.camera)
-        made = client.register(args.callback_url, query)
+        url = args.callback_url
+        if "{key}" in url:
+            key = os.environ.get("HOOK_API_KEY", "").strip()
+            if not key:
+                raise ConfigError("--callback-url has {key} but HOOK_API_KEY is not set")
+            url = url.replace("{key}", key)
+        made = client.register(url, query)
         print(made.get("id", json.dumps(made)))
     elif args.command == "hooks":
         hooks = client.hooks()

@@ -104,6 +104,16 @@ def test_register_by_camera(camio: FakeCamio) -> None:
     }
 
 
+def test_register_fills_in_the_key_from_the_environment(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h:8000/tasks/{key}", "--camera", "x",
+               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url, HOOK_API_KEY=API_KEY)  # fmt: skip
+    assert done.returncode == 0
+    assert camio.requests[0]["body"]["callback_url"] == f"https://h:8000/tasks/{API_KEY}"
+    missing = cli("register", "--callback-url", "https://h/tasks/{key}", "--camera", "x",
+                  CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    assert missing.returncode == 2 and "HOOK_API_KEY is not set" in missing.stderr
+
+
 def test_register_by_query_with_token_option(camio: FakeCamio) -> None:
     done = cli("register", "--callback-url", "https://h/tasks/k", "--query", "1==1",
                "--token", TOKEN, "--api-url", camio.url)  # fmt: skip
