@@ -260,6 +260,8 @@ StateDirectory=hook
 StateDirectoryMode=0750
 Restart=on-failure
 RestartSec=2
+# exit code 2 is a configuration error: restarting would only repeat it
+RestartPreventExitStatus=2
 $5
 EOF
     hardening
@@ -276,7 +278,7 @@ write_units() {
   mkdir -p "$UNIT_DIR"
   local python=/opt/hook/.venv/bin/python after=""
   if uses_embedded; then
-    after=$'After=hook-mongo.service\nRequires=hook-mongo.service'
+    after=$'After=hook-mongo.service\nWants=hook-mongo.service'
     write_unit hook-mongo.service "hook: embedded MongoDB (nx-27017)" \
       "$python -m hook mongo" "" "TimeoutStopSec=30"
   else

@@ -49,6 +49,10 @@ def main() -> int:
         configure()
         log.critical("cannot start: %s", exc)
         return 2
+    except Exception:  # a model onnxruntime cannot run, MongoDB refusing the indexes...
+        configure()
+        log.critical("cannot start", exc_info=True)
+        return 2
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if worker.stopping.is_set():

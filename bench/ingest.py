@@ -1,4 +1,4 @@
-"""Ingest benchmark: events/s accepted by `gunicorn -w 2 hook.wsgi:app`, against a pymongo ceiling.
+"""Ingest benchmark: events/s accepted by `gunicorn -w 2 hook.wsgi:app`, against a pymongo loop.
 
 Each event carries 3 JPEGs of about 50 KB (about 150 KB of JPEG, 200 KB of JSON). Every event is
 distinct (a unique JPEG comment per image), so de-duplication never short-cuts the work. The
@@ -151,7 +151,7 @@ def pymongo_ceiling(uri: str, maker: EventMaker, seconds: float) -> float:
 
 
 def measure(seconds: float = 8.0, levels: tuple[int, ...] = (1, 8, 32)) -> dict[str, Any]:
-    """Events/s and latency per client count, and the bare-pymongo ceiling, in one run."""
+    """Events/s and latency per client count, and a one-client pymongo loop, in one run."""
     jpegs = [photo_like_jpeg(seed) for seed in range(3)]
     maker = EventMaker(jpegs)
     with Stack() as stack:

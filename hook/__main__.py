@@ -134,8 +134,7 @@ def camio_command(args: argparse.Namespace) -> int:
             if not key:
                 raise ConfigError("--callback-url has {key} but HOOK_API_KEY is not set")
             url = url.replace("{key}", key)
-        made = client.register(url, query)
-        print(made.get("id", json.dumps(made)))
+        print(client.register(url, query)["id"])
     elif args.command == "hooks":
         hooks = client.hooks()
         if not hooks:

@@ -2,13 +2,17 @@
 
 The host is checked against the allow-list again at delivery time, and the addresses it
 resolves to must be public unless the host is listed exactly (no SSRF into the local network
-through a wildcard domain). Redirects are followed only to the same host.
+through a wildcard domain). Redirects are followed only to the same scheme, host and port. The
+whole attempt, answer included, is bounded by the timeout, and only the start of an answer is
+read.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
 import ipaddress
 import socket
+import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +23,9 @@ from hook.hosts import HostAllowList
 
 MAX_REDIRECTS = 3
 KEEP_BODY = 500  # characters of the callback's answer kept with a failed task
+READ_LIMIT = 64 * 1024  # bytes of an answer read at most
 RETRY_STATUS = {408, 425, 429}  # 4xx that mean "later", not "never"
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True)
@@ -31,57 +37,109 @@ class Outcome:
     reason: str  # for logs and the task's last_error: status and the start of the answer
 
 
+def session() -> requests.Session:
+    """A session for callbacks: no proxies or .netrc from the environment, no cookies kept."""
+    client = requests.Session()
+    client.trust_env = False
+    client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return client
+
+
 def post_labels(
     http: requests.Session, url: str, body: str, *, hosts: HostAllowList, timeout: float
 ) -> Outcome:
     """POST the labels; never raises for network or HTTP trouble, only reports it."""
+    deadline = time.monotonic() + timeout
     for _ in range(MAX_REDIRECTS + 1):
-        refusal = check_destination(url, hosts)
-        if refusal:
-            return Outcome(False, True, refusal)
-        try:
-            answer = http.post(url, data=body, timeout=timeout, allow_redirects=False,
-                               headers={"Content-Type": "application/json"})  # fmt: skip
-        except requests.Timeout:
-            return Outcome(False, False, f"callback timed out after {timeout:g} s")
-        except requests.RequestException as exc:
-            return Outcome(False, False, f"callback unreachable: {type(exc).__name__}: {exc}")
-        if answer.is_redirect:
-            target = urljoin(url, answer.headers.get("Location", ""))
-            if urlsplit(target).hostname != urlsplit(url).hostname:
-                why = f"callback redirected ({answer.status_code}) to another host, not followed"
-                return Outcome(False, True, f"{why}: {target[:200]}")
-            url = target
-            continue
-        return judge(answer)
+        result = check_destination(url, hosts) or _attempt(http, url, body, deadline, timeout)
+        if isinstance(result, Outcome):
+            return result
+        url = result  # a redirect to the same origin: check it and go again
     return Outcome(False, True, f"callback redirected more than {MAX_REDIRECTS} times")
 
 
-def judge(answer: requests.Response) -> Outcome:
+def _attempt(
+    http: requests.Session, url: str, body: str, deadline: float, timeout: float
+) -> Outcome | str:
+    """One POST: its outcome, or the URL of a same-origin redirect to follow."""
+    try:
+        status, headers, text = _post(http, url, body, deadline)
+    except (requests.Timeout, TimeoutError):
+        return Outcome(False, False, f"callback timed out after {timeout:g} s")
+    except requests.exceptions.InvalidURL as exc:
+        return Outcome(False, True, f"callback URL is not usable: {exc}")
+    except requests.RequestException as exc:
+        return Outcome(False, False, f"callback unreachable: {type(exc).__name__}: {exc}")
+    if 300 <= status < 400 and "Location" in headers:
+        target = urljoin(url, headers["Location"])
+        if _origin(target) != _origin(url):
+            why = f"callback redirected ({status}) to another origin, not followed"
+            return Outcome(False, True, f"{why}: {target[:200]}")
+        return target
+    return judge(status, text)
+
+
+def _post(
+    http: requests.Session, url: str, body: str, deadline: float
+) -> tuple[int, dict[str, str], str]:
+    """One POST within `deadline`: the status, headers and the start of the answer."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    with http.post(url, data=body, timeout=left, allow_redirects=False, stream=True,
+                   headers={"Content-Type": "application/json"}) as answer:  # fmt: skip
+        data = b""
+        # read1: whatever has arrived, so an answer trickling in cannot outlast the deadline
+        while len(data) < READ_LIMIT and (chunk := answer.raw.read1(4096, decode_content=True)):
+            data += chunk
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        text = data.decode(answer.encoding or "utf-8", "replace")
+        return answer.status_code, dict(answer.headers), text
+
+
+def judge(status: int, text: str) -> Outcome:
     """2xx delivered; 5xx and 408/425/429 retry; any other answer is permanent."""
-    reason = f"callback answered {answer.status_code}: {answer.text[:KEEP_BODY]}".rstrip(": ")
-    if 200 <= answer.status_code < 300:
-        return Outcome(True, False, f"callback answered {answer.status_code}")
-    retry = answer.status_code >= 500 or answer.status_code in RETRY_STATUS
+    shown = text[:KEEP_BODY].encode("unicode_escape").decode("ascii")  # a remote's text, logged
+    reason = f"callback answered {status}: {shown}".rstrip(": ")
+    if 200 <= status < 300:
+        return Outcome(True, False, f"callback answered {status}")
+    retry = status >= 500 or status in RETRY_STATUS
     return Outcome(False, not retry, reason)
 
 
-def check_destination(url: str, hosts: HostAllowList) -> str | None:
-    """None if labels may go to `url`; else why not."""
+def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:
+    """None if labels may go to `url` now; else why not, and whether that is for good."""
     try:
         parts = hosts.check_url(url)
     except BadRequest as exc:
-        return str(exc)
+        return Outcome(False, True, str(exc))
     host = parts.hostname or ""
     if hosts.lists_exactly(host):
         return None
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return None  # resolution failed: the POST will fail as unreachable and be retried
+    except OSError as exc:  # perhaps DNS trouble: refuse now, try again later
+        return Outcome(False, False, f"callback host {host} does not resolve: {exc}")
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return (f"callback host {host} resolves to {address}, a non-public address; "
-                    "list the host exactly in HOOK_CALLBACK_HOSTS to allow it")  # fmt: skip
+        if not is_public(address):
+            return Outcome(False, True,
+                           f"callback host {host} resolves to {address}, a non-public address; "
+                           "list the host exactly in HOOK_CALLBACK_HOSTS to allow it")  # fmt: skip
     return None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable, looking through IPv4-mapped and NAT64 IPv6 forms."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return is_public(address.ipv4_mapped)
+        if address in NAT64:
+            return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return address.is_global
+
+
+def _origin(url: str) -> tuple[str, str | None, int]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)

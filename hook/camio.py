@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -39,21 +40,24 @@ class CamioClient:
 
     def register(self, callback_url: str, parsed_query: str) -> dict[str, Any]:
         body = {"callback_url": callback_url, "type": "query_match", "parsed_query": parsed_query}
-        return self._call("POST", "/users/me/hooks", json=body)
+        made = self._call("POST", "/users/me/hooks", json=body)
+        if not isinstance(made, dict) or "id" not in made:
+            raise CamioError(f"Camio answered the registration without a hook id: {made!r:.200}")
+        return made
 
     def hooks(self) -> list[dict[str, Any]]:
         found = self._call("GET", "/users/me/hooks")
         return found if isinstance(found, list) else list(found.get("hooks", []))
 
     def unregister(self, hook_id: str) -> None:
-        self._call("DELETE", f"/users/me/hooks/{hook_id}")
+        self._call("DELETE", f"/users/me/hooks/{quote(hook_id, safe='')}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.api_url.rstrip("/") + path
         assert self.http is not None
         try:
             answer = self.http.request(
-                method, url, timeout=self.timeout,
+                method, url, timeout=self.timeout, allow_redirects=False,
                 headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
                 **kwargs,
             )  # fmt: skip
@@ -61,6 +65,11 @@ class CamioClient:
             raise CamioError(
                 f"cannot reach Camio at {self.api_url}: {type(exc).__name__}"
             ) from None
+        if answer.is_redirect:
+            raise CamioError(
+                f"Camio redirected {method} {path} to "
+                f"{answer.headers.get('Location', '?')}; check CAMIO_API_URL"
+            )
         if not answer.ok:
             detail = " ".join(answer.text.split())[:200]
             raise CamioError(f"Camio answered {answer.status_code} to {method} {path}: {detail}")

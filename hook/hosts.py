@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from hook.errors import BadRequest
+
+_UNSAFE = re.compile(r"[\\\s\x00-\x1f\x7f]")
+_HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class HostAllowList:
         """Return the parsed URL if it is http(s) to an allowed host; else BadRequest naming why."""
         if not isinstance(url, str) or not url:
             raise BadRequest(f"{field} must be a non-empty string", field=field)
+        if _UNSAFE.search(url):  # parsers disagree on these (a backslash ends urllib3's host)
+            raise BadRequest(f"{field} contains a backslash, space or control character",
+                             field=field)  # fmt: skip
         try:
             parts = urlsplit(url)
             if parts.port == 0:  # .port itself raises ValueError on a malformed port
@@ -57,6 +64,8 @@ class HostAllowList:
         host = parts.hostname or ""
         if not host:
             raise BadRequest(f"{field} has no host: {url[:200]!r}", field=field)
+        if not (_is_ip(host) or _HOST_NAME.fullmatch(host)):
+            raise BadRequest(f"{field} host {host[:100]!r} is not a valid host name", field=field)
         if parts.username or parts.password:
             raise BadRequest(f"{field} must not carry credentials", field=field)
         if not self.allows(host):

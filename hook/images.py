@@ -79,12 +79,23 @@ def decode_image(
         upright = (image.height, image.width) if rotated else image.size
         if fit is not None and image.format == "JPEG":
             scale = min(fit[0] / upright[0], fit[1] / upright[1])
-            need = (round(upright[0] * scale), round(upright[1] * scale))
+            need = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
             image.draft("RGB", need[::-1] if rotated else need)
         try:
-            return ImageOps.exif_transpose(image).convert("RGB"), upright
-        except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt pixel data
-            raise BadImage(f"image does not decode: {exc}") from None
+            return to_rgb(ImageOps.exif_transpose(image)), upright
+        except Exception as exc:  # any decoder failure is this image's, never the worker's
+            raise BadImage(f"image does not decode: {type(exc).__name__}: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the model wants it: transparency over gray, 16-bit samples scaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda v: v / 256).convert("L") if image.mode != "I" else image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (114, 114, 114, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
 
 
 @contextmanager

@@ -166,13 +166,16 @@ class TaskStore:
         )
         return Task.from_doc(doc) if doc else None
 
-    def renew(self, task_ids: Iterable[str], worker: str, lease_seconds: float) -> int:
-        """Extend the leases `worker` holds on these tasks; how many it still held."""
+    def renew(
+        self, task_ids: Iterable[str], owners: str | Iterable[str], lease_seconds: float
+    ) -> int:
+        """Extend the leases these owners hold on these tasks; how many are still held."""
         ids = list(task_ids)
+        held = [owners] if isinstance(owners, str) else list(owners)
         if not ids:
             return 0
         return self.tasks.update_many(
-            {"_id": {"$in": ids}, "status": Status.RUNNING.value, "lease_owner": worker},
+            {"_id": {"$in": ids}, "status": Status.RUNNING.value, "lease_owner": {"$in": held}},
             {"$set": {"lease_until": self.clock() + lease_seconds}},
         ).matched_count
 

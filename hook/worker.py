@@ -14,6 +14,7 @@ this worker or another) sends the very same labels.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from pymongo.errors import PyMongoError
 
 from hook import yolo
 from hook.callback import Outcome, post_labels
+from hook.callback import session as callback_session
 from hook.detector import Detector
 from hook.errors import BadImage
 from hook.hosts import HostAllowList
@@ -49,6 +51,7 @@ READY_DEPTH = 2  # decoded tasks waiting for the detector
 IN_FLIGHT = 4  # callbacks in flight at once
 HOUSEKEEPING_SECONDS = 3600.0  # how often finished tasks past retention are purged
 HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
+FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
 
 
 @dataclass
@@ -56,6 +59,9 @@ class Job:
     """A claimed task on its way through the stages."""
 
     task: Task
+    owner: (
+        str  # this claim's lease owner: unique per claim, so a stale job cannot pass for a new one
+    )
     claimed: float  # monotonic time of the claim, for the claim-to-done figure
     canvases: list[Image.Image] = field(default_factory=list)
     boxes: list[yolo.Letterbox] = field(default_factory=list)
@@ -92,7 +98,7 @@ class Worker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.detector, self.config = store, detector, config
-        self.http = http or requests.Session()
+        self.http = http or callback_session()
         self.metrics = metrics or Metrics(store.db)
         self.started_at = clock()
         self.done = 0
@@ -103,6 +109,7 @@ class Worker:
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(IN_FLIGHT)
+        self.claims = itertools.count(1)
 
     def stop(self) -> None:
         """Warm stop: claim nothing more, finish what is claimed, then return from run()."""
@@ -119,6 +126,9 @@ class Worker:
             thread.start()
         with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="deliver") as pool:
             while (job := self.ready.get()) is not None:
+                if self.stopping.is_set() and job.body is None and not job.settled:
+                    self._give_back(job)  # not started: another worker takes it at once
+                    continue
                 self.slots.acquire()
                 self._label(job)
                 pool.submit(self._deliver, job)
@@ -141,7 +151,8 @@ class Worker:
                     if now >= next_purge:
                         self._purge()
                         next_purge = now + HOUSEKEEPING_SECONDS
-                    task = self.store.claim(self.id, self.config.lease_seconds)
+                    owner = f"{self.id}#{next(self.claims)}"
+                    task = self.store.claim(owner, self.config.lease_seconds)
                 except PyMongoError as exc:
                     log.warning("worker %s: MongoDB unavailable (%s); retrying", self.id, exc)
                     outage = True
@@ -159,9 +170,9 @@ class Worker:
                     idle = min(idle * 2, IDLE_MAX)
                     continue
                 idle = IDLE_FIRST
-                job = Job(task, time.monotonic())
+                job = Job(task, owner, time.monotonic())
                 with self.lock:
-                    self.in_flight[task.id] = job
+                    self.in_flight[owner] = job
                 self._prepare(job)
                 self.ready.put(job)
         finally:
@@ -206,7 +217,7 @@ class Worker:
                 found = self.detector.postprocess(output, box)
                 per_image.append((meta["key"], box.source, found))
             body = json.dumps(camio_labels(per_image), separators=(",", ":"))
-            if not self.store.save_result(job.task.id, self.id, body):
+            if not self.store.save_result(job.task.id, job.owner, body):
                 log.warning("task %s: lease lost before its labels were stored", job.task.id)
                 job.settled = True
                 return
@@ -220,11 +231,21 @@ class Worker:
     def _deliver(self, job: Job) -> None:
         """POST the labels and settle the task: done, retry later, or failed."""
         try:
-            if job.settled:
-                return
-            if job.error is not None:
-                self._finish(job, failed=job.error)
-                return
+            self._deliver_once(job)
+        except Exception:  # MongoDB gone while settling: the lease brings the task back
+            log.exception("task %s: could not be settled", job.task.id)
+        finally:
+            with self.lock:
+                self.in_flight.pop(job.owner, None)
+            self.slots.release()
+
+    def _deliver_once(self, job: Job) -> None:
+        if job.settled:
+            return
+        if job.error is not None:
+            self._finish(job, failed=job.error)
+            return
+        try:
             outcome = post_labels(
                 self.http,
                 job.task.callback_url,
@@ -232,14 +253,26 @@ class Worker:
                 hosts=self.config.hosts,
                 timeout=self.config.callback_timeout,
             )
-            self._settle(job, outcome)
         except Exception as exc:  # logged with the task id; the task is retried
             log.exception("task %s: delivery failed", job.task.id)
             self._retry(job, f"unexpected error while delivering: {type(exc).__name__}: {exc}")
+            return
+        try:
+            self._settle(job, outcome)
+        except PyMongoError as exc:  # never retry what may have been delivered: the lease will
+            job.settled = True  # bring the task back, and its stored labels are resent
+            log.warning("task %s: %s, but MongoDB could not record it (%s)", job.task.id,
+                        outcome.reason, type(exc).__name__)  # fmt: skip
+
+    def _give_back(self, job: Job) -> None:
+        try:
+            if self.store.release(job.task.id, job.owner):
+                log.info("task %s: given back unstarted (stopping)", job.task.id)
+        except PyMongoError:
+            log.warning("task %s: could not give it back; its lease will", job.task.id)
         finally:
             with self.lock:
-                self.in_flight.pop(job.task.id, None)
-            self.slots.release()
+                self.in_flight.pop(job.owner, None)
 
     # -- settling ------------------------------------------------------------------------------
     def _settle(self, job: Job, outcome: Outcome) -> None:
@@ -251,16 +284,17 @@ class Worker:
             self.metrics.count(DELIVERIES, "refused")
             self._finish(job, failed=outcome.reason)
         else:
-            self.metrics.count(DELIVERIES, "retried")
+            gave_up = self.config.policy.exhausted(job.task.attempts)
+            self.metrics.count(DELIVERIES, "gave_up" if gave_up else "retried")
             self._retry(job, outcome.reason)
 
     def _finish(self, job: Job, failed: str | None = None) -> None:
         task = job.task
         job.settled = True
         if failed:
-            ok = self.store.fail(task.id, self.id, failed)
+            ok = self.store.fail(task.id, job.owner, failed)
         else:
-            ok = self.store.complete(task.id, self.id)
+            ok = self.store.complete(task.id, job.owner)
         elapsed = (time.monotonic() - job.claimed) * 1000
         if not ok:
             log.warning("task %s: lease lost before it could be settled", task.id)
@@ -292,7 +326,7 @@ class Worker:
                 self._finish(job, failed=f"gave up after {task.attempts} attempts; last: {reason}")
                 return
             delay = policy.next_delay(task.attempts)
-            if self.store.reschedule(task.id, self.id, self.clock() + delay, reason):
+            if self.store.reschedule(task.id, job.owner, self.clock() + delay, reason):
                 log.warning(
                     "task %s: attempt %d failed (%s); retry in %.1f s",
                     task.id,
@@ -309,18 +343,19 @@ class Worker:
         period = min(self.config.lease_seconds / 3, HEARTBEAT_SECONDS)
         while True:
             with self.lock:
-                ids = list(self.in_flight)
+                owners = list(self.in_flight)
+                ids = [job.task.id for job in self.in_flight.values()]
             if self.stopping.is_set() and not ids:
                 self._beat(period, state="stopped")
                 return
             try:
                 if ids:
-                    self.store.renew(ids, self.id, self.config.lease_seconds)
+                    self.store.renew(ids, owners, self.config.lease_seconds)
                 self._beat(period, state="stopping" if self.stopping.is_set() else "running")
             except PyMongoError as exc:
                 log.warning("worker %s: could not renew leases: %s", self.id, exc)
             if self.stopping.is_set():
-                time.sleep(0.1)
+                time.sleep(0.5)  # draining: check often enough to exit soon after the last task
             else:
                 self.stopping.wait(period)
 
@@ -337,7 +372,7 @@ class Worker:
         now = self.clock()
         removed = self.store.purge(before=now - self.config.retention_seconds)
         orphans = self.store.purge_orphans(before=now - HOUSEKEEPING_SECONDS)
-        self.store.forget_workers(before=now - self.config.retention_seconds)
+        self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
         if removed or orphans:
             log.info("purged %d finished task(s) past retention and %d orphan image(s)",
                      removed, orphans)  # fmt: skip

@@ -102,7 +102,7 @@ def decode(
         scores = scores * class_mask
     class_ids = scores.argmax(axis=1)
     best = scores[np.arange(len(rows)), class_ids]
-    keep = best >= min_score
+    keep = (best >= min_score) & (best > 0)  # a score of 0 is no detection, whatever the floor
     xywh = rows[keep, :4]
     if rows.shape[0] and float(np.abs(rows[:, :2]).max()) <= 2.0:
         xywh = xywh * np.array([canvas[0], canvas[1], canvas[0], canvas[1]], dtype=np.float32)
@@ -133,7 +133,7 @@ def nms(
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     # Shift each class to its own region of the plane, so one pass never merges two classes.
-    shifted = boxes + (class_ids[:, None] * (float(np.abs(boxes).max()) + 1.0))
+    shifted = boxes + (class_ids[:, None] * (float(boxes.max() - boxes.min()) + 1.0))
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     while order.size and len(keep) < max_detections:

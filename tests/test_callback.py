@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from hook.callback import check_destination, post_labels
+from hook.callback import check_destination, is_public, post_labels, session
 from hook.hosts import HostAllowList
 from tests.factories import free_port
 from tests.receiver import Receiver
@@ -60,19 +64,82 @@ def test_redirect_to_the_same_host_is_followed(receiver: Receiver) -> None:
     assert outcome.delivered and receiver.bodies("/new-home")
 
 
-def test_redirect_to_another_host_is_not_followed(receiver: Receiver) -> None:
+@pytest.mark.parametrize(
+    "location",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "https://127.0.0.1/same-host-other-scheme",
+        "http://127.0.0.1:9/same-host-other-port",
+    ],
+)
+def test_redirect_to_another_origin_is_not_followed(receiver: Receiver, location: str) -> None:
     receiver.script["/away"] = [302]
-    receiver.headers["/away"] = {"Location": "http://169.254.169.254/latest/meta-data"}
+    receiver.headers["/away"] = {"Location": location}
     outcome = deliver(receiver, "/away")
-    assert not outcome.delivered and outcome.permanent and "another host" in outcome.reason
+    assert not outcome.delivered and outcome.permanent and "another origin" in outcome.reason
 
 
 def test_destination_is_checked_again_at_delivery() -> None:
     default = HostAllowList(("camio.com",))
-    assert "not allowed" in check_destination("http://127.0.0.1:9/cb", default)
-    # a wildcard entry that resolves into the local network is refused; an exact one is trusted
-    wildcard = HostAllowList(("localhost",))
-    assert check_destination("http://localhost:9/cb", wildcard) is None
-    sub = HostAllowList(("localtest.invalid",))
-    assert "not allowed" in check_destination("http://localhost:9/cb", sub)
+    assert "not allowed" in check_destination("http://127.0.0.1:9/cb", default).reason
+    # an exactly listed name is trusted wherever it points; a subdomain must resolve publicly
+    assert check_destination("http://localhost:9/cb", HostAllowList(("localhost",))) is None
+    sub = check_destination("http://a.localhost:9/cb", HostAllowList(("localhost",)))
+    assert sub is not None and not sub.delivered
     assert check_destination("http://127.0.0.1:9/cb", LOCAL) is None
+    unresolvable = check_destination("http://x.camio.invalid/cb", HostAllowList(("camio.invalid",)))
+    assert unresolvable is not None and not unresolvable.permanent  # DNS trouble: try later
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1\\.camio.com/internal",
+        "http://169.254.169.254\\.camio.com/latest",
+        "http://127.0.0.1 .camio.com/",
+        "http://x_y.camio.com/",
+        "http://[::1]/cb",
+    ],
+)
+def test_parser_confusion_cannot_reach_the_local_network(url: str) -> None:
+    outcome = check_destination(url, HostAllowList(("camio.com",)))
+    assert outcome is not None and outcome.permanent and not outcome.delivered
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [("8.8.8.8", True), ("127.0.0.1", False), ("10.1.2.3", False), ("169.254.169.254", False),
+     ("::ffff:127.0.0.1", False), ("64:ff9b::7f00:1", False), ("64:ff9b::808:808", True),
+     ("::1", False), ("fd00::1", False)],
+)  # fmt: skip
+def test_is_public_sees_through_mapped_addresses(address: str, public: bool) -> None:
+    assert is_public(ipaddress.ip_address(address)) is public
+
+
+def test_a_trickling_answer_is_cut_at_the_timeout() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def drip() -> None:  # headers at once, then the body a byte every 0.3 s
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+        for _ in range(20):
+            time.sleep(0.3)
+            try:
+                conn.sendall(b"x")
+            except OSError:
+                break
+        conn.close()
+
+    threading.Thread(target=drip, daemon=True).start()
+    started = time.monotonic()
+    try:
+        outcome = post_labels(session(), f"http://127.0.0.1:{port}/drip", "{}", hosts=LOCAL,
+                              timeout=1.0)  # fmt: skip
+    finally:
+        server.close()
+    assert time.monotonic() - started < 2.5
+    assert not outcome.delivered and not outcome.permanent and "timed out" in outcome.reason

@@ -138,6 +138,7 @@ def test_list_and_unregister(camio: FakeCamio) -> None:
         (["hooks"], {}, "no Camio token: set CAMIO_OAUTH_TOKEN"),
         (["hooks"], {"CAMIO_OAUTH_TOKEN": "wrong"}, "Camio answered 401 to GET /users/me/hooks"),
         (["unregister", "nope"], {"CAMIO_OAUTH_TOKEN": TOKEN}, "Camio answered 404 to DELETE"),
+        (["unregister", ".."], {"CAMIO_OAUTH_TOKEN": TOKEN}, "/users/me/hooks/.."),
     ],
 )
 def test_errors_are_one_clear_line(

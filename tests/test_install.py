@@ -74,7 +74,7 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
         assert exec_start.startswith("ExecStart=/opt/hook/.venv/bin/python ")  # no shell wrapper
     web = (tmp_path / "etc/systemd/system/hook-web.service").read_text()
     assert "ExecStart=/opt/hook/.venv/bin/python -m hook web" in web
-    assert "Requires=hook-mongo.service" in web
+    assert "Wants=hook-mongo.service" in web and "After=hook-mongo.service" in web
     worker = (tmp_path / "etc/systemd/system/hook-worker@.service").read_text()
     assert "ExecStart=/opt/hook/.venv/bin/python /opt/hook/worker.py" in worker
     assert "TimeoutStopSec=120" in worker

@@ -275,3 +275,20 @@ def test_deliveries_and_latency_reach_the_metrics(
         value(after, "hook_latency_seconds_count")
         == value(before, "hook_latency_seconds_count") + 1
     )
+
+
+def test_exhausted_retries_fail_the_task_and_count_as_gave_up(
+    web: str, receiver: Receiver, workers: Workers
+) -> None:
+    path = f"/cb/{uuid.uuid4().hex}"
+    receiver.script[path] = [503, 503, 503]
+    before = requests.get(f"{web}/metrics", timeout=5).text
+    workers.start(HOOK_MAX_ATTEMPTS="2")
+    task_id, _ = send(web, receiver, [("2017-05-05T01:31:13Z", image_bytes(seed=2222))], path)
+    failed = wait_status(web, task_id, "failed")
+    assert failed["attempts"] == 2 and failed["last_error"].startswith("gave up after 2 attempts")
+    after = requests.get(f"{web}/metrics", timeout=5).text
+    line = 'hook_deliveries_total{outcome="gave_up"}'
+    count = [float(r.split()[-1]) for r in after.splitlines() if r.startswith(line)]
+    was = [float(r.split()[-1]) for r in before.splitlines() if r.startswith(line)] or [0.0]
+    assert count and count[0] == was[0] + 1

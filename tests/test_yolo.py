@@ -123,3 +123,18 @@ def test_iou() -> None:
     box = np.array([0, 0, 10, 10], dtype=np.float32)
     others = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
     np.testing.assert_allclose(yolo.iou(box, others), [1.0, 1 / 3, 0.0], rtol=1e-6)
+
+
+def test_nms_keeps_classes_apart_even_with_negative_coordinates() -> None:
+    boxes = np.array([[0, 0, 416, 416], [-400, -400, 10, 10]], dtype=np.float32)
+    kept = yolo.nms(boxes, np.array([0.9, 0.8], dtype=np.float32), np.array([0, 1]), 0.45)
+    assert kept.tolist() == [0, 1]
+
+
+def test_min_score_zero_reports_no_masked_or_empty_rows() -> None:
+    rows = np.array([[50, 40, 20, 10, 1.0, 0.0, 0.0], [50, 40, 20, 10, 1.0, 0.9, 0.0]],
+                    dtype=np.float32)  # fmt: skip
+    mask = np.array([0.0, 1.0], dtype=np.float32)
+    _, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.0,
+                                 class_mask=mask)  # fmt: skip
+    assert ids.tolist() == [] and scores.tolist() == []
