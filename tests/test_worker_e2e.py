@@ -292,3 +292,26 @@ def test_exhausted_retries_fail_the_task_and_count_as_gave_up(
     count = [float(r.split()[-1]) for r in after.splitlines() if r.startswith(line)]
     was = [float(r.split()[-1]) for r in before.splitlines() if r.startswith(line)] or [0.0]
     assert count and count[0] == was[0] + 1
+
+
+def test_sigterm_gives_back_the_tasks_it_had_not_started(
+    web: str, receiver: Receiver, workers: Workers
+) -> None:
+    prefix = f"/cb/{uuid.uuid4().hex}"
+    paths = [f"{prefix}/{n}" for n in range(10)]  # more than the worker delivers at once
+    for path in paths:
+        receiver.delay[path] = 1.5
+    worker = workers.start()
+    ids = [send(web, receiver, [("2017-05-05T01:31:13Z", image_bytes(seed=3300 + n))], path)[0]
+           for n, path in enumerate(paths)]  # fmt: skip
+    receiver.wait_for(paths[0], 1)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    queued = [task(web, task_id, "queued") for task_id in ids]
+    given_back = [t for t in queued if t is not None]
+    assert given_back, "the worker had prefetched nothing to give back"
+    assert all(t["attempts"] == 0 for t in given_back)  # not counted as attempts
+    assert "given back unstarted" in workers.output()
+    workers.start()
+    for path in paths:
+        receiver.wait_for(path, 1)
