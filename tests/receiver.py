@@ -24,7 +24,10 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-request: nothing was delivered
+                    return
                 with receiver.cond:
                     receiver.arrivals.append((self.path, time.monotonic()))
                     receiver.received.append((self.path, json.loads(body or b"null")))

@@ -78,7 +78,7 @@ def assert_each_delivered_once_alike(receiver: Receiver, paths: list[str], timeo
     deadline = time.monotonic() + timeout
     for path in paths:
         bodies = receiver.wait_for(path, 1, timeout=max(1.0, deadline - time.monotonic()))
-        assert all(body == bodies[0] for body in bodies), f"{path}: different labels"
+        assert all(body == bodies[0] for body in bodies), f"{path}: different labels: {bodies}"
 
 
 def test_mongo_killed_and_restarted_under_a_stream_of_events(stack: Stack) -> None:
