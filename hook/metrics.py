@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 #: Seconds from an event's arrival to its labels being delivered.
 BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 EVENTS, DELIVERIES, LATENCY = "events", "deliveries", "latency"
+QUIET_SECONDS = 10.0
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -40,6 +42,7 @@ class Metrics:
 
     def __init__(self, db: Database) -> None:
         self.counters = db["counters"]
+        self.quiet_until = 0.0  # after a failure, skip counting a while: never wait on a dead DB
 
     def count(self, family: str, label: str) -> None:
         """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
@@ -53,10 +56,14 @@ class Metrics:
         self._inc(LATENCY, fields)
 
     def _inc(self, key: str, fields: dict[str, float]) -> None:
+        if time.monotonic() < self.quiet_until:
+            return
         try:
             self.counters.update_one({"_id": key}, {"$inc": fields}, upsert=True)
         except PyMongoError as exc:
-            log.warning("metrics: could not count %s: %s", key, type(exc).__name__)
+            self.quiet_until = time.monotonic() + QUIET_SECONDS
+            log.warning("metrics: could not count %s (%s); not counting for %.0f s",
+                        key, type(exc).__name__, QUIET_SECONDS)  # fmt: skip
 
 
 def rejection_reason(field: str | None, status: int) -> str:
