@@ -218,13 +218,12 @@ class _Converter:
         return self.op("Reshape", [decoded, flat], "head")
 
 
-def convert(cfg_text: str, weights_data: bytes, *, raw_heads: bool = False) -> onnx.ModelProto:
-    """Build the ONNX model. raw_heads=True also outputs each yolo head's input, for checking."""
+def convert(cfg_text: str, weights_data: bytes) -> onnx.ModelProto:
+    """Build the ONNX model (tests/test_darknet.py checks it against a numpy forward pass)."""
     sections = parse_cfg(cfg_text)
     conv = _Converter(sections[0], read_weights(weights_data))
     done: list[Tensor] = []
     heads: list[str] = []
-    raw: list[Tensor] = []
     x = Tensor("images", conv.channels, conv.height, conv.width)
     for index, layer in enumerate(sections[1:]):
         if layer.kind == "convolutional":
@@ -237,7 +236,6 @@ def convert(cfg_text: str, weights_data: bytes, *, raw_heads: bool = False) -> o
             x = conv.route([done[i if i >= 0 else index + i] for i in layer.ints("layers")])
         elif layer.kind == "yolo":
             heads.append(conv.yolo(layer, x))
-            raw.append(x)
         else:
             raise ValueError(f"layer {index} [{layer.kind}] is not supported")
         done.append(x)
@@ -246,11 +244,6 @@ def convert(cfg_text: str, weights_data: bytes, *, raw_heads: bool = False) -> o
         raise ValueError(f"the weights file has {unused} floats the cfg does not use")
     detections = conv.op("Concat", heads, OUTPUT, axis=1)
     outputs = [helper.make_tensor_value_info(detections, TensorProto.FLOAT, ["batch", None, None])]
-    if raw_heads:
-        outputs += [
-            helper.make_tensor_value_info(t.name, TensorProto.FLOAT, ["batch", t.c, t.h, t.w])
-            for t in raw
-        ]
     images = helper.make_tensor_value_info(
         "images", TensorProto.FLOAT, ["batch", conv.channels, conv.height, conv.width]
     )
