@@ -24,7 +24,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/load.py
 
-from bench.stack import Stack, rss_mb
+from bench.stack import Stack, rss_mb, run_threads
 from tests.factories import image_bytes
 from tests.receiver import Receiver
 
@@ -69,11 +69,7 @@ def client(url: str, callback: str, events: int, clients: int, out: multiprocess
 
     accepted: list[int] = []
     started = time.monotonic()
-    threads = [threading.Thread(target=loop) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(loop, clients)
     out.put({"statuses": statuses, "accepted": accepted, "seconds": time.monotonic() - started})
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -19,6 +21,21 @@ from hook.launcher import gunicorn_argv, worker_argv  # noqa: E402
 from tests.factories import free_port  # noqa: E402
 
 API_KEY = "bench-key-0123456789abcdef"
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def run_threads(target: Callable[[], None], count: int) -> None:
+    """Run `count` threads of `target` and wait for them all: the benchmarks' clients."""
+    threads = [threading.Thread(target=target) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def peak_rss_mb(pid: int) -> float:

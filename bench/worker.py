@@ -26,7 +26,7 @@ from pymongo import MongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/worker.py
 
-from bench.stack import Stack, peak_rss_mb
+from bench.stack import Stack, peak_rss_mb, percentile
 from hook import yolo
 from hook.detector import Detector
 from hook.event import Limits, parse_event
@@ -99,11 +99,10 @@ def measure(events: int = 300, latency: int = 60, workers: int = 1, threads: int
             rss = max(peak_rss_mb(w.pid) for w in stack.workers)
     finally:
         receiver.close()
-    latencies.sort()
     return {
         "rate": (len(times) - 1) / (times[-1] - times[0]), "first": times[0] - started,
         "ceiling": raw_rate(10), "p50": statistics.median(latencies),
-        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "p99": percentile(latencies, 0.99),
         "peak_rss_mb": rss, "workers": workers, "threads": threads, "events": events,
     }  # fmt: skip
 
