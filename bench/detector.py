@@ -77,7 +77,7 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
         image, size = decode()
         canvas, box = detector.prepare(image, size)
         tensor = yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
-        output = detector.session.run(None, {detector.input_name: tensor})[0]
+        (output,) = detector.infer(tensor)  # this photo's outputs, as postprocess takes them
 
         def prepare(image=image, size=size) -> object:
             canvas, _ = detector.prepare(image, size)
@@ -88,7 +88,7 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
             per_call(decode, seconds / 4),
             per_call(prepare, seconds / 4),
             per_call(lambda t=tensor: detector.session.run(None, {"images": t}), seconds),
-            per_call(lambda o=output, b=box: detector.postprocess(o[0], b), seconds / 4),
+            per_call(lambda o=output, b=box: detector.postprocess(o, b), seconds / 4),
         ))  # fmt: skip
     return rows
 
@@ -146,7 +146,8 @@ def labels_of(detector: Detector, sess: ort.InferenceSession) -> list[list[tuple
         image, size = decode_image(path.read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas)
         canvas, box = detector.prepare(image, size)
         tensor = yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
-        dets = detector.postprocess(sess.run(None, {"images": tensor})[0][0], box)
+        outputs = sess.run(list(detector.output_names), detector.feeds(tensor))
+        dets = detector.postprocess(yolo.per_image(outputs)[0], box)
         found.append([(d.label, ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2))
                       for d in dets if d.score >= 0.5])  # fmt: skip
     return found

@@ -1,8 +1,11 @@
-"""Detector: one onnxruntime session for a YOLO-family model, and `detect(image)`.
+"""Detector: one onnxruntime session for an object detector, and `detect(image)`.
 
 Everything about the model is read from the model itself (input name, shape, layout, dtype,
-dynamic batch, output layout) or from settings (thresholds, classes, device); the math lives in
-hook.yolo as pure functions.
+dynamic batch, output layout, a second `orig_target_sizes` input) or from settings (thresholds,
+classes, device); the math lives in hook.yolo as pure functions. Output layouts: YOLOv5,
+YOLOv8/YOLO11, end-to-end [B, N, 6] (YOLOv10, Ultralytics end2end), split boxes/scores/labels
+(RT-DETR, D-FINE) and TF's SSD-style four outputs; see yolo.plan_outputs for how they are told
+apart and yolo.label_offset for how class ids map to the label file.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import ast
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DYNAMIC_SIZE = 640  # canvas for models whose input height/width are symbolic (Ultralytics')
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+SIZE_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -70,15 +75,19 @@ class Detector:
         self.model = model
         self.min_score, self.iou = min_score, iou
         self._read_input()
+        self.sizes_input = _sizes_input(self.session)
         self.labels = _labels(model, self.session)
         self.class_mask = _class_mask(self.labels, classes)
-        self.layout = self._warm_up()
+        self.layout, self.output_names = self._warm_up()
+        self.id_offset = yolo.label_offset(self.layout, self.labels)
         self.load_seconds = time.perf_counter() - started
         log.info(
-            "detector %s: %s layout, input %s %dx%d%s, %d labels, %s, ready in %.2f s",
-            model.name, self.layout.value, "NCHW" if self.channels_first else "NHWC",
-            *self.canvas, ", dynamic batch" if self.batchable else "", len(self.labels),
-            self.session.get_providers()[0], self.load_seconds,
+            "detector %s: %s layout (%s), input %s %dx%d%s%s, %d labels, %s, ready in %.2f s",
+            model.name, self.layout.value, ", ".join(self.output_names),
+            "NCHW" if self.channels_first else "NHWC", *self.canvas,
+            ", dynamic batch" if self.batchable else "",
+            f", canvas size fed to {self.sizes_input[0]}" if self.sizes_input else "",
+            len(self.labels), self.session.get_providers()[0], self.load_seconds,
         )  # fmt: skip
 
     @classmethod
@@ -105,14 +114,22 @@ class Detector:
             raise ConfigError(f"model input type {first.type} is not supported")
         self.dtype = np.dtype(ORT_TYPES[first.type])
 
-    def _warm_up(self) -> yolo.Layout:
-        """One inference on a blank canvas: pays the first-run cost and reveals the layout."""
+    def _warm_up(self) -> tuple[yolo.Layout, tuple[str, ...]]:
+        """One inference on a blank canvas: pays the first-run cost and reveals the layout.
+
+        Returns the layout and the names of the outputs it reads, in its decoder's order.
+        """
         blank = Image.new("RGB", self.canvas, (yolo.PAD_GRAY,) * 3)
-        output = self.run([blank])
+        tensor = yolo.to_tensor([blank], channels_first=self.channels_first, dtype=self.dtype)
+        outputs = self.session.run(None, self.feeds(tensor))
+        names = [o.name for o in self.session.get_outputs()]
         try:
-            return yolo.output_layout(output.shape, len(self.labels))
+            plan = yolo.plan_outputs(
+                names, outputs, len(self.labels), end2end=_marked_end2end(self.session)
+            )
         except ValueError as exc:
             raise ConfigError(f"model {self.model}: {exc}") from None
+        return plan.layout, tuple(names[i] for i in plan.outputs)
 
     # -- inference --------------------------------------------------------------------------
     def prepare(
@@ -121,21 +138,35 @@ class Detector:
         """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""
         return yolo.letterbox(image, self.canvas, source)
 
-    def run(self, canvases: list[Image.Image]) -> np.ndarray:
-        """Raw model output for letterboxed canvases, in one batch when the model allows it."""
+    def feeds(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's inputs for an image batch: the images, and the canvas size if asked.
+
+        RT-DETR/D-FINE exports scale their boxes by `orig_target_sizes` (w, h); fed the canvas,
+        they answer in canvas pixels like every other layout, and un-letterboxing follows.
+        """
+        feeds = {self.input_name: tensor}
+        if self.sizes_input:
+            name, dtype = self.sizes_input
+            feeds[name] = np.tile(np.array(self.canvas, dtype=dtype), (len(tensor), 1))
+        return feeds
+
+    def infer(self, tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        """One session run on a batch tensor -> per image, the outputs its layout reads."""
+        return yolo.per_image(self.session.run(list(self.output_names), self.feeds(tensor)))
+
+    def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
+        """Model outputs per letterboxed canvas, in one batch when the model allows it."""
         tensor = yolo.to_tensor(canvases, channels_first=self.channels_first, dtype=self.dtype)
         if self.batchable or len(canvases) == 1:
-            return self.session.run(None, {self.input_name: tensor})[0]
-        return np.concatenate(
-            [self.session.run(None, {self.input_name: tensor[i : i + 1]})[0]
-             for i in range(len(canvases))]
-        )  # fmt: skip
+            return self.infer(tensor)
+        return [out for i in range(len(canvases)) for out in self.infer(tensor[i : i + 1])]
 
-    def postprocess(self, output: np.ndarray, box: yolo.Letterbox) -> list[Detection]:
-        """One image's output -> detections in original-image pixels, best first."""
-        boxes, scores, class_ids = yolo.decode(
+    def postprocess(self, output: Sequence[np.ndarray], box: yolo.Letterbox) -> list[Detection]:
+        """One image's outputs (an item of `run`) -> detections in original-image pixels."""
+        boxes, scores, class_ids = yolo.decode_outputs(
             output, self.layout, canvas=self.canvas, min_score=self.min_score,
-            class_mask=self.class_mask,
+            classes=len(self.labels), class_mask=self.class_mask, id_offset=self.id_offset,
+            pixels=self.sizes_input is not None,
         )  # fmt: skip
         keep = yolo.nms(boxes, scores, class_ids, self.iou)
         mapped = yolo.unletterbox(boxes[keep], box)
@@ -170,6 +201,42 @@ def _providers(device: str) -> list[str]:
     return [PROVIDERS["cpu"]]
 
 
+def _sizes_input(session: ort.InferenceSession) -> tuple[str, np.dtype] | None:
+    """A second input [B, 2] (RT-DETR/D-FINE's orig_target_sizes), or None; others refused."""
+    extra = session.get_inputs()[1:]
+    if not extra:
+        return None
+    first = extra[0]
+    if (
+        len(extra) > 1
+        or len(first.shape) != 2
+        or first.shape[1] != 2
+        or (first.type not in SIZE_TYPES)
+    ):
+        listed = ", ".join(f"{i.name} {list(i.shape)} {i.type}" for i in extra)
+        raise ConfigError(
+            f"model inputs beyond the image are not understood: {listed}; the only one accepted "
+            "is a target size [B, 2] (RT-DETR/D-FINE orig_target_sizes), fed the canvas (w, h)"
+        )
+    return first.name, np.dtype(SIZE_TYPES[first.type])
+
+
+def _marked_end2end(session: ort.InferenceSession) -> bool:
+    """Ultralytics marks end-to-end exports ([B, N, 6] boxes, score, class) in metadata.
+
+    `end2end: True` (YOLOv10, YOLO26) or `args` with `nms: True` (exported with NMS), the keys
+    Ultralytics' own AutoBackend reads; the shape alone is ambiguous (yolo.plan_outputs).
+    """
+    meta = session.get_modelmeta().custom_metadata_map
+    if meta.get("end2end", "").strip().lower() == "true":
+        return True
+    try:
+        args = ast.literal_eval(meta.get("args", "{}"))
+    except (ValueError, SyntaxError):
+        return False
+    return isinstance(args, dict) and bool(args.get("nms"))
+
+
 def _labels(model: Path, session: ort.InferenceSession) -> list[str]:
     """Label names: a .names/.txt file beside the model, else the `names` metadata."""
     for candidate in (model.with_suffix(".names"), model.with_suffix(".txt")):
@@ -193,7 +260,9 @@ def _labels(model: Path, session: ort.InferenceSession) -> list[str]:
 
 
 def _class_mask(labels: list[str], classes: tuple[str, ...]) -> np.ndarray | None:
-    if not classes:
+    """1 for each label to report, 0 for the rest and for placeholders (`???`, `background`)."""
+    placeholders = [i for i, label in enumerate(labels) if yolo.is_placeholder(label)]
+    if not classes and not placeholders:
         return None
     known = {label.lower(): i for i, label in enumerate(labels)}
     unknown = [c for c in classes if c.lower() not in known]
@@ -201,6 +270,7 @@ def _class_mask(labels: list[str], classes: tuple[str, ...]) -> np.ndarray | Non
         raise ConfigError(
             f"HOOK_CLASSES names labels the model does not know: {', '.join(unknown)}"
         )
-    mask = np.zeros(len(labels), dtype=np.float32)
+    mask = np.zeros(len(labels), dtype=np.float32) if classes else np.ones(len(labels), np.float32)
     mask[[known[c.lower()] for c in classes]] = 1.0
+    mask[placeholders] = 0.0
     return mask

@@ -167,9 +167,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "40000000",
          "Largest image (width x height); larger ones are refused before decoding."),
     Spec("HOOK_MODEL", "model", _path, str(DEFAULT_MODEL),
-         "The ONNX detector (YOLOv5 or YOLOv8/YOLO11 output layout); labels from a `.names` "
-         "file beside it or the model's `names` metadata. Default: the model `models/build.py` "
-         "builds."),
+         "The ONNX detector (YOLOv5, YOLOv8/YOLO11, YOLOv10/Ultralytics end-to-end, "
+         "RT-DETR/D-FINE or TensorFlow SSD outputs, told apart by the outputs); labels from a "
+         "`.names` file beside it or the model's `names` metadata. Default: the model "
+         "`models/build.py` builds."),
     Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.25", "Lowest detection score reported."),
     Spec("HOOK_IOU", "iou", _fraction, "0.45",
          "Overlap (IoU) above which two boxes of one label count as the same object."),

@@ -1,11 +1,16 @@
-"""Pure image and box math for YOLO-family detectors: letterbox, tensors, decoding, NMS.
+"""Pure image and box math for object detectors: letterbox, tensors, layouts, decoding, NMS.
 
 No I/O and no model here: every function maps arrays to arrays, so each is tested alone.
 Boxes are float arrays of rows (x1, y1, x2, y2) in pixels, y growing downwards.
+
+Layouts are told apart by a model's outputs (names, count, shapes; see `plan_outputs`), and each
+has one decoder; all decoders give (boxes in canvas pixels, scores, class ids), so the same NMS
+and un-letterbox follow for every model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -15,11 +20,39 @@ from PIL import Image
 PAD_GRAY = 114  # the letterbox fill Ultralytics trains with
 
 
-class Layout(StrEnum):
-    """How a detector lays out its output rows."""
+# Names a label file puts where a class id has no class (TF's id 0, gaps in COCO's 91 ids).
+PLACEHOLDERS = frozenset({"???", "n/a", "background", "__background__"})
+# Output names of the TF Object Detection API's SSD-style exports (tf2onnx may add ":0").
+SSD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+# Output names of split end-to-end exports (RT-DETR / D-FINE: labels, boxes, scores).
+BOX_NAMES = frozenset({"boxes", "bboxes"})
+SCORE_NAMES = frozenset({"scores"})
+CLASS_NAMES = frozenset({"labels", "classes", "class_ids"})
+ACCEPTED = (
+    "accepted: YOLOv5 [B, N, 5+C]; YOLOv8/YOLO11 [B, 4+C, N]; end-to-end [B, N, 6] "
+    "(x1, y1, x2, y2, score, class; needs Ultralytics' `end2end` or `nms` metadata); "
+    "boxes [B, N, 4] + scores [B, N] + class ids [B, N] (RT-DETR/D-FINE `boxes`, `scores`, "
+    "`labels`); TF SSD num_detections [B] + detection_boxes [B, N, 4] + detection_scores [B, N] "
+    "+ detection_classes [B, N]"
+)
 
-    V5 = "yolov5"  # [1, N, 5 + C]: cx, cy, w, h, objectness, class scores
-    V8 = "yolov8"  # [1, 4 + C, N]: cx, cy, w, h, class scores (no objectness)
+
+class Layout(StrEnum):
+    """How a detector lays out its outputs."""
+
+    V5 = "yolov5"  # [B, N, 5 + C]: cx, cy, w, h, objectness, class scores
+    V8 = "yolov8"  # [B, 4 + C, N]: cx, cy, w, h, class scores (no objectness)
+    END2END = "end2end"  # [B, N, 6]: x1, y1, x2, y2, score, class id (YOLOv10, Ultralytics)
+    DETR = "detr"  # boxes [B, N, 4] x1, y1, x2, y2 + scores [B, N] + class ids [B, N]
+    SSD = "tf-ssd"  # num_detections [B], detection_boxes [B, N, 4] y1, x1, y2, x2, scores, classes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A model's layout and which of its outputs the decoder reads, in the decoder's order."""
+
+    layout: Layout
+    outputs: tuple[int, ...]  # positions in the model's output list
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,222 @@ def output_layout(shape: tuple[int, ...], classes: int) -> Layout:
         f"output shape {list(shape)} is neither [1, N, 5+{classes}] (YOLOv5) "
         f"nor [1, 4+{classes}, N] (YOLOv8/YOLO11) for {classes} labels"
     )
+
+
+def plan_outputs(
+    names: Sequence[str], arrays: Sequence[np.ndarray], classes: int, *, end2end: bool = False
+) -> Plan:
+    """Tell the layouts apart by the outputs' names, count and shapes; ValueError if none fits.
+
+    In this order: the four TF SSD names; three outputs `boxes`/`scores`/`labels` (by name, or
+    else exactly three outputs [B, N, 4] + a float [B, N] + an integer [B, N]); else the first
+    output alone. A [B, N, 6] output is end-to-end only when the model says so (`end2end`, from
+    Ultralytics' metadata, the same keys its AutoBackend reads): the shape alone cannot tell
+    it from a one-class YOLOv5 (5 + 1 = 6), and with other label counts an unmarked [B, N, 6]
+    stays an error rather than a guess. Without the mark, one label means YOLOv5.
+    """
+    described = ", ".join(f"{n} {list(a.shape)}" for n, a in zip(names, arrays, strict=True))
+    try:
+        return (
+            _ssd_plan(names, arrays)
+            or _detr_plan(names, arrays)
+            or _single_plan(arrays[0].shape if arrays else (), classes, end2end=end2end)
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"outputs {described} fit no layout for {classes} labels ({exc}); {ACCEPTED}"
+        ) from None
+
+
+def _base_name(name: str) -> str:
+    return name.split(":", maxsplit=1)[0].lower()  # tf2onnx keeps TF's ":0" tensor suffix
+
+
+def _ssd_plan(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Plan | None:
+    """TF's SSD outputs by name (extra outputs, like raw_detection_boxes, are ignored)."""
+    found = {_base_name(n): i for i, n in enumerate(names)}
+    if not all(name in found for name in SSD_NAMES):
+        return None
+    num, boxes, scores, ids = (arrays[found[name]].shape for name in SSD_NAMES)
+    if not (
+        len(boxes) == 3 and boxes[2] == 4 and scores == ids == boxes[:2]
+        and num[:1] == boxes[:1] and (len(num) == 1 or (len(num) == 2 and num[1] == 1))
+    ):  # fmt: skip
+        raise ValueError("TF SSD outputs are not [B], [B, N, 4], [B, N], [B, N]")
+    return Plan(Layout.SSD, tuple(found[name] for name in SSD_NAMES))
+
+
+def _detr_plan(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Plan | None:
+    """Split end-to-end outputs, by name when named so, else by shape and dtype."""
+    base = [_base_name(n) for n in names]
+    named = [[i for i, n in enumerate(base) if n in group][:1]
+             for group in (BOX_NAMES, SCORE_NAMES, CLASS_NAMES)]  # fmt: skip
+    roles = [i for found in named for i in found]
+    if len(roles) != 3:
+        roles = _detr_roles_by_shape(arrays)
+        if not roles:
+            return None
+    b, s, c = (arrays[i].shape for i in roles)
+    if not (len(b) == 3 and b[2] == 4 and s == c == b[:2]):
+        raise ValueError("boxes, scores and class ids are not [B, N, 4], [B, N], [B, N]")
+    return Plan(Layout.DETR, tuple(roles))
+
+
+def _detr_roles_by_shape(arrays: Sequence[np.ndarray]) -> list[int]:
+    """Exactly three outputs: one [B, N, 4] (boxes), a float [B, N] and an integer [B, N]."""
+    if len(arrays) != 3:
+        return []
+    boxes = [i for i, a in enumerate(arrays) if a.ndim == 3 and a.shape[2] == 4]
+    flat = [i for i, a in enumerate(arrays) if a.ndim == 2]
+    integer = [i for i in flat if np.issubdtype(arrays[i].dtype, np.integer)]
+    if len(boxes) != 1 or len(flat) != 2 or len(integer) != 1:
+        return []
+    return [boxes[0], next(i for i in flat if i != integer[0]), integer[0]]
+
+
+def _single_plan(shape: tuple[int, ...], classes: int, *, end2end: bool) -> Plan:
+    if end2end and len(shape) == 3 and shape[2] == 6:
+        return Plan(Layout.END2END, (0,))
+    return Plan(output_layout(shape, classes), (0,))
+
+
+def per_image(outputs: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+    """A batch's outputs (each [B, ...]) -> per image, its slice of every output."""
+    return list(zip(*outputs, strict=True))
+
+
+def label_offset(layout: Layout, labels: Sequence[str]) -> int:
+    """What to subtract from a model's class ids to index its label names.
+
+    TF's detection_classes are 1-based label-map ids (label_map.pbtxt starts at id 1): id 1 is
+    the names file's first line, unless that line is a placeholder for id 0 (`background`,
+    `???`, `N/A`, as TF's labelmap.txt files have), then ids index the file directly. Every
+    other layout's ids are 0-based indexes into the names file.
+    """
+    if layout != Layout.SSD:
+        return 0
+    return 0 if labels and is_placeholder(labels[0]) else 1
+
+
+def is_placeholder(label: str) -> bool:
+    """A name that only holds a class id's place: never reported."""
+    return label.strip().lower() in PLACEHOLDERS
+
+
+def decode_outputs(
+    outputs: Sequence[np.ndarray],
+    layout: Layout,
+    *,
+    canvas: tuple[int, int],
+    min_score: float,
+    classes: int,
+    class_mask: np.ndarray | None = None,
+    id_offset: int = 0,
+    pixels: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image's outputs, in its Plan's order -> (canvas-pixel boxes, scores, class ids).
+
+    `pixels`: the model was fed the canvas size (RT-DETR's orig_target_sizes), so its boxes
+    are known to be canvas pixels; `id_offset` comes from `label_offset`.
+    """
+    if layout in (Layout.V5, Layout.V8):
+        return decode(outputs[0], layout, canvas=canvas, min_score=min_score,
+                      class_mask=class_mask)  # fmt: skip
+    if layout == Layout.END2END:
+        return decode_end2end(outputs[0], canvas=canvas, min_score=min_score,
+                              classes=classes, class_mask=class_mask)  # fmt: skip
+    if layout == Layout.DETR:
+        boxes, scores, ids = outputs
+        return decode_detr(boxes, scores, ids, canvas=canvas, min_score=min_score,
+                           classes=classes, class_mask=class_mask,
+                           fractions=False if pixels else None)  # fmt: skip
+    num, boxes, scores, ids = outputs
+    return decode_ssd(num, boxes, scores, ids, canvas=canvas, min_score=min_score,
+                      classes=classes, class_mask=class_mask, id_offset=id_offset)  # fmt: skip
+
+
+def decode_end2end(
+    rows: np.ndarray,
+    *,
+    canvas: tuple[int, int],
+    min_score: float,
+    classes: int,
+    class_mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[N, 6] rows of x1, y1, x2, y2, score, class id (a float) -> canvas-pixel detections."""
+    rows = rows.astype(np.float32, copy=False)
+    boxes = to_pixels(rows[:, :4], canvas, fractions=None)
+    return _select(boxes, rows[:, 4], rows[:, 5], classes=classes, min_score=min_score,
+                   class_mask=class_mask)  # fmt: skip
+
+
+def decode_detr(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    canvas: tuple[int, int],
+    min_score: float,
+    classes: int,
+    class_mask: np.ndarray | None = None,
+    fractions: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split outputs: boxes [N, 4] x1, y1, x2, y2, scores [N], class ids [N] -> detections."""
+    xyxy = to_pixels(boxes.astype(np.float32, copy=False), canvas, fractions=fractions)
+    return _select(xyxy, scores.astype(np.float32, copy=False), class_ids, classes=classes,
+                   min_score=min_score, class_mask=class_mask)  # fmt: skip
+
+
+def decode_ssd(
+    num: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    canvas: tuple[int, int],
+    min_score: float,
+    classes: int,
+    class_mask: np.ndarray | None = None,
+    id_offset: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TF SSD: only the first `num` rows are detections; boxes are y1, x1, y2, x2 fractions."""
+    count = int(np.asarray(num).reshape(-1)[0]) if np.size(num) else 0
+    count = max(0, min(count, len(boxes)))
+    yxyx = boxes[:count].astype(np.float32, copy=False)
+    xyxy = to_pixels(yxyx[:, [1, 0, 3, 2]], canvas, fractions=True)
+    ids = np.asarray(class_ids[:count], dtype=np.float64) - id_offset
+    return _select(xyxy, scores[:count].astype(np.float32, copy=False), ids, classes=classes,
+                   min_score=min_score, class_mask=class_mask)  # fmt: skip
+
+
+def to_pixels(boxes: np.ndarray, canvas: tuple[int, int], *, fractions: bool | None) -> np.ndarray:
+    """x1, y1, x2, y2 boxes -> canvas pixels; `fractions=None` guesses as `decode` does.
+
+    The guess: every coordinate within +-2 means fractions of the canvas; a model's candidates
+    in pixels always reach further than that.
+    """
+    if fractions is None:
+        fractions = bool(len(boxes)) and float(np.abs(boxes).max()) <= 2.0
+    if not fractions:
+        return boxes
+    return boxes * np.array([canvas[0], canvas[1], canvas[0], canvas[1]], dtype=np.float32)
+
+
+def _select(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    class_ids: np.ndarray,
+    *,
+    classes: int,
+    min_score: float,
+    class_mask: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep rows with a known class, allowed by the mask, scoring at least min_score (and > 0)."""
+    ids = np.rint(class_ids).astype(np.int64)  # float ids (TF, Ultralytics) are whole numbers
+    keep = (ids >= 0) & (ids < classes) & (scores >= min_score) & (scores > 0)
+    if class_mask is not None:
+        keep[keep] = class_mask[ids[keep]] > 0
+    return boxes[keep], scores[keep], ids[keep]
 
 
 def decode(

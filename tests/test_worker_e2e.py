@@ -72,6 +72,14 @@ class Workers:
     def output(self) -> str:
         return "\n".join(log.read_text() for _, log in self.started if log.exists())
 
+    def wait_output(self, *parts: str, timeout: float = 10) -> str:
+        """The logs once they hold every part: a task's log line follows its settling."""
+        deadline = time.monotonic() + timeout
+        while not all(part in (text := self.output()) for part in parts):
+            assert time.monotonic() < deadline, f"worker logs lack {parts}:\n{text}"
+            time.sleep(0.05)
+        return text
+
     def stop_all(self) -> None:
         for process, _ in self.started:
             procs.stop(process, timeout=30)
@@ -153,7 +161,7 @@ def test_event_comes_back_labeled_in_camio_format(
             assert entry["boxes"][0] == {"probability": entry["probability"], "polygon": corners}
     done = wait_status(web, task_id, "done")
     assert done["attempts"] == 1 and done["last_error"] is None
-    assert "labels=" in workers.output() and task_id in workers.output()
+    workers.wait_output("labels=", task_id)
 
 
 def test_503_twice_then_the_labels_arrive(web: str, receiver: Receiver, workers: Workers) -> None:

@@ -138,3 +138,85 @@ def test_min_score_zero_reports_no_masked_or_empty_rows() -> None:
     _, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.0,
                                  class_mask=mask)  # fmt: skip
     assert ids.tolist() == [] and scores.tolist() == []
+
+
+# -- end-to-end layouts: told apart by outputs, decoded to canvas pixels ----------------------
+def z(*shape: int, dtype: type = np.float32) -> np.ndarray:
+    return np.zeros(shape, dtype=dtype)
+
+
+def test_plan_outputs_tells_the_layouts_apart() -> None:
+    ssd_names = ["detection_boxes:0", "raw_detection_boxes", "detection_scores:0",
+                 "detection_classes:0", "num_detections:0"]  # fmt: skip
+    ssd = yolo.plan_outputs(ssd_names, [z(1, 100, 4), z(1, 9, 4), z(1, 100), z(1, 100), z(1)], 90)
+    assert ssd == yolo.Plan(yolo.Layout.SSD, (4, 0, 2, 3))
+    named = yolo.plan_outputs(
+        ["labels", "boxes", "scores"], [z(1, 300, dtype=np.int64), z(1, 300, 4), z(1, 300)], 80
+    )
+    assert named == yolo.Plan(yolo.Layout.DETR, (1, 2, 0))
+    by_shape = yolo.plan_outputs(
+        ["a", "b", "c"], [z(1, 300), z(1, 300, 4), z(1, 300, dtype=np.int32)], 80
+    )
+    assert by_shape == yolo.Plan(yolo.Layout.DETR, (1, 0, 2))
+    assert yolo.plan_outputs(["output0"], [z(1, 2535, 85)], 80).layout == yolo.Layout.V5
+    assert yolo.plan_outputs(["output0"], [z(1, 84, 8400)], 80).layout == yolo.Layout.V8
+
+
+def test_plan_outputs_six_columns_need_the_end2end_mark() -> None:
+    rows = [z(1, 300, 6)]
+    assert yolo.plan_outputs(["output0"], rows, 1).layout == yolo.Layout.V5  # 5 + 1 columns
+    assert yolo.plan_outputs(["output0"], rows, 1, end2end=True).layout == yolo.Layout.END2END
+    assert yolo.plan_outputs(["output0"], rows, 80, end2end=True).layout == yolo.Layout.END2END
+    with pytest.raises(ValueError, match=r"output0 \[1, 300, 6\] fit no layout for 80.*neither"):
+        yolo.plan_outputs(["output0"], rows, 80)
+
+
+def test_plan_outputs_refuses_what_fits_nothing() -> None:
+    two_floats = [z(1, 300, 4), z(1, 300), z(1, 300)]  # which is the score? not a guess
+    with pytest.raises(ValueError, match=r"a \[1, 300, 4\], b \[1, 300\], c \[1, 300\]"):
+        yolo.plan_outputs(["a", "b", "c"], two_floats, 80)
+    with pytest.raises(ValueError, match="boxes, scores and class ids are not"):
+        yolo.plan_outputs(["boxes", "scores", "labels"], [z(1, 300, 4), z(1, 300), z(1, 30)], 80)
+
+
+def test_per_image_slices_every_output() -> None:
+    items = yolo.per_image([np.arange(6).reshape(2, 3), np.array([7, 8])])
+    assert [(a.tolist(), int(b)) for a, b in items] == [([0, 1, 2], 7), ([3, 4, 5], 8)]
+
+
+def test_label_offset_for_tf_ids() -> None:
+    assert yolo.label_offset(yolo.Layout.SSD, ["person", "bicycle"]) == 1
+    assert yolo.label_offset(yolo.Layout.SSD, ["???", "person"]) == 0
+    assert yolo.label_offset(yolo.Layout.SSD, ["Background", "person"]) == 0
+    assert yolo.label_offset(yolo.Layout.DETR, ["person", "bicycle"]) == 0
+    assert yolo.is_placeholder(" N/A ") and not yolo.is_placeholder("person")
+
+
+def test_decode_ssd_truncates_swaps_axes_and_shifts_ids() -> None:
+    boxes = np.array([[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0.2, 0.2, 0.4, 0.4]],
+                     dtype=np.float32)  # fmt: skip
+    scores = np.array([0.7, 0.6, 0.9], dtype=np.float32)
+    ids = np.array([3.0, 1.0, 2.0], dtype=np.float32)
+    out, kept, classes = yolo.decode_ssd(
+        np.array(2.0), boxes, scores, ids, canvas=(200, 100), min_score=0.25, classes=3
+    )
+    np.testing.assert_allclose(out, [[40, 10, 120, 50], [0, 0, 200, 100]], atol=1e-4)
+    assert kept.tolist() == pytest.approx([0.7, 0.6]) and classes.tolist() == [2, 0]
+    mask = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    _, _, masked = yolo.decode_ssd(np.array([2]), boxes, scores, ids, canvas=(200, 100),
+                                   min_score=0.25, classes=3, class_mask=mask)  # fmt: skip
+    assert masked.tolist() == [0]
+
+
+def test_decode_end2end_and_detr_agree_and_scale_fractions() -> None:
+    rows = np.array([[0.1, 0.2, 0.3, 0.4, 0.9, 1], [0.5, 0.5, 0.6, 0.6, 0.1, 0],
+                     [0.0, 0.0, 0.1, 0.1, 0.8, 5]], dtype=np.float32)  # fmt: skip
+    boxes, scores, ids = yolo.decode_end2end(rows, canvas=(200, 100), min_score=0.25, classes=2)
+    np.testing.assert_allclose(boxes, [[20, 20, 60, 40]], atol=1e-4)  # class 5 is unknown
+    assert scores.tolist() == pytest.approx([0.9]) and ids.tolist() == [1]
+    split = yolo.decode_detr(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64),
+                             canvas=(200, 100), min_score=0.25, classes=2)  # fmt: skip
+    np.testing.assert_allclose(split[0], boxes)
+    known = yolo.decode_detr(rows[:, :4], rows[:, 4], rows[:, 5], canvas=(200, 100),
+                             min_score=0.25, classes=2, fractions=False)  # fmt: skip
+    np.testing.assert_allclose(known[0], [[0.1, 0.2, 0.3, 0.4]])  # told: already pixels
