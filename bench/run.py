@@ -2,7 +2,8 @@
 
 Ingest events/s and p50/p99 at 1/8/32 clients against a bare pymongo loop; worker images/s
 over raw onnxruntime images/s (default: 1 worker with all cores; and 2 workers of 1 thread);
-POST-to-callback latency on an idle system; worker peak memory; model load time. Every figure
+POST-to-callback latency on an idle system; worker peak memory; model load time; label
+accuracy on the labeled photo set (bench/accuracy.py). Every figure
 of a row comes from the same run; ratios are the figures to compare between machines.
 """
 
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/
 
 import onnxruntime
 
-from bench import ingest, worker
+from bench import accuracy, ingest, worker
 from bench.stack import ROOT
 
 LOAD = """
@@ -79,6 +80,7 @@ def main() -> None:
             )
         )
         rows.append((f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"))
+    rows += accuracy.measure()
     session, total = model_load()
     rows.append(
         ("model load: session + warm-up (with imports)", f"{session:.2f} s ({total:.2f} s)")

@@ -93,7 +93,7 @@ class Detector:
     @classmethod
     def from_settings(cls, settings: Settings) -> Detector:
         return cls(
-            settings.model, min_score=settings.min_score, iou=settings.iou,
+            settings.models[0], min_score=settings.min_score, iou=settings.iou,
             classes=settings.classes, device=settings.device, threads=settings.threads,
         )  # fmt: skip
 

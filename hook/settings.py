@@ -17,6 +17,10 @@ from hook.errors import ConfigError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
+# The default detector: both models built by models/build.py, fused, nanodet-g weighing more;
+# chosen by bench/accuracy.py on the repository's photo set (README, "Accuracy").
+DEFAULT_MODELS = (DEFAULT_MODEL, PROJECT_DIR / "models" / "nanodet-g.onnx")
+DEFAULT_WEIGHTS = (1.0, 1.5)
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
@@ -73,6 +77,17 @@ def _csv(raw: str) -> tuple[str, ...]:
 
 def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    paths = tuple(Path(part.strip()).expanduser() for part in raw.split(",") if part.strip())
+    if not paths:
+        raise ValueError("must name at least one model file")
+    return paths
+
+
+def _weights(raw: str) -> tuple[float, ...]:
+    return tuple(_positive_float(part) for part in raw.split(",") if part.strip())
 
 
 def _mongo_uri(raw: str) -> str | None:
@@ -166,12 +181,18 @@ SPECS: tuple[Spec, ...] = (
          "Largest image in bytes (camera frames are far smaller; MongoDB's limit is 16 MB)."),
     Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "40000000",
          "Largest image (width x height); larger ones are refused before decoding."),
-    Spec("HOOK_MODEL", "model", _path, str(DEFAULT_MODEL),
+    Spec("HOOK_MODEL", "models", _paths, ",".join(str(m) for m in DEFAULT_MODELS),
          "The ONNX detector (YOLOv5, YOLOv8/YOLO11, YOLOv10/Ultralytics end-to-end, "
          "RT-DETR/D-FINE or TensorFlow SSD outputs, told apart by the outputs); labels from a "
-         "`.names` file beside it or the model's `names` metadata. Default: the model "
-         "`models/build.py` builds."),
-    Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.25", "Lowest detection score reported."),
+         "`.names` file beside it or the model's `names` metadata. Several, comma-separated, "
+         "run side by side and their boxes are fused. Default: the two models "
+         "`models/build.py` builds, fused."),
+    Spec("HOOK_MODEL_WEIGHTS", "model_weights", _weights, None,
+         "With several models: each one's weight in the fused score, comma-separated. A box "
+         "only one model finds scores its score x its share of the weights. Unset: 1,1.5 for "
+         "the default pair, equal weights otherwise."),
+    Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.35",
+         "Lowest detection score reported (of the fused score, with several models)."),
     Spec("HOOK_IOU", "iou", _fraction, "0.45",
          "Overlap (IoU) above which two boxes of one label count as the same object."),
     Spec("HOOK_CLASSES", "classes", _csv, "",
@@ -211,7 +232,8 @@ class Settings:
     max_images: int
     max_image_pixels: int
     max_image_bytes: int
-    model: Path
+    models: tuple[Path, ...]
+    model_weights: tuple[float, ...]
     min_score: float
     iou: float
     classes: tuple[str, ...]
@@ -256,6 +278,14 @@ class Settings:
             except ValueError as exc:
                 shown = "<hidden>" if spec.field == "api_key" else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
+        if values["model_weights"] is None:
+            default_pair = values["models"] == DEFAULT_MODELS
+            values["model_weights"] = DEFAULT_WEIGHTS if default_pair else ()
+        if values["model_weights"] and len(values["model_weights"]) != len(values["models"]):
+            raise ConfigError(
+                f"HOOK_MODEL_WEIGHTS has {len(values['model_weights'])} weights for "
+                f"{len(values['models'])} models: give one per model, or none"
+            )
         if (values["tls_cert"] is None) != (values["tls_key"] is None):
             raise ConfigError("HOOK_TLS_CERT and HOOK_TLS_KEY go together: set both or neither")
         return cls(**values)
@@ -265,7 +295,8 @@ def settings_table() -> str:
     """The README's settings table, in Markdown."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for spec in SPECS:
-        default = "models/yolov3-tiny.onnx" if spec.field == "model" else spec.default
+        shown_models = ",".join(str(m.relative_to(PROJECT_DIR)) for m in DEFAULT_MODELS)
+        default = shown_models if spec.field == "models" else spec.default
         shown = "(unset)" if default is None else f"`{default}`" if default else "(empty)"
         rows.append(f"| `{spec.env}` | {shown} | {spec.doc} |")
     return "\n".join(rows)

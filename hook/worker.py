@@ -26,15 +26,16 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
-from PIL import Image
 from pymongo.errors import PyMongoError
 
 from hook import yolo
 from hook.callback import Outcome, post_labels
 from hook.callback import session as callback_session
 from hook.detector import Detector
+from hook.ensemble import Ensemble
 from hook.errors import BadImage
 from hook.hosts import HostAllowList
 from hook.images import decode_image
@@ -63,7 +64,7 @@ class Job:
         str  # this claim's lease owner: unique per claim, so a stale job cannot pass for a new one
     )
     claimed: float  # monotonic time of the claim, for the claim-to-done figure
-    canvases: list[Image.Image] = field(default_factory=list)
+    canvases: list[Any] = field(default_factory=list)  # what the detector's prepare made
     boxes: list[yolo.Letterbox] = field(default_factory=list)
     error: str | None = None  # a bad image: fail the task with this
     body: str | None = None  # the labels JSON, once computed (or stored by an earlier try)
@@ -89,7 +90,7 @@ class Worker:
     def __init__(
         self,
         store: TaskStore,
-        detector: Detector,
+        detector: Detector | Ensemble,
         config: Config,
         *,
         http: requests.Session | None = None,

