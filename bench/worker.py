@@ -2,8 +2,9 @@
 
 1. Throughput: a queue pre-filled with N one-image events (the test photos, each made distinct);
    `python worker.py` labels them and a local receiver records each callback's arrival. Images/s
-   from the first callback to the last, over raw `session.run` images/s for the same model on the
-   same letterboxed photos, measured in the same run while no worker runs.
+   from the first callback to the last, over raw `session.run` images/s for the same models (the
+   default pair: one image is a run of each) on the same letterboxed photos, measured in the same
+   run while no worker runs.
 2. Latency: on an idle system, POST one event through gunicorn and time until its callback
    arrives; p50 and p99 over many events sent one at a time.
 
@@ -32,7 +33,7 @@ from hook.detector import Detector
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.images import decode_image
-from hook.settings import DEFAULT_MODEL
+from hook.settings import DEFAULT_MODELS
 from hook.store import TaskStore
 from tests.receiver import Receiver
 
@@ -54,16 +55,20 @@ def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
 
 
 def raw_rate(seconds: float) -> float:
-    """Images/s of bare session.run on the letterboxed photos, default session options."""
-    detector = Detector(DEFAULT_MODEL)
+    """Images/s of bare session.run on the letterboxed photos, every model of the default."""
+    detectors = [Detector(model) for model in DEFAULT_MODELS]
     tensors = []
     for path in PHOTOS:
-        image, size = decode_image(path.read_bytes(), max_pixels=40_000_000, fit=detector.canvas)
-        canvas, _ = detector.prepare(image, size)
-        tensors.append(yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype))
+        image, size = decode_image(path.read_bytes(), max_pixels=40_000_000,
+                                   fit=detectors[0].canvas)  # fmt: skip
+        tensors.append([
+            yolo.to_tensor([d.prepare(image, size)[0]], channels_first=True, dtype=d.dtype)
+            for d in detectors
+        ])  # fmt: skip
     done, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        detector.session.run(None, {detector.input_name: tensors[done % len(tensors)]})
+        for detector, tensor in zip(detectors, tensors[done % len(tensors)], strict=True):
+            detector.session.run(None, {detector.input_name: tensor})
         done += 1
     return done / (time.perf_counter() - started)
 
@@ -124,7 +129,8 @@ def main() -> None:
         f"(first after {r['first']:.1f} s)"
     )
     print(
-        f"  raw onnxruntime session.run: {r['ceiling']:.1f} images/s (1 session, default threads)"
+        f"  raw onnxruntime session.run: {r['ceiling']:.1f} images/s "
+        f"({len(DEFAULT_MODELS)} models, a session each, default threads)"
     )
     print(f"  ratio: {r['rate'] / r['ceiling']:.2f}")
     print(
