@@ -144,7 +144,7 @@ copy_code() {
     "$SOURCE_DIR/hook-install.sh" "$APP/"
   cp "$SOURCE_DIR/models/__init__.py" "$SOURCE_DIR/models/build.py" \
     "$SOURCE_DIR/models/darknet.py" "$SOURCE_DIR/models/nanodet.py" \
-    "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
+    "$SOURCE_DIR/models/graph.py" "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
 }
 
 make_venv() {

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -42,7 +43,37 @@ class Detection:
     box: tuple[float, float, float, float]
 
 
-class Detector:
+class Detects:
+    """`detect` and `detect_many` from a class's prepare, run and postprocess.
+
+    The worker calls the three stages itself (in different threads); tests, benchmarks and tools
+    call these. Detector and hook.ensemble.Ensemble share them.
+    """
+
+    def prepare(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def run(self, canvases: list[Any]) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def postprocess(self, output: Any, box: Any) -> list[Detection]:
+        raise NotImplementedError
+
+    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
+        return self.detect_many([(image, source)])[0]
+
+    def detect_many(
+        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
+    ) -> list[list[Detection]]:
+        """Detect in several images (one event's), batched when the model allows it."""
+        if not images:
+            return []
+        prepared = [self.prepare(image, source) for image, source in images]
+        outputs = self.run([canvas for canvas, _ in prepared])
+        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
+
+
+class Detector(Detects):
     """Owns one onnxruntime session; thread-compatible, not thread-safe across configuration."""
 
     def __init__(
@@ -174,19 +205,6 @@ class Detector:
             Detection(self.labels[int(c)], float(s), tuple(float(v) for v in b))  # type: ignore[arg-type]
             for b, s, c in zip(mapped, scores[keep], class_ids[keep], strict=True)
         ]
-
-    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
-        return self.detect_many([(image, source)])[0]
-
-    def detect_many(
-        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
-    ) -> list[list[Detection]]:
-        """Detect in several images (one event's), batched when the model allows it."""
-        if not images:
-            return []
-        prepared = [self.prepare(image, source) for image, source in images]
-        outputs = self.run([canvas for canvas, _ in prepared])
-        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
 
 
 def _providers(device: str) -> list[str]:

@@ -8,6 +8,7 @@ fused score (hook.fusion) is what HOOK_MIN_SCORE applies to.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,10 +16,12 @@ import numpy as np
 from PIL import Image
 
 from hook import yolo
-from hook.detector import Detection, Detector
+from hook.detector import Detection, Detector, Detects
 from hook.errors import ConfigError
 from hook.fusion import fuse
 from hook.settings import Settings
+
+log = logging.getLogger(__name__)
 
 MEMBER_FLOOR = 0.1  # a member's detections below this never reach the fusion
 FUSION_IOU = 0.55  # boxes of one label from two models overlapping this much are one object
@@ -28,7 +31,7 @@ Views = tuple[View, ...]  # every member's
 Output = tuple[tuple[Sequence[np.ndarray], yolo.Letterbox], ...]  # every member's, for one image
 
 
-class Ensemble:
+class Ensemble(Detects):
     """Detectors run side by side on each image; their detections fused per label."""
 
     def __init__(
@@ -75,18 +78,6 @@ class Ensemble:
         found = [m.postprocess(out, b) for m, (out, b) in zip(self.members, output, strict=True)]
         return fuse(found, weights=self.weights, iou_threshold=FUSION_IOU, min_score=self.min_score)
 
-    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
-        return self.detect_many([(image, source)])[0]
-
-    def detect_many(
-        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
-    ) -> list[list[Detection]]:
-        if not images:
-            return []
-        prepared = [self.prepare(image, source) for image, source in images]
-        outputs = self.run([views for views, _ in prepared])
-        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
-
 
 def from_settings(settings: Settings) -> Detector | Ensemble:
     """The detector HOOK_MODEL names: one model as it is, several fused."""
@@ -96,4 +87,10 @@ def from_settings(settings: Settings) -> Detector | Ensemble:
     members = [Detector(path, min_score=floor, iou=settings.iou, classes=settings.classes,
                         device=settings.device, threads=settings.threads)
                for path in settings.models]  # fmt: skip
-    return Ensemble(members, weights=settings.model_weights, min_score=settings.min_score)
+    fused = Ensemble(members, weights=settings.model_weights, min_score=settings.min_score)
+    log.info(
+        "detector: %s fused, weights %s, min score %.2f",
+        " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in fused.weights),
+        fused.min_score,
+    )  # fmt: skip
+    return fused

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+
+from models.graph import OUTPUT, GraphBuilder
 
 OPSET = 17
-OUTPUT = "output0"  # as Ultralytics names it
 BN_EPSILON = 1e-6  # darknet normalises by (sqrt(var) + .000001), not sqrt(var + eps)
 
 
@@ -70,32 +71,15 @@ class Tensor:
     w: int
 
 
-class _Converter:
+class _Converter(GraphBuilder):
     """Walks the cfg's layers, reading weights in order and emitting ONNX nodes."""
 
     def __init__(self, net: Section, weights: np.ndarray) -> None:
+        super().__init__()
         self.weights = weights
         self.offset = 0
         self.width, self.height = net.int("width"), net.int("height")
         self.channels = net.int("channels", 3)
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.count = 0
-
-    # -- graph building ---------------------------------------------------------------------
-    def _name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint}_{self.count}"
-
-    def const(self, array: np.ndarray, hint: str) -> str:
-        name = self._name(hint)
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], hint: str, **attrs: object) -> str:
-        out = hint if hint == OUTPUT else self._name(hint)
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
-        return out
 
     def take(self, count: int) -> np.ndarray:
         if self.offset + count > self.weights.size:

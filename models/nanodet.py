@@ -28,11 +28,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
+
+from models.graph import OUTPUT, GraphBuilder
 
 OPSET = 17
 INPUT = "images"
-OUTPUT = "output0"
 # NanoDet-g's training normalisation (config nanodet-g.yml), in its BGR channel order.
 MEAN_BGR = (103.53, 116.28, 123.675)
 STD_BGR = (57.375, 57.12, 58.395)
@@ -205,35 +206,15 @@ class _Window:
     size: tuple[int, int]  # output height, width
 
 
-class _Translator:
+class _Translator(GraphBuilder):
     """Emits ONNX nodes for the non-constant TF nodes, one handler per TF op."""
 
     def __init__(self, consts: dict[str, np.ndarray], consumers: Counter[str]) -> None:
+        super().__init__()
         self.consts = consts
         self.consumers = consumers
         self.values: dict[str, Value] = {}
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self.producer: dict[str, onnx.NodeProto] = {}
         self.cache: dict[tuple[object, ...], str] = {}
-        self.count = 0
-
-    # -- graph building ---------------------------------------------------------------------
-    def _name(self, hint: str) -> str:
-        self.count += 1
-        return f"{hint.rsplit('/', 1)[-1]}_{self.count}"
-
-    def const(self, array: np.ndarray, hint: str) -> str:
-        name = self._name(hint)
-        self.initializers.append(numpy_helper.from_array(array, name))
-        return name
-
-    def op(self, op_type: str, inputs: list[str], hint: str, **attrs: object) -> str:
-        out = hint if hint == OUTPUT else self._name(hint)
-        node = helper.make_node(op_type, inputs, [out], name=out, **attrs)
-        self.nodes.append(node)
-        self.producer[out] = node
-        return out
 
     # -- layouts ----------------------------------------------------------------------------
     def get(self, value: Value, perm: tuple[int, ...]) -> str:
