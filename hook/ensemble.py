@@ -36,7 +36,7 @@ class Ensemble(Detects):
 
     def __init__(
         self, members: Sequence[Detector], *, weights: Sequence[float] | None = None,
-        min_score: float = 0.25,
+        min_score: float = 0.25, iou: float = 0.45,
     ) -> None:  # fmt: skip
         if len(members) < 2:
             raise ConfigError("an ensemble needs two models or more")
@@ -46,7 +46,7 @@ class Ensemble(Detects):
             raise ConfigError(
                 f"HOOK_MODEL_WEIGHTS needs one positive weight per model ({len(members)} models)"
             )
-        self.min_score = min_score
+        self.min_score, self.iou = min_score, iou
         # Decode JPEGs large enough for the largest canvas any member letterboxes onto.
         self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
         self.load_seconds = sum(m.load_seconds for m in members)
@@ -60,7 +60,10 @@ class Ensemble(Detects):
     ) -> tuple[Views, yolo.Letterbox]:
         """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
         made: dict[tuple[int, int], View] = {}
-        views = tuple(made.setdefault(m.canvas, m.prepare(image, source)) for m in self.members)
+        for m in self.members:
+            if m.canvas not in made:
+                made[m.canvas] = m.prepare(image, source)
+        views = tuple(made[m.canvas] for m in self.members)
         return views, views[0][1]
 
     def run(self, prepared: list[Views]) -> list[Output]:
@@ -76,7 +79,8 @@ class Ensemble(Detects):
     def postprocess(self, output: Output, box: yolo.Letterbox) -> list[Detection]:
         """One image's member outputs -> fused detections in original-image pixels, best first."""
         found = [m.postprocess(out, b) for m, (out, b) in zip(self.members, output, strict=True)]
-        return fuse(found, weights=self.weights, iou_threshold=FUSION_IOU, min_score=self.min_score)
+        return fuse(found, weights=self.weights, iou_threshold=FUSION_IOU,
+                    min_score=self.min_score, nms_iou=self.iou)  # fmt: skip
 
 
 def from_settings(settings: Settings) -> Detector | Ensemble:
@@ -87,7 +91,8 @@ def from_settings(settings: Settings) -> Detector | Ensemble:
     members = [Detector(path, min_score=floor, iou=settings.iou, classes=settings.classes,
                         device=settings.device, threads=settings.threads)
                for path in settings.models]  # fmt: skip
-    fused = Ensemble(members, weights=settings.model_weights, min_score=settings.min_score)
+    fused = Ensemble(members, weights=settings.model_weights, min_score=settings.min_score,
+                     iou=settings.iou)  # fmt: skip
     log.info(
         "detector: %s fused, weights %s, min score %.2f",
         " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in fused.weights),

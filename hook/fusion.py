@@ -49,8 +49,13 @@ def fuse(
     weights: Sequence[float] | None = None,
     iou_threshold: float = 0.55,
     min_score: float = 0.0,
+    nms_iou: float = 0.45,
 ) -> list[Detection]:
-    """One image's detections from each model -> fused detections at min_score, best first."""
+    """One image's detections from each model -> fused detections at min_score, best first.
+
+    Clusters of one label that still overlap by more than `nms_iou` (two models' boxes of one
+    object that matched neither each other nor one cluster) are one object: the best is kept.
+    """
     weights = list(weights) if weights is not None else [1.0] * len(per_model)
     if len(weights) != len(per_model) or any(w <= 0 for w in weights):
         raise ValueError("fuse needs one positive weight per model")
@@ -76,4 +81,15 @@ def fuse(
         Detection(c.label, sum(weights[m] * d.score for m, d in c.members.items()) / total, c.box)
         for c in clusters
     ]
-    return sorted((d for d in fused if d.score >= min_score), key=lambda d: -d.score)
+    return suppress(sorted(fused, key=lambda d: -d.score), nms_iou, min_score)
+
+
+def suppress(ranked: list[Detection], threshold: float, min_score: float) -> list[Detection]:
+    """Greedy NMS per label over best-first detections, keeping those at min_score."""
+    kept: list[Detection] = []
+    for d in ranked:
+        if d.score < min_score:
+            break
+        if all(k.label != d.label or iou(k.box, d.box) <= threshold for k in kept):
+            kept.append(d)
+    return kept

