@@ -142,9 +142,7 @@ copy_code() {
   find "$APP/hook" -name __pycache__ -type d -prune -exec rm -rf {} +
   cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/requirements.txt" "$SOURCE_DIR/README.md" \
     "$SOURCE_DIR/hook-install.sh" "$APP/"
-  cp "$SOURCE_DIR/models/__init__.py" "$SOURCE_DIR/models/build.py" \
-    "$SOURCE_DIR/models/darknet.py" "$SOURCE_DIR/models/nanodet.py" \
-    "$SOURCE_DIR/models/graph.py" "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
+  cp "$SOURCE_DIR"/models/*.py "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
 }
 
 make_venv() {

@@ -3,7 +3,7 @@
 The reference below interprets the TensorFlow.js graph json op by op, as TensorFlow defines the
 ops (NHWC convolutions and pools, TF's half-pixel bilinear resize, SparseToDense...), in float64,
 straight from nanodet.json and nanodet.bin, then decodes NanoDet's boxes itself. It shares no code
-with models/nanodet.py.
+with the converter (models/nanodet.py, models/tfjs.py, models/tfjs_onnx.py).
 """
 
 from __future__ import annotations
