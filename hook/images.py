@@ -74,16 +74,19 @@ def decode_image(
     so boxes map back to the original image.
     """
     with _opened(data, max_pixels) as image:
-        orientation = image.getexif().get(0x0112, 1)
-        rotated = orientation in _ROTATED
-        upright = (image.height, image.width) if rotated else image.size
-        if fit is not None and image.format == "JPEG":
-            scale = min(fit[0] / upright[0], fit[1] / upright[1])
-            need = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
-            image.draft("RGB", need[::-1] if rotated else need)
+        # Everything past the header is guarded: reading EXIF makes Pillow parse the chunks
+        # after a PNG's pixels (a truncated file, a decompression-bomb text chunk), and any
+        # decoder failure is this image's, never the worker's.
         try:
+            orientation = image.getexif().get(0x0112, 1)
+            rotated = orientation in _ROTATED
+            upright = (image.height, image.width) if rotated else image.size
+            if fit is not None and image.format == "JPEG":
+                scale = min(fit[0] / upright[0], fit[1] / upright[1])
+                need = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
+                image.draft("RGB", need[::-1] if rotated else need)
             return to_rgb(ImageOps.exif_transpose(image)), upright
-        except Exception as exc:  # any decoder failure is this image's, never the worker's
+        except Exception as exc:
             raise BadImage(f"image does not decode: {type(exc).__name__}: {exc}") from None
 
 

@@ -324,8 +324,10 @@ def _select(
     class_mask: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep rows with a known class, allowed by the mask, scoring at least min_score (and > 0)."""
-    ids = np.rint(class_ids).astype(np.int64)  # float ids (TF, Ultralytics) are whole numbers
-    keep = (ids >= 0) & (ids < classes) & (scores >= min_score) & (scores > 0)
+    finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores) & np.isfinite(class_ids)
+    ids = np.rint(np.where(finite, class_ids, -1)).astype(np.int64)  # float ids are whole numbers
+    keep = finite & (ids >= 0) & (ids < classes) & (scores >= min_score) & (scores > 0)
+    keep &= (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # no empty boxes
     if class_mask is not None:
         keep[keep] = class_mask[ids[keep]] > 0
     return boxes[keep], scores[keep], ids[keep]
@@ -349,11 +351,14 @@ def decode(
     scores = rows[:, 5:] * rows[:, 4:5] if layout == Layout.V5 else rows[:, 4:]
     if class_mask is not None:
         scores = scores * class_mask
+    finite = np.isfinite(rows).all(axis=1)  # a broken model's NaN or inf is no detection
+    scores = np.where(finite[:, None], scores, 0)
     class_ids = scores.argmax(axis=1)
     best = scores[np.arange(len(rows)), class_ids]
     keep = (best >= min_score) & (best > 0)  # a score of 0 is no detection, whatever the floor
+    keep &= (rows[:, 2] > 0) & (rows[:, 3] > 0)  # no empty boxes
     xywh = rows[keep, :4]
-    if rows.shape[0] and float(np.abs(rows[:, :2]).max()) <= 2.0:
+    if finite.any() and float(np.abs(rows[finite, :2]).max()) <= 2.0:
         xywh = xywh * np.array([canvas[0], canvas[1], canvas[0], canvas[1]], dtype=np.float32)
     boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
     return boxes, best[keep], class_ids[keep]

@@ -6,6 +6,8 @@ import base64
 import io
 import random
 import socket
+import struct
+import zlib
 from typing import Any
 
 from PIL import Image
@@ -65,4 +67,19 @@ def event(
         "camera": "front door",
         "images": images,
         **extra,
+    }
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bad_pngs() -> dict[str, bytes]:
+    """PNGs whose header is sound (the web accepts them) but whose decoding fails."""
+    png = image_bytes(64, 48, fmt="PNG", noise=False)
+    end = png.rindex(b"IEND") - 4  # before the IEND chunk's length
+    bomb = _png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"A" * (16 * 1024 * 1024)))
+    return {
+        "truncated png": png[: len(png) // 2],
+        "png with a decompression-bomb text chunk": png[:end] + bomb + png[end:],
     }

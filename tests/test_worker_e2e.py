@@ -20,7 +20,7 @@ from PIL import Image
 
 from hook.embedded import EmbeddedMongo
 from tests import procs
-from tests.factories import API_KEY, free_port, image_bytes
+from tests.factories import API_KEY, bad_pngs, free_port, image_bytes
 from tests.receiver import Receiver
 from tests.test_detector import REGIONS
 
@@ -229,16 +229,20 @@ def test_sigterm_mid_task_finishes_it_and_exits_0(
     assert "finishing the tasks in hand" in workers.output()
 
 
+BAD_IMAGES = {"truncated jpeg": (DATA / "dog.jpg").read_bytes()[:60000]} | bad_pngs()
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_IMAGES))
 def test_corrupt_image_fails_its_task_and_the_next_is_labeled(
-    web: str, receiver: Receiver, workers: Workers
+    web: str, receiver: Receiver, workers: Workers, kind: str
 ) -> None:
-    truncated = (DATA / "dog.jpg").read_bytes()[:60000]  # passes the web's header check only
-    workers.start()
-    bad_id, bad_path = send(web, receiver, [("2017-05-05T01:31:13Z", truncated)])
+    workers.start()  # each image passes the web's header check only
+    bad_id, bad_path = send(web, receiver, [("2017-05-05T01:31:13Z", BAD_IMAGES[kind])])
     good_id, good_path = send(
         web, receiver, [("2017-05-05T01:31:14Z", (DATA / "person.jpg").read_bytes())]
     )
     failed = wait_status(web, bad_id, "failed")
+    assert failed["attempts"] == 1  # failed for good at once, never retried as unexpected
     assert "image 0 (timestamp 2017-05-05T01:31:13Z)" in failed["last_error"]
     assert "does not decode" in failed["last_error"]
     assert "person" in receiver.wait_for(good_path, 1)[0]["labels"]["2017-05-05T01:31:14Z"]

@@ -220,3 +220,27 @@ def test_decode_end2end_and_detr_agree_and_scale_fractions() -> None:
     known = yolo.decode_detr(rows[:, :4], rows[:, 4], rows[:, 5], canvas=(200, 100),
                              min_score=0.25, classes=2, fractions=False)  # fmt: skip
     np.testing.assert_allclose(known[0], [[0.1, 0.2, 0.3, 0.4]])  # told: already pixels
+
+
+def test_non_finite_and_empty_rows_are_no_detections() -> None:
+    rows = np.array(
+        [
+            [100, 100, 50, 50, 0.9, 0.8],  # the one real detection
+            [np.nan, 100, 50, 50, 0.9, 0.8],
+            [100, np.inf, 50, 50, 0.9, 0.8],
+            [100, 100, 50, 50, np.nan, 0.8],
+            [100, 100, 50, 50, 0.9, np.inf],
+            [100, 100, 0, 50, 0.9, 0.8],  # zero width
+        ],
+        dtype=np.float32,
+    )
+    boxes, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(416, 416), min_score=0.25)
+    assert ids.tolist() == [0]
+    assert boxes.tolist() == [[75, 75, 125, 125]] and scores.tolist() == pytest.approx([0.72])
+    split = yolo.decode_detr(
+        np.array([[10, 10, 50, 50], [np.nan, 0, 5, 5], [10, 10, 10, 50], [0, 0, 9, 9]], float),
+        np.array([0.9, 0.9, 0.9, np.inf]),
+        np.array([0, 0, 0, 0]),
+        canvas=(416, 416), min_score=0.25, classes=1,
+    )  # fmt: skip
+    assert split[0].tolist() == [[10, 10, 50, 50]]
