@@ -57,10 +57,14 @@ class Event:
 
     @property
     def dedup_key(self) -> str:
-        """Same callback and same image bytes = same event, however often Camio sends it."""
+        """Same callback, image bytes and timestamps = same event, however often Camio sends it.
+
+        The timestamps count: the same picture under another timestamp is another label key
+        that must be delivered.
+        """
         digest = hashlib.sha256(self.callback_url.encode())
         for image in self.images:
-            digest.update(b"\0" + bytes.fromhex(image.sha256))
+            digest.update(b"\0" + bytes.fromhex(image.sha256) + image.key.encode())
         return digest.hexdigest()
 
 

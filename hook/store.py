@@ -29,6 +29,7 @@ live in their own collection so task documents stay small and the sorted claim s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -41,11 +42,14 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hook.event import Event
-from hook.task import PENDING, Status, Task
+from hook.task import PENDING, Status, Task, iso
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+HISTORY = 10  # earlier failures kept on a task sent again
 
 
 def image_ids(task_id: str, count: int) -> list[str]:
@@ -95,17 +99,14 @@ class TaskStore:
         """
         self._ready()
         key = event.dedup_key
-        existing = self.tasks.find_one({"dedup_key": key}, {"_id": 1})
+        existing = self.tasks.find_one({"dedup_key": key}, {"_id": 1, "status": 1})
         if existing:
-            return existing["_id"], False
+            failed = existing["status"] == Status.FAILED.value
+            return existing["_id"], failed and self._requeue(existing["_id"], event)
         task_id = str(ObjectId())
         now = self.clock()
         count = len(event.images)
-        images = [
-            {"_id": image_ids(task_id, count)[index], "task_id": task_id, "index": index,
-             "data": Binary(image.data), "created_at": now}
-            for index, image in enumerate(event.images)
-        ]  # fmt: skip
+        images = self._image_docs(task_id, event, now)
         task = {
             "_id": task_id, "status": Status.QUEUED.value, "attempts": 0, "dedup_key": key,
             "callback_url": event.callback_url, "camera": event.camera, "user_id": event.user_id,
@@ -133,6 +134,48 @@ class TaskStore:
                 return task_id, True
             raise
         return task_id, True
+
+    def _image_docs(self, task_id: str, event: Event, now: float) -> list[dict[str, Any]]:
+        ids = image_ids(task_id, len(event.images))
+        return [
+            {"_id": ids[index], "task_id": task_id, "index": index, "data": Binary(image.data),
+             "created_at": now}
+            for index, image in enumerate(event.images)
+        ]  # fmt: skip
+
+    def _requeue(self, task_id: str, event: Event) -> bool:
+        """A failed task's event sent again: a new series of attempts, the failure in `history`.
+
+        Its images are put back where retention or an operator removed them. False when another
+        request requeued it first (then this one is a duplicate of that).
+        """
+        doc = self.tasks.find_one(
+            {"_id": task_id, "status": Status.FAILED.value},
+            {"attempts": 1, "last_error": 1, "finished_at": 1, "history": 1},
+        )
+        if doc is None:
+            return False
+        now = self.clock()
+        images = self._image_docs(task_id, event, now)
+        ids = [image["_id"] for image in images]
+        present = {d["_id"] for d in self.images.find({"_id": {"$in": ids}}, {"_id": 1})}
+        for image in (i for i in images if i["_id"] not in present):
+            with contextlib.suppress(DuplicateKeyError):  # a concurrent requeue put it back
+                self.images.insert_one(image)
+        entry = (
+            f"failed {iso(doc.get('finished_at'))} after {doc.get('attempts', 0)} attempt(s): "
+            f"{doc.get('last_error')}"
+        )
+        history = [*list(doc.get("history") or [])[-(HISTORY - 1) :], entry]
+        requeued = self.tasks.update_one(
+            {"_id": task_id, "status": Status.FAILED.value, "finished_at": doc.get("finished_at")},
+            {"$set": {"status": Status.QUEUED.value, "attempts": 0, "run_at": now,
+                      "history": history},
+             "$unset": {"finished_at": "", "last_error": ""}},
+        )  # fmt: skip
+        if requeued.modified_count == 1:
+            log.info("task %s: sent again after failing for good; queued again", task_id)
+        return requeued.modified_count == 1
 
     def _task_exists(self, task_id: str) -> bool:
         try:

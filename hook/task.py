@@ -36,6 +36,7 @@ class Task:
     finished_at: float | None = None
     last_error: str | None = None
     result_json: str | None = None
+    history: tuple[str, ...] = ()  # earlier failures, when the event was sent again
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Task:
@@ -54,6 +55,7 @@ class Task:
             finished_at=doc.get("finished_at"),
             last_error=doc.get("last_error"),
             result_json=doc.get("result_json"),
+            history=tuple(str(h) for h in doc.get("history") or ()),
         )
 
     @property
@@ -76,6 +78,7 @@ class Task:
             "lease_until": iso(self.lease_until),
             "finished_at": iso(self.finished_at),
             "last_error": self.last_error,
+            "history": list(self.history),
         }
 
 

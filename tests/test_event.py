@@ -75,13 +75,16 @@ def test_event_keeps_unknown_fields_but_no_image_bytes() -> None:
     assert parsed.camera == "front door" and parsed.user_id == "u1"
 
 
-def test_dedup_key_depends_on_callback_and_bytes_only() -> None:
+def test_dedup_key_depends_on_callback_bytes_and_timestamps() -> None:
     a = parse(event(2, seed=1))
     b = parse({**event(2, seed=1), "camera": "other name"})
     c = parse(event(2, seed=2))
     d = parse(event(2, seed=1, callback_url="https://www.camio.com/api/other"))
+    later = event(2, seed=1)
+    later["images"][0]["timestamp"] = "2017-05-05T09:00:00.000000"  # same picture, another time
+    e = parse(later)
     assert a.dedup_key == b.dedup_key
-    assert len({a.dedup_key, c.dedup_key, d.dedup_key}) == 3
+    assert len({a.dedup_key, c.dedup_key, d.dedup_key, e.dedup_key}) == 4
 
 
 def test_repeated_timestamps_are_refused() -> None:

@@ -320,3 +320,26 @@ def test_a_failed_insert_leaves_orphans_that_purge_removes(
     clock.now += 100
     assert store.purge_orphans(before=clock.now - 10) == 2
     assert db.images.count_documents({}) == 1 and len(store.load_images(store.get(kept))) == 1
+
+
+def test_a_failed_event_sent_again_is_queued_again_with_its_history(
+    store: TaskStore, db: Database, clock: FakeClock
+) -> None:
+    ev = make_event(seed=7, n_images=2)
+    task_id, _ = store.enqueue(ev)
+    claimed = store.claim("w1", 60)
+    assert claimed is not None and claimed.id == task_id
+    assert store.fail(task_id, "w1", "callback answered 404: no such hook")
+    db.images.delete_many({"task_id": task_id})  # as retention or an operator may have
+    clock.now += 5
+    again, queued = store.enqueue(ev)
+    assert again == task_id and queued
+    task = store.claim("w2", 60)
+    assert task is not None and task.id == task_id and task.attempts == 1  # a new series
+    assert len(store.load_images(task)) == 2  # its images are back
+    assert task.last_error is None and task.finished_at is None
+    assert len(task.history) == 1 and "after 1 attempt(s): callback answered 404" in task.history[0]
+    assert task.summary()["history"] == list(task.history)
+    _, queued_twice = store.enqueue(ev)  # now pending: an ordinary duplicate
+    assert not queued_twice
+    assert db.tasks.count_documents({}) == 1 and db.images.count_documents({}) == 2

@@ -97,6 +97,19 @@ def test_duplicate_delivery_answers_with_the_first_task(base: str, db: Database)
     assert db.tasks.count_documents({}) == 1 and db.images.count_documents({}) == 2
 
 
+def test_a_failed_event_posted_again_is_queued_again_not_swallowed(base: str, db: Database) -> None:
+    first = post(base, event(1, seed=8)).json()
+    store = TaskStore(db)
+    assert store.claim("w", 60) is not None and store.fail(first["task_id"], "w", "gave up")
+    again = post(base, event(1, seed=8)).json()
+    assert again == {"ok": True, "task_id": first["task_id"], "duplicate": False}
+    listed = requests.get(f"{base}/tasks/{API_KEY}", timeout=5).json()["tasks"]
+    assert [(t["id"], t["status"], t["attempts"]) for t in listed] == [
+        (first["task_id"], "queued", 0)
+    ]
+    assert "gave up" in listed[0]["history"][0]
+
+
 def _set(path: str, value: Any) -> Callable[[dict], None]:
     def change(payload: dict) -> None:
         *parents, last = path.split(".")
