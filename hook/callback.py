@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from hook.errors import BadRequest
-from hook.hosts import HostAllowList
+from hook.hosts import HostAllowList, port_of
 
 MAX_REDIRECTS = 3
 KEEP_BODY = 500  # characters of the callback's answer kept with a failed task
@@ -115,7 +115,7 @@ def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:
     except BadRequest as exc:
         return Outcome(False, True, str(exc))
     host = parts.hostname or ""
-    if hosts.lists_exactly(host):
+    if hosts.lists_exactly(host, port_of(parts)):
         return None
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hook.errors import ConfigError
+from hook.hosts import parse_entry
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
@@ -84,6 +85,13 @@ def _choice(*allowed: str) -> Callable[[str], str]:
 
 def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def _callback_hosts(raw: str) -> tuple[str, ...]:
+    entries = _csv(raw)
+    for entry in entries:
+        parse_entry(entry)  # ValueError naming the entry: one that can never match is refused
+    return entries
 
 
 def _path(raw: str) -> Path:
@@ -183,9 +191,10 @@ SPECS: tuple[Spec, ...] = (
          "Seconds one delivery attempt may take in all, the callback's answer included."),
     Spec("HOOK_RETENTION_HOURS", "retention_hours", _positive_float, "168",
          "How long done and failed task records are kept."),
-    Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _csv, "camio.com",
+    Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _callback_hosts, "camio.com",
          "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
-         "an IP address only itself."),
+         "an IP address only itself, an IP network (`10.1.0.0/16`) its addresses; "
+         "`host:port` or `[v6]:port` allows that port only."),
     Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
          "Largest request body in bytes; larger ones get 413 unread."),
     Spec("HOOK_BODY_TIMEOUT", "body_timeout", _positive_float, "15",

@@ -87,6 +87,10 @@ def test_destination_is_checked_again_at_delivery() -> None:
     sub = check_destination("http://a.localhost:9/cb", HostAllowList(("localhost",)))
     assert sub is not None and not sub.delivered
     assert check_destination("http://127.0.0.1:9/cb", LOCAL) is None
+    one_port = HostAllowList(("127.0.0.1:8101",))
+    assert check_destination("http://127.0.0.1:8101/cb", one_port) is None
+    other = check_destination("http://127.0.0.1:9/cb", one_port)
+    assert other is not None and other.permanent and "not allowed" in other.reason
     unresolvable = check_destination("http://x.camio.invalid/cb", HostAllowList(("camio.invalid",)))
     assert unresolvable is not None and not unresolvable.permanent  # DNS trouble: try later
 

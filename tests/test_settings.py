@@ -9,6 +9,7 @@ import pytest
 
 from hook.errors import ConfigError
 from hook.settings import SPECS, Settings, settings_table
+from tests.conftest import make_settings
 from tests.factories import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,3 +79,10 @@ def test_every_setting_has_a_field_and_the_readme_lists_it() -> None:
     assert {spec.field for spec in SPECS} == fields
     readme = (ROOT / "README.md").read_text()
     assert settings_table() in readme, "README is stale: python -m hook settings --update-readme"
+
+
+def test_callback_hosts_are_checked_at_start_up() -> None:
+    settings = make_settings(HOOK_CALLBACK_HOSTS="camio.com, 127.0.0.1:8101,10.0.0.0/8")
+    assert settings.callback_hosts == ("camio.com", "127.0.0.1:8101", "10.0.0.0/8")
+    with pytest.raises(ConfigError, match=r"HOOK_CALLBACK_HOSTS=.* is invalid: 'http://x\.com'"):
+        make_settings(HOOK_CALLBACK_HOSTS="camio.com,http://x.com")
