@@ -9,14 +9,17 @@ read.
 
 from __future__ import annotations
 
+import email.utils
 import http.cookiejar
 import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from http.client import HTTPException
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from hook.errors import BadRequest
 from hook.hosts import HostAllowList, port_of
@@ -35,6 +38,7 @@ class Outcome:
     delivered: bool
     permanent: bool  # do not retry: the callback refused for good, or may never be called
     reason: str  # for logs and the task's last_error: status and the start of the answer
+    retry_after: float | None = None  # seconds the callback asked us to wait (429, 503)
 
 
 def session() -> requests.Session:
@@ -70,13 +74,28 @@ def _attempt(
         return Outcome(False, True, f"callback URL is not usable: {exc}")
     except requests.RequestException as exc:
         return Outcome(False, False, f"callback unreachable: {type(exc).__name__}: {exc}")
+    except ValueError as exc:  # requests parses a redirect's Location even when not following
+        return Outcome(False, True, f"callback redirected to a malformed Location, not followed: "
+                                    f"{exc}")  # fmt: skip
     if 300 <= status < 400 and "Location" in headers:
-        target = urljoin(url, headers["Location"])
-        if _origin(target) != _origin(url):
-            why = f"callback redirected ({status}) to another origin, not followed"
-            return Outcome(False, True, f"{why}: {target[:200]}")
-        return target
-    return judge(status, text)
+        return _redirect(url, status, headers["Location"])
+    return judge(status, text, retry_after(headers.get("Retry-After"), time.time()))
+
+
+def _redirect(url: str, status: int, location: str) -> Outcome | str:
+    """The same-origin URL to follow, or why a redirect is refused for good."""
+    try:
+        target = urljoin(url, location)
+        same = _origin(target) == _origin(url)
+    except ValueError:  # a malformed host or port in Location: urllib refuses to parse it
+        shown = location[:200].encode("unicode_escape").decode("ascii")
+        return Outcome(False, True,
+                       f"callback redirected ({status}) to a malformed Location, not followed: "
+                       f"{shown}")  # fmt: skip
+    if not same:
+        why = f"callback redirected ({status}) to another origin, not followed"
+        return Outcome(False, True, f"{why}: {target[:200]}")
+    return target
 
 
 def _post(
@@ -88,24 +107,53 @@ def _post(
         raise TimeoutError
     with http.post(url, data=body, timeout=left, allow_redirects=False, stream=True,
                    headers={"Content-Type": "application/json"}) as answer:  # fmt: skip
-        data = b""
-        # read1: whatever has arrived, so an answer trickling in cannot outlast the deadline
-        while len(data) < READ_LIMIT and (chunk := answer.raw.read1(4096, decode_content=True)):
-            data += chunk
-            if time.monotonic() > deadline:
-                raise TimeoutError
-        text = data.decode(answer.encoding or "utf-8", "replace")
+        data, cut = b"", ""
+        try:
+            # read1: whatever has arrived, so an answer trickling in cannot outlast the deadline
+            while len(data) < READ_LIMIT and (chunk := answer.raw.read1(4096, decode_content=True)):
+                data += chunk
+                if time.monotonic() > deadline:
+                    raise TimeoutError
+        except urllib3.exceptions.ReadTimeoutError:
+            raise TimeoutError from None
+        except (urllib3.exceptions.HTTPError, HTTPException, ConnectionError) as exc:
+            # the status line came whole, so it stands; only the text for the logs is short
+            cut = f" [answer cut short: {type(exc).__name__}]"
+        text = data.decode(answer.encoding or "utf-8", "replace") + cut
         return answer.status_code, dict(answer.headers), text
 
 
-def judge(status: int, text: str) -> Outcome:
-    """2xx delivered; 5xx and 408/425/429 retry; any other answer is permanent."""
+def judge(status: int, text: str, wait: float | None = None) -> Outcome:
+    """2xx delivered; 5xx, 408/425/429 and a lone 1xx retry; any other answer is permanent.
+
+    A 1xx (102 Processing, 103 Early Hints) is an interim answer: Python's HTTP client stops
+    at it, so the real one is unknown and the POST is tried again. `wait` (Retry-After) is
+    passed on for 429 and 503.
+    """
     shown = text[:KEEP_BODY].encode("unicode_escape").decode("ascii")  # a remote's text, logged
     reason = f"callback answered {status}: {shown}".rstrip(": ")
     if 200 <= status < 300:
         return Outcome(True, False, f"callback answered {status}")
+    if status < 200:
+        return Outcome(False, False, f"callback answered only an interim {status}; trying again")
     retry = status >= 500 or status in RETRY_STATUS
-    return Outcome(False, not retry, reason)
+    return Outcome(False, not retry, reason, wait if status in (429, 503) else None)
+
+
+def retry_after(value: str | None, now: float) -> float | None:
+    """Retry-After as seconds from `now` (delta seconds or an HTTP date); None if absent/bad."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now)
 
 
 def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:

@@ -287,7 +287,7 @@ class Worker:
         else:
             gave_up = self.config.policy.exhausted(job.task.attempts)
             self.metrics.count(DELIVERIES, "gave_up" if gave_up else "retried")
-            self._retry(job, outcome.reason)
+            self._retry(job, outcome.reason, at_least=outcome.retry_after or 0.0)
 
     def _finish(self, job: Job, failed: str | None = None) -> None:
         task = job.task
@@ -317,8 +317,11 @@ class Worker:
                      "claim-to-done %.0f ms", task.id, task.camera, len(task.images),
                      _label_summary(job.body), task.attempts, how, elapsed)  # fmt: skip
 
-    def _retry(self, job: Job, reason: str) -> None:
-        """Schedule the next attempt with backoff, or fail the task if attempts are used up."""
+    def _retry(self, job: Job, reason: str, at_least: float = 0.0) -> None:
+        """Schedule the next attempt with backoff, or fail the task if attempts are used up.
+
+        `at_least` is the callback's own Retry-After, honoured up to the policy's cap.
+        """
         task = job.task
         policy = self.config.policy
         job.settled = True
@@ -326,7 +329,7 @@ class Worker:
             if policy.exhausted(task.attempts):
                 self._finish(job, failed=f"gave up after {task.attempts} attempts; last: {reason}")
                 return
-            delay = policy.next_delay(task.attempts)
+            delay = max(policy.next_delay(task.attempts), min(at_least, policy.cap))
             if self.store.reschedule(task.id, job.owner, self.clock() + delay, reason):
                 log.warning(
                     "task %s: attempt %d failed (%s); retry in %.1f s",

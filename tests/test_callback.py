@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from hook.callback import check_destination, is_public, post_labels, session
+from hook.callback import check_destination, is_public, post_labels, retry_after, session
 from hook.hosts import HostAllowList
 from tests.factories import free_port
 from tests.receiver import Receiver
@@ -147,3 +147,64 @@ def test_a_trickling_answer_is_cut_at_the_timeout() -> None:
         server.close()
     assert time.monotonic() - started < 2.5
     assert not outcome.delivered and not outcome.permanent and "timed out" in outcome.reason
+
+
+def raw_answer(answer: bytes) -> str:
+    """A one-shot HTTP server on 127.0.0.1 that answers `answer` verbatim and hangs up."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def serve_once() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(answer)
+        conn.close()
+        server.close()
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/cb"
+
+
+def send(url: str):
+    return post_labels(session(), url, "{}", hosts=LOCAL, timeout=5)
+
+
+@pytest.mark.parametrize(
+    "location", ["http://[::1/next", "http://127.0.0.1:99999/next", "http://[zz::1]/x"]
+)
+def test_a_malformed_redirect_is_refused_with_a_reason(location: str) -> None:
+    answer = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+    outcome = send(raw_answer(answer.encode()))
+    assert not outcome.delivered and outcome.permanent
+    assert "malformed Location" in outcome.reason or "another origin" in outcome.reason
+
+
+def test_an_interim_1xx_alone_is_tried_again_not_refused() -> None:
+    answer = b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    outcome = send(raw_answer(answer))
+    assert not outcome.delivered and not outcome.permanent
+    assert "interim 102" in outcome.reason
+
+
+def test_a_200_whose_answer_is_cut_short_is_delivered() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"
+    outcome = send(raw_answer(answer))
+    assert outcome.delivered and "200" in outcome.reason
+
+
+def test_429_and_503_pass_on_their_retry_after() -> None:
+    for status in (429, 503):
+        answer = f"HTTP/1.1 {status} Busy\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
+        outcome = send(raw_answer(answer.encode()))
+        assert not outcome.permanent and outcome.retry_after == 120
+    plain = send(raw_answer(b"HTTP/1.1 500 Oops\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"))
+    assert plain.retry_after is None  # only 429 and 503 define it as a wait
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = 1_800_000_000.0
+    assert retry_after("30", now) == 30
+    assert retry_after("Fri, 15 Jan 2027 08:00:30 GMT", now) == 30  # 1_800_000_030 in epoch s
+    assert retry_after("soon", now) is None and retry_after(None, now) is None
+    assert retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now) == 0.0  # in the past: no wait

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,26 @@ def test_503_twice_then_the_labels_arrive(web: str, receiver: Receiver, workers:
     )
     done = wait_status(web, task_id, "done")
     assert done["attempts"] == 3 and done["last_error"] is None  # earlier errors are history
+
+
+def test_429_with_retry_after_waits_as_long_as_the_callback_asked(
+    web: str, receiver: Receiver, workers: Workers
+) -> None:
+    path = f"/cb/{uuid.uuid4().hex}"
+    receiver.script[path] = [429]
+    receiver.headers[path] = {"Retry-After": "300"}
+    workers.start()
+    task_id, _ = send(
+        web, receiver, [("2017-05-05T01:31:13Z", (DATA / "eagle.jpg").read_bytes())], path
+    )
+    receiver.wait_for(path, 1)
+    deadline = time.monotonic() + 30
+    while (queued := task(web, task_id, "queued")) is None or queued["attempts"] != 1:
+        assert time.monotonic() < deadline, "the task was not rescheduled after its 429"
+        time.sleep(0.1)
+    assert queued["last_error"].startswith("callback answered 429")
+    wait = datetime.fromisoformat(queued["next_run_at"]) - datetime.now(UTC)
+    assert wait.total_seconds() > 250  # 300 s asked; the policy alone would wait 1-2 s
 
 
 def test_404_fails_the_task_at_once_with_the_reason(
