@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,66 @@ def test_run_without_api_key_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert launcher.wait(30) == 2
     assert "HOOK_API_KEY is not set" in (tmp_path / "run.log").read_text()
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs of the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_until(check, timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"not in {timeout} s: {what}"
+        time.sleep(0.2)
+
+
+def test_run_restarts_what_dies_and_sighup_stops_everything(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    env = procs.hook_env(
+        HOOK_API_KEY=API_KEY, HOOK_DATA_DIR=str(data_dir), HOOK_EMBEDDED_PORT=str(free_port()),
+        HOOK_BIND=f"127.0.0.1:{port}", HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_WORKERS="1",
+    )  # fmt: skip
+    log = tmp_path / "run.log"
+    launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
+    base = f"http://127.0.0.1:{port}"
+    receiver = Receiver()
+    try:
+        procs.wait_http(f"{base}/tasks/", launcher, timeout=60)
+        wait_until(lambda: "hook is up" in log.read_text(), what="hook is up")
+        (mongo,) = servers_for(data_dir / "mongo")
+        os.kill(mongo, signal.SIGKILL)
+        wait_until(lambda: "the embedded MongoDB is back" in log.read_text(), what="restart")
+        assert servers_for(data_dir / "mongo") not in ([], [mongo])  # a new one, none defunct
+        payload = event(1, callback_url=receiver.url("/cb/again"))
+        answer = requests.post(f"{base}/tasks/{API_KEY}", json=payload, timeout=10)
+        assert answer.status_code == 200, answer.text
+        receiver.wait_for("/cb/again", 1)
+        (worker,) = [p for p in children_of(launcher.pid)
+                     if b"worker.py" in Path(f"/proc/{p}/cmdline").read_bytes()]  # fmt: skip
+        os.kill(worker, signal.SIGKILL)
+        died = f"worker 1 (pid {worker}) exited with code -9; restarting"
+        wait_until(lambda: died in log.read_text(), what="worker restart")
+        wait_until(lambda: log.read_text().count("started worker 1") == 2, what="worker again")
+        started = children_of(launcher.pid)
+        launcher.send_signal(signal.SIGHUP)  # the terminal closed
+        assert launcher.wait(60) == 0
+    finally:
+        if launcher.poll() is None:
+            procs.stop(launcher, signal.SIGINT, timeout=60)
+        receiver.close()
+    assert servers_for(data_dir / "mongo") == []
+    assert not [p for p in started if Path(f"/proc/{p}").exists()]
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{base}/tasks/", timeout=2)
+    output = log.read_text()
+    assert f"the embedded MongoDB (pid {mongo}) exited with code -9; restarting it" in output
