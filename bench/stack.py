@@ -71,8 +71,9 @@ class Stack:
     def __enter__(self) -> Stack:
         self.mongo.start()
         self.env["HOOK_MONGO_URI"] = self.mongo.uri
+        self.argv = gunicorn_argv(f"127.0.0.1:{self.port}", self.web_workers)
         self.web = subprocess.Popen(
-            gunicorn_argv(f"127.0.0.1:{self.port}", self.web_workers),
+            self.argv,
             env=self.env,
             cwd=ROOT,
             stderr=subprocess.DEVNULL,

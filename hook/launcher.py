@@ -35,7 +35,8 @@ STOP_TIMEOUT = 30.0
 RESTART_FIRST, RESTART_MAX = 1.0, 30.0  # seconds before restarting a process that died
 STABLE_SECONDS = 60.0  # a process that ran this long before dying restarts after RESTART_FIRST
 CONFIG_ERROR = 2  # the exit code of web and worker for "configuration error, do not restart"
-THREADS = 4  # per gunicorn worker process
+CONNECTIONS = 1000  # per gunicorn worker process
+HEADER_SECONDS = 5  # a client's time to send a request's line and headers, in all
 
 
 def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None) -> list[str]:
@@ -44,8 +45,11 @@ def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None)
     return [
         sys.executable, "-m", "gunicorn", "hook.wsgi:app", "--chdir", str(PROJECT_DIR),
         "--workers", str(workers), "--bind", bind,
-        # threads: a slow client holds one thread, not a whole worker (and reads time out)
-        "--worker-class", "gthread", "--threads", str(THREADS),
+        # gevent: a connection is a greenlet, so hundreds of slow or idle clients hold no
+        # worker; --keep-alive bounds the time a client has to send each request's headers
+        # (gunicorn's async workers read them under that timeout), the body has its own.
+        "--worker-class", "gevent", "--worker-connections", str(CONNECTIONS),
+        "--keep-alive", str(HEADER_SECONDS),
         "--logger-class", "hook.redact.GunicornLogger",
         "--graceful-timeout", "10", "--no-control-socket", *https,
     ]  # fmt: skip

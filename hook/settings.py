@@ -198,7 +198,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
          "Largest request body in bytes; larger ones get 413 unread."),
     Spec("HOOK_BODY_TIMEOUT", "body_timeout", _positive_float, "15",
-         "Seconds a client may stall while sending a body before it gets 408."),
+         "Seconds a client has to send the whole body, in all, before it gets 408 (request "
+         "headers get 5 s)."),
     Spec("HOOK_MAX_IMAGES", "max_images", _positive_int, "64", "Most images in one event."),
     Spec("HOOK_MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, str(8 * 1024 * 1024),
          "Largest image in bytes (camera frames are far smaller; MongoDB's limit is 16 MB)."),

@@ -6,10 +6,13 @@ answer ever carries a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -124,15 +127,12 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
 
 
 def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
-    """The request body, refusing one over `limit` before reading it (413).
+    """The request body within `timeout` seconds in all, refusing one over `limit` unread (413).
 
-    Under gunicorn the client's socket gets a read timeout, so a client that announces a body
-    and then stalls gets a 408 instead of holding a worker until gunicorn kills it.
+    Each read waits at most what is left of the deadline (the client's socket gets that as
+    its timeout), so a body trickled a byte at a time gets a 408 like one that stalls.
     """
-    sock = environ.get("gunicorn.socket")
-    if sock is not None:
-        sock.settimeout(timeout)
-    stream = environ["wsgi.input"]
+    body = _Body(environ, time.monotonic() + timeout)
     declared = environ.get("CONTENT_LENGTH") or ""
     if declared.strip():
         try:
@@ -141,15 +141,17 @@ def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
             raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
         if length > limit:
             raise PayloadTooLarge(_too_large(limit, length), field="body")
-        body = _read(stream, length) if length > 0 else b""
-        if len(body) < length:
-            raise BadRequest(f"the body ended after {len(body)} of {length} bytes", field="body")
-        return body
+        parts, size = [], 0
+        while size < length and (chunk := body.read(min(READ_CHUNK, length - size))):
+            parts.append(chunk)
+            size += len(chunk)
+        if size < length:
+            raise BadRequest(f"the body ended after {size} of {length} bytes", field="body")
+        return b"".join(parts)
     if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return b""
-    parts: list[bytes] = []
-    size = 0
-    while chunk := _read(stream, READ_CHUNK):
+    parts, size = [], 0
+    while chunk := body.read(READ_CHUNK):
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(_too_large(limit), field="body")
@@ -157,15 +159,49 @@ def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
     return b"".join(parts)
 
 
-def _read(stream: Any, size: int) -> bytes:
-    try:
-        return stream.read(size)
-    except TimeoutError:
-        raise RequestTimeout("the body did not arrive in time", field="body") from None
-    except Exception as exc:  # the server's own parse errors: bad chunk sizes, cut-off bodies
-        raise BadRequest(
-            f"the body could not be read: {type(exc).__name__}", field="body"
-        ) from None
+class _Body:
+    """wsgi.input read against one deadline for the whole body.
+
+    gunicorn's reader gathers a read's bytes from as many socket reads as it takes, so a
+    timeout per socket read never ends a body trickled a byte at a time: at the deadline a
+    timer shuts the socket for reading, which ends the read, and the client gets its 408.
+    """
+
+    def __init__(self, environ: dict[str, Any], deadline: float) -> None:
+        self.stream, self.deadline = environ["wsgi.input"], deadline
+        self.sock = environ.get("gunicorn.socket")
+        self.cut = threading.Event()
+
+    def read(self, size: int) -> bytes:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise RequestTimeout("the body did not arrive in time", field="body")
+        timer = None
+        if self.sock is not None:
+            self.sock.settimeout(left)
+            timer = threading.Timer(left, self._cut)
+            timer.start()
+        try:
+            data = self.stream.read(size)
+        except TimeoutError:
+            raise RequestTimeout("the body did not arrive in time", field="body") from None
+        except Exception as exc:  # the server's own parse errors: bad chunk sizes, cut-off bodies
+            if self.cut.is_set():
+                raise RequestTimeout("the body did not arrive in time", field="body") from None
+            raise BadRequest(
+                f"the body could not be read: {type(exc).__name__}", field="body"
+            ) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if self.cut.is_set():
+            raise RequestTimeout("the body did not arrive in time", field="body")
+        return data
+
+    def _cut(self) -> None:
+        self.cut.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RD)
 
 
 def _too_large(limit: int, length: int | None = None) -> str:

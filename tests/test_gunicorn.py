@@ -149,6 +149,55 @@ def test_a_stalled_body_is_408_and_does_not_block_others(web: tuple[str, Path]) 
             sock.close()
 
 
+def test_slow_and_idle_clients_do_not_silence_the_web(web: tuple[str, Path]) -> None:
+    """Slowloris: headers a byte at a time, and connections that send nothing at all."""
+    base, _ = web
+    port = int(base.rsplit(":", 1)[1])
+    attackers = []
+    for n in range(60):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if n % 2:
+            sock.sendall(f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nX-Pad: a".encode())
+        attackers.append(sock)
+    try:
+        for _ in range(5):  # more attackers than gunicorn had threads before: still answered
+            assert requests.get(f"{base}/tasks/", timeout=5).status_code == 200
+            answer = requests.post(f"{base}/tasks/{API_KEY}", json=event(1, seed=43), timeout=5)
+            assert answer.status_code == 200, answer.text
+            attackers[1].sendall(b"a")  # one keeps trickling its headers
+        started = time.monotonic()
+        attackers[1].settimeout(15)
+        while attackers[1].recv(4096):  # dropped: no request line and headers within 5 s
+            pass
+        assert time.monotonic() - started < 10
+    finally:
+        for sock in attackers:
+            sock.close()
+
+
+def test_a_trickled_body_is_408_at_the_body_timeout_in_all(web: tuple[str, Path]) -> None:
+    base, _ = web
+    port = int(base.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                 "\r\n".encode())  # fmt: skip
+    sock.settimeout(0.2)
+    reply, started = b"", time.monotonic()
+    try:
+        for _ in range(100):  # a byte every 0.2 s never stalls for HOOK_BODY_TIMEOUT (1 s)...
+            sock.sendall(b" ")
+            try:
+                reply += sock.recv(65536)
+            except TimeoutError:
+                continue
+            if reply:
+                break
+    finally:
+        sock.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply  # ...but the body must arrive in 1 s in all
+    assert time.monotonic() - started < 5
+
+
 def test_the_key_stays_out_of_gunicorns_own_log(web: tuple[str, Path]) -> None:
     base, log = web
     raw_request(
