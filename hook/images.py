@@ -21,6 +21,7 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF")
 _WHITESPACE = re.compile(rb"\s+")
 _DATA_URI = re.compile(rb"^data:[\w/+.-]*;base64,")
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_REDUCIBLE = ("RGB", "RGBA", "L", "LA", "I", "F")  # modes Image.reduce takes
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,21 @@ def decode_image(
                 scale = min(fit[0] / upright[0], fit[1] / upright[1])
                 need = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
                 image.draft("RGB", need[::-1] if rotated else need)
-            return to_rgb(ImageOps.exif_transpose(image)), upright
+            return to_rgb(_reduced(ImageOps.exif_transpose(image), fit)), upright
         except Exception as exc:
             raise BadImage(f"image does not decode: {type(exc).__name__}: {exc}") from None
+
+
+def _reduced(image: Image.Image, fit: tuple[int, int] | None) -> Image.Image:
+    """A decoded image larger than the canvas needs, shrunk by a whole factor at once.
+
+    Formats without JPEG's reduced decoding are decoded whole; shrinking them before the
+    colour conversion keeps its copies (transparency over gray, RGB) small.
+    """
+    if fit is None or image.mode not in _REDUCIBLE:
+        return image
+    factor = int(min(image.width / fit[0], image.height / fit[1]))
+    return image.reduce(factor) if factor >= 2 else image
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -120,3 +120,9 @@ def test_oversized_image_and_oversized_fields_are_413() -> None:
         parse(big)
     with pytest.raises(PayloadTooLarge, match="other than image_b64 take"):
         parse(event(1, junk="x" * 70_000))
+
+
+def test_a_body_of_millions_of_tiny_values_is_refused_before_parsing() -> None:
+    bomb = b'{"callback_url": "https://www.camio.com/cb", "images": [' + b"{}," * 200_000 + b"{}]}"
+    with pytest.raises(PayloadTooLarge, match="JSON separators, more than an event's fields"):
+        parse_event(bomb, hosts=HOSTS, limits=LIMITS)

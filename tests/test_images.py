@@ -25,3 +25,12 @@ def test_a_sound_png_decodes_at_full_size() -> None:
 def test_too_many_pixels_is_refused_from_the_header() -> None:
     with pytest.raises(BadRequest, match="over the limit of 1000"):
         inspect_image(image_bytes(64, 48), max_pixels=1000, field="images[0].image_b64")
+
+
+def test_a_large_png_is_shrunk_before_its_colour_conversion() -> None:
+    big = image_bytes(2000, 1000, fmt="PNG", noise=False)
+    image, size = decode_image(big, max_pixels=40_000_000, fit=(416, 416))
+    assert size == (2000, 1000)  # boxes still map to the full image
+    assert image.size == (1000, 500) and image.mode == "RGB"  # shrunk by 2, still >= the canvas
+    whole, _ = decode_image(big, max_pixels=40_000_000)  # no canvas given: nothing shrunk
+    assert whole.size == (2000, 1000)

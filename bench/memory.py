@@ -1,0 +1,131 @@
+"""Memory at the limits: the web at the largest body, the worker at the largest image.
+
+1. Web: one gunicorn worker process; its peak RSS (VmHWM) after start, after a body at
+   HOOK_MAX_BODY made of real JPEGs (accepted), and after a body of the same size made of
+   millions of tiny JSON values (`[{},{},...]`, refused before parsing).
+2. Worker: in a fresh process, the peak RSS rise of decoding the largest image accepted by
+   default (HOOK_MAX_IMAGE_PIXELS as an RGBA PNG, the costliest format) onto the model's canvas.
+
+    .venv/bin/python bench/memory.py
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/memory.py
+
+from bench.stack import Stack, peak_rss_mb
+from hook.settings import Settings
+
+DECODE = """
+import io, resource, sys
+import numpy as np
+from PIL import Image
+from hook.images import decode_image
+side = int(sys.argv[1])
+pixels = np.random.default_rng(0).integers(0, 255, (side, side, 4), dtype=np.uint8) // 64 * 64
+out = io.BytesIO()
+Image.fromarray(pixels, "RGBA").save(out, "PNG", compress_level=1)
+data = out.getvalue()
+del pixels, out
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+decode_image(data, max_pixels=side * side, fit=(416, 416))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(data), (after - before) / 1024)
+"""
+
+
+def noisy_jpeg(width: int, height: int, seed: int) -> bytes:
+    pixels = random.Random(seed).randbytes(width * height * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def web_figures(limit: int) -> list[tuple[str, str]]:
+    rows = []
+    with Stack(web_workers=1, HOOK_MAX_BODY=str(limit)) as stack:
+        (worker,) = _children(stack.web.pid)  # type: ignore[union-attr]
+        rows.append(("web worker peak RSS after start", f"{peak_rss_mb(worker):.0f} MB"))
+        images, size = [], 0
+        while True:
+            jpeg = noisy_jpeg(1600, 1200, len(images))
+            if size + len(jpeg) * 4 // 3 + 1000 > limit or len(images) >= 64:
+                break
+            images.append(
+                {
+                    "timestamp": f"2026-12-01T12:00:{len(images):02d}",
+                    "image_b64": base64.b64encode(jpeg).decode(),
+                }
+            )
+            size += len(jpeg) * 4 // 3 + 100
+        body = json.dumps({"callback_url": "http://127.0.0.1:9/cb", "images": images}).encode()
+        answer = requests.post(stack.url, data=body, timeout=60)
+        rows.append(
+            (
+                f"web: a {len(body) / 2**20:.1f} MiB event of {len(images)} JPEGs "
+                f"({answer.status_code})",
+                f"peak RSS {peak_rss_mb(worker):.0f} MB",
+            )
+        )
+        bomb = b"[" + b"{}," * ((limit - 2) // 3) + b"{}]"
+        answer = requests.post(stack.url, data=bomb, timeout=60)
+        rows.append(
+            (
+                f"web: a {len(bomb) / 2**20:.1f} MiB body of tiny JSON values "
+                f"({answer.status_code})",
+                f"peak RSS {peak_rss_mb(worker):.0f} MB",
+            )
+        )
+    return rows
+
+
+def decode_figure(pixels: int) -> tuple[str, str]:
+    side = int(pixels**0.5)
+    out = subprocess.run(
+        [sys.executable, "-c", DECODE, str(side)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    size, rise = out.stdout.split()
+    return (
+        f"worker: decoding a {side}x{side} RGBA PNG ({int(size) / 1e6:.0f} MB) onto the canvas",
+        f"peak RSS +{float(rise):.0f} MB",
+    )
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def main() -> None:
+    defaults = Settings.from_env({}, require_api_key=False)
+    rows = [*web_figures(defaults.max_body), decode_figure(defaults.max_image_pixels)]
+    print("| figure | value |\n| --- | --- |")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
