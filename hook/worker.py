@@ -350,7 +350,10 @@ class Worker:
                 owners = list(self.in_flight)
                 ids = [job.task.id for job in self.in_flight.values()]
             if self.stopping.is_set() and not ids:
-                self._beat(period, state="stopped")
+                try:
+                    self._beat(period, state="stopped")
+                except PyMongoError as exc:  # stopping while MongoDB is down: say so, end cleanly
+                    log.warning("worker %s: could not record that it stopped: %s", self.id, exc)
                 return
             try:
                 if ids:
