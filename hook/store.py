@@ -222,11 +222,12 @@ class TaskStore:
             {"$set": {"lease_until": self.clock() + lease_seconds}},
         ).matched_count
 
-    def release(self, task_id: str, worker: str) -> bool:
-        """Give a claimed but unstarted task back at once, its attempt not counted (shutdown)."""
+    def release(self, task_id: str, worker: str, run_at: float | None = None) -> bool:
+        """Give a claimed task back, its attempt not counted: at once (shutdown) or at `run_at`
+        (its callback host is busy)."""
         return self.tasks.update_one(
             {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker},
-            {"$set": {"status": Status.QUEUED.value, "run_at": self.clock()},
+            {"$set": {"status": Status.QUEUED.value, "run_at": run_at or self.clock()},
              "$unset": {"lease_until": "", "lease_owner": ""}, "$inc": {"attempts": -1}},
         ).matched_count == 1  # fmt: skip
 

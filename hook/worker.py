@@ -14,6 +14,7 @@ this worker or another) sends the very same labels.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from pymongo.errors import PyMongoError
@@ -50,6 +52,8 @@ log = logging.getLogger(__name__)
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
 READY_DEPTH = 2  # decoded tasks waiting for the detector
 IN_FLIGHT = 4  # callbacks in flight at once
+PER_HOST = 2  # of them, to one callback host (scheme, host and port) at most
+DEFER_SECONDS = 1.0  # a task whose callback host is busy comes back after this
 HOUSEKEEPING_SECONDS = 3600.0  # how often finished tasks past retention are purged
 HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
 FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
@@ -110,6 +114,7 @@ class Worker:
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(IN_FLIGHT)
+        self.per_host: collections.Counter[str] = collections.Counter()
         self.claims = itertools.count(1)
 
     def stop(self) -> None:
@@ -246,6 +251,10 @@ class Worker:
         if job.error is not None:
             self._finish(job, failed=job.error)
             return
+        origin = _origin(job.task.callback_url)
+        if not self._take_host(origin):
+            self._defer(job, origin)
+            return
         try:
             outcome = post_labels(
                 self.http,
@@ -258,12 +267,37 @@ class Worker:
             log.exception("task %s: delivery failed", job.task.id)
             self._retry(job, f"unexpected error while delivering: {type(exc).__name__}: {exc}")
             return
+        finally:
+            with self.lock:
+                self.per_host[origin] -= 1
         try:
             self._settle(job, outcome)
         except PyMongoError as exc:  # never retry what may have been delivered: the lease will
             job.settled = True  # bring the task back, and its stored labels are resent
             log.warning("task %s: %s, but MongoDB could not record it (%s)", job.task.id,
                         outcome.reason, type(exc).__name__)  # fmt: skip
+
+    def _take_host(self, origin: str) -> bool:
+        """A delivery slot for one callback host; False when it already has PER_HOST."""
+        with self.lock:
+            if self.per_host[origin] >= PER_HOST:
+                return False
+            self.per_host[origin] += 1
+            return True
+
+    def _defer(self, job: Job, origin: str) -> None:
+        """Its host is busy: give the task back for a moment, its attempt not counted.
+
+        So a slow or hanging callback host holds at most PER_HOST of the IN_FLIGHT slots, and
+        deliveries to other hosts go on. The stored labels are resent when it comes back.
+        """
+        job.settled = True
+        try:
+            if self.store.release(job.task.id, job.owner, run_at=self.clock() + DEFER_SECONDS):
+                log.info("task %s: callback host %s has %d deliveries in flight; deferred %.0f s",
+                         job.task.id, origin, PER_HOST, DEFER_SECONDS)  # fmt: skip
+        except PyMongoError:
+            log.warning("task %s: could not defer it; its lease will bring it back", job.task.id)
 
     def _give_back(self, job: Job) -> None:
         try:
@@ -383,6 +417,16 @@ class Worker:
         if removed or orphans:
             log.info("purged %d finished task(s) past retention and %d orphan image(s)",
                      removed, orphans)  # fmt: skip
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port of a callback URL: what one slow receiver is."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _label_summary(body: str | None) -> str:

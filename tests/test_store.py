@@ -343,3 +343,16 @@ def test_a_failed_event_sent_again_is_queued_again_with_its_history(
     _, queued_twice = store.enqueue(ev)  # now pending: an ordinary duplicate
     assert not queued_twice
     assert db.tasks.count_documents({}) == 1 and db.images.count_documents({}) == 2
+
+
+def test_a_task_given_back_for_later_is_not_due_before_and_keeps_its_attempts(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    task_id, _ = store.enqueue(make_event(seed=9))
+    first = store.claim("w1", 60)
+    assert first is not None and first.attempts == 1
+    assert store.release(task_id, "w1", run_at=clock.now + 5)
+    assert store.claim("w2", 60) is None  # not due yet
+    clock.now += 6
+    again = store.claim("w2", 60)
+    assert again is not None and again.id == task_id and again.attempts == 1  # not counted

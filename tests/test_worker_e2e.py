@@ -201,6 +201,28 @@ def test_429_with_retry_after_waits_as_long_as_the_callback_asked(
     assert wait.total_seconds() > 250  # 300 s asked; the policy alone would wait 1-2 s
 
 
+def test_a_hanging_callback_host_does_not_hold_up_deliveries_to_others(
+    web: str, receiver: Receiver, workers: Workers
+) -> None:
+    slow = Receiver()  # another host (port): it takes 8 s to answer each POST
+    try:
+        slow_paths = [f"/slow/{uuid.uuid4().hex}" for _ in range(5)]
+        for path in slow_paths:
+            slow.delay[path] = 8.0
+        workers.start()
+        for n, path in enumerate(slow_paths):
+            send(web, slow, [("2017-05-05T01:31:13Z", image_bytes(64, 48, seed=900 + n))], path)
+        fast = [send(web, receiver, [("2017-05-05T01:31:14Z", image_bytes(64, 48, seed=950 + n))])
+                for n in range(3)]  # fmt: skip
+        for _, path in fast:  # all while the slow host still holds its first deliveries
+            receiver.wait_for(path, 1, timeout=6)
+        for path in slow_paths:  # and the slow host gets every one of its own in the end
+            slow.wait_for(path, 1, timeout=60)
+    finally:
+        slow.close()
+    assert "deliveries in flight; deferred" in workers.output()
+
+
 def test_404_fails_the_task_at_once_with_the_reason(
     web: str, receiver: Receiver, workers: Workers
 ) -> None:
