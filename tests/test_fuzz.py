@@ -14,6 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo.database import Database
 
+from hook.errors import BadImage, BadRequest
+from hook.hosts import HostAllowList
+from hook.images import decode_image
 from hook.store import TaskStore
 from hook.web import create_app
 from tests.conftest import make_settings
@@ -134,3 +137,41 @@ def test_extremes(app: tuple[Any, Database], body: bytes) -> None:
 def test_a_valid_event_still_passes(app: tuple[Any, Database]) -> None:
     status, answer = call(app[0], dumps(event(2, seed=5)))
     assert status == 200 and answer["ok"]
+
+
+HOST_TEXT = st.text(alphabet="abc.:[]/0123456789*-_ fx", max_size=30)
+
+
+@FUZZ
+@given(entry=HOST_TEXT, url_host=HOST_TEXT)
+def test_allow_list_entries_and_urls_never_crash(entry: str, url_host: str) -> None:
+    """An entry parses or is a ValueError naming it; a URL passes or is a BadRequest."""
+    try:
+        hosts = HostAllowList(("camio.com", entry))
+    except ValueError as exc:
+        assert repr(entry.strip().lower())[:10] in str(exc) or entry.strip() == ""
+        hosts = HostAllowList(("camio.com",))
+    try:
+        hosts.check_url(f"http://{url_host}/cb")
+    except BadRequest as exc:
+        assert exc.status == 400 and exc.field == "callback_url"
+
+
+PNG = image_bytes(40, 30, fmt="PNG", noise=True)
+
+
+@FUZZ
+@given(
+    cut=st.integers(8, len(PNG)),
+    flips=st.lists(st.tuples(st.integers(8, len(PNG) - 1), st.integers(0, 255)), max_size=6),
+)
+def test_a_damaged_image_decodes_or_is_a_bad_image(cut: int, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(PNG[:cut])
+    for at, value in flips:
+        if at < len(data):
+            data[at] = value
+    try:
+        image, size = decode_image(bytes(data), max_pixels=1_000_000, fit=(416, 416))
+    except BadImage:
+        return
+    assert image.mode == "RGB" and size[0] > 0 and size[1] > 0
