@@ -48,7 +48,7 @@ def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None)
         # gevent: a connection is a greenlet, so hundreds of slow or idle clients hold no
         # worker; --keep-alive bounds the time a client has to send each request's headers
         # (gunicorn's async workers read them under that timeout), the body has its own.
-        "--worker-class", "gevent", "--worker-connections", str(CONNECTIONS),
+        "--worker-class", "hook.gunicorn_worker.Worker", "--worker-connections", str(CONNECTIONS),
         "--keep-alive", str(HEADER_SECONDS),
         "--logger-class", "hook.redact.GunicornLogger",
         "--graceful-timeout", "10", "--no-control-socket", *https,

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook import __version__
+from hook.connection import close_after_answer
 from hook.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
@@ -257,10 +258,8 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             body: dict[str, Any] = {"ok": False, "error": str(exc)}
             if exc.field:
                 body["field"] = exc.field
-            # The body may be partly unread: the connection must not carry another request.
-            # (WSGI forbids hop-by-hop headers; gunicorn honours this one as an extension.)
-            close = {"Connection": "close"} if "gunicorn.socket" in request.environ else {}
-            return _json(exc.status, body, close)
+            close_after_answer()  # the body may be partly unread: no further request on it
+            return _json(exc.status, body)
         except PyMongoError as exc:
             reason = _store_trouble(exc)
             log.warning("answering 503: %s", reason)

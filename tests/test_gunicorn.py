@@ -198,6 +198,28 @@ def test_a_trickled_body_is_408_at_the_body_timeout_in_all(web: tuple[str, Path]
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /tasks/wrong-key-0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{{".encode(),
+    ],
+    ids=["403", "413 with the body unread"],
+)
+def test_an_error_answer_closes_its_connection(web: tuple[str, Path], request_bytes: bytes) -> None:
+    base, _ = web
+    sock = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])), timeout=10)
+    try:
+        sock.sendall(request_bytes)
+        reply = b""
+        while chunk := sock.recv(65536):  # ends: the server closed the connection
+            reply += chunk
+    finally:
+        sock.close()
+    head = reply.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith((b"http/1.1 403", b"http/1.1 413")) and b"connection: close" in head
+
+
 def test_the_key_stays_out_of_gunicorns_own_log(web: tuple[str, Path]) -> None:
     base, log = web
     raw_request(
