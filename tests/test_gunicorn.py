@@ -149,6 +149,7 @@ def test_a_stalled_body_is_408_and_does_not_block_others(web: tuple[str, Path]) 
             sock.close()
 
 
+@pytest.mark.fault
 def test_slow_and_idle_clients_do_not_silence_the_web(web: tuple[str, Path]) -> None:
     """Slowloris: headers a byte at a time, and connections that send nothing at all."""
     base, _ = web
@@ -175,6 +176,7 @@ def test_slow_and_idle_clients_do_not_silence_the_web(web: tuple[str, Path]) -> 
             sock.close()
 
 
+@pytest.mark.fault
 def test_a_trickled_body_is_408_at_the_body_timeout_in_all(web: tuple[str, Path]) -> None:
     base, _ = web
     port = int(base.rsplit(":", 1)[1])

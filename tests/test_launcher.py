@@ -113,6 +113,7 @@ def wait_until(check, timeout: float = 60, what: str = "") -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.fault
 def test_run_restarts_what_dies_and_sighup_stops_everything(tmp_path: Path) -> None:
     data_dir, port = tmp_path / "data", free_port()
     env = procs.hook_env(

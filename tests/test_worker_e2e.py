@@ -201,6 +201,7 @@ def test_429_with_retry_after_waits_as_long_as_the_callback_asked(
     assert wait.total_seconds() > 250  # 300 s asked; the policy alone would wait 1-2 s
 
 
+@pytest.mark.fault
 def test_a_hanging_callback_host_does_not_hold_up_deliveries_to_others(
     web: str, receiver: Receiver, workers: Workers
 ) -> None:
