@@ -86,7 +86,9 @@ def decode_image(
                 scale = min(fit[0] / upright[0], fit[1] / upright[1])
                 need = (max(1, round(upright[0] * scale)), max(1, round(upright[1] * scale)))
                 image.draft("RGB", need[::-1] if rotated else need)
-            return to_rgb(_reduced(ImageOps.exif_transpose(image), fit)), upright
+            # exif_transpose copies even an upright image: only call it when it turns something
+            upright_image = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
+            return to_rgb(_reduced(upright_image, fit)), upright
         except Exception as exc:
             raise BadImage(f"image does not decode: {type(exc).__name__}: {exc}") from None
 

@@ -205,7 +205,7 @@ SPECS: tuple[Spec, ...] = (
          "Largest image in bytes (camera frames are far smaller; MongoDB's limit is 16 MB)."),
     Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "16777216",
          "Largest image (width x height; 4096 x 4096: 4K camera frames and 12 MP stills fit); "
-         "larger ones are refused before decoding. Decoding the largest takes about 80 MB."),
+         "larger ones are refused before decoding. Decoding the largest takes about 130 MB."),
     Spec("HOOK_MODEL", "models", _paths, ",".join(str(m) for m in DEFAULT_MODELS),
          "The ONNX detector (YOLOv5, YOLOv8/YOLO11, YOLOv10/Ultralytics end-to-end, "
          "RT-DETR/D-FINE or TensorFlow SSD outputs, told apart by the outputs); labels from a "
