@@ -18,7 +18,6 @@ Labels are what Camio receives: one entry per label and image, so a label counts
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/
 import onnxruntime as ort
 
 from bench.photoset import Photo, PhotoSetError, folder_set, repository_set
+from bench.stack import cpu
 from hook import ensemble
 from hook.detector import Detection, Detector
 from hook.ensemble import MEMBER_FLOOR, Ensemble
@@ -202,19 +202,9 @@ def _thresholds(raw: str) -> list[float]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.machine())  # fmt: skip
-    flags = next(
-        (
-            line.split(":", 1)[1].split()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("flags")
-        ),
-        [],
-    )
+    name, flags = cpu()
     wide = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{cpu} ({', '.join(wide) or 'no AVX2'}), onnxruntime {ort.__version__}"
+    return f"{name} ({', '.join(wide) or 'no AVX2'}), onnxruntime {ort.__version__}"
 
 
 def main(argv: list[str] | None = None) -> int:

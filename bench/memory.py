@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/
 
 from bench.stack import Stack, peak_rss_mb
 from hook.settings import Settings
+from tests.procs import children_of
 
 MAKE = """
 import sys
@@ -58,7 +59,7 @@ def noisy_jpeg(width: int, height: int, seed: int) -> bytes:
 def web_figures(limit: int) -> list[tuple[str, str]]:
     rows = []
     with Stack(web_workers=1, HOOK_MAX_BODY=str(limit)) as stack:
-        (worker,) = _children(stack.web.pid)  # type: ignore[union-attr]
+        (worker,) = children_of(stack.web.pid)  # type: ignore[union-attr]
         rows.append(("web worker peak RSS after start", f"{peak_rss_mb(worker):.0f} MB"))
         images, size = [], 0
         while True:
@@ -106,19 +107,6 @@ def decode_figure(pixels: int) -> tuple[str, str]:
         f"worker: decoding a {side}x{side} RGBA PNG ({int(size) / 1e6:.0f} MB) onto the canvas",
         f"peak RSS +{float(rise):.0f} MB",
     )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def main() -> None:

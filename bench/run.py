@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/
 import onnxruntime
 
 from bench import accuracy, ingest, worker
-from bench.stack import ROOT
+from bench.stack import ROOT, cpu
 
 LOAD = """
 import time
@@ -41,11 +41,8 @@ def model_load() -> tuple[float, float]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.machine())  # fmt: skip
     return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"{os.cpu_count()} cores ({cpu()[0]}), Python {platform.python_version()}, "
         f"onnxruntime {onnxruntime.__version__}, embedded nx-27017"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,16 @@ from hook.launcher import gunicorn_argv, worker_argv  # noqa: E402
 from tests.factories import free_port  # noqa: E402
 
 API_KEY = "bench-key-0123456789abcdef"
+
+
+def cpu() -> tuple[str, list[str]]:
+    """The CPU's model name and flags, to print beside figures (machines here differ)."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    name = next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), ""
+    )
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return name or platform.machine(), flags
 
 
 def percentile(values: list[float], fraction: float) -> float:

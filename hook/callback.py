@@ -86,7 +86,7 @@ def _redirect(url: str, status: int, location: str) -> Outcome | str:
     """The same-origin URL to follow, or why a redirect is refused for good."""
     try:
         target = urljoin(url, location)
-        same = _origin(target) == _origin(url)
+        same = origin(target) == origin(url)
     except ValueError:  # a malformed host or port in Location: urllib refuses to parse it
         shown = location[:200].encode("unicode_escape").decode("ascii")
         return Outcome(False, True,
@@ -188,6 +188,7 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return address.is_global
 
 
-def _origin(url: str) -> tuple[str, str | None, int]:
+def origin(url: str) -> tuple[str, str | None, int]:
+    """(scheme, host, port) of a URL: what "the same receiver" means. ValueError if malformed."""
     parts = urlsplit(url)
-    return parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, parts.hostname, port_of(parts)

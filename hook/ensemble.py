@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -50,10 +49,6 @@ class Ensemble(Detects):
         # Decode JPEGs large enough for the largest canvas any member letterboxes onto.
         self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
         self.load_seconds = sum(m.load_seconds for m in members)
-
-    @property
-    def model(self) -> Path:
-        return self.members[0].model
 
     def prepare(
         self, image: Image.Image, source: tuple[int, int] | None = None

@@ -28,13 +28,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from pymongo.errors import PyMongoError
 
 from hook import yolo
-from hook.callback import Outcome, post_labels
+from hook.callback import Outcome, origin, post_labels
 from hook.callback import session as callback_session
 from hook.detector import Detector
 from hook.ensemble import Ensemble
@@ -48,6 +47,7 @@ from hook.store import TaskStore
 from hook.task import Task
 
 log = logging.getLogger(__name__)
+Origin = tuple[str, str | None, int]  # a callback host: scheme, host, port
 
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
 READY_DEPTH = 2  # decoded tasks waiting for the detector
@@ -114,7 +114,7 @@ class Worker:
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.slots = threading.Semaphore(IN_FLIGHT)
-        self.per_host: collections.Counter[str] = collections.Counter()
+        self.per_host: collections.Counter[Origin] = collections.Counter()
         self.claims = itertools.count(1)
 
     def stop(self) -> None:
@@ -251,9 +251,9 @@ class Worker:
         if job.error is not None:
             self._finish(job, failed=job.error)
             return
-        origin = _origin(job.task.callback_url)
-        if not self._take_host(origin):
-            self._defer(job, origin)
+        host = origin(job.task.callback_url)  # checked at ingest: it parses
+        if not self._take_host(host):
+            self._defer(job, host)
             return
         try:
             outcome = post_labels(
@@ -269,7 +269,7 @@ class Worker:
             return
         finally:
             with self.lock:
-                self.per_host[origin] -= 1
+                self.per_host[host] -= 1
         try:
             self._settle(job, outcome)
         except PyMongoError as exc:  # never retry what may have been delivered: the lease will
@@ -277,15 +277,15 @@ class Worker:
             log.warning("task %s: %s, but MongoDB could not record it (%s)", job.task.id,
                         outcome.reason, type(exc).__name__)  # fmt: skip
 
-    def _take_host(self, origin: str) -> bool:
+    def _take_host(self, host: Origin) -> bool:
         """A delivery slot for one callback host; False when it already has PER_HOST."""
         with self.lock:
-            if self.per_host[origin] >= PER_HOST:
+            if self.per_host[host] >= PER_HOST:
                 return False
-            self.per_host[origin] += 1
+            self.per_host[host] += 1
             return True
 
-    def _defer(self, job: Job, origin: str) -> None:
+    def _defer(self, job: Job, host: Origin) -> None:
         """Its host is busy: give the task back for a moment, its attempt not counted.
 
         So a slow or hanging callback host holds at most PER_HOST of the IN_FLIGHT slots, and
@@ -294,8 +294,9 @@ class Worker:
         job.settled = True
         try:
             if self.store.release(job.task.id, job.owner, run_at=self.clock() + DEFER_SECONDS):
-                log.info("task %s: callback host %s has %d deliveries in flight; deferred %.0f s",
-                         job.task.id, origin, PER_HOST, DEFER_SECONDS)  # fmt: skip
+                log.info("task %s: callback host %s://%s:%d has %d deliveries in flight; "
+                         "deferred %.0f s", job.task.id, *host, PER_HOST,
+                         DEFER_SECONDS)  # fmt: skip
         except PyMongoError:
             log.warning("task %s: could not defer it; its lease will bring it back", job.task.id)
 
@@ -417,16 +418,6 @@ class Worker:
         if removed or orphans:
             log.info("purged %d finished task(s) past retention and %d orphan image(s)",
                      removed, orphans)  # fmt: skip
-
-
-def _origin(url: str) -> str:
-    """scheme://host:port of a callback URL: what one slow receiver is."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return f"{parts.scheme}://{parts.hostname}:{port or (443 if parts.scheme == 'https' else 80)}"
 
 
 def _label_summary(body: str | None) -> str:

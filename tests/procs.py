@@ -71,3 +71,17 @@ def servers_for(data_dir: Path) -> list[int]:
             if b"nx_27017" in b" ".join(cmdline) and str(data_dir).encode() in cmdline:
                 pids.append(int(entry.name))
     return pids
+
+
+def children_of(pid: int) -> list[int]:
+    """PIDs of the processes whose parent is `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found

@@ -14,7 +14,7 @@ import requests
 
 from tests import procs
 from tests.factories import API_KEY, event, free_port
-from tests.procs import servers_for
+from tests.procs import children_of, servers_for
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -90,20 +90,6 @@ def test_run_without_api_key_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert launcher.wait(30) == 2
     assert "HOOK_API_KEY is not set" in (tmp_path / "run.log").read_text()
-
-
-def children_of(pid: int) -> list[int]:
-    """PIDs of the processes whose parent is `pid`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def wait_until(check, timeout: float = 60, what: str = "") -> None:
