@@ -17,7 +17,7 @@ from hook import ensemble
 from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
-from hook.mongo import connect, prepare
+from hook.mongo import connect, make_indexes
 from hook.retry import RetryPolicy
 from hook.settings import Settings
 from hook.store import TaskStore
@@ -28,7 +28,7 @@ log = logging.getLogger("hook.worker")
 
 def build(settings: Settings) -> Worker:
     store = TaskStore(connect(settings, app_name="hook-worker"))
-    prepare(store)
+    make_indexes(store)
     config = Config(
         lease_seconds=settings.lease_seconds,
         callback_timeout=settings.callback_timeout,

@@ -33,3 +33,11 @@ class RequestTimeout(BadRequest):
 
 class BadImage(HookError):  # noqa: N818 - a bad image, not an error of ours
     """Stored image bytes do not decode; fails that task, never the worker."""
+
+
+class CamioError(HookError):
+    """Camio's hooks API: one line a person can act on (no token, an HTTP error, no network)."""
+
+
+class BuildError(HookError):
+    """A model could not be fetched, checked or converted; the message says which and why."""

@@ -47,7 +47,7 @@ def connect(settings: Settings, *, app_name: str, start_embedded: bool = True) -
     return client[settings.mongo_db]
 
 
-def prepare(store: TaskStore) -> None:
+def make_indexes(store: TaskStore) -> None:
     """Make the indexes at start-up if MongoDB answers; else the store makes them on first use."""
     try:
         store.ensure_indexes()

@@ -333,6 +333,10 @@ class TaskStore:
             counts[str(row["_id"])] = int(row["n"])
         return counts
 
+    def retrying(self) -> int:
+        """Queued tasks that failed an attempt already and wait for their next one."""
+        return self.tasks.count_documents({"status": Status.QUEUED.value, "attempts": {"$gt": 0}})
+
     def purge(self, before: float, batch: int = 500) -> int:
         """Delete done and failed tasks finished before `before`, with any images left."""
         removed = 0

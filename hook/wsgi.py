@@ -13,7 +13,7 @@ from bottle import Bottle
 
 from hook.errors import ConfigError
 from hook.logs import configure
-from hook.mongo import connect, prepare
+from hook.mongo import connect, make_indexes
 from hook.settings import Settings
 from hook.store import TaskStore
 from hook.web import create_app
@@ -30,7 +30,7 @@ def build() -> Bottle:
         configure()
         logging.getLogger("hook.wsgi").critical("cannot start: %s", exc)
         sys.exit(GUNICORN_BOOT_ERROR)
-    prepare(store)
+    make_indexes(store)
     return create_app(settings, store)
 
 
