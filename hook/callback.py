@@ -21,7 +21,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from hook.errors import BadRequest
+from hook.errors import Invalid
 from hook.hosts import HostAllowList, port_of
 
 MAX_REDIRECTS = 3
@@ -160,7 +160,7 @@ def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:
     """None if labels may go to `url` now; else why not, and whether that is for good."""
     try:
         parts = hosts.check_url(url)
-    except BadRequest as exc:
+    except Invalid as exc:
         return Outcome(False, True, str(exc))
     host = parts.hostname or ""
     if hosts.lists_exactly(host, port_of(parts)):

@@ -1,4 +1,9 @@
-"""The few exceptions the project raises on purpose, each mapped to one HTTP status or exit code."""
+"""The exceptions the project raises on purpose. Every one derives from HookError.
+
+Domain errors say what is wrong and where (`field`); they know nothing of HTTP. The web layer
+turns them into answers in one place (`hook.web.answer_for`), the worker into a task's failure,
+the command line into a message and an exit code.
+"""
 
 
 class HookError(Exception):
@@ -9,30 +14,32 @@ class ConfigError(HookError):
     """A setting is missing or malformed; raised at start-up, never while serving."""
 
 
-class BadRequest(HookError):  # noqa: N818 - named after the HTTP answer it becomes
-    """The client sent something we will not store; the message names what is wrong."""
-
-    status = 400
+class Refused(HookError):  # noqa: N818 - named for what happens to the input
+    """Input we will not take; the message names what is wrong, `field` where (if anywhere)."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
 
-class PayloadTooLarge(BadRequest):
-    status = 413
+class Invalid(Refused):
+    """Malformed or not allowed: a bad field, a URL to a host not allowed, unreadable JSON."""
 
 
-class Forbidden(BadRequest):
-    status = 403
+class TooLarge(Refused):
+    """Over a size limit (body, image bytes, the event's fields)."""
 
 
-class RequestTimeout(BadRequest):
-    status = 408
+class WrongKey(Refused):
+    """The API key in the path is not this hook's."""
 
 
-class BadImage(HookError):  # noqa: N818 - a bad image, not an error of ours
-    """Stored image bytes do not decode; fails that task, never the worker."""
+class TooSlow(Refused):
+    """The client did not send its body in time."""
+
+
+class BadImage(Invalid):
+    """Image bytes that do not identify or decode: refused at ingest, fail their task later."""
 
 
 class CamioError(HookError):

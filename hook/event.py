@@ -1,7 +1,7 @@
 """A Camio event as POSTed to the hook: parsed, validated and reduced to what the queue stores.
 
 Liberal in what it accepts (both timestamp shapes, unknown fields kept), strict in what it
-stores: every failure is a BadRequest that names the offending field.
+stores: every failure is an Invalid (or TooLarge) that names the offending field.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hook.errors import BadRequest, PayloadTooLarge
+from hook.errors import Invalid, TooLarge
 from hook.hosts import HostAllowList
 from hook.images import ImageInfo, b64_to_bytes, inspect_image
 
@@ -79,16 +79,16 @@ class Limits:
 
 
 def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
-    """Validate a request body into an Event, or raise BadRequest naming the first problem."""
+    """Validate a request body into an Event, or raise Invalid naming the first problem."""
     payload = _json_object(body, MAX_FIELDS + SEPARATORS_PER_IMAGE * limits.max_images)
     callback_url = hosts.check_url(payload.get("callback_url")).geturl()
     camera = _optional_text(payload, "camera")
     user_id = _optional_text(payload, "user_id")
     raw_images = payload.get("images")
     if not isinstance(raw_images, list) or not raw_images:
-        raise BadRequest("images must be a non-empty list", field="images")
+        raise Invalid("images must be a non-empty list", field="images")
     if len(raw_images) > limits.max_images:
-        raise BadRequest(
+        raise Invalid(
             f"images has {len(raw_images)} entries, over the limit of {limits.max_images} "
             "(HOOK_MAX_IMAGES)",
             field="images",
@@ -98,7 +98,7 @@ def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
     for index, raw in enumerate(raw_images):
         image = _image(raw, f"images[{index}]", limits)
         if image.key in seen:
-            raise BadRequest(
+            raise Invalid(
                 f"images[{index}].timestamp {image.key!r} repeats an earlier image's; labels are "
                 "keyed by timestamp, so each image needs its own",
                 field=f"images[{index}].timestamp",
@@ -109,7 +109,7 @@ def parse_event(body: bytes, *, hosts: HostAllowList, limits: Limits) -> Event:
     kept["images"] = [{k: v for k, v in raw.items() if k != "image_b64"} for raw in raw_images]
     payload_json = json.dumps(kept, separators=(",", ":"))
     if len(payload_json) > MAX_FIELDS:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"the event's fields other than image_b64 take {len(payload_json)} bytes as JSON, "
             f"over the limit of {MAX_FIELDS}",
             field="body",
@@ -128,7 +128,7 @@ def parse_timestamp(value: object, *, field: str) -> tuple[str, float]:
     text = value.get("date") if isinstance(value, dict) else value
     where = f"{field}.date" if isinstance(value, dict) else field
     if not isinstance(text, str) or not text.strip():
-        raise BadRequest(
+        raise Invalid(
             f'{field} must be an ISO 8601 string or {{"meta_class": "datetime.datetime", '
             '"date": "..."}}',
             field=field,
@@ -137,7 +137,7 @@ def parse_timestamp(value: object, *, field: str) -> tuple[str, float]:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise BadRequest(f"{where} is not ISO 8601: {text[:80]!r}", field=field) from None
+        raise Invalid(f"{where} is not ISO 8601: {text[:80]!r}", field=field) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return text, moment.timestamp()
@@ -145,13 +145,13 @@ def parse_timestamp(value: object, *, field: str) -> tuple[str, float]:
 
 def _json_object(body: bytes, max_separators: int) -> dict[str, Any]:
     if not body:
-        raise BadRequest("the request body is empty; send the event as a JSON object", field="body")
+        raise Invalid("the request body is empty; send the event as a JSON object", field="body")
     # Base64 has no commas, braces or brackets, so all of a body's lie in what MAX_FIELDS bounds
     # anyway; counting them first keeps a body of millions of tiny values ({},{},...) from being
     # parsed into millions of objects (about 30 times its size in memory) only to be refused.
     separators = body.count(b",") + body.count(b"{") + body.count(b"[")
     if separators > max_separators:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"the body has {separators} JSON separators, more than an event's fields can hold "
             f"(at most {max_separators}: the fields other than image bytes take at most "
             f"{MAX_FIELDS} bytes)",
@@ -160,13 +160,11 @@ def _json_object(body: bytes, max_separators: int) -> dict[str, Any]:
     try:
         payload = json.loads(body, parse_constant=_no_constant)
     except RecursionError:
-        raise BadRequest("the JSON body is nested too deeply", field="body") from None
+        raise Invalid("the JSON body is nested too deeply", field="body") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, ints past Python's digit limit
-        raise BadRequest(f"the body is not valid JSON: {exc}", field="body") from None
+        raise Invalid(f"the body is not valid JSON: {exc}", field="body") from None
     if not isinstance(payload, dict):
-        raise BadRequest(
-            f"the body must be a JSON object, not {type(payload).__name__}", field="body"
-        )
+        raise Invalid(f"the body must be a JSON object, not {type(payload).__name__}", field="body")
     return payload
 
 
@@ -176,11 +174,11 @@ def _no_constant(name: str) -> None:
 
 def _image(raw: object, field: str, limits: Limits) -> EventImage:
     if not isinstance(raw, dict):
-        raise BadRequest(f"{field} must be an object with image_b64 and timestamp", field=field)
+        raise Invalid(f"{field} must be an object with image_b64 and timestamp", field=field)
     key, taken_at = parse_timestamp(raw.get("timestamp"), field=f"{field}.timestamp")
     text = raw.get("image_b64")
     if isinstance(text, str) and len(text) > limits.max_image_bytes * 4 // 3 + 1024:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"{field}.image_b64 holds about {len(text) * 3 // 4} bytes, over the limit of "
             f"{limits.max_image_bytes} (HOOK_MAX_IMAGE_BYTES)",
             field=f"{field}.image_b64",
@@ -197,7 +195,7 @@ def _optional_text(payload: dict[str, Any], field: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise BadRequest(f"{field} must be a string", field=field)
+        raise Invalid(f"{field} must be a string", field=field)
     text = str(value)
     _check_text(text, field)
     return text
@@ -206,10 +204,10 @@ def _optional_text(payload: dict[str, Any], field: str) -> str | None:
 def _check_text(text: str, field: str) -> None:
     """Short, printable and encodable (MongoDB stores UTF-8: lone surrogates are refused)."""
     if len(text) > MAX_TEXT:
-        raise BadRequest(f"{field} is longer than {MAX_TEXT} characters", field=field)
+        raise Invalid(f"{field} is longer than {MAX_TEXT} characters", field=field)
     if _CONTROL.search(text):
-        raise BadRequest(f"{field} contains control characters", field=field)
+        raise Invalid(f"{field} contains control characters", field=field)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadRequest(f"{field} is not valid Unicode text", field=field) from None
+        raise Invalid(f"{field} is not valid Unicode text", field=field) from None

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
-from hook.errors import BadRequest
+from hook.errors import Invalid
 
 _UNSAFE = re.compile(r"[\\\s\x00-\x1f\x7f]")
 _HOST_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?")
@@ -107,31 +107,31 @@ class HostAllowList:
         return any(e.matches(host, port) and e.is_exactly(host) for e in self.parsed)
 
     def check_url(self, url: object, *, field: str = "callback_url") -> SplitResult:
-        """Return the parsed URL if it is http(s) to an allowed host; else BadRequest naming why."""
+        """Return the parsed URL if it is http(s) to an allowed host; else Invalid naming why."""
         if not isinstance(url, str) or not url:
-            raise BadRequest(f"{field} must be a non-empty string", field=field)
+            raise Invalid(f"{field} must be a non-empty string", field=field)
         if _UNSAFE.search(url):  # parsers disagree on these (a backslash ends urllib3's host)
-            raise BadRequest(f"{field} contains a backslash, space or control character",
+            raise Invalid(f"{field} contains a backslash, space or control character",
                              field=field)  # fmt: skip
         try:
             parts = urlsplit(url)
             if parts.port == 0:  # .port itself raises ValueError on a malformed port
                 raise ValueError("port 0")
         except ValueError:
-            raise BadRequest(f"{field} is not a valid URL: {url[:200]!r}", field=field) from None
+            raise Invalid(f"{field} is not a valid URL: {url[:200]!r}", field=field) from None
         if parts.scheme not in ("http", "https"):
-            raise BadRequest(f"{field} must use http or https, not {parts.scheme!r}", field=field)
+            raise Invalid(f"{field} must use http or https, not {parts.scheme!r}", field=field)
         host = parts.hostname or ""
         if not host:
-            raise BadRequest(f"{field} has no host: {url[:200]!r}", field=field)
+            raise Invalid(f"{field} has no host: {url[:200]!r}", field=field)
         if not (_is_ip(host) or _HOST_NAME.fullmatch(host)) or _is_ip(
             host.removesuffix(".")
         ) != _is_ip(host):
-            raise BadRequest(f"{field} host {host[:100]!r} is not a valid host name", field=field)
+            raise Invalid(f"{field} host {host[:100]!r} is not a valid host name", field=field)
         if parts.username or parts.password:
-            raise BadRequest(f"{field} must not carry credentials", field=field)
+            raise Invalid(f"{field} must not carry credentials", field=field)
         if not self.allows(host, port_of(parts)):
-            raise BadRequest(
+            raise Invalid(
                 f"{field} host {host!r} is not allowed (HOOK_CALLBACK_HOSTS: "
                 f"{', '.join(self.entries) or 'none'})",
                 field=field,

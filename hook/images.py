@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hook.errors import BadImage, BadRequest
+from hook.errors import BadImage, Invalid
 
 #: Formats a camera frame comes in; anything else Pillow might parse is refused, which keeps the
 #: attack surface to well-trodden decoders.
@@ -32,26 +32,22 @@ class ImageInfo:
     width: int
     height: int
 
-    @property
-    def mime(self) -> str:
-        return Image.MIME.get(self.format, "application/octet-stream")
-
 
 def b64_to_bytes(text: object, *, field: str) -> bytes:
-    """Strict base64 (whitespace and a data: prefix tolerated), else BadRequest naming the field."""
+    """Strict base64 (whitespace and a data: prefix tolerated), else Invalid naming the field."""
     if not isinstance(text, str) or not text:
-        raise BadRequest(f"{field} must be a non-empty base64 string", field=field)
+        raise Invalid(f"{field} must be a non-empty base64 string", field=field)
     try:
         raw = text.encode("ascii")
     except UnicodeEncodeError:
-        raise BadRequest(f"{field} has non-ASCII characters", field=field) from None
+        raise Invalid(f"{field} has non-ASCII characters", field=field) from None
     raw = _DATA_URI.sub(b"", _WHITESPACE.sub(b"", raw), count=1)
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest(f"{field} is not valid base64", field=field) from None
+        raise Invalid(f"{field} is not valid base64", field=field) from None
     if not data:
-        raise BadRequest(f"{field} is empty", field=field)
+        raise Invalid(f"{field} is empty", field=field)
     return data
 
 
@@ -61,7 +57,7 @@ def inspect_image(data: bytes, *, max_pixels: int, field: str = "image") -> Imag
         with _opened(data, max_pixels) as image:
             return ImageInfo(format=image.format or "", width=image.width, height=image.height)
     except BadImage as exc:
-        raise BadRequest(f"{field}: {exc}", field=field) from None
+        raise BadImage(f"{field}: {exc}", field=field) from None
 
 
 def decode_image(

@@ -23,7 +23,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook import __version__
 from hook.connection import close_after_answer
-from hook.errors import BadRequest, Forbidden, PayloadTooLarge, RequestTimeout
+from hook.errors import Invalid, Refused, TooLarge, TooSlow, WrongKey
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.metrics import EVENTS, Metrics, rejection_reason, render
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 MAX_LIST = 1000
 READ_CHUNK = 64 * 1024
+STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
+    (TooLarge, 413), (WrongKey, 403), (TooSlow, 408), (Invalid, 400),
+)  # fmt: skip
 STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
 
@@ -61,7 +64,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
             log.warning(
                 "refused a request with a wrong API key from %s", request.remote_addr or "?"
             )
-            raise Forbidden("wrong API key", field="api_key")
+            raise WrongKey("wrong API key", field="api_key")
 
     @app.get("/tasks")
     @app.get("/tasks/")
@@ -89,11 +92,11 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
             body = read_body(request.environ, settings.max_body, settings.body_timeout)
             try:
                 event = parse_event(body, hosts=hosts, limits=limits)
-            except BadRequest as exc:
+            except Refused as exc:
                 log.info("rejected an event (%d bytes): %s", len(body), exc)
                 raise
-        except BadRequest as exc:
-            metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, exc.status)}")
+        except Refused as exc:
+            metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, status_for(exc))}")
             raise
         task_id, created = store.enqueue(event)
         metrics.count(EVENTS, "accepted" if created else "duplicate")
@@ -139,15 +142,15 @@ def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
         try:
             length = int(declared)
         except ValueError:
-            raise BadRequest(f"Content-Length {declared[:40]!r} is not a number") from None
+            raise Invalid(f"Content-Length {declared[:40]!r} is not a number") from None
         if length > limit:
-            raise PayloadTooLarge(_too_large(limit, length), field="body")
+            raise TooLarge(_too_large(limit, length), field="body")
         parts, size = [], 0
         while size < length and (chunk := body.read(min(READ_CHUNK, length - size))):
             parts.append(chunk)
             size += len(chunk)
         if size < length:
-            raise BadRequest(f"the body ended after {size} of {length} bytes", field="body")
+            raise Invalid(f"the body ended after {size} of {length} bytes", field="body")
         return b"".join(parts)
     if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
         return b""
@@ -155,7 +158,7 @@ def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:
     while chunk := body.read(READ_CHUNK):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(_too_large(limit), field="body")
+            raise TooLarge(_too_large(limit), field="body")
         parts.append(chunk)
     return b"".join(parts)
 
@@ -176,7 +179,7 @@ class _Body:
     def read(self, size: int) -> bytes:
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise RequestTimeout("the body did not arrive in time", field="body")
+            raise TooSlow("the body did not arrive in time", field="body")
         timer = None
         if self.sock is not None:
             self.sock.settimeout(left)
@@ -185,18 +188,18 @@ class _Body:
         try:
             data = self.stream.read(size)
         except TimeoutError:
-            raise RequestTimeout("the body did not arrive in time", field="body") from None
+            raise TooSlow("the body did not arrive in time", field="body") from None
         except Exception as exc:  # the server's own parse errors: bad chunk sizes, cut-off bodies
             if self.cut.is_set():
-                raise RequestTimeout("the body did not arrive in time", field="body") from None
-            raise BadRequest(
+                raise TooSlow("the body did not arrive in time", field="body") from None
+            raise Invalid(
                 f"the body could not be read: {type(exc).__name__}", field="body"
             ) from None
         finally:
             if timer is not None:
                 timer.cancel()
         if self.cut.is_set():
-            raise RequestTimeout("the body did not arrive in time", field="body")
+            raise TooSlow("the body did not arrive in time", field="body")
         return data
 
     def _cut(self) -> None:
@@ -214,7 +217,7 @@ def _statuses(raw: str) -> tuple[Status, ...]:
     wanted: list[Status] = []
     for name in (part.strip().lower() for part in raw.split(",")):
         if name not in STATUS_CHOICES:
-            raise BadRequest(
+            raise Invalid(
                 f"status {name!r} is not one of {', '.join(sorted(STATUS_CHOICES))}",
                 field="status",
             )
@@ -228,7 +231,7 @@ def _limit(raw: str) -> int:
     except ValueError:
         limit = 0
     if not 1 <= limit <= MAX_LIST:
-        raise BadRequest(
+        raise Invalid(
             f"limit must be a whole number from 1 to {MAX_LIST}, not {raw[:40]!r}", field="limit"
         )
     return limit
@@ -254,12 +257,12 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except BadRequest as exc:
+        except Refused as exc:
             body: dict[str, Any] = {"ok": False, "error": str(exc)}
             if exc.field:
                 body["field"] = exc.field
             close_after_answer()  # the body may be partly unread: no further request on it
-            return _json(exc.status, body)
+            return _json(status_for(exc), body)
         except PyMongoError as exc:
             reason = _store_trouble(exc)
             log.warning("answering 503: %s", reason)
@@ -267,6 +270,14 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
                          {"Retry-After": "5"})  # fmt: skip
 
     return wrapper
+
+
+def status_for(exc: Refused) -> int:
+    """The HTTP status a refusal becomes: the one place domain errors meet HTTP."""
+    for kind, status in STATUS_OF:
+        if isinstance(exc, kind):
+            return status
+    return 400
 
 
 def _store_trouble(exc: PyMongoError) -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hook.errors import BadRequest, PayloadTooLarge
+from hook.errors import Invalid, TooLarge
 from hook.event import Limits, parse_event, parse_timestamp
 from hook.hosts import HostAllowList
 from tests.factories import event
@@ -55,7 +55,7 @@ def test_both_timestamp_shapes_keep_the_key_as_received(
     ],
 )
 def test_bad_timestamps_are_named(value: object) -> None:
-    with pytest.raises(BadRequest, match=r"^t"):
+    with pytest.raises(Invalid, match=r"^t"):
         parse_timestamp(value, field="t")
 
 
@@ -90,39 +90,39 @@ def test_dedup_key_depends_on_callback_bytes_and_timestamps() -> None:
 def test_repeated_timestamps_are_refused() -> None:
     payload = event(2)
     payload["images"][1]["timestamp"] = payload["images"][0]["timestamp"]
-    with pytest.raises(BadRequest, match=r"images\[1\].timestamp .* repeats"):
+    with pytest.raises(Invalid, match=r"images\[1\].timestamp .* repeats"):
         parse(payload)
 
 
 def test_limits_apply() -> None:
-    with pytest.raises(BadRequest, match="over the limit of 8"):
+    with pytest.raises(Invalid, match="over the limit of 8"):
         parse(event(9))
-    with pytest.raises(BadRequest, match="1200x900 pixels, over the limit"):
+    with pytest.raises(Invalid, match="1200x900 pixels, over the limit"):
         parse(event(1, size=(1200, 900)))
 
 
 def test_nan_and_infinity_are_not_json() -> None:
     body = json.dumps(event(1)).replace('"u1"', "NaN").encode()
-    with pytest.raises(BadRequest, match="NaN is not a JSON number"):
+    with pytest.raises(Invalid, match="NaN is not a JSON number"):
         parse_event(body, hosts=HOSTS, limits=LIMITS)
 
 
 @pytest.mark.parametrize("stamp", ["2017-05-05T01:31:13\x00", "2017-05-05T01:31:13\n"])
 def test_control_characters_in_timestamps_are_refused(stamp: str) -> None:
-    with pytest.raises(BadRequest, match="control characters"):
+    with pytest.raises(Invalid, match="control characters"):
         parse_timestamp(stamp, field="t")
 
 
 def test_oversized_image_and_oversized_fields_are_413() -> None:
     big = event(1)
     big["images"][0]["image_b64"] = "A" * 4_000_000
-    with pytest.raises(PayloadTooLarge, match=r"images\[0\].image_b64 holds about 3000000 bytes"):
+    with pytest.raises(TooLarge, match=r"images\[0\].image_b64 holds about 3000000 bytes"):
         parse(big)
-    with pytest.raises(PayloadTooLarge, match="other than image_b64 take"):
+    with pytest.raises(TooLarge, match="other than image_b64 take"):
         parse(event(1, junk="x" * 70_000))
 
 
 def test_a_body_of_millions_of_tiny_values_is_refused_before_parsing() -> None:
     bomb = b'{"callback_url": "https://www.camio.com/cb", "images": [' + b"{}," * 200_000 + b"{}]}"
-    with pytest.raises(PayloadTooLarge, match="JSON separators, more than an event's fields"):
+    with pytest.raises(TooLarge, match="JSON separators, more than an event's fields"):
         parse_event(bomb, hosts=HOSTS, limits=LIMITS)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hook.errors import BadRequest
+from hook.errors import Invalid
 from hook.hosts import HostAllowList
 
 DEFAULT = HostAllowList(("camio.com",))
@@ -54,7 +54,7 @@ def test_ip_literals_only_when_listed_exactly() -> None:
     ],
 )
 def test_check_url_names_the_problem(url: object, words: str) -> None:
-    with pytest.raises(BadRequest, match="callback_url") as info:
+    with pytest.raises(Invalid, match="callback_url") as info:
         DEFAULT.check_url(url)
     assert words in str(info.value)
 
@@ -70,7 +70,7 @@ def test_an_entry_with_a_port_allows_that_port_only() -> None:
     assert hosts.check_url("https://cb.example.org:8443/x").port == 8443
     for url in ("http://127.0.0.1:8102/cb", "http://127.0.0.1/cb", "http://[::1]:8101/",
                 "https://cb.example.org/x", "https://a.cb.example.org:9000/"):  # fmt: skip
-        with pytest.raises(BadRequest, match="is not allowed"):
+        with pytest.raises(Invalid, match="is not allowed"):
             hosts.check_url(url)
     assert hosts.check_url("https://www.camio.com:8443/").hostname == "www.camio.com"
     assert hosts.lists_exactly("127.0.0.1", 8101) and not hosts.lists_exactly("127.0.0.1", 22)
@@ -102,6 +102,6 @@ def test_an_entry_that_could_never_match_is_refused(entry: str, words: str) -> N
 
 def test_a_trailing_dot_ip_is_refused_at_ingest_a_trailing_dot_name_is_the_name() -> None:
     hosts = HostAllowList(("127.0.0.1", "camio.com"))
-    with pytest.raises(BadRequest, match="not a valid host name"):
+    with pytest.raises(Invalid, match="not a valid host name"):
         hosts.check_url("http://127.0.0.1./cb")
     assert hosts.check_url("https://www.camio.com./cb").hostname == "www.camio.com."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hook.errors import BadImage, BadRequest
+from hook.errors import BadImage, Invalid
 from hook.images import decode_image, inspect_image
 from tests.factories import bad_pngs, image_bytes
 
@@ -23,7 +23,7 @@ def test_a_sound_png_decodes_at_full_size() -> None:
 
 
 def test_too_many_pixels_is_refused_from_the_header() -> None:
-    with pytest.raises(BadRequest, match="over the limit of 1000"):
+    with pytest.raises(Invalid, match="over the limit of 1000"):
         inspect_image(image_bytes(64, 48), max_pixels=1000, field="images[0].image_b64")
 
 
