@@ -1,0 +1,38 @@
+"""The store: the only code that knows the MongoDB collections and their documents' shapes.
+
+    tasks      one document per event: status, lease, attempts, labels once computed
+    images     one document per image of a task (its bytes), until the task is done
+    workers    one heartbeat per worker process
+    counters   the figures /metrics shows
+
+Contract (huey's storage, with leases), by part:
+    Intake      enqueue(event) -> (task id, created?); duplicates map to the first task, a
+                failed task sent again is queued again
+    Leases      claim (ONE atomic find_one_and_update), renew, release, save_result,
+                complete, reschedule, fail, requeue_expired, load_images; every method
+                taking `worker` acts only while that worker holds the lease
+    Reading     get, pending, oldest_pending, stats, retrying: never image bytes
+    Retention   purge (finished tasks past retention), purge_orphans (images of no task)
+    Heartbeats  beat, workers, forget_workers
+    Counters    add, counted
+
+Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
+nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
+strings, because nx-27017 cannot match an ObjectId outside `_id`; image bytes live in their
+own collection so task documents stay small and the sorted claim stays fast.
+"""
+
+from hook.store.counters import Counters
+from hook.store.heartbeats import Heartbeats
+from hook.store.intake import Intake
+from hook.store.leases import Leases
+from hook.store.reading import Reading
+from hook.store.records import Counter
+from hook.store.retention import Retention
+
+
+class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters):
+    """The queue and its companions over one pymongo Database; it never builds its own client."""
+
+
+__all__ = ["Counter", "TaskStore"]

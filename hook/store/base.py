@@ -1,0 +1,74 @@
+"""What every part of the store shares: the collections, the clock and the lease filter."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from hook.task import Status
+
+log = logging.getLogger("hook.store")
+
+Clock = Callable[[], float]
+
+
+def image_ids(task_id: str, count: int) -> list[str]:
+    """The `_id`s of a task's image documents: found and deleted through the _id index."""
+    return [f"{task_id}:{index}" for index in range(count)]
+
+
+class Base:
+    """The collections over one pymongo Database; the store never builds its own client."""
+
+    def __init__(self, db: Database, *, clock: Clock = time.time) -> None:
+        self.db = db
+        self.tasks = db["tasks"]
+        self.images = db["images"]
+        self.heartbeats = db["workers"]
+        self.counters = db["counters"]
+        self.clock = clock
+        self._indexed = False
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes the claim, sweeps and de-duplication rely on (idempotent)."""
+        self.tasks.create_index([("status", ASCENDING), ("run_at", ASCENDING)])
+        self.tasks.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+        self.tasks.create_index([("status", ASCENDING), ("finished_at", DESCENDING)])
+        self.tasks.create_index("dedup_key", unique=True)
+        self.images.create_index("created_at")  # purge_orphans; all else goes by _id
+        self._indexed = True
+
+    def _ready(self) -> None:
+        # Lazily, so a store can be built while MongoDB is still down; the unique index must
+        # exist before the first insert or de-duplication would silently not happen.
+        if not self._indexed:
+            self.ensure_indexes()
+
+    def ping(self) -> None:
+        """Raise a PyMongoError unless the server answers."""
+        self.db.command("ping")
+
+    def _drop_images(self, task_id: str, count: int) -> None:
+        try:
+            self.images.delete_many({"_id": {"$in": image_ids(task_id, count)}})
+        except PyMongoError:
+            log.warning("task %s: could not delete its images; purge will", task_id)
+
+    def _update_owned(
+        self, task_id: str, worker: str, fields: dict[str, Any], unset: Iterable[str] = ()
+    ) -> bool:
+        update: dict[str, Any] = {"$set": fields}
+        if unset:
+            update["$unset"] = dict.fromkeys(unset, "")
+        return self.tasks.update_one(self._owned(task_id, worker), update).matched_count == 1
+
+    @staticmethod
+    def _owned(task_id: str, worker: str) -> dict[str, Any]:
+        """The filter for a task `worker` holds."""
+        return {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker}

@@ -1,0 +1,135 @@
+"""Leases: a worker claims a task, keeps it while it works, and settles it.
+
+Methods taking `worker` only act while that worker holds the lease, so a worker that lost its
+task to lease expiry cannot overwrite the new owner's work; they return False then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+
+from hook.store.base import Base, image_ids, log
+from hook.task import Status, Task
+
+
+class Leases(Base):
+    """The consumer's side of the queue."""
+
+    def claim(self, worker: str, lease_seconds: float) -> Task | None:
+        """Take the queued task that is due first, leased to `worker`; None if nothing is due."""
+        now = self.clock()
+        doc = self.tasks.find_one_and_update(
+            {"status": Status.QUEUED.value, "run_at": {"$lte": now}},
+            {
+                "$set": {
+                    "status": Status.RUNNING.value,
+                    "lease_owner": worker,
+                    "lease_until": now + lease_seconds,
+                    "claimed_at": now,
+                },
+                "$inc": {"attempts": 1},
+            },
+            sort=[("run_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Task.from_doc(doc) if doc else None
+
+    def renew(
+        self, task_ids: Iterable[str], owners: str | Iterable[str], lease_seconds: float
+    ) -> int:
+        """Extend the leases these owners hold on these tasks; how many are still held."""
+        ids = list(task_ids)
+        held = [owners] if isinstance(owners, str) else list(owners)
+        if not ids:
+            return 0
+        return self.tasks.update_many(
+            {"_id": {"$in": ids}, "status": Status.RUNNING.value, "lease_owner": {"$in": held}},
+            {"$set": {"lease_until": self.clock() + lease_seconds}},
+        ).matched_count
+
+    def release(self, task_id: str, worker: str, run_at: float | None = None) -> bool:
+        """Give a claimed task back, its attempt not counted: at once (shutdown) or at `run_at`
+        (its callback host is busy)."""
+        return self.tasks.update_one(
+            {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker},
+            {"$set": {"status": Status.QUEUED.value, "run_at": run_at or self.clock()},
+             "$unset": {"lease_until": "", "lease_owner": ""}, "$inc": {"attempts": -1}},
+        ).matched_count == 1  # fmt: skip
+
+    def save_result(self, task_id: str, worker: str, result_json: str) -> bool:
+        return self._update_owned(task_id, worker, {"result_json": result_json})
+
+    def complete(self, task_id: str, worker: str) -> bool:
+        """Done; the image bytes are deleted (the labels are what is kept)."""
+        images = self._finish(task_id, worker, Status.DONE, None)
+        if images is not None:
+            self._drop_images(task_id, images)
+        return images is not None
+
+    def fail(self, task_id: str, worker: str, reason: str) -> bool:
+        """Failed for good with `reason`."""
+        return self._finish(task_id, worker, Status.FAILED, reason) is not None
+
+    def reschedule(self, task_id: str, worker: str, run_at: float, error: str) -> bool:
+        """Queue the task again to run at `run_at`, remembering why the last attempt failed."""
+        return self._update_owned(
+            task_id,
+            worker,
+            {"status": Status.QUEUED.value, "run_at": run_at, "last_error": error},
+            unset=("lease_until", "lease_owner"),
+        )
+
+    def requeue_expired(self, max_attempts: int) -> tuple[int, int]:
+        """Return the tasks of dead workers to the queue; fail those out of attempts."""
+        now = self.clock()
+        expired = {"status": Status.RUNNING.value, "lease_until": {"$lt": now}}
+        failed = self.tasks.update_many(
+            {**expired, "attempts": {"$gte": max_attempts}},
+            {
+                "$set": {
+                    "status": Status.FAILED.value,
+                    "finished_at": now,
+                    "last_error": f"lease expired on attempt {max_attempts} of "
+                    f"{max_attempts}: the worker died or hung",
+                },
+                "$unset": {"lease_until": "", "lease_owner": ""},
+            },
+        ).modified_count
+        requeued = self.tasks.update_many(
+            expired,
+            {
+                "$set": {
+                    "status": Status.QUEUED.value,
+                    "run_at": now,
+                    "last_error": "lease expired: the worker died or hung",
+                },
+                "$unset": {"lease_until": "", "lease_owner": ""},
+            },
+        ).modified_count
+        if failed or requeued:
+            log.warning("leases expired: %d task(s) requeued, %d failed", requeued, failed)
+        return requeued, failed
+
+    def load_images(self, task: Task) -> list[bytes]:
+        """The task's image bytes in order; fewer than its images if some are missing."""
+        ids = image_ids(task.id, len(task.images))
+        found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
+        return [found[i] for i in ids if i in found]
+
+    def _finish(self, task_id: str, worker: str, status: Status, error: str | None) -> int | None:
+        """Settle a running task; its number of images, or None if `worker` did not hold it."""
+        fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
+        cleared = {"lease_until": "", "lease_owner": ""}
+        if error is not None:
+            fields["last_error"] = error
+        else:  # done: the errors of earlier attempts no longer describe the task
+            cleared["last_error"] = ""
+        doc = self.tasks.find_one_and_update(
+            self._owned(task_id, worker),
+            {"$set": fields, "$unset": cleared},
+            projection={"images": 1},
+        )
+        return None if doc is None else len(doc.get("images") or ())

@@ -1,0 +1,49 @@
+"""Reading the queue for people: the listing, the status report, the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pymongo import ASCENDING, DESCENDING
+
+from hook.store.base import Base
+from hook.task import PENDING, Status, Task
+
+
+class Reading(Base):
+    """Tasks as the listing and reports show them; never image bytes."""
+
+    def get(self, task_id: str) -> Task | None:
+        doc = self.tasks.find_one({"_id": task_id}, {"payload_json": 0})
+        return Task.from_doc(doc) if doc else None
+
+    def pending(self, statuses: Iterable[Status] = PENDING, limit: int = 100) -> list[Task]:
+        """Tasks in `statuses`: pending ones by next run, finished ones newest first."""
+        wanted = [Status(s).value for s in statuses]
+        finished = all(s in (Status.DONE, Status.FAILED) for s in wanted)
+        order = [("finished_at", DESCENDING)] if finished else [("run_at", ASCENDING)]
+        cursor = (
+            self.tasks.find({"status": {"$in": wanted}}, {"payload_json": 0, "result_json": 0})
+            .sort(order)
+            .limit(limit)
+        )
+        return [Task.from_doc(doc) for doc in cursor]
+
+    def oldest_pending(self) -> Task | None:
+        docs = self.tasks.find(
+            {"status": {"$in": [s.value for s in PENDING]}}, {"payload_json": 0, "result_json": 0}
+        )
+        for doc in docs.sort("created_at", ASCENDING).limit(1):
+            return Task.from_doc(doc)
+        return None
+
+    def stats(self) -> dict[str, int]:
+        """Task count by status, every status present (zero when none)."""
+        counts = {status.value: 0 for status in Status}
+        for row in self.tasks.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}]):
+            counts[str(row["_id"])] = int(row["n"])
+        return counts
+
+    def retrying(self) -> int:
+        """Queued tasks that failed an attempt already and wait for their next one."""
+        return self.tasks.count_documents({"status": Status.QUEUED.value, "attempts": {"$gt": 0}})
