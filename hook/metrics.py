@@ -1,6 +1,7 @@
 """Metrics: counters kept in MongoDB, rendered in Prometheus' text format at GET /metrics.
 
-Web and worker processes, on one machine or many, all add to the same documents, so one scrape
+Web and worker processes, on one machine or many, all add to the same counters (kept by the
+store), so one scrape
 of any web process sees the whole installation. Counting is best-effort: a failed update is
 logged, never allowed to fail the request or task it describes.
 """
@@ -19,10 +20,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
-from pymongo.database import Database
+from prometheus_client.registry import Collector
 from pymongo.errors import PyMongoError
 
-from hook.store import TaskStore
+from hook.store import Counter, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +39,10 @@ def _bucket_field(bound: float) -> str:
 
 
 class Metrics:
-    """The counters of one installation, in the `counters` collection."""
+    """Counting for one process: best-effort adds to the installation's counters."""
 
-    def __init__(self, db: Database) -> None:
-        self.counters = db["counters"]
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
         self.quiet_until = 0.0  # after a failure, skip counting a while: never wait on a dead DB
 
     def count(self, family: str, label: str) -> None:
@@ -59,7 +60,7 @@ class Metrics:
         if time.monotonic() < self.quiet_until:
             return
         try:
-            self.counters.update_one({"_id": key}, {"$inc": fields}, upsert=True)
+            self.store.add(key, fields)
         except PyMongoError as exc:
             self.quiet_until = time.monotonic() + QUIET_SECONDS
             log.warning("metrics: could not count %s (%s); not counting for %.0f s",
@@ -71,11 +72,11 @@ def rejection_reason(field: str | None, status: int) -> str:
     return _INDEX.sub("[]", field) if field else str(status)
 
 
-class _Collector:
+class _Collector(Collector):
     """Reads the counters and task counts at scrape time."""
 
-    def __init__(self, db: Database, store: TaskStore) -> None:
-        self.db, self.store = db, store
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
         tasks = GaugeMetricFamily("hook_tasks", "Tasks in the queue by status", labels=["status"])
@@ -90,29 +91,29 @@ class _Collector:
             "hook_deliveries", "Label deliveries to callback URLs, by outcome", labels=["outcome"]
         )
         latency = None
-        for doc in self.db["counters"].find():
-            family, _, label = str(doc["_id"]).partition("|")
+        for counter in self.store.counted():
+            family, _, label = counter.key.partition("|")
             if family == EVENTS:
                 outcome, _, reason = label.partition(":")
-                events.add_metric([outcome, reason], doc.get("n", 0))
+                events.add_metric([outcome, reason], counter.get("n"))
             elif family == DELIVERIES:
-                deliveries.add_metric([label], doc.get("n", 0))
+                deliveries.add_metric([label], counter.get("n"))
             elif family == LATENCY:
-                latency = doc
+                latency = counter
         yield events
         yield deliveries
         histogram = HistogramMetricFamily(
             "hook_latency_seconds", "Seconds from an event's arrival to its labels' delivery"
         )
-        doc = latency or {}
-        buckets = [(f"{b:g}", doc.get(_bucket_field(b), 0)) for b in BUCKETS]
-        buckets.append(("+Inf", doc.get("count", 0)))
-        histogram.add_metric([], buckets, doc.get("sum", 0.0))
+        doc = latency or Counter(LATENCY, {})
+        buckets = [(f"{b:g}", doc.get(_bucket_field(b))) for b in BUCKETS]
+        buckets.append(("+Inf", doc.get("count")))
+        histogram.add_metric([], buckets, doc.get("sum"))
         yield histogram
 
 
-def render(db: Database, store: TaskStore) -> bytes:
+def render(store: TaskStore) -> bytes:
     """The Prometheus text exposition of the installation's figures."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(db, store))  # type: ignore[arg-type]
+    registry.register(_Collector(store))
     return generate_latest(registry)

@@ -43,7 +43,7 @@ STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
 def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = None) -> Bottle:
     """Build the WSGI app; it holds no state but what it is given."""
-    metrics = metrics or Metrics(store.db)
+    metrics = metrics or Metrics(store)
     app = Bottle(catchall=True)
     app.default_error_handler = _error_page  # type: ignore[method-assign]
     app.install(_json_errors)
@@ -109,7 +109,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
 
     @app.get("/metrics")
     def prometheus() -> HTTPResponse:
-        return HTTPResponse(body=render(store.db, store), status=200,
+        return HTTPResponse(body=render(store), status=200,
                             headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
 
     @app.get("/tasks/<api_key>")

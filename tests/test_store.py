@@ -356,3 +356,14 @@ def test_a_task_given_back_for_later_is_not_due_before_and_keeps_its_attempts(
     clock.now += 6
     again = store.claim("w2", 60)
     assert again is not None and again.id == task_id and again.attempts == 1  # not counted
+
+
+def test_counters_add_up_under_their_key(db: Database) -> None:
+    store = TaskStore(db)
+    store.add("deliveries|delivered", {"n": 1})
+    store.add("deliveries|delivered", {"n": 1})
+    store.add("latency", {"count": 1, "sum": 0.5})
+    counted = {c.key: c for c in store.counted()}
+    assert counted["deliveries|delivered"].get("n") == 2
+    assert counted["latency"].values == {"count": 1, "sum": 0.5}
+    assert counted["latency"].get("le_1") == 0  # absent: never added to
