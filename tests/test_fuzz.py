@@ -41,7 +41,7 @@ timestamps = st.one_of(
     st.datetimes().map(lambda d: {"meta_class": "datetime.datetime", "date": d.isoformat()}),
     st.dictionaries(st.text(max_size=8), scalars, max_size=3),
     scalars,
-)  # fmt: skip
+)
 
 
 @pytest.fixture
