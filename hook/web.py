@@ -45,7 +45,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
     """Build the WSGI app; it holds no state but what it is given."""
     metrics = metrics or Metrics(store)
     app = Bottle(catchall=True)
-    app.default_error_handler = _error_page  # type: ignore[method-assign]
+    app.default_error_handler = _error_page
     app.install(_json_errors)
     hosts = HostAllowList(settings.callback_hosts)
     limits = Limits(
@@ -205,7 +205,8 @@ class _Body:
     def _cut(self) -> None:
         self.cut.set()
         with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RD)
+            if self.sock is not None:
+                self.sock.shutdown(socket.SHUT_RD)
 
 
 def _too_large(limit: int, length: int | None = None) -> str:
