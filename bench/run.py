@@ -14,9 +14,6 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/run.py
 
 import onnxruntime
 

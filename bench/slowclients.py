@@ -16,14 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import sys
 import threading
 import time
-from pathlib import Path
 
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/slowclients.py
 
 from bench.stack import API_KEY, Stack, percentile
 from tests.factories import event

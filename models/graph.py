@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -27,7 +29,7 @@ class GraphBuilder:
         self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
-    def op(self, op_type: str, inputs: list[str], hint: str, **attrs: object) -> str:
+    def op(self, op_type: str, inputs: list[str], hint: str, **attrs: Any) -> str:
         out = hint if hint == OUTPUT else self._name(hint)
         node = helper.make_node(op_type, inputs, [out], name=out, **attrs)
         self.nodes.append(node)

