@@ -16,6 +16,7 @@ from typing import Any
 from hook.errors import Invalid, TooLarge
 from hook.hosts import HostAllowList
 from hook.images import ImageInfo, b64_to_bytes, inspect_image
+from hook.task import ImageMeta
 
 MAX_TEXT = 1024  # camera names, user ids and timestamps are short; anything longer is not Camio
 MAX_FIELDS = 64 * 1024  # the event minus image bytes, as JSON: kept in the (small) task document
@@ -33,17 +34,17 @@ class EventImage:
     info: ImageInfo
     sha256: str
 
-    def meta(self) -> dict[str, Any]:
-        """What the task document keeps of the image: everything but the bytes."""
-        return {
-            "key": self.key,
-            "taken_at": self.taken_at,
-            "format": self.info.format,
-            "width": self.info.width,
-            "height": self.info.height,
-            "bytes": len(self.data),
-            "sha256": self.sha256,
-        }
+    def meta(self) -> ImageMeta:
+        """What the task keeps of the image: everything but the bytes."""
+        return ImageMeta(
+            key=self.key,
+            taken_at=self.taken_at,
+            format=self.info.format,
+            width=self.info.width,
+            height=self.info.height,
+            bytes=len(self.data),
+            sha256=self.sha256,
+        )
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -19,6 +19,26 @@ PENDING = (Status.QUEUED, Status.RUNNING)
 
 
 @dataclass(frozen=True)
+class ImageMeta:
+    """What a task keeps of each image: everything but the bytes (those are in `images`)."""
+
+    key: str  # the timestamp exactly as Camio sent it: the label key
+    taken_at: float
+    format: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> ImageMeta:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Task:
     """A task document, typed. Times are seconds since the epoch (see TaskStore on why)."""
 
@@ -28,7 +48,7 @@ class Task:
     callback_url: str
     camera: str | None
     user_id: str | None
-    images: tuple[dict[str, Any], ...]
+    images: tuple[ImageMeta, ...]
     created_at: float
     run_at: float
     lease_until: float | None = None
@@ -47,7 +67,7 @@ class Task:
             callback_url=doc["callback_url"],
             camera=doc.get("camera"),
             user_id=doc.get("user_id"),
-            images=tuple(doc.get("images") or ()),
+            images=tuple(ImageMeta.from_doc(i) for i in doc.get("images") or ()),
             created_at=doc["created_at"],
             run_at=doc["run_at"],
             lease_until=doc.get("lease_until"),
@@ -61,7 +81,7 @@ class Task:
     @property
     def image_keys(self) -> list[str]:
         """The label keys, i.e. the image timestamps exactly as Camio sent them."""
-        return [image["key"] for image in self.images]
+        return [image.key for image in self.images]
 
     def summary(self) -> dict[str, Any]:
         """The task as the listing endpoint shows it: never image bytes, times in ISO 8601."""

@@ -40,7 +40,7 @@ class Intake(Base):
         task = {
             "_id": task_id, "status": Status.QUEUED.value, "attempts": 0, "dedup_key": key,
             "callback_url": event.callback_url, "camera": event.camera, "user_id": event.user_id,
-            "images": [image.meta() for image in event.images],
+            "images": [image.meta().to_doc() for image in event.images],
             "payload_json": event.payload_json, "created_at": now, "run_at": now,
         }  # fmt: skip
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,28 @@ class Counter:
 
     def get(self, name: str) -> float:
         return self.values.get(name, 0.0)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """What a worker last said about itself; `seen_at` is set by the store when it is recorded."""
+
+    worker: str  # host:pid:random, unique per process
+    host: str
+    pid: int
+    state: str  # running, stopping, stopped
+    started_at: float
+    every: float  # seconds between beats: a worker silent for three of them is gone
+    done: int  # tasks it finished
+    in_flight: int
+    seen_at: float = 0.0
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Heartbeat:
+        fields = {k: v for k, v in doc.items() if k in cls.__dataclass_fields__}
+        return cls(worker=str(doc["_id"]), **fields)
+
+    def to_doc(self, seen_at: float) -> dict[str, Any]:
+        doc = asdict(self)
+        del doc["worker"]
+        return {**doc, "seen_at": seen_at}
