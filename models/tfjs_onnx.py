@@ -62,8 +62,29 @@ class _Window:
     size: tuple[int, int]  # output height, width
 
 
-class Translator(GraphBuilder):
-    """Emits ONNX nodes for the non-constant TF nodes, one handler per TF op."""
+def _window(node: TfNode, x: Value, kernel: tuple[int, int]) -> _Window:
+    """Strides, dilations, ONNX pads and NHWC output size of a Conv2D or MaxPool on x."""
+    if attr_str(node, "data_format", "NHWC") != "NHWC":
+        raise ValueError(f"{node.name}: only NHWC is supported")
+    strides = attr_ints(node, "strides", [1, 1, 1, 1])[1:3]
+    dilations = attr_ints(node, "dilations", [1, 1, 1, 1])[1:3]
+    padding = attr_str(node, "padding", "VALID")
+    pending = x.pads or ((0, 0),) * 4
+    if pending[0] != (0, 0) or pending[3] != (0, 0):
+        raise ValueError(f"{node.name}: padding of the batch or channel axis")
+    before, after, size = [], [], []
+    for i in range(2):
+        padded = x.shape[1 + i]  # the pending pad included
+        extra = _valid_or_same(padded, kernel[i], strides[i], dilations[i], padding)
+        before.append(pending[1 + i][0] + extra[0])
+        after.append(pending[1 + i][1] + extra[1])
+        span = (kernel[i] - 1) * dilations[i] + 1
+        size.append((padded + sum(extra) - span) // strides[i] + 1)
+    return _Window(strides, dilations, before + after, (size[0], size[1]))
+
+
+class Tensors(GraphBuilder):
+    """The ONNX graph being built and the TF tensors in it, each with its layout (a `Value`)."""
 
     def __init__(self, consts: dict[str, np.ndarray], consumers: Counter[str]) -> None:
         super().__init__()
@@ -72,7 +93,6 @@ class Translator(GraphBuilder):
         self.values: dict[str, Value] = {}
         self.cache: dict[tuple[object, ...], str] = {}
 
-    # -- layouts ----------------------------------------------------------------------------
     def get(self, value: Value, perm: tuple[int, ...]) -> str:
         """The ONNX tensor holding `value` transposed by `perm`, padded if a pad is pending."""
         if value.pads is not None:
@@ -109,7 +129,16 @@ class Translator(GraphBuilder):
             raise ValueError(f"{ref} must be a constant here")
         return self.consts[ref]
 
-    # -- ops --------------------------------------------------------------------------------
+    def _absorbable(self, x: Value, fill: float) -> Value:
+        """`x` with its pending pad kept for the next op if that op pads with `fill`."""
+        if x.pads is not None and x.pad_value != fill:
+            return self._materialise_pad(x)
+        return x
+
+
+class Translator(Tensors):
+    """Emits ONNX nodes for the non-constant TF nodes, one handler per TF op."""
+
     def translate(self, node: TfNode) -> None:
         handler = self.HANDLERS.get(node.op)
         if handler is None:
@@ -139,39 +168,13 @@ class Translator(GraphBuilder):
         shape = tuple(s + a + b for s, (a, b) in zip(x.shape, pairs, strict=True))
         self.values[node.name] = replace(x, shape=shape, pads=pairs, pad_value=fill)
 
-    def _window(self, node: TfNode, x: Value, kernel: tuple[int, int]) -> _Window:
-        """Strides, dilations, ONNX pads and NHWC output size of a Conv2D or MaxPool on x."""
-        if attr_str(node, "data_format", "NHWC") != "NHWC":
-            raise ValueError(f"{node.name}: only NHWC is supported")
-        strides = attr_ints(node, "strides", [1, 1, 1, 1])[1:3]
-        dilations = attr_ints(node, "dilations", [1, 1, 1, 1])[1:3]
-        padding = attr_str(node, "padding", "VALID")
-        pending = x.pads or ((0, 0),) * 4
-        if pending[0] != (0, 0) or pending[3] != (0, 0):
-            raise ValueError(f"{node.name}: padding of the batch or channel axis")
-        before, after, size = [], [], []
-        for i in range(2):
-            padded = x.shape[1 + i]  # the pending pad included
-            extra = _valid_or_same(padded, kernel[i], strides[i], dilations[i], padding)
-            before.append(pending[1 + i][0] + extra[0])
-            after.append(pending[1 + i][1] + extra[1])
-            span = (kernel[i] - 1) * dilations[i] + 1
-            size.append((padded + sum(extra) - span) // strides[i] + 1)
-        return _Window(strides, dilations, before + after, (size[0], size[1]))
-
-    def _absorbable(self, x: Value, fill: float) -> Value:
-        """`x` with its pending pad kept for the next op if that op pads with `fill`."""
-        if x.pads is not None and x.pad_value != fill:
-            return self._materialise_pad(x)
-        return x
-
     def conv2d(self, node: TfNode) -> None:
         x = self._absorbable(self.value(node.inputs[0]), 0.0)
         kernel = self.constant(node.inputs[1])  # HWIO
         kh, kw, per_group, filters = kernel.shape
         if x.shape[3] % per_group:
             raise ValueError(f"{node.name}: {x.shape[3]} channels for a {per_group}-channel filter")
-        window = self._window(node, x, (kh, kw))
+        window = _window(node, x, (kh, kw))
         y = self.op(
             "Conv",
             [
@@ -190,7 +193,7 @@ class Translator(GraphBuilder):
     def max_pool(self, node: TfNode) -> None:
         x = self._absorbable(self.value(node.inputs[0]), -math.inf)
         kh, kw = attr_ints(node, "ksize", [1, 1, 1, 1])[1:3]
-        window = self._window(node, x, (kh, kw))
+        window = _window(node, x, (kh, kw))
         y = self.op(
             "MaxPool",
             [self.get(replace(x, pads=None), NHWC_TO_NCHW)],
