@@ -1,11 +1,13 @@
 """Settings: every knob of the server, read once from the environment at the edge.
 
 The table `SPECS` is the one place where names, defaults and meanings live; the README's settings
-table is printed from it (`python -m hook settings`) and a test keeps the two in step.
+table is printed from it (`python -m hook settings`, hook.cli.settings_report) and a test keeps
+the two in step.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -35,10 +37,6 @@ def default_weights(models: tuple[Path, ...]) -> tuple[float, ...]:
 
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
 API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
-
-
-def _text(raw: str) -> str:
-    return raw.strip()
 
 
 def _int(raw: str) -> int:
@@ -137,6 +135,34 @@ def _optional_path(raw: str) -> Path | None:
     return Path(raw.strip()).expanduser() if raw.strip() else None
 
 
+BIND_FORMS = "host:port (127.0.0.1:8000, 0.0.0.0:8000, [::]:8000) or unix:/absolute/path"
+HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+
+def _bind(raw: str) -> str:
+    """gunicorn's bind forms that `run` can also reach to see that the web answers."""
+    bind = raw.strip()
+    if bind.startswith("unix:"):
+        if not bind.startswith("unix:/"):
+            raise ValueError(f"a unix socket needs an absolute path; must be {BIND_FORMS}")
+        return bind
+    host, colon, port = bind.rpartition(":")
+    if not colon or not host:
+        raise ValueError(f"must be {BIND_FORMS}")
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise ValueError(f"the port must be a number from 1 to 65535; must be {BIND_FORMS}")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{host} is not an IPv6 address") from None
+    elif ":" in host:
+        raise ValueError("an IPv6 address goes in brackets: [::1]:8000")
+    elif not HOSTNAME.fullmatch(host):
+        raise ValueError(f"{host!r} is not a host name or IP address; must be {BIND_FORMS}")
+    return bind
+
+
 def _api_key(raw: str) -> str:
     key = raw.strip()
     if not API_KEY_PATTERN.fullmatch(key):
@@ -147,21 +173,34 @@ def _api_key(raw: str) -> str:
     return key
 
 
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|_HEADERS$")
+
+
 @dataclass(frozen=True)
 class Spec:
-    """One environment variable: its field, default (as text, None = unset) and meaning."""
+    """One environment variable: its field, default (as text, None = unset) and meaning.
+
+    A secret is never shown, not even by `settings --effective`.
+    """
 
     env: str
     field: str
     parse: Callable[[str], Any]
     default: str | None
     doc: str
+    secret: bool = False
+
+    @property
+    def hidden(self) -> bool:
+        """Never shown: marked secret, or named like one (so a new token is hidden too)."""
+        return self.secret or bool(SECRET_NAME.search(self.env))
 
 
 # fmt: off
 SPECS: tuple[Spec, ...] = (
     Spec("HOOK_API_KEY", "api_key", _api_key, None,
-         "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters."),
+         "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters.",
+         secret=True),
     Spec("HOOK_MONGO_URI", "mongo_uri", _mongo_uri, None,
          "MongoDB to use. Unset: the embedded nx-27017 server is started on loopback."),
     Spec("HOOK_MONGO_DB", "mongo_db", _db_name, "hook", "Database name."),
@@ -172,7 +211,8 @@ SPECS: tuple[Spec, ...] = (
          "Data of the embedded MongoDB (in `<dir>/mongo`)."),
     Spec("HOOK_EMBEDDED_PORT", "embedded_port", _positive_int, "27027",
          "Loopback port of the embedded MongoDB."),
-    Spec("HOOK_BIND", "bind", _text, "127.0.0.1:8000", "Address gunicorn listens on."),
+    Spec("HOOK_BIND", "bind", _bind, "127.0.0.1:8000",
+         "Address gunicorn listens on: `host:port`, `[v6]:port` or `unix:/path`."),
     Spec("HOOK_TLS_CERT", "tls_cert", _optional_path, None,
          "PEM certificate (chain) for HTTPS; with HOOK_TLS_KEY, gunicorn serves https."),
     Spec("HOOK_TLS_KEY", "tls_key", _optional_path, None, "PEM private key for HTTPS."),
@@ -229,6 +269,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_LOG_LEVEL", "log_level", _log_level, "INFO", "Python logging level."),
 )
 # fmt: on
+SECRET_FIELDS = frozenset(spec.field for spec in SPECS if spec.hidden)
 
 
 @dataclass(frozen=True)
@@ -268,7 +309,7 @@ class Settings:
 
     def __repr__(self) -> str:  # the key must never reach a log line
         shown = ", ".join(
-            f"{f.name}={'<hidden>' if f.name == 'api_key' else repr(getattr(self, f.name))}"
+            f"{f.name}={'<hidden>' if f.name in SECRET_FIELDS else repr(getattr(self, f.name))}"
             for f in fields(self)
         )
         return f"Settings({shown})"
@@ -301,7 +342,7 @@ class Settings:
             try:
                 values[spec.field] = spec.parse(raw)
             except ValueError as exc:
-                shown = "<hidden>" if spec.field == "api_key" else repr(raw)
+                shown = "<hidden>" if spec.hidden else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
         if values["model_weights"] is None:
             values["model_weights"] = default_weights(values["models"])
@@ -315,23 +356,3 @@ class Settings:
         if (values["tls_cert"] is None) != (values["tls_key"] is None):
             raise ConfigError("HOOK_TLS_CERT and HOOK_TLS_KEY go together: set both or neither")
         return cls(**values)
-
-
-def settings_table() -> str:
-    """The README's settings table, in Markdown."""
-    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
-    for spec in SPECS:
-        shown_models = ",".join(str(m.relative_to(PROJECT_DIR)) for m in DEFAULT_MODELS)
-        default = shown_models if spec.field == "models" else spec.default
-        shown = "(unset)" if default is None else f"`{default}`" if default else "(empty)"
-        rows.append(f"| `{spec.env}` | {shown} | {spec.doc} |")
-    return "\n".join(rows)
-
-
-def update_readme(path: Path) -> None:
-    """Replace the table between `<!-- settings -->` and `<!-- /settings -->` in `path`."""
-    text = path.read_text()
-    start, end = "<!-- settings -->", "<!-- /settings -->"
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{start}\n{settings_table()}\n{end}{tail}")

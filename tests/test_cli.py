@@ -16,7 +16,8 @@ from pymongo.database import Database
 
 from hook.store import TaskStore
 from tests import procs
-from tests.factories import API_KEY, free_port
+from tests.factories import API_KEY
+from tests.loopback import free_port
 from tests.procs import servers_for
 from tests.test_store import make_event
 

@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from tests import procs
-from tests.factories import API_KEY, event, free_port
+from tests.factories import API_KEY, event
+from tests.loopback import free_port
 from tests.procs import children_of, servers_for
 from tests.receiver import Receiver
 

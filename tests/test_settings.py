@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hook.cli.settings_report import settings_table
 from hook.errors import ConfigError
-from hook.settings import SPECS, Settings, settings_table
-from tests.conftest import make_settings
-from tests.factories import API_KEY
+from hook.settings import SPECS, Settings
+from tests.factories import API_KEY, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

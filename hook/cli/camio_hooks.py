@@ -1,4 +1,4 @@
-"""Camio's hooks API: register, list and delete the hook that sends events to this server."""
+"""Camio's hooks API (`register`, `hooks`, `unregister`): the hook that sends events here."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ from urllib.parse import quote
 
 import requests
 
+from hook.errors import CamioError
+
 DEFAULT_API = "https://www.camio.com/api"
-
-
-class CamioError(Exception):
-    """One line a person can act on: no token, an HTTP error from Camio, no network."""
 
 
 def camera_query(camera: str) -> str:

@@ -1,4 +1,9 @@
-"""`python -m hook status`: the queue and the workers at a glance, from MongoDB."""
+"""`python -m hook status`: the queue and the workers at a glance, from MongoDB.
+
+A worker is `running` or `stopping` while it beats, `stopped` once it said so on its way out
+(the workers' housekeeping drops heartbeats after a day), and `gone` when it stopped beating
+without saying so (killed, its machine down).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,9 @@ from hook.task import Status, iso
 def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
     """Everything the status report shows, as plain data (also printed with --json)."""
     oldest = store.oldest_pending()
-    workers = []
-    for beat in store.workers():
-        age = now - float(beat.get("seen_at", 0))
-        alive = beat.get("state") != "stopped" and age < 3 * float(beat.get("every", 10))
-        workers.append({
-            "id": beat["_id"], "host": beat.get("host"), "pid": beat.get("pid"),
-            "state": beat.get("state") if alive else "gone", "seen_seconds_ago": round(age, 1),
-            "done": beat.get("done", 0), "in_flight": beat.get("in_flight", 0),
-        })  # fmt: skip
     return {
         "tasks": store.stats(),
+        "retrying": store.retrying(),
         "oldest_pending_seconds": round(now - oldest.created_at, 1) if oldest else None,
         "recent_failures": [
             {
@@ -32,19 +29,36 @@ def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
             }
             for t in store.pending([Status.FAILED], failures)
         ],
-        "workers": workers,
+        "workers": [_worker(beat, now) for beat in store.workers()],
     }
+
+
+def _worker(beat: dict[str, Any], now: float) -> dict[str, Any]:
+    age = now - float(beat.get("seen_at", 0))
+    state = beat.get("state")
+    if state != "stopped" and age >= 3 * float(beat.get("every", 10)):
+        state = "gone"
+    return {
+        "id": beat["_id"], "host": beat.get("host"), "pid": beat.get("pid"), "state": state,
+        "seen_seconds_ago": round(age, 1), "done": beat.get("done", 0),
+        "in_flight": beat.get("in_flight", 0),
+    }  # fmt: skip
 
 
 def report(data: dict[str, Any]) -> str:
     """The same, as lines for a person."""
-    tasks = data["tasks"]
-    lines = ["tasks: " + ", ".join(f"{status} {n}" for status, n in tasks.items())]
+    counts = [f"{status} {n}" for status, n in data["tasks"].items()]
+    if data["retrying"]:  # queued again after a failed attempt, waiting for the next one
+        counts = [f"{c} ({data['retrying']} retrying)" if c.startswith("queued ") else c
+                  for c in counts]  # fmt: skip
+    lines = ["tasks: " + ", ".join(counts)]
     oldest = data["oldest_pending_seconds"]
     lines.append(f"oldest pending task: {_age(oldest)} old" if oldest is not None
                  else "oldest pending task: none pending")  # fmt: skip
-    alive = [w for w in data["workers"] if w["state"] != "gone"]
-    lines.append(f"workers: {len(alive)} alive")
+    states = [w["state"] for w in data["workers"]]
+    alive = sum(state not in ("stopped", "gone") for state in states)
+    lines.append(f"workers: {alive} alive, {states.count('stopped')} stopped, "
+                 f"{states.count('gone')} gone")  # fmt: skip
     for w in data["workers"]:
         lines.append(f"  {w['id']}  {w['state']:<8} seen {_age(w['seen_seconds_ago'])} ago, "
                      f"{w['done']} done, {w['in_flight']} in hand")  # fmt: skip

@@ -1,0 +1,148 @@
+"""The command line (`python -m hook`, the `hook` console script); reads the environment once.
+
+A deliberate error (hook.errors.HookError) is one line on stderr and exit code 2 for a
+configuration error (the systemd units do not restart on it), 1 otherwise; any other exception
+is a bug, so it keeps its traceback (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pymongo.errors import PyMongoError
+
+from hook.cli import parser
+from hook.cli.argv import web_argv
+from hook.cli.camio_hooks import CamioClient, camera_query
+from hook.cli.launcher import Launcher
+from hook.cli.photos import photos_in
+from hook.cli.queue_report import gather, report
+from hook.cli.settings_report import effective_table, settings_table, update_readme
+from hook.cli.simulator import simulate
+from hook.errors import ConfigError, HookError
+from hook.logs import configure
+from hook.mongo import connect, embedded_for
+from hook.redact import redact
+from hook.settings import PROJECT_DIR, Settings
+from hook.store import TaskStore
+
+INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.captureWarnings(True)
+    prog = "hook" if Path(sys.argv[0]).name == "hook" else "python -m hook"
+    args = parser.build(prog).parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except HookError as exc:
+        print(f"hook {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return INTERRUPTED
+
+
+def settings_command(args: argparse.Namespace) -> int:
+    if args.update_readme:
+        update_readme(PROJECT_DIR / "README.md")
+    elif args.effective:
+        print(effective_table(os.environ))
+    else:
+        print(settings_table())
+    return 0
+
+
+def camio_command(args: argparse.Namespace) -> int:
+    client = CamioClient(args.token, args.api_url)
+    if args.command == "register":
+        query = args.query if args.query is not None else camera_query(args.camera)
+        url = args.callback_url
+        if "{key}" in url:
+            key = os.environ.get("HOOK_API_KEY", "").strip()
+            if not key:
+                raise ConfigError("--callback-url has {key} but HOOK_API_KEY is not set")
+            url = url.replace("{key}", key)
+        print(client.register(url, query)["id"])
+    elif args.command == "hooks":
+        hooks = client.hooks()
+        if not hooks:
+            print("no hooks registered")
+        for hook in hooks:
+            query = hook.get("parsed_query") or hook.get("parsedQuery") or hook.get("query")
+            print(f"{hook.get('id')}  {hook.get('type')}  {query!r}  "
+                  f"{redact(str(hook.get('callback_url', '')))}")  # fmt: skip
+    else:
+        client.unregister(args.hook_id)
+        print(f"deleted hook {args.hook_id}")
+    return 0
+
+
+def simulate_command(args: argparse.Namespace) -> int:
+    photos, others = photos_in(args.images)
+    return simulate(args.url, photos, listen=args.listen, port=args.port, camera=args.camera,
+                    timeout=args.timeout, out=sys.stdout, skipped=others,
+                    as_json=args.json)  # fmt: skip
+
+
+def status_command(args: argparse.Namespace) -> int:
+    settings = _settings(require_api_key=False)
+    store = TaskStore(connect(settings, app_name="hook-status", start_embedded=False))
+    try:
+        data = gather(store, time.time())
+    except PyMongoError as exc:
+        raise HookError(f"MongoDB does not answer: {type(exc).__name__}") from None
+    print(json.dumps(data, indent=2) if args.json else report(data))
+    return 0
+
+
+def web_command(args: argparse.Namespace) -> int:
+    exec_argv(web_argv(_settings(require_api_key=True)))
+    return 1  # not reached: exec_argv replaced this process or raised
+
+
+def mongo_command(args: argparse.Namespace) -> int:
+    embedded = embedded_for(_settings(require_api_key=False))
+    embedded.make_data_dir()
+    exec_argv(embedded.command())
+    return 1  # not reached
+
+
+def run_command(args: argparse.Namespace) -> int:
+    return Launcher(_settings(require_api_key=True), environ=os.environ).run()
+
+
+def _settings(*, require_api_key: bool) -> Settings:
+    settings = Settings.from_env(require_api_key=require_api_key)
+    configure(settings.log_level)
+    return settings
+
+
+def exec_argv(argv: list[str]) -> None:
+    """Replace this process, so systemd supervises the server itself, not a wrapper."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execv(argv[0], argv)  # noqa: S606 - a fixed argv of our own, no shell wanted
+    except OSError as exc:
+        raise HookError(f"cannot start {argv[0]}: {exc.strerror or exc}") from None
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "settings": settings_command,
+    "register": camio_command,
+    "hooks": camio_command,
+    "unregister": camio_command,
+    "simulate": simulate_command,
+    "status": status_command,
+    "web": web_command,
+    "mongo": mongo_command,
+    "run": run_command,
+}

@@ -1,0 +1,208 @@
+"""The command line's words: every command, option and help text, in one argparse parser."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hook.cli.camio_hooks import DEFAULT_API
+from hook.cli.photos import SUFFIXES
+from hook.cli.simulator import DEFAULT_PORT
+
+DESCRIPTION = """\
+hook labels camera events for Camio. Camio POSTs each event (its pictures) to this server's hook
+URL; the web app stores it in MongoDB, a worker finds the objects in the pictures and POSTs the
+labels back to Camio. Settings come from HOOK_* environment variables (`settings` lists them)."""
+
+EXAMPLES = """\
+examples:
+  # the whole service here, in the foreground: MongoDB, the web app, a worker
+  export HOOK_API_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
+  {prog} run
+  # from a second terminal (same HOOK_API_KEY): send the test photos as Camio would
+  {prog} simulate "http://127.0.0.1:8000/tasks/$HOOK_API_KEY" --images tests/data
+  # the queue, recent failures and the workers; the settings in force (secrets hidden)
+  {prog} status
+  {prog} settings --effective
+  # have Camio send a camera's events here ({{key}} becomes $HOOK_API_KEY)
+  {prog} register --callback-url 'https://HOST:8000/tasks/{{key}}' --camera 'front door'"""
+
+SIMULATE_EXAMPLES = """\
+It posts each picture ({suffixes}; all but JPEGs are converted to
+JPEG, as Camio sends JPEGs) as one event whose callback_url points at a small server of its
+own, waits for the labels and prints a line per picture (its labels and the time from POST to
+callback) and a summary. It stops at the first 403 (a wrong key) and never prints the key.
+The hook must allow the callback address in HOOK_CALLBACK_HOSTS; `run` allows 127.0.0.1:{port}
+when HOOK_CALLBACK_HOSTS is unset.
+
+example:
+  {prog} simulate "http://127.0.0.1:8000/tasks/$HOOK_API_KEY" --images tests/data"""
+
+REGISTER_EXAMPLES = """\
+example (the key stays off the command line):
+  CAMIO_OAUTH_TOKEN=... {prog} register --callback-url 'https://HOST:8000/tasks/{{key}}' \\
+      --camera 'front door'"""
+
+
+def hook_url(text: str) -> str:
+    """argparse type of simulate's URL; its message never repeats the URL (it holds the key)."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc or "/tasks/" not in parts.path:
+        raise argparse.ArgumentTypeError("must look like http://HOST:8000/tasks/<api_key>")
+    return text
+
+
+def build(prog: str) -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog=prog,
+        description=DESCRIPTION,
+        epilog=EXAMPLES.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="command")
+    _service_commands(commands)
+    _settings_command(commands)
+    _camio_commands(commands, prog)
+    status = commands.add_parser(
+        "status",
+        help="the queue, the oldest waiting task, recent failures and the workers",
+        description="Read the queue and the workers' heartbeats from MongoDB (never starts "
+        "the embedded one): tasks by status (how many queued ones are retrying), the oldest "
+        "waiting task, the last failures with their reasons, and each worker: running, "
+        "stopping, stopped (it said so on its way out) or gone (it stopped beating).",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON, for machines")
+    _simulate_command(commands, prog)
+    return top
+
+
+def _service_commands(commands: argparse._SubParsersAction) -> None:
+    commands.add_parser(
+        "run",
+        help="run the whole service here in the foreground (to try it, or on one box)",
+        description="Start MongoDB (the embedded one, unless HOOK_MONGO_URI is set), the web "
+        "app (gunicorn on HOOK_BIND) and HOOK_WORKERS workers; restart any that dies; log "
+        "'hook is up' once the web answers and every worker has loaded its model. Ctrl-C "
+        "stops everything. With HOOK_CALLBACK_HOSTS unset, labels may also go to "
+        f"127.0.0.1:{DEFAULT_PORT}, where `simulate` takes them.",
+    )
+    commands.add_parser(
+        "web",
+        help="become gunicorn serving the web app (what the hook-web unit runs)",
+        description="Replace this process by gunicorn serving hook.wsgi:app on HOOK_BIND "
+        "(with HOOK_TLS_CERT/HOOK_TLS_KEY: https), HOOK_WEB_WORKERS processes, so systemd "
+        "supervises gunicorn itself.",
+    )
+    commands.add_parser(
+        "mongo",
+        help="become the embedded MongoDB (what the hook-mongo unit runs)",
+        description="Replace this process by the embedded MongoDB server (nx-27017) on "
+        "127.0.0.1:HOOK_EMBEDDED_PORT with its data in HOOK_DATA_DIR/mongo.",
+    )
+
+
+def _settings_command(commands: argparse._SubParsersAction) -> None:
+    table = commands.add_parser(
+        "settings",
+        help="the settings: their defaults (Markdown), or the values in force",
+        description="Without options: every HOOK_* setting with its default and meaning, as "
+        "the README's Markdown table.",
+    )
+    what = table.add_mutually_exclusive_group()
+    what.add_argument(
+        "--effective",
+        action="store_true",
+        help="print the values in force from this environment, secrets hidden",
+    )
+    what.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write the defaults table into README.md between its settings markers",
+    )
+
+
+def _camio_commands(commands: argparse._SubParsersAction, prog: str) -> None:
+    def camio(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, **kwargs)
+        sub.add_argument(
+            "--token",
+            default=os.environ.get("CAMIO_OAUTH_TOKEN", ""),
+            help="Camio developer OAuth token (default: $CAMIO_OAUTH_TOKEN)",
+        )
+        sub.add_argument(
+            "--api-url",
+            default=os.environ.get("CAMIO_API_URL") or DEFAULT_API,
+            help=f"Camio API (default: $CAMIO_API_URL or {DEFAULT_API})",
+        )
+        return sub
+
+    register = camio(
+        "register",
+        "register this hook with Camio; prints the new hook's id",
+        epilog=REGISTER_EXAMPLES.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    register.add_argument(
+        "--callback-url",
+        required=True,
+        help="this server's hook URL, https://HOST:8000/tasks/{key}: {key} is replaced by "
+        "$HOOK_API_KEY, so the key never appears on a command line",
+    )
+    which = register.add_mutually_exclusive_group(required=True)
+    which.add_argument("--camera", help="send the events of this camera (by its name)")
+    which.add_argument("--query", help="send the events matching this parsed_query (1==1: all)")
+    camio("hooks", "list the hooks registered with Camio (keys shown as <key>)")
+    unregister = camio("unregister", "delete a hook registered with Camio")
+    unregister.add_argument("hook_id", help="the id `register` printed, or one `hooks` lists")
+
+
+def _simulate_command(commands: argparse._SubParsersAction, prog: str) -> None:
+    sim = commands.add_parser(
+        "simulate",
+        help="play Camio: post pictures as events, print their labels",
+        description="Play Camio against a running hook.",
+        epilog=SIMULATE_EXAMPLES.format(prog=prog, suffixes=" ".join(SUFFIXES), port=DEFAULT_PORT),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("url", type=hook_url, help="the hook URL, http://HOST:8000/tasks/<api_key>")
+    sim.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a folder of pictures; other files are listed as skipped",
+    )
+    sim.add_argument(
+        "--listen",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address of the callback server, as the hook reaches it (it must be allowed by "
+        "the hook's HOOK_CALLBACK_HOSTS; default: 127.0.0.1)",
+    )
+    sim.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the callback server (default: {DEFAULT_PORT}; 0: any free one, which "
+        "the hook must then allow)",
+    )
+    sim.add_argument(
+        "--camera",
+        default="simulated camera",
+        help="the camera name in the events (default: simulated camera)",
+    )
+    sim.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for labels after the last POST (default: 60)",
+    )
+    sim.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line instead: each picture, then a summary",
+    )
