@@ -110,7 +110,7 @@ class EmbeddedMongo:
                 "(HOOK_DATA_DIR)"
             ) from None
 
-    def start(self, *, detach: bool = False) -> subprocess.Popen[bytes]:
+    def start(self, *, detach: bool = False) -> None:
         """Start the server and wait until it answers; ConfigError if it cannot."""
         self.make_data_dir()
         if self.answers(timeout=0.3):
@@ -147,7 +147,6 @@ class EmbeddedMongo:
         )
         if detach:
             self.process = None  # it outlives us; ensure_running() finds it by its port
-        return self.process  # type: ignore[return-value]
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM our own server process, then SIGKILL if it will not go."""

@@ -27,9 +27,10 @@ class _Cluster:
     def add(self, model: int, detection: Detection) -> None:
         self.members[model] = detection
         total = sum(d.score for d in self.members.values()) or 1.0
-        self.box = tuple(  # type: ignore[assignment]
+        x1, y1, x2, y2 = (
             sum(d.box[i] * d.score for d in self.members.values()) / total for i in range(4)
         )
+        self.box = (x1, y1, x2, y2)
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
