@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hook.errors import Invalid, TooLarge
-from hook.event import Limits, parse_event, parse_timestamp
+from hook.event import Event, Limits, parse_event, parse_timestamp
 from hook.hosts import HostAllowList
 from tests.factories import event
 
@@ -15,7 +15,7 @@ HOSTS = HostAllowList(("camio.com",))
 LIMITS = Limits(max_images=8, max_image_pixels=1_000_000, max_image_bytes=2_000_000)
 
 
-def parse(payload: object) -> object:
+def parse(payload: object) -> Event:
     return parse_event(json.dumps(payload).encode(), hosts=HOSTS, limits=LIMITS)
 
 

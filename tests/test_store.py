@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+from typing import Any, cast
 
 import pytest
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
 from hook.event import Event, Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.store import TaskStore
-from hook.task import Status
+from hook.task import Status, Task
 from tests.factories import event
 
 HOSTS = HostAllowList(("camio.com",))
@@ -27,6 +29,17 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def present(task: Task | None) -> Task:
+    """The task the store was expected to hand out."""
+    assert task is not None
+    return task
+
+
+def found(doc: dict[str, Any] | None) -> dict[str, Any]:
+    assert doc is not None
+    return doc
 
 
 def make_event(seed: int = 0, n_images: int = 1) -> Event:
@@ -46,7 +59,7 @@ def store(db: Database, clock: FakeClock) -> TaskStore:
 def test_enqueue_stores_task_and_images_apart(store: TaskStore, db: Database) -> None:
     task_id, created = store.enqueue(make_event(n_images=3))
     assert created
-    doc = db.tasks.find_one({"_id": task_id})
+    doc = found(db.tasks.find_one({"_id": task_id}))
     assert doc["status"] == "queued" and doc["attempts"] == 0
     assert [i["key"] for i in doc["images"]] == [
         "2017-05-05T01:31:10.738647",
@@ -55,7 +68,7 @@ def test_enqueue_stores_task_and_images_apart(store: TaskStore, db: Database) ->
     ]
     assert not any("data" in i or "image_b64" in i for i in doc["images"])
     assert len(json.dumps(doc["payload_json"])) < 2000  # no image bytes in the task document
-    images = store.load_images(store.get(task_id))
+    images = store.load_images(present(store.get(task_id)))
     assert [len(b) for b in images] == [i["bytes"] for i in doc["images"]]
     assert images[0][:2] == b"\xff\xd8"
 
@@ -97,7 +110,8 @@ def test_claim_takes_the_oldest_due_task_first(store: TaskStore, clock: FakeCloc
     claimed = [store.claim("w1", 30) for _ in range(3)]
     assert [t.id for t in claimed if t] == ids
     assert all(t and t.status == Status.RUNNING and t.attempts == 1 for t in claimed)
-    assert claimed[0].lease_until == clock.now + 30 and claimed[0].lease_owner == "w1"
+    first = present(claimed[0])
+    assert first.lease_until == clock.now + 30 and first.lease_owner == "w1"
     assert store.claim("w1", 30) is None
 
 
@@ -123,8 +137,8 @@ def test_expired_lease_goes_back_to_the_queue(store: TaskStore, clock: FakeClock
     assert store.claim("w2", 30) is None
     clock.now += 2
     assert store.requeue_expired(max_attempts=5) == (1, 0)
-    task = store.claim("w2", 30)
-    assert task and task.id == task_id and task.attempts == 2 and "lease expired" in task.last_error
+    task = present(store.claim("w2", 30))
+    assert task.id == task_id and task.attempts == 2 and "lease expired" in str(task.last_error)
     # the dead worker, back from the grave, can no longer touch the task
     assert not store.complete(task_id, "dead-worker")
     assert store.renew([task_id], "dead-worker", 30) == 0
@@ -132,7 +146,7 @@ def test_expired_lease_goes_back_to_the_queue(store: TaskStore, clock: FakeClock
     clock.now += 50
     assert store.requeue_expired(max_attempts=5) == (0, 0)
     assert store.complete(task_id, "w2")
-    assert store.get(task_id).status == Status.DONE
+    assert present(store.get(task_id)).status == Status.DONE
 
 
 def test_expired_lease_on_the_last_attempt_fails_the_task(
@@ -143,25 +157,25 @@ def test_expired_lease_on_the_last_attempt_fails_the_task(
         assert store.claim("w", 5)
         clock.now += 6
         store.requeue_expired(max_attempts=2)
-    task = store.get(task_id)
+    task = present(store.get(task_id))
     assert task.status == Status.FAILED
-    assert "lease expired on attempt 2 of 2" in task.last_error
+    assert "lease expired on attempt 2 of 2" in str(task.last_error)
     assert store.claim("w", 5) is None
 
 
 def test_fail_keeps_the_reason_and_complete_drops_images(store: TaskStore, db: Database) -> None:
     bad, _ = store.enqueue(make_event(seed=1))
     good, _ = store.enqueue(make_event(seed=2))
-    assert store.claim("w", 30).id == bad
-    assert store.claim("w", 30).id == good
+    assert present(store.claim("w", 30)).id == bad
+    assert present(store.claim("w", 30)).id == good
     assert store.fail(bad, "w", "callback answered 404: no such hook")
     assert store.complete(good, "w")
     failed = store.pending([Status.FAILED])
     assert [(t.id, t.last_error) for t in failed] == [(bad, "callback answered 404: no such hook")]
-    assert store.load_images(store.get(good)) == []
-    assert len(store.load_images(store.get(bad))) == 1  # kept for an operator to look at
+    assert store.load_images(present(store.get(good))) == []
+    assert len(store.load_images(present(store.get(bad)))) == 1  # kept for an operator to look at
     assert not store.fail(good, "w", "too late")  # finished tasks stay finished
-    assert store.get(good).status == Status.DONE
+    assert present(store.get(good)).status == Status.DONE
 
 
 def test_pending_lists_queued_and_running_by_next_run(store: TaskStore, clock: FakeClock) -> None:
@@ -171,7 +185,7 @@ def test_pending_lists_queued_and_running_by_next_run(store: TaskStore, clock: F
     clock.now += 1
     c, _ = store.enqueue(make_event(seed=3))
     store.claim("w", 30)  # a runs
-    assert store.claim("w", 30).id == b
+    assert present(store.claim("w", 30)).id == b
     store.complete(b, "w")
     assert [t.id for t in store.pending()] == [a, c]
     assert [t.id for t in store.pending(limit=1)] == [a]
@@ -252,10 +266,10 @@ def test_four_processes_claim_400_tasks_each_exactly_once(
 
 def test_release_gives_a_task_back_without_counting_the_attempt(store: TaskStore) -> None:
     task_id, _ = store.enqueue(make_event())
-    assert store.claim("w1", 30).attempts == 1
+    assert present(store.claim("w1", 30)).attempts == 1
     assert not store.release(task_id, "w2")
     assert store.release(task_id, "w1")
-    again = store.claim("w2", 30)
+    again = present(store.claim("w2", 30))
     assert again.id == task_id and again.attempts == 1
 
 
@@ -283,15 +297,15 @@ def test_purge_removes_old_finished_tasks_and_their_images(
 class _LostReply:
     """Fault injection at the driver boundary: the insert lands (or not), its answer is lost."""
 
-    def __init__(self, collection, *, lands: bool) -> None:
+    def __init__(self, collection: Collection, *, lands: bool) -> None:
         self.collection, self.lands = collection, lands
 
-    def insert_one(self, doc):
+    def insert_one(self, doc: dict[str, Any]) -> None:
         if self.lands:
             self.collection.insert_one(doc)
         raise AutoReconnect("connection closed")
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.collection, name)
 
 
@@ -299,18 +313,18 @@ def test_a_lost_answer_to_a_landed_insert_keeps_the_task_and_images(
     store: TaskStore, db: Database
 ) -> None:
     real = store.tasks
-    store.tasks = _LostReply(real, lands=True)
+    store.tasks = cast(Collection, _LostReply(real, lands=True))
     task_id, created = store.enqueue(make_event(seed=9, n_images=2))
     store.tasks = real
-    assert created and real.find_one({"_id": task_id})["status"] == "queued"
-    assert len(store.load_images(store.get(task_id))) == 2
+    assert created and found(real.find_one({"_id": task_id}))["status"] == "queued"
+    assert len(store.load_images(present(store.get(task_id)))) == 2
 
 
 def test_a_failed_insert_leaves_orphans_that_purge_removes(
     store: TaskStore, db: Database, clock: FakeClock
 ) -> None:
     real = store.tasks
-    store.tasks = _LostReply(real, lands=False)
+    store.tasks = cast(Collection, _LostReply(real, lands=False))
     with pytest.raises(AutoReconnect):
         store.enqueue(make_event(seed=10, n_images=2))
     store.tasks = real
@@ -319,7 +333,9 @@ def test_a_failed_insert_leaves_orphans_that_purge_removes(
     assert store.purge_orphans(before=clock.now - 10) == 0  # too recent: may still be arriving
     clock.now += 100
     assert store.purge_orphans(before=clock.now - 10) == 2
-    assert db.images.count_documents({}) == 1 and len(store.load_images(store.get(kept))) == 1
+    assert (
+        db.images.count_documents({}) == 1 and len(store.load_images(present(store.get(kept)))) == 1
+    )
 
 
 def test_a_failed_event_sent_again_is_queued_again_with_its_history(

@@ -18,8 +18,8 @@ from pymongo.database import Database
 from hook.embedded import EmbeddedMongo
 from hook.store import TaskStore
 from hook.web import create_app
-from tests.conftest import make_settings, serve
-from tests.factories import API_KEY, b64, event, free_port, image_bytes
+from tests.factories import API_KEY, b64, event, image_bytes, make_settings
+from tests.loopback import free_port, serve
 
 MAX_BODY = 200_000
 
@@ -75,6 +75,7 @@ def test_event_is_accepted_stored_and_listed(base: str, db: Database) -> None:
     task_id = answer.json()["task_id"]
     assert answer.json() == {"ok": True, "task_id": task_id, "duplicate": False}
     doc = db.tasks.find_one({"_id": task_id})
+    assert doc is not None
     assert doc["status"] == "queued" and json.loads(doc["payload_json"])["extra"] == "kept"
     assert db.images.count_documents({"task_id": task_id}) == 3
 
@@ -247,7 +248,8 @@ def test_unknown_path_is_404_json(base: str) -> None:
 def test_listing_filters_by_status_and_limit(base: str, db: Database) -> None:
     ids = [post(base, event(1, seed=s)).json()["task_id"] for s in range(3)]
     store = TaskStore(db)
-    assert store.claim("w", 30).id == ids[0]
+    claimed = store.claim("w", 30)
+    assert claimed is not None and claimed.id == ids[0]
     store.fail(ids[0], "w", "callback answered 404")
     failed = requests.get(f"{base}/tasks/{API_KEY}?status=failed", timeout=5).json()
     assert [(t["id"], t["last_error"]) for t in failed["tasks"]] == [
