@@ -146,6 +146,8 @@ def _bind(raw: str) -> str:
         if not bind.startswith("unix:/"):
             raise ValueError(f"a unix socket needs an absolute path; must be {BIND_FORMS}")
         return bind
+    if "://" in bind:
+        raise ValueError(f"no {bind.split('://')[0]}:// here; must be {BIND_FORMS}")
     host, colon, port = bind.rpartition(":")
     if not colon or not host:
         raise ValueError(f"must be {BIND_FORMS}")

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from pymongo.database import Database
 
+import hook.cli
+from hook.cli.commands import COMMANDS, main
+from hook.errors import ConfigError, HookError
 from hook.store import TaskStore
 from tests import procs
-from tests.factories import API_KEY
+from tests.factories import API_KEY, make_event
 from tests.loopback import free_port
 from tests.procs import servers_for
-from tests.test_store import make_event
 
 TOKEN = "camio-oauth-token-123"
 
@@ -192,3 +195,93 @@ def test_status_never_starts_a_server(tmp_path) -> None:
                HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
     assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
     assert servers_for(tmp_path / "mongo") == []
+
+
+def test_status_shows_stopped_workers_and_retrying_tasks(mongo, db: Database, db_name: str) -> None:
+    store = TaskStore(db)
+    for seed in range(3):
+        store.enqueue(make_event(seed=seed))
+    claimed = store.claim("w1", 60)
+    assert claimed is not None
+    store.reschedule(claimed.id, "w1", time.time() + 60, "callback timed out")
+    store.beat("host:1:run", {"host": "host", "pid": 1, "state": "running", "every": 10})
+    store.beat("host:2:bye", {"host": "host", "pid": 2, "state": "stopped", "every": 10})
+    store.beat("host:3:dead", {"host": "host", "pid": 3, "state": "running", "every": 10})
+    day_ago = time.time() - 20 * 3600  # a clean stop stays "stopped" until housekeeping drops it
+    db.workers.update_many({"_id": {"$in": ["host:2:bye", "host:3:dead"]}},
+                           {"$set": {"seen_at": day_ago}})  # fmt: skip
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["tasks"]["queued"] == 3 and data["retrying"] == 1
+    states = {w["id"]: w["state"] for w in data["workers"]}
+    assert states == {"host:1:run": "running", "host:2:bye": "stopped", "host:3:dead": "gone"}
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "tasks: queued 3 (1 retrying), running 0, done 0, failed 0" in text
+    assert "workers: 1 alive, 1 stopped, 1 gone" in text
+    assert re.search(r"^  host:2:bye  stopped  seen 20\.0 h ago", text, re.M)
+
+
+def test_deliberate_errors_are_one_line_and_bugs_keep_their_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fails_with(exc: Exception) -> Callable[[Any], int]:
+        def command(args: Any) -> int:
+            raise exc
+
+        return command
+
+    monkeypatch.setitem(COMMANDS, "status", fails_with(HookError("MongoDB does not answer")))
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == "hook status: MongoDB does not answer\n"
+    monkeypatch.setitem(COMMANDS, "status", fails_with(ConfigError("HOOK_X is invalid")))
+    assert main(["status"]) == 2
+    for bug in (ValueError("a bug"), OSError(5, "a bug")):
+        monkeypatch.setitem(COMMANDS, "status", fails_with(bug))
+        with pytest.raises(type(bug)):  # not caught: Python prints the traceback, exit code 1
+            main(["status"])
+
+
+def test_a_bug_shows_its_traceback_and_exits_1() -> None:
+    code = (
+        "import sys; from hook.cli import commands; commands.COMMANDS['status'] = None; "
+        "sys.exit(commands.main(['status']))"
+    )
+    crashed = subprocess.run(
+        [sys.executable, "-c", code], cwd=procs.ROOT, text=True, capture_output=True,
+        env=procs.hook_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == 1 and "Traceback" in crashed.stderr
+    assert "TypeError: 'NoneType' object is not callable" in crashed.stderr
+
+
+def test_the_entry_points_and_their_help() -> None:
+    assert callable(hook.cli.main) and hook.cli.main is main  # the `hook` console script
+    top = cli("--help")
+    assert top.returncode == 0 and "An edge" not in top.stdout
+    assert "examples:" in top.stdout and "python -m hook run" in top.stdout
+    for command in ("run", "web", "mongo", "status", "simulate", "settings"):
+        assert re.search(rf"^    {command} +\w", top.stdout, re.M), command  # each has a help
+    register = cli("register", "--help").stdout
+    assert "{key} is replaced by $HOOK_API_KEY" in " ".join(register.split())
+    simulate = " ".join(cli("simulate", "--help").stdout.split())
+    for option in ("--listen", "--port", "--camera", "--timeout", "--json"):
+        assert re.search(rf"{option} \S+ [a-z]", simulate) or f"{option} print" in simulate
+
+
+def test_settings_effective_shows_the_values_in_force_with_secrets_hidden() -> None:
+    done = cli("settings", "--effective", HOOK_API_KEY=API_KEY, HOOK_WORKERS="3",
+               HOOK_MONGO_URI="mongodb://hook:s3cret-pw@db1,db2/hook?replicaSet=rs0",
+               CAMIO_OAUTH_TOKEN=TOKEN, HOOK_WORKER="2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert API_KEY not in done.stdout and TOKEN not in done.stdout
+    assert "s3cret-pw" not in done.stdout
+    assert re.fullmatch(r"HOOK_API_KEY +<hidden>  \(environment\)", rows["HOOK_API_KEY"])
+    assert re.fullmatch(r"HOOK_WORKERS +3  \(environment\)", rows["HOOK_WORKERS"])
+    assert re.fullmatch(r"HOOK_BIND +127\.0\.0\.1:8000  \(default\)", rows["HOOK_BIND"])
+    assert "mongodb://hook:<hidden>@db1,db2/hook?replicaSet=rs0" in rows["HOOK_MONGO_URI"]
+    assert "<hidden>" in rows["CAMIO_OAUTH_TOKEN"]
+    assert "not settings, so ignored (a typo?): HOOK_WORKER" in done.stdout
+    bad = cli("settings", "--effective", HOOK_BIND="8000")
+    assert bad.returncode == 2 and "HOOK_BIND='8000' is invalid" in bad.stderr

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hook.cli.settings_report import settings_table
+from hook.cli.settings_report import effective_table, settings_table
 from hook.errors import ConfigError
-from hook.settings import SPECS, Settings
+from hook.settings import SPECS, Settings, Spec
 from tests.factories import API_KEY, make_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,3 +86,60 @@ def test_callback_hosts_are_checked_at_start_up() -> None:
     assert settings.callback_hosts == ("camio.com", "127.0.0.1:8101", "10.0.0.0/8")
     with pytest.raises(ConfigError, match=r"HOOK_CALLBACK_HOSTS=.* is invalid: 'http://x\.com'"):
         make_settings(HOOK_CALLBACK_HOSTS="camio.com,http://x.com")
+
+
+@pytest.mark.parametrize(
+    "bind",
+    ["127.0.0.1:8000", "0.0.0.0:8443", "localhost:80", "hook.example.com:8000", "[::]:8000",
+     "[::1]:65535", "unix:/run/hook/web.sock"],
+)  # fmt: skip
+def test_bind_forms_that_run_can_reach_are_accepted(bind: str) -> None:
+    assert make_settings(HOOK_BIND=f" {bind} ").bind == bind
+
+
+@pytest.mark.parametrize(
+    ("bind", "why"),
+    [
+        ("localhost", "must be host:port"),
+        (":8000", "must be host:port"),
+        ("127.0.0.1:", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1:0", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1:65536", "the port must be a number from 1 to 65535"),
+        ("127.0.0.1:http", "the port must be a number from 1 to 65535"),
+        ("::1:8000", "an IPv6 address goes in brackets"),
+        ("[::g]:8000", r"\[::g\] is not an IPv6 address"),
+        ("http://0.0.0.0:8000", "no http:// here"),
+        ("10.0.0.1/24:8000", "is not a host name or IP address"),
+        ("unix:run/web.sock", "a unix socket needs an absolute path"),
+        ("fd://3", "no fd:// here"),
+    ],
+)
+def test_a_bind_gunicorn_or_run_could_not_use_is_refused_at_start_up(bind: str, why: str) -> None:
+    with pytest.raises(ConfigError, match=rf"HOOK_BIND='{re.escape(bind)}' is invalid: .*{why}"):
+        make_settings(HOOK_BIND=bind)
+
+
+def test_secrets_are_the_key_and_anything_named_like_one() -> None:
+    hidden = {spec.env for spec in SPECS if spec.hidden}
+    assert hidden == {"HOOK_API_KEY"}  # today's table; a new *_SECRET or *_TOKEN joins it
+    named = Spec("HOOK_SIGNING_SECRET", "signing_secret", str, None, "a signing secret")
+    assert named.hidden and not Spec("HOOK_TLS_KEY", "tls_key", str, None, "a path").hidden
+
+
+def test_effective_values_come_from_the_environment_with_secrets_hidden() -> None:
+    table = effective_table({
+        "HOOK_API_KEY": API_KEY, "HOOK_CALLBACK_HOSTS": "Camio.com, 127.0.0.1:8101",
+        "HOOK_MONGO_URI": "mongodb://u:pw@db:27017/hook", "HOOK_LEASE_SECONDS": "30",
+    })  # fmt: skip
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in table.splitlines()}
+    assert API_KEY not in table and "pw@" not in table
+    assert rows["HOOK_API_KEY"] == "<hidden>  (environment)"
+    assert rows["HOOK_MONGO_URI"] == "mongodb://u:<hidden>@db:27017/hook  (environment)"
+    assert rows["HOOK_CALLBACK_HOSTS"] == "camio.com,127.0.0.1:8101  (environment)"
+    assert rows["HOOK_LEASE_SECONDS"] == "30.0  (environment)"
+    assert rows["HOOK_MONGO_DB"] == "hook  (default)"
+    assert rows["HOOK_MODEL_WEIGHTS"] == "1.0,1.5  (default)"  # in force for the default pair
+    assert rows["HOOK_CLASSES"] == "(empty)  (default)"
+    bare = dict(line.split(None, 1) for line in effective_table({}).splitlines())
+    assert bare["HOOK_API_KEY"].startswith("(unset: `run` and `web` need it)")
+    assert "`python -m hook run` adds 127.0.0.1:8101" in bare["HOOK_CALLBACK_HOSTS"]

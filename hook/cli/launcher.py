@@ -90,9 +90,9 @@ class Launcher:
             signal.signal(signum, self._on_signal)
         self.env = child_env(self.environ, self.settings)
         if self.env.get("HOOK_CALLBACK_HOSTS") != self.environ.get("HOOK_CALLBACK_HOSTS"):
-            log.info("HOOK_CALLBACK_HOSTS is unset: for trying hook out, labels may go to %s "
-                     "and also to %s (simulate's callback) only; set HOOK_CALLBACK_HOSTS to "
-                     "choose (camio.com alone for production)",
+            log.info("HOOK_CALLBACK_HOSTS is unset, so for trying hook out labels may go to %s "
+                     "and to %s (simulate's callback) only; set HOOK_CALLBACK_HOSTS to choose "
+                     "(camio.com alone in production)",
                      ",".join(self.settings.callback_hosts), TRY_IT_HOST)  # fmt: skip
         try:
             if self.settings.mongo_uri:
@@ -178,11 +178,12 @@ class Launcher:
 
     def _announce(self) -> None:
         base = describe(self.settings.bind, tls=self.tls)
-        log.info("hook is up: POST events to %s/tasks/<HOOK_API_KEY>; health at %s/tasks/ ; "
+        # "$HOOK_API_KEY" in quotes: pasteable, and not a key segment for the log's redaction
+        log.info('hook is up: POST events to %s/tasks/"$HOOK_API_KEY"; health at %s/tasks/ ; '
                  "Ctrl-C stops everything", base, base)  # fmt: skip
         if TRY_IT_HOST in self.env.get("HOOK_CALLBACK_HOSTS", "").split(","):
             log.info("try it from another terminal: python -m hook simulate "
-                     "%s/tasks/$HOOK_API_KEY --images tests/data", base)  # fmt: skip
+                     '%s/tasks/"$HOOK_API_KEY" --images tests/data', base)  # fmt: skip
 
     def _keep_mongo(self, now: float) -> None:
         """Restart the embedded MongoDB this launcher started if it died (reaping it)."""

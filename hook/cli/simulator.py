@@ -33,6 +33,7 @@ from hook.redact import redact
 
 DEFAULT_PORT = 8101
 POST_TIMEOUT = 30.0
+AFTER_STOP = "not sent after the stop"
 
 Received = tuple[str, Any, float]  # callback path, JSON body, monotonic time of arrival
 Say = Callable[[str, "dict[str, Any] | None"], None]  # a line for people, its data for --json
@@ -75,7 +76,8 @@ def callback_server(host: str, port: int) -> Iterator[tuple[str, queue.Queue[Rec
 
 @dataclass
 class Result:
-    """One photo's fate. outcome: labeled, refused, unreadable, failed, timeout or not sent."""
+    """One photo's fate. outcome: labeled, refused, unreadable, failed, timeout or not sent
+    (waiting while its labels are expected)."""
 
     photo: str
     outcome: str = "not sent"
@@ -165,6 +167,12 @@ def simulate(
             waiting = f"posted {len(run.expected)} photo(s) to {run.shown}; waiting up to"
             say(f"{waiting} {timeout:g} s for their labels", {"posted": len(run.expected)})
         run.collect(received, timeout)
+    unsent = [r for r in results if r.error == AFTER_STOP]
+    if as_json:
+        for result in unsent:
+            say("", result.data())
+    elif unsent:
+        say(f"{AFTER_STOP}: {', '.join(r.photo for r in unsent)}", None)
     figures = summary(results, len(skipped))
     say(summary_line(figures), {"summary": figures})
     return 0 if figures["labeled"] == len(results) else 1
@@ -193,7 +201,7 @@ class Simulation:
                 break
         for result in results:
             if result.outcome == "not sent" and result.error is None:
-                result.error = "not sent after the stop"
+                result.error = AFTER_STOP
 
     def _post(self, path: Path, result: Result, stamp: str) -> bool:
         """Send one photo; False when nothing more should be sent."""
@@ -218,6 +226,7 @@ class Simulation:
             return False
         result.status = answer.status_code
         if answer.ok:
+            result.outcome = "waiting"
             self.expected[cb] = result
             return True
         result.outcome, result.error = "refused", f"{answer.status_code} {_reason(answer)}"
