@@ -41,12 +41,14 @@ class FakeCamio:
                 body = json.loads(self.rfile.read(length)) if length else None
                 fake.requests.append({"method": self.command, "path": self.path, "body": body,
                                       "auth": self.headers.get("Authorization")})  # fmt: skip
+                status: int
+                payload: Any
                 if fake.fail_with:
                     status, payload = fake.fail_with, {"error": "token not valid"}
                 elif self.headers.get("Authorization") != f"token {TOKEN}":
                     status, payload = 401, {"error": "unauthorized"}
                 elif self.command == "POST" and self.path == "/api/users/me/hooks":
-                    status, payload = 200, {"id": "hook-42", **body}
+                    status, payload = 200, {"id": "hook-42", **(body or {})}
                 elif self.command == "GET" and self.path == "/api/users/me/hooks":
                     status, payload = (
                         200,

@@ -55,3 +55,8 @@ def test_a_folder_without_pictures_or_missing_is_a_clear_error(tmp_path: Path) -
         photos_in(tmp_path)
     with pytest.raises(HookError, match=r"cannot read the folder .*missing"):
         photos_in(tmp_path / "missing")
+
+
+def test_the_missing_test_photos_say_how_to_get_them(tmp_path: Path) -> None:
+    with pytest.raises(HookError, match=r"tests/data: .*scripts/setup\.sh --test fetches"):
+        photos_in(tmp_path / "tests" / "data")

@@ -22,7 +22,12 @@ def photos_in(directory: Path) -> tuple[list[Path], list[Path]]:
     try:
         entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
     except OSError as exc:
-        raise HookError(f"cannot read the folder {directory}: {exc.strerror or exc}") from None
+        hint = ""
+        if directory.parts[-2:] == ("tests", "data"):  # the README's try-it folder
+            hint = " (bash scripts/setup.sh --test fetches the test photos into it)"
+        raise HookError(
+            f"cannot read the folder {directory}: {exc.strerror or exc}{hint}"
+        ) from None
     files = [p for p in entries if p.is_file()]
     found = [p for p in files if p.suffix.lower() in SUFFIXES]
     if not found:
