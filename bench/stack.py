@@ -1,27 +1,26 @@
-"""The server as the benchmarks run it: embedded nx-27017, gunicorn and workers, on loopback."""
+"""The server as the benchmarks run it (tests.procs.Stack, quieter), and the figures' helpers."""
 
 from __future__ import annotations
 
 import platform
-import subprocess
-import sys
-import tempfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-import requests
+from tests import procs
+from tests.factories import API_KEY
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+__all__ = ["API_KEY", "ROOT", "Stack", "cpu", "peak_rss_mb", "percentile", "rss_mb", "run_threads"]
 
-from hook.embedded import EmbeddedMongo  # noqa: E402
-from hook.launcher import gunicorn_argv, worker_argv  # noqa: E402
-from tests.factories import free_port  # noqa: E402
+ROOT = procs.ROOT
 
-API_KEY = "bench-key-0123456789abcdef"
+
+class Stack(procs.Stack):
+    """The tests' harness: embedded nx-27017, gunicorn and workers on loopback, every process
+    stopped by its PID on exit; here with its logs in a temporary directory, warnings only."""
+
+    def __init__(self, *, web_workers: int = 2, **env: str) -> None:
+        super().__init__(web_workers=web_workers, **{"HOOK_LOG_LEVEL": "WARNING", **env})
 
 
 def cpu() -> tuple[str, list[str]]:
@@ -62,54 +61,3 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-class Stack:
-    """Started on enter, every process stopped (by PID) on exit."""
-
-    def __init__(self, *, web_workers: int = 2, **env: str) -> None:
-        self.tmp = tempfile.TemporaryDirectory()
-        self.mongo = EmbeddedMongo(Path(self.tmp.name) / "mongo", free_port())
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.url = f"{self.base}/tasks/{API_KEY}"
-        self.web_workers = web_workers
-        self.env = {"PATH": "/usr/bin:/bin", "HOOK_API_KEY": API_KEY, "HOOK_LOG_LEVEL": "WARNING",
-                    "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com", **env}  # fmt: skip
-        self.web: subprocess.Popen[bytes] | None = None
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def __enter__(self) -> Stack:
-        self.mongo.start()
-        self.env["HOOK_MONGO_URI"] = self.mongo.uri
-        self.argv = gunicorn_argv(f"127.0.0.1:{self.port}", self.web_workers)
-        self.web = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            cwd=ROOT,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"{self.base}/tasks/", timeout=1).status_code == 200:
-                    return self
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not come up")
-            time.sleep(0.1)
-
-    def start_workers(self, count: int, threads: int = 0) -> None:
-        env = {**self.env, "HOOK_THREADS": str(threads)}
-        self.workers += [subprocess.Popen(worker_argv(), env=env, cwd=ROOT) for _ in range(count)]
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in [*self.workers, self.web]:
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-        for proc in [*self.workers, self.web]:
-            if proc is not None:
-                proc.wait(60)
-        self.mongo.stop()
-        self.tmp.cleanup()

@@ -1,25 +1,42 @@
-"""Test data: real JPEG/PNG bytes made with Pillow, and Camio-shaped event payloads."""
+"""Test data: settings, real JPEG/PNG bytes made with Pillow, Camio-shaped events (raw and
+parsed), and the photos in tests/data with where their objects are."""
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import random
-import socket
 import struct
 import zlib
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from hook.event import Event, Limits, parse_event
+from hook.hosts import HostAllowList
+from hook.settings import Settings
+
 API_KEY = "test-key-0123456789abcdef"
 CALLBACK = "https://www.camio.com/api/callbacks/abc123"
+ROOT = Path(__file__).resolve().parent.parent  # the checkout
+DATA = ROOT / "tests" / "data"
+
+# Where the objects are, measured once by eye on the photos in DATA: (x1, x2, y1, y2) that the
+# centre of the object's box must fall in, in original-image pixels.
+REGIONS = {
+    "dog.jpg": {"dog": (180, 300, 300, 420), "bicycle": (300, 420, 240, 340),
+                "car": (530, 620, 95, 150)},
+    "person.jpg": {"person": (200, 260, 200, 290), "dog": (100, 170, 280, 330),
+                   "horse": (460, 545, 200, 275)},
+}  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def make_settings(**env: str) -> Settings:
+    """Settings as from_env would read them, with test defaults and `env` on top."""
+    base = {"HOOK_API_KEY": API_KEY, "HOOK_CALLBACK_HOSTS": "camio.com,127.0.0.1"}
+    return Settings.from_env({**base, **env})
 
 
 def image_bytes(
@@ -83,3 +100,12 @@ def bad_pngs() -> dict[str, bytes]:
         "truncated png": png[: len(png) // 2],
         "png with a decompression-bomb text chunk": png[:end] + bomb + png[end:],
     }
+
+
+def make_event(seed: int = 0, n_images: int = 1) -> Event:
+    """`event(n_images, seed=seed)` as the web hands it to the store: parsed and checked."""
+    return parse_event(
+        json.dumps(event(n_images, seed=seed)).encode(),
+        hosts=HostAllowList(("camio.com",)),
+        limits=Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000),
+    )

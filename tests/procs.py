@@ -1,18 +1,134 @@
-"""Starting and stopping the project's real processes in tests, each by its own PID."""
+"""The project's real processes, for tests and benchmarks: nx-27017, gunicorn serving
+hook.wsgi:app and worker.py, each started with a clean environment and stopped by its own PID.
+
+`Stack` is the whole server on loopback; the functions below it start and stop single ones.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
-from hook.launcher import gunicorn_argv
+from hook.cli.argv import gunicorn_argv, worker_argv
+from hook.embedded import EmbeddedMongo
+from tests.factories import API_KEY, ROOT
+from tests.loopback import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+
+class Stack:
+    """A MongoDB, gunicorn on a free port and worker.py processes, all of one set of settings.
+
+    The MongoDB is `mongo` if given (left running at the end), else an embedded nx-27017 the
+    stack starts in `mongo_dir` (default `logs/mongo`) and stops. Each process writes its
+    output to a file in `logs` (a temporary directory, removed at the end, if None). `env`
+    are HOOK_* settings for every process, over the stack's defaults; started by `start()`
+    or `with`, everything is stopped by `close()`.
+    """
+
+    def __init__(
+        self,
+        logs: Path | None = None,
+        *,
+        mongo: EmbeddedMongo | None = None,
+        mongo_dir: Path | None = None,
+        web_workers: int = 2,
+        **env: str,
+    ) -> None:
+        self._tmp = tempfile.TemporaryDirectory() if logs is None else None
+        self.logs = Path(self._tmp.name) if self._tmp else logs
+        self.own_mongo = mongo is None
+        self.mongo = mongo or EmbeddedMongo(mongo_dir or self.logs / "mongo", free_port())
+        defaults = {"HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": self.mongo.uri,
+                    "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com"}  # fmt: skip
+        self.env = hook_env(**{**defaults, **env})
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/tasks/{API_KEY}"  # where events are posted and listed
+        self.argv = gunicorn_argv(f"127.0.0.1:{self.port}", web_workers)
+        self.web: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> Stack:
+        """Start the MongoDB (if the stack's own) and gunicorn; return once the web is healthy."""
+        if self.own_mongo:
+            self.mongo.start()
+        self.web = start(self.argv, self.env, self.logs / "web.log")
+        try:
+            health = wait_http(f"{self.base}/tasks/", self.web)
+        except (AssertionError, requests.ConnectionError) as exc:
+            raise AssertionError(f"{exc}; its log:\n{self.log('web')}") from None
+        assert health.status_code == 200, health.text
+        return self
+
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+        """One more worker.py, with `env` over the stack's settings."""
+        log = self.logs / f"worker{len(self.workers)}.log"
+        process = start(worker_argv(), {**self.env, **env}, log)
+        self.workers.append(process)
+        return process
+
+    def start_workers(self, count: int, threads: int = 0) -> None:
+        """`count` workers of `threads` ONNX threads each (0: onnxruntime's default)."""
+        for _ in range(count):
+            self.start_worker(HOOK_THREADS=str(threads))
+
+    def log(self, name: str) -> str:
+        """A process's output so far: "web", or "worker0", "worker1"... in the order started."""
+        path = self.logs / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def post(self, payload: Any) -> requests.Response:
+        return requests.post(self.url, json=payload, timeout=20)
+
+    def listing(self, status: str = "pending", limit: int = 1000) -> list[dict[str, Any]]:
+        """The tasks in `status` (one, several comma-separated, or "pending"), as listed."""
+        answer = requests.get(self.url, params={"status": status, "limit": limit}, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["tasks"]
+
+    def task(self, task_id: str, status: str) -> dict[str, Any] | None:
+        """The task as listed, if it is in `status`; None if it is not."""
+        return next((t for t in self.listing(status) if t["id"] == task_id), None)
+
+    def wait_status(self, task_id: str, status: str, timeout: float = 30) -> dict[str, Any]:
+        """The task as listed once it is in `status`; AssertionError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (found := self.task(task_id, status)) is None:
+            assert time.monotonic() < deadline, f"task {task_id} not {status} in {timeout} s"
+            time.sleep(0.1)
+        return found
+
+    def stop_workers(self, timeout: float = 30) -> None:
+        """SIGTERM every worker (a warm stop), SIGKILL one that takes over `timeout` s."""
+        for worker in self.workers:
+            stop(worker, timeout=timeout)
+        self.workers.clear()
+
+    def close(self) -> None:
+        self.stop_workers()
+        if self.web is not None:
+            stop(self.web)
+        if self.own_mongo:
+            self.mongo.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Stack:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def hook_env(**env: str) -> dict[str, str]:
@@ -49,6 +165,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+    """Signal the process and wait for it; SIGKILL it if it takes over `timeout` seconds."""
     if process.poll() is None:
         process.send_signal(sig)
         try:

@@ -13,7 +13,7 @@ from bench.accuracy import Seen, delivered, score
 from bench.photoset import Photo, PhotoSetError, motion_blur, parse
 from hook import ensemble
 from hook.detector import Detection
-from tests.conftest import make_settings
+from tests.factories import make_settings
 
 BOX = (0.0, 0.0, 10.0, 10.0)
 

@@ -13,7 +13,7 @@ import requests
 
 from hook.callback import check_destination, is_public, post_labels, retry_after, session
 from hook.hosts import HostAllowList
-from tests.factories import free_port
+from tests.loopback import free_port
 from tests.receiver import Receiver
 
 LOCAL = HostAllowList(("127.0.0.1",))

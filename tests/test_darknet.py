@@ -19,8 +19,8 @@ from PIL import Image
 from hook import yolo
 from models import build
 from models.darknet import convert
+from tests.factories import DATA, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CFG = build.SOURCE / "yolov3-tiny.cfg"
 WEIGHTS = build.SOURCE / "yolov3-tiny.weights"
 
@@ -114,7 +114,7 @@ def reference() -> tuple[np.ndarray, np.ndarray]:
     assert CFG.is_file(), "run models/build.py first"
     cfg, data = CFG.read_text(), WEIGHTS.read_bytes()
     canvas, _ = yolo.letterbox(
-        Image.open(ROOT / "tests/data/person.jpg").convert("RGB"), (416, 416)
+        Image.open(DATA / "person.jpg").convert("RGB"), (416, 416)
     )
     tensor = yolo.to_tensor([canvas], channels_first=True, dtype=np.dtype(np.float32))
     weights = np.frombuffer(data[20:], dtype="<f4")  # header: 3 int32 + int64 seen

@@ -15,18 +15,9 @@ from hook.detector import Detection, Detector
 from hook.errors import BadImage, ConfigError
 from hook.images import decode_image
 from hook.settings import DEFAULT_MODEL
+from tests.factories import DATA, REGIONS
 
-DATA = Path(__file__).parent / "data"
 MAX_PIXELS = 40_000_000
-
-# Where the objects are, measured once by eye on the photos: (x1, x2, y1, y2) that the centre
-# of the object's box must fall in, in original-image pixels.
-REGIONS = {
-    "dog.jpg": {"dog": (180, 300, 300, 420), "bicycle": (300, 420, 240, 340),
-                "car": (530, 620, 95, 150)},
-    "person.jpg": {"person": (200, 260, 200, 290), "dog": (100, 170, 280, 330),
-                   "horse": (460, 545, 200, 275)},
-}  # fmt: skip
 
 
 @pytest.fixture(scope="module")

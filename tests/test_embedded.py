@@ -14,7 +14,8 @@ import requests
 from hook.embedded import EmbeddedMongo
 from hook.errors import ConfigError
 from tests import procs
-from tests.factories import API_KEY, event, free_port
+from tests.factories import API_KEY, event
+from tests.loopback import free_port
 from tests.procs import servers_for
 
 pytestmark = pytest.mark.slow

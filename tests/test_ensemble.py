@@ -12,13 +12,11 @@ from hook.detector import Detector
 from hook.ensemble import Ensemble
 from hook.errors import ConfigError
 from hook.images import decode_image
-from tests.conftest import make_settings
+from tests.factories import DATA, ROOT, make_settings
 
-ROOT = Path(__file__).resolve().parent.parent
 YOLO = ROOT / "models" / "yolov3-tiny.onnx"
 NANODET = ROOT / "models" / "nanodet-g.onnx"
-PHOTOS = ROOT / "tests" / "data" / "photos"
-DATA = ROOT / "tests" / "data"
+PHOTOS = DATA / "photos"
 
 pytestmark = pytest.mark.skipif(
     not (YOLO.is_file() and NANODET.is_file() and PHOTOS.is_dir()),

@@ -7,6 +7,7 @@ may be lost, and no request may be answered with a 500.
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -22,55 +23,24 @@ from pymongo import MongoClient
 
 from hook.embedded import EmbeddedMongo
 from tests import procs
-from tests.factories import API_KEY, event, free_port
+from tests.factories import API_KEY, event
+from tests.loopback import free_port
+from tests.procs import Stack
 from tests.receiver import Receiver
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 
-class Stack:
-    """An embedded MongoDB, gunicorn and worker processes, for one test."""
-
-    def __init__(self, tmp: Path, mongo_dir: Path | None = None, **env: str) -> None:
-        self.tmp = tmp
-        self.mongo = EmbeddedMongo(mongo_dir or tmp / "mongo", free_port())
-        self.mongo.start()
-        self.env = procs.hook_env(
-            HOOK_API_KEY=API_KEY, HOOK_MONGO_URI=self.mongo.uri,
-            HOOK_CALLBACK_HOSTS="127.0.0.1,camio.com",
-            HOOK_MONGO_TIMEOUT_MS="500", HOOK_RETRY_BASE_SECONDS="0.3", HOOK_MAX_ATTEMPTS="30",
-            HOOK_LEASE_SECONDS="3", **env,
-        )  # fmt: skip
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.web = procs.gunicorn(self.port, self.env, tmp / "web.log")
-        procs.wait_http(f"{self.base}/tasks/", self.web)
-        self.workers: list[subprocess.Popen[bytes]] = []
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        log = self.tmp / f"worker{len(self.workers)}.log"
-        worker = procs.start([sys.executable, "worker.py"], self.env, log)
-        self.workers.append(worker)
-        return worker
-
-    def post(self, payload: dict) -> requests.Response:
-        return requests.post(f"{self.base}/tasks/{API_KEY}", json=payload, timeout=20)
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in self.tmp.glob("*.log"))
-
-    def close(self) -> None:
-        for worker in self.workers:
-            procs.stop(worker, timeout=30)
-        procs.stop(self.web)
-        self.mongo.stop()
+FAULT_SETTINGS = {
+    "HOOK_MONGO_TIMEOUT_MS": "500", "HOOK_RETRY_BASE_SECONDS": "0.3", "HOOK_MAX_ATTEMPTS": "30",
+    "HOOK_LEASE_SECONDS": "3",
+}  # fmt: skip
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path)
-    yield s
-    s.close()
+    with Stack(tmp_path, **FAULT_SETTINGS) as running:
+        yield running
 
 
 def assert_each_delivered_once_alike(receiver: Receiver, paths: list[str], timeout: float) -> None:
@@ -115,9 +85,11 @@ def test_mongo_killed_and_restarted_under_a_stream_of_events(stack: Stack) -> No
         assert statuses <= {200, 503}, [a for a in answers if a[1] not in (200, 503)][:3]
         assert 503 in statuses and 200 in statuses
         assert all("Traceback" not in text for _, _, text in answers)
-        accepted = [path for path, status, _ in answers if status == 200]
-        assert_each_delivered_once_alike(receiver, accepted, timeout=90)
+        accepted = [(path, text) for path, status, text in answers if status == 200]
+        assert_each_delivered_once_alike(receiver, [path for path, _ in accepted], timeout=90)
         receiver.close()
+        for _, text in accepted:  # and each task is settled as done
+            stack.wait_status(json.loads(text)["task_id"], "done", timeout=30)
 
 
 def test_callback_receiver_down_for_a_while_then_back(stack: Stack) -> None:
@@ -130,9 +102,9 @@ def test_callback_receiver_down_for_a_while_then_back(stack: Stack) -> None:
         assert answer.status_code == 200
     stack.start_worker()
     time.sleep(4)  # every delivery fails and is retried meanwhile
-    listing = requests.get(f"{stack.base}/tasks/{API_KEY}?limit=100", timeout=10).json()
-    assert listing["count"] == 10
-    assert any("unreachable" in (t["last_error"] or "") for t in listing["tasks"])
+    pending = stack.listing("pending", limit=100)
+    assert len(pending) == 10
+    assert any("unreachable" in (t["last_error"] or "") for t in pending)
     receiver = Receiver(port)
     try:
         assert_each_delivered_once_alike(receiver, paths, timeout=60)
@@ -143,8 +115,11 @@ def test_callback_receiver_down_for_a_while_then_back(stack: Stack) -> None:
 def test_workers_killed_at_random_moments_over_100_events(stack: Stack) -> None:
     receiver = Receiver()
     paths = [f"/chaos/{n}" for n in range(100)]
+    ids = []
     for n, path in enumerate(paths):
-        assert stack.post(event(1, seed=30_000 + n, callback_url=receiver.url(path))).ok
+        answer = stack.post(event(1, seed=30_000 + n, callback_url=receiver.url(path)))
+        assert answer.ok
+        ids.append(answer.json()["task_id"])
     rng = random.Random(4)
     stack.start_worker()
     stack.start_worker()
@@ -161,6 +136,8 @@ def test_workers_killed_at_random_moments_over_100_events(stack: Stack) -> None:
             stack.start_worker()
         assert kills >= 3
         assert_each_delivered_once_alike(receiver, paths, timeout=60)
+        for task_id in ids:  # a task whose worker died after its POST is done all the same
+            stack.wait_status(task_id, "done", timeout=60)
     finally:
         receiver.close()
 
@@ -179,8 +156,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_disk_full_gives_clear_errors_and_no_corruption(tmp_path: Path, small_disk: Path) -> None:
-    stack = Stack(tmp_path, mongo_dir=small_disk / "mongo")
-    try:
+    with Stack(tmp_path, mongo_dir=small_disk / "mongo", **FAULT_SETTINGS) as stack:
         accepted, refused = [], []
         for n in range(200):
             answer = stack.post(event(2, seed=40_000 + n, size=(160, 120)))
@@ -195,8 +171,6 @@ def test_disk_full_gives_clear_errors_and_no_corruption(tmp_path: Path, small_di
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
         ok = stack.post(event(1, seed=49_999))
         assert ok.status_code == 200, ok.text  # space again: it takes events again at once
-    finally:
-        stack.close()
     # Restarted on the same files: every acknowledged task is there, and the files are sound.
     server = EmbeddedMongo(small_disk / "mongo", free_port())
     server.start()

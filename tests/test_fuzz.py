@@ -19,8 +19,7 @@ from hook.hosts import HostAllowList
 from hook.images import decode_image
 from hook.store import TaskStore
 from hook.web import create_app, status_for
-from tests.conftest import make_settings
-from tests.factories import API_KEY, b64, event, image_bytes
+from tests.factories import API_KEY, b64, event, image_bytes, make_settings
 
 JPEG = b64(image_bytes(32, 24, seed=1))
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,

@@ -26,9 +26,8 @@ from PIL import Image
 from hook import yolo
 from hook.detector import Detection, Detector
 from models import build
+from tests.factories import DATA, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).parent / "data"
 GRAPH = build.NANODET_SOURCE / "nanodet.json"
 WEIGHTS = build.NANODET_SOURCE / "nanodet.bin"
 MEAN_BGR = np.array([103.53, 116.28, 123.675])
