@@ -1,8 +1,16 @@
 """`python worker.py`: label queued tasks and deliver them to Camio until stopped.
 
-The edge: reads settings once, builds the store, detector and worker, and turns signals into
-flags. First SIGTERM/SIGINT: finish the tasks already claimed, then exit 0. Second: exit now
-(claimed tasks come back to the queue when their leases end).
+The edge: reads settings once, builds the store, detector and worker, runs the worker in a
+thread and acts on signals from the main thread (the handlers only record them; logging or
+exiting inside a handler is not safe).
+
+First SIGTERM/SIGINT, a warm stop: claim nothing more, give back at once the claimed tasks not
+labeled yet (another worker takes them, their attempt not counted), deliver and settle those
+already labeled or in delivery, then exit 0. Second: exit 1 at once; the tasks still claimed
+come back to the queue when their leases end, and their stored labels are resent.
+
+Exit codes: 0 stopped; 1 an unexpected failure (worth a restart); 2 a configuration error
+(ConfigError: do not restart, which the systemd units and `hook run` rely on).
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from types import FrameType
 
 from hook import ensemble
@@ -21,15 +30,33 @@ from hook.mongo import connect, make_indexes
 from hook.retry import RetryPolicy
 from hook.settings import Settings
 from hook.store import TaskStore
-from hook.worker import Config, Worker
+from hook.worker import Worker, WorkerConfig
 
 log = logging.getLogger("hook.worker")
 
+OK, FAILED, CONFIG_ERROR = 0, 1, 2
+POLL_SECONDS = 0.2  # how soon the main thread notices a signal
+
+
+class Signals:
+    """SIGTERM and SIGINT as they arrive; the handler only appends (nothing else is safe)."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._record)
+        signal.signal(signal.SIGINT, self._record)
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+
 
 def build(settings: Settings) -> Worker:
+    """The store (its indexes made if MongoDB answers, else on first use) and the detector."""
     store = TaskStore(connect(settings, app_name="hook-worker"))
     make_indexes(store)
-    config = Config(
+    config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         callback_timeout=settings.callback_timeout,
         retention_seconds=settings.retention_hours * 3600,
@@ -40,6 +67,36 @@ def build(settings: Settings) -> Worker:
     return Worker(store, ensemble.from_settings(settings), config)
 
 
+def serve(worker: Worker, signals: Signals) -> int:
+    """Run the worker until it returns: a warm stop at the first signal, exit at the second."""
+    failed: list[BaseException] = []
+    thread = threading.Thread(target=_run, args=(worker, failed), name="worker")
+    thread.start()
+    acted = 0
+    while thread.is_alive():
+        thread.join(POLL_SECONDS)
+        received = signals.received[:]
+        if acted == 0 and received:
+            log.info("%s: warm stop: giving back the tasks not started, finishing the tasks in "
+                     "hand, then exiting", signal.Signals(received[0]).name)  # fmt: skip
+            worker.stop()
+            acted = 1
+        if len(received) >= 2:
+            log.warning("second %s: exiting now; the tasks still claimed come back when their "
+                        "leases end", signal.Signals(received[1]).name)  # fmt: skip
+            logging.shutdown()
+            os._exit(FAILED)
+    return FAILED if failed else OK
+
+
+def _run(worker: Worker, failed: list[BaseException]) -> None:
+    try:
+        worker.run()
+    except BaseException as exc:  # the process must still exit, and say why
+        log.critical("worker failed", exc_info=True)
+        failed.append(exc)
+
+
 def main() -> int:
     try:
         settings = Settings.from_env()
@@ -48,23 +105,14 @@ def main() -> int:
     except ConfigError as exc:
         configure()
         log.critical("cannot start: %s", exc)
-        return 2
-    except Exception:  # a model onnxruntime cannot run, MongoDB refusing the indexes...
+        return CONFIG_ERROR
+    except Exception:  # a bug, or trouble no setting explains: worth a restart
         configure()
         log.critical("cannot start", exc_info=True)
-        return 2
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        if worker.stopping.is_set():
-            log.warning("second %s: exiting now", signal.Signals(signum).name)
-            os._exit(1)
-        log.info("%s: finishing the tasks in hand, then exiting", signal.Signals(signum).name)
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    worker.run()
-    return 0
+        return FAILED
+    signals = Signals()
+    signals.install()
+    return serve(worker, signals)
 
 
 if __name__ == "__main__":

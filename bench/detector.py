@@ -72,12 +72,12 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
             return decode_image(base64.b64decode(text), max_pixels=MAX_PIXELS, fit=detector.canvas)
 
         image, size = decode()
-        canvas, box = detector.prepare(image, size)
+        canvas, box = detector.to_canvas(image, size)
         tensor = yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
         (output,) = detector.infer(tensor)  # this photo's outputs, as postprocess takes them
 
         def prepare(image=image, size=size) -> object:
-            canvas, _ = detector.prepare(image, size)
+            canvas, _ = detector.to_canvas(image, size)
             return yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
 
         rows.append((
@@ -94,7 +94,7 @@ def tensors(detector: Detector, count: int) -> np.ndarray:
     canvases = []
     for path in (PHOTOS * count)[:count]:
         image, size = decode_image(path.read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas)
-        canvases.append(detector.prepare(image, size)[0])
+        canvases.append(detector.to_canvas(image, size)[0])
     return yolo.to_tensor(canvases, channels_first=True, dtype=detector.dtype)
 
 
@@ -141,7 +141,7 @@ def labels_of(detector: Detector, sess: ort.InferenceSession) -> list[list[tuple
     found = []
     for path in PHOTOS:
         image, size = decode_image(path.read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas)
-        canvas, box = detector.prepare(image, size)
+        canvas, box = detector.to_canvas(image, size)
         tensor = yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
         outputs = sess.run(list(detector.output_names), detector.feeds(tensor))
         dets = detector.postprocess(yolo.per_image(outputs)[0], box)

@@ -97,7 +97,7 @@ def calibration(photos: Sequence[Photo], detector: Detector, mirror: bool) -> np
     for photo in photos:
         image, size = decode_image(photo.path.read_bytes(), max_pixels=MAX_PIXELS,
                                    fit=detector.canvas)  # fmt: skip
-        canvases.append(detector.prepare(image, size)[0])
+        canvases.append(detector.to_canvas(image, size)[0])
     batch = yolo.to_tensor(canvases, channels_first=detector.channels_first, dtype=detector.dtype)
     if not mirror:
         return batch

@@ -59,7 +59,7 @@ def raw_rate(seconds: float) -> float:
         image, size = decode_image(path.read_bytes(), max_pixels=40_000_000,
                                    fit=detectors[0].canvas)  # fmt: skip
         tensors.append([
-            yolo.to_tensor([d.prepare(image, size)[0]], channels_first=True, dtype=d.dtype)
+            yolo.to_tensor([d.to_canvas(image, size)[0]], channels_first=True, dtype=d.dtype)
             for d in detectors
         ])  # fmt: skip
     done, started = 0, time.perf_counter()

@@ -13,9 +13,11 @@ import email.utils
 import http.cookiejar
 import ipaddress
 import socket
+import ssl
 import time
 from dataclasses import dataclass
-from http.client import HTTPException
+from enum import StrEnum
+from http.client import HTTPException, RemoteDisconnected
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -31,14 +33,28 @@ RETRY_STATUS = {408, 425, 429}  # 4xx that mean "later", not "never"
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+class Verdict(StrEnum):
+    """What a delivery attempt means for the task."""
+
+    DELIVERED = "delivered"  # the callback took the labels
+    RETRY = "retry"  # not now (timeout, unreachable, 5xx, 408/425/429): try again later
+    REFUSED = "refused"  # never (4xx, a URL or redirect we will not follow): fail the task
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one delivery attempt came to."""
 
-    delivered: bool
-    permanent: bool  # do not retry: the callback refused for good, or may never be called
+    verdict: Verdict
     reason: str  # for logs and the task's last_error: status and the start of the answer
     retry_after: float | None = None  # seconds the callback asked us to wait (429, 503)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """A same-origin redirect to follow: the absolute URL to POST to next."""
+
+    url: str
 
 
 def session() -> requests.Session:
@@ -58,44 +74,43 @@ def post_labels(
         result = check_destination(url, hosts) or _attempt(http, url, body, deadline, timeout)
         if isinstance(result, Outcome):
             return result
-        url = result  # a redirect to the same origin: check it and go again
-    return Outcome(False, True, f"callback redirected more than {MAX_REDIRECTS} times")
+        url = result.url  # a redirect to the same origin: check it and go again
+    return Outcome(Verdict.REFUSED, f"callback redirected more than {MAX_REDIRECTS} times")
 
 
 def _attempt(
     http: requests.Session, url: str, body: str, deadline: float, timeout: float
-) -> Outcome | str:
-    """One POST: its outcome, or the URL of a same-origin redirect to follow."""
+) -> Outcome | Redirect:
+    """One POST: its outcome, or a same-origin redirect to follow."""
     try:
         status, headers, text = _post(http, url, body, deadline)
     except (requests.Timeout, TimeoutError):
-        return Outcome(False, False, f"callback timed out after {timeout:g} s")
+        return Outcome(Verdict.RETRY, f"callback timed out after {timeout:g} s")
     except requests.exceptions.InvalidURL as exc:
-        return Outcome(False, True, f"callback URL is not usable: {exc}")
+        return Outcome(Verdict.REFUSED, f"callback URL is not usable: {exc}")
     except requests.RequestException as exc:
-        return Outcome(False, False, f"callback unreachable: {type(exc).__name__}: {exc}")
+        return Outcome(Verdict.RETRY, f"callback unreachable: {unreachable(exc, url)}")
     except ValueError as exc:  # requests parses a redirect's Location even when not following
-        return Outcome(False, True, f"callback redirected to a malformed Location, not followed: "
-                                    f"{exc}")  # fmt: skip
+        why = "callback redirected to a malformed Location, not followed"
+        return Outcome(Verdict.REFUSED, f"{why}: {exc}")
     if 300 <= status < 400 and "Location" in headers:
         return _redirect(url, status, headers["Location"])
     return judge(status, text, retry_after(headers.get("Retry-After"), time.time()))
 
 
-def _redirect(url: str, status: int, location: str) -> Outcome | str:
-    """The same-origin URL to follow, or why a redirect is refused for good."""
+def _redirect(url: str, status: int, location: str) -> Outcome | Redirect:
+    """The same-origin redirect to follow, or why a redirect is refused for good."""
     try:
         target = urljoin(url, location)
         same = origin(target) == origin(url)
     except ValueError:  # a malformed host or port in Location: urllib refuses to parse it
         shown = location[:200].encode("unicode_escape").decode("ascii")
-        return Outcome(False, True,
-                       f"callback redirected ({status}) to a malformed Location, not followed: "
-                       f"{shown}")  # fmt: skip
+        why = f"callback redirected ({status}) to a malformed Location, not followed"
+        return Outcome(Verdict.REFUSED, f"{why}: {shown}")
     if not same:
         why = f"callback redirected ({status}) to another origin, not followed"
-        return Outcome(False, True, f"{why}: {target[:200]}")
-    return target
+        return Outcome(Verdict.REFUSED, f"{why}: {target[:200]}")
+    return Redirect(target)
 
 
 def _post(
@@ -123,6 +138,51 @@ def _post(
         return answer.status_code, dict(answer.headers), text
 
 
+# What a connection's root cause says, in the order tried (RemoteDisconnected is a reset too).
+UNREACHABLE = (
+    (RemoteDisconnected, "{where} closed the connection without answering"),
+    (ConnectionRefusedError, "connection refused by {where}"),
+    (ConnectionResetError, "connection reset by {where}"),
+    (socket.gaierror, "{host} does not resolve"),
+)
+
+
+def unreachable(exc: BaseException, url: str) -> str:
+    """Why the POST never got an answer, in a few words (requests' own text runs to 400).
+
+    "connection refused by 127.0.0.1:8101": the root cause that requests wraps in urllib3's
+    MaxRetryError, which wraps NewConnectionError, which wraps the socket's error.
+    """
+    root = _root_cause(exc)
+    _, host, port = origin(url)
+    where = f"[{host}]:{port}" if host and ":" in host else f"{host}:{port}"
+    for kind, saying in UNREACHABLE:
+        if isinstance(root, kind):
+            return saying.format(where=where, host=host)
+    if isinstance(root, ssl.SSLError):
+        why = (root.reason or type(root).__name__).replace("_", " ").lower()
+        return f"TLS with {where} failed: {why}"
+    said = root.strerror if isinstance(root, OSError) and root.strerror else type(root).__name__
+    return f"{said.lower()} ({where})"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception: through urllib3's `reason`, wrapped arguments, causes, contexts."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        reason = getattr(exc, "reason", None)
+        wrapped = [arg for arg in exc.args if isinstance(arg, BaseException)]
+        if isinstance(reason, BaseException):
+            inner: BaseException | None = reason
+        else:
+            inner = wrapped[-1] if wrapped else exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc
+
+
 def judge(status: int, text: str, wait: float | None = None) -> Outcome:
     """2xx delivered; 5xx, 408/425/429 and a lone 1xx retry; any other answer is permanent.
 
@@ -133,11 +193,12 @@ def judge(status: int, text: str, wait: float | None = None) -> Outcome:
     shown = text[:KEEP_BODY].encode("unicode_escape").decode("ascii")  # a remote's text, logged
     reason = f"callback answered {status}: {shown}".rstrip(": ")
     if 200 <= status < 300:
-        return Outcome(True, False, f"callback answered {status}")
+        return Outcome(Verdict.DELIVERED, f"callback answered {status}")
     if status < 200:
-        return Outcome(False, False, f"callback answered only an interim {status}; trying again")
-    retry = status >= 500 or status in RETRY_STATUS
-    return Outcome(False, not retry, reason, wait if status in (429, 503) else None)
+        return Outcome(Verdict.RETRY, f"callback answered only an interim {status}; trying again")
+    if status >= 500 or status in RETRY_STATUS:
+        return Outcome(Verdict.RETRY, reason, wait if status in (429, 503) else None)
+    return Outcome(Verdict.REFUSED, reason)
 
 
 def retry_after(value: str | None, now: float) -> float | None:
@@ -157,22 +218,22 @@ def retry_after(value: str | None, now: float) -> float | None:
 
 
 def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:
-    """None if labels may go to `url` now; else why not, and whether that is for good."""
+    """None if labels may go to `url` now; else why not, refused for good or to retry later."""
     try:
         parts = hosts.check_url(url)
     except Invalid as exc:
-        return Outcome(False, True, str(exc))
+        return Outcome(Verdict.REFUSED, str(exc))
     host = parts.hostname or ""
     if hosts.lists_exactly(host, port_of(parts)):
         return None
     try:
         infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
     except OSError as exc:  # perhaps DNS trouble: refuse now, try again later
-        return Outcome(False, False, f"callback host {host} does not resolve: {exc}")
+        return Outcome(Verdict.RETRY, f"callback host {host} does not resolve: {exc}")
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not is_public(address):
-            return Outcome(False, True,
+            return Outcome(Verdict.REFUSED,
                            f"callback host {host} resolves to {address}, a non-public address; "
                            "list the host exactly in HOOK_CALLBACK_HOSTS to allow it")  # fmt: skip
     return None

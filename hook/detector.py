@@ -44,13 +44,13 @@ class Detection:
 
 
 class Detects:
-    """`detect` and `detect_many` from a class's prepare, run and postprocess.
+    """`detect` and `detect_many` from a class's to_canvas, run and postprocess.
 
     The worker calls the three stages itself (in different threads); tests, benchmarks and tools
     call these. Detector and hook.ensemble.Ensemble share them.
     """
 
-    def prepare(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
+    def to_canvas(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def run(self, canvases: list[Any]) -> Sequence[Any]:
@@ -68,9 +68,9 @@ class Detects:
         """Detect in several images (one event's), batched when the model allows it."""
         if not images:
             return []
-        prepared = [self.prepare(image, source) for image, source in images]
-        outputs = self.run([canvas for canvas, _ in prepared])
-        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, prepared, strict=True)]
+        placed = [self.to_canvas(image, source) for image, source in images]
+        outputs = self.run([canvas for canvas, _ in placed])
+        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, placed, strict=True)]
 
 
 class Detector(Detects):
@@ -164,7 +164,7 @@ class Detector(Detects):
         return plan.layout, tuple(names[i] for i in plan.outputs)
 
     # -- inference --------------------------------------------------------------------------
-    def prepare(
+    def to_canvas(
         self, image: Image.Image, source: tuple[int, int] | None = None
     ) -> tuple[Image.Image, yolo.Letterbox]:
         """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""

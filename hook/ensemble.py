@@ -1,6 +1,6 @@
 """Several detectors as one: every model sees each image, their detections are fused.
 
-An Ensemble offers what the worker uses of a Detector (canvas, prepare, run, postprocess,
+An Ensemble offers what the worker uses of a Detector (canvas, to_canvas, run, postprocess,
 detect, detect_many), so a worker labels with one model or several alike. Models with the same
 canvas share one letterboxed picture. Members keep their candidates down to MEMBER_FLOOR; the
 fused score (hook.fusion) is what HOOK_MIN_SCORE applies to.
@@ -50,25 +50,23 @@ class Ensemble(Detects):
         self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
         self.load_seconds = sum(m.load_seconds for m in members)
 
-    def prepare(
+    def to_canvas(
         self, image: Image.Image, source: tuple[int, int] | None = None
     ) -> tuple[Views, yolo.Letterbox]:
         """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
         made: dict[tuple[int, int], View] = {}
         for m in self.members:
             if m.canvas not in made:
-                made[m.canvas] = m.prepare(image, source)
+                made[m.canvas] = m.to_canvas(image, source)
         views = tuple(made[m.canvas] for m in self.members)
         return views, views[0][1]
 
-    def run(self, prepared: list[Views]) -> list[Output]:
+    def run(self, placed: list[Views]) -> list[Output]:
         """Every member on every image, each batched as that member allows."""
-        per_member = [
-            m.run([views[i][0] for views in prepared]) for i, m in enumerate(self.members)
-        ]
+        per_member = [m.run([views[i][0] for views in placed]) for i, m in enumerate(self.members)]
         return [
             tuple((per_member[i][k], views[i][1]) for i in range(len(self.members)))
-            for k, views in enumerate(prepared)
+            for k, views in enumerate(placed)
         ]
 
     def postprocess(self, output: Output, box: yolo.Letterbox) -> list[Detection]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 import threading
@@ -10,8 +11,17 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import urllib3
 
-from hook.callback import check_destination, is_public, post_labels, retry_after, session
+from hook.callback import (
+    Verdict,
+    check_destination,
+    is_public,
+    post_labels,
+    retry_after,
+    session,
+    unreachable,
+)
 from hook.hosts import HostAllowList
 from tests.loopback import free_port
 from tests.receiver import Receiver
@@ -31,19 +41,19 @@ def deliver(receiver: Receiver, path: str, hosts: HostAllowList = LOCAL, timeout
                        hosts=hosts, timeout=timeout)  # fmt: skip
 
 
+DELIVERED, RETRY, REFUSED = Verdict.DELIVERED, Verdict.RETRY, Verdict.REFUSED
+
+
 @pytest.mark.parametrize(
-    ("status", "delivered", "permanent"),
-    [(200, True, False), (204, True, False), (500, False, False), (503, False, False),
-     (429, False, False), (408, False, False), (400, False, True), (404, False, True),
-     (410, False, True)],
+    ("status", "verdict"),
+    [(200, DELIVERED), (204, DELIVERED), (500, RETRY), (503, RETRY), (429, RETRY), (408, RETRY),
+     (425, RETRY), (400, REFUSED), (404, REFUSED), (410, REFUSED)],
 )  # fmt: skip
-def test_outcome_by_status(
-    receiver: Receiver, status: int, delivered: bool, permanent: bool
-) -> None:
+def test_outcome_by_status(receiver: Receiver, status: int, verdict: Verdict) -> None:
     path = f"/status/{status}"
     receiver.script[path] = [status]
     outcome = deliver(receiver, path)
-    assert (outcome.delivered, outcome.permanent) == (delivered, permanent)
+    assert outcome.verdict is verdict
     assert str(status) in outcome.reason
     assert receiver.bodies(path)[-1] == {"status": "success", "labels": {}}
 
@@ -51,17 +61,27 @@ def test_outcome_by_status(
 def test_timeout_and_refused_connection_are_retried(receiver: Receiver) -> None:
     receiver.delay["/slow"] = 1.5
     slow = deliver(receiver, "/slow", timeout=0.3)
-    assert not slow.delivered and not slow.permanent and "timed out" in slow.reason
-    closed = post_labels(requests.Session(), f"http://127.0.0.1:{free_port()}/x", "{}",
+    assert slow.verdict is RETRY and "timed out" in slow.reason
+    port = free_port()
+    closed = post_labels(requests.Session(), f"http://127.0.0.1:{port}/x", "{}",
                          hosts=LOCAL, timeout=2)  # fmt: skip
-    assert not closed.delivered and not closed.permanent and "unreachable" in closed.reason
+    assert closed.verdict is RETRY
+    assert closed.reason == f"callback unreachable: connection refused by 127.0.0.1:{port}"
 
 
 def test_redirect_to_the_same_host_is_followed(receiver: Receiver) -> None:
     receiver.script["/moved"] = [307]
     receiver.headers["/moved"] = {"Location": "/new-home"}
     outcome = deliver(receiver, "/moved")
-    assert outcome.delivered and receiver.bodies("/new-home")
+    assert outcome.verdict is DELIVERED and receiver.bodies("/new-home")
+
+
+def test_a_redirect_loop_is_refused_after_the_limit(receiver: Receiver) -> None:
+    receiver.script["/loop"] = [307] * 10
+    receiver.headers["/loop"] = {"Location": "/loop"}
+    outcome = deliver(receiver, "/loop")
+    assert outcome.verdict is REFUSED and "redirected more than 3 times" in outcome.reason
+    assert len(receiver.bodies("/loop")) == 4  # the first POST and three redirects followed
 
 
 @pytest.mark.parametrize(
@@ -76,23 +96,24 @@ def test_redirect_to_another_origin_is_not_followed(receiver: Receiver, location
     receiver.script["/away"] = [302]
     receiver.headers["/away"] = {"Location": location}
     outcome = deliver(receiver, "/away")
-    assert not outcome.delivered and outcome.permanent and "another origin" in outcome.reason
+    assert outcome.verdict is REFUSED and "another origin" in outcome.reason
 
 
 def test_destination_is_checked_again_at_delivery() -> None:
     default = HostAllowList(("camio.com",))
-    assert "not allowed" in check_destination("http://127.0.0.1:9/cb", default).reason
+    refused = check_destination("http://127.0.0.1:9/cb", default)
+    assert refused is not None and refused.verdict is REFUSED and "not allowed" in refused.reason
     # an exactly listed name is trusted wherever it points; a subdomain must resolve publicly
     assert check_destination("http://localhost:9/cb", HostAllowList(("localhost",))) is None
     sub = check_destination("http://a.localhost:9/cb", HostAllowList(("localhost",)))
-    assert sub is not None and not sub.delivered
+    assert sub is not None and sub.verdict is not DELIVERED
     assert check_destination("http://127.0.0.1:9/cb", LOCAL) is None
     one_port = HostAllowList(("127.0.0.1:8101",))
     assert check_destination("http://127.0.0.1:8101/cb", one_port) is None
     other = check_destination("http://127.0.0.1:9/cb", one_port)
-    assert other is not None and other.permanent and "not allowed" in other.reason
+    assert other is not None and other.verdict is REFUSED and "not allowed" in other.reason
     unresolvable = check_destination("http://x.camio.invalid/cb", HostAllowList(("camio.invalid",)))
-    assert unresolvable is not None and not unresolvable.permanent  # DNS trouble: try later
+    assert unresolvable is not None and unresolvable.verdict is RETRY  # DNS trouble: try later
 
 
 @pytest.mark.parametrize(
@@ -107,7 +128,7 @@ def test_destination_is_checked_again_at_delivery() -> None:
 )
 def test_parser_confusion_cannot_reach_the_local_network(url: str) -> None:
     outcome = check_destination(url, HostAllowList(("camio.com",)))
-    assert outcome is not None and outcome.permanent and not outcome.delivered
+    assert outcome is not None and outcome.verdict is REFUSED
 
 
 @pytest.mark.parametrize(
@@ -146,7 +167,7 @@ def test_a_trickling_answer_is_cut_at_the_timeout() -> None:
     finally:
         server.close()
     assert time.monotonic() - started < 2.5
-    assert not outcome.delivered and not outcome.permanent and "timed out" in outcome.reason
+    assert outcome.verdict is RETRY and "timed out" in outcome.reason
 
 
 def raw_answer(answer: bytes) -> str:
@@ -170,36 +191,56 @@ def send(url: str):
     return post_labels(session(), url, "{}", hosts=LOCAL, timeout=5)
 
 
+def reason_for(url: str) -> str:
+    with pytest.raises(requests.ConnectionError) as raised:
+        requests.post(url, data="{}", timeout=5)
+    return unreachable(raised.value, url)
+
+
+def test_an_unreachable_callback_is_told_in_a_few_words() -> None:
+    """The root cause, not requests' 400-character chain of wrapped exceptions."""
+    url = raw_answer(b"")  # reads the request and closes without a word
+    assert reason_for(url) == f"{url[7:-3]} closed the connection without answering"
+    reset = requests.ConnectionError(urllib3.exceptions.ProtocolError(
+        "Connection aborted.", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    ))  # fmt: skip
+    assert unreachable(reset, "https://x.camio.com/cb") == "connection reset by x.camio.com:443"
+    assert reason_for("http://127.0.0.1:9/cb") == "connection refused by 127.0.0.1:9"
+    with socket.socket(socket.AF_INET6) as probe:
+        if probe.connect_ex(("::1", 9)) == errno.ECONNREFUSED:  # IPv6 loopback works here
+            assert reason_for("http://[::1]:9/cb") == "connection refused by [::1]:9"
+
+
 @pytest.mark.parametrize(
     "location", ["http://[::1/next", "http://127.0.0.1:99999/next", "http://[zz::1]/x"]
 )
 def test_a_malformed_redirect_is_refused_with_a_reason(location: str) -> None:
     answer = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
     outcome = send(raw_answer(answer.encode()))
-    assert not outcome.delivered and outcome.permanent
+    assert outcome.verdict is REFUSED
     assert "malformed Location" in outcome.reason or "another origin" in outcome.reason
 
 
 def test_an_interim_1xx_alone_is_tried_again_not_refused() -> None:
     answer = b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     outcome = send(raw_answer(answer))
-    assert not outcome.delivered and not outcome.permanent
+    assert outcome.verdict is RETRY
     assert "interim 102" in outcome.reason
 
 
 def test_a_200_whose_answer_is_cut_short_is_delivered() -> None:
     answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"
     outcome = send(raw_answer(answer))
-    assert outcome.delivered and "200" in outcome.reason
+    assert outcome.verdict is DELIVERED and "200" in outcome.reason
 
 
 def test_429_and_503_pass_on_their_retry_after() -> None:
     for status in (429, 503):
         answer = f"HTTP/1.1 {status} Busy\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
         outcome = send(raw_answer(answer.encode()))
-        assert not outcome.permanent and outcome.retry_after == 120
+        assert outcome.verdict is RETRY and outcome.retry_after == 120
     plain = send(raw_answer(b"HTTP/1.1 500 Oops\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"))
-    assert plain.retry_after is None  # only 429 and 503 define it as a wait
+    assert plain.verdict is RETRY and plain.retry_after is None  # only 429, 503 define a wait
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -113,5 +113,5 @@ def test_the_default_pair_gets_its_weights_however_it_is_spelled(
 def test_members_with_one_canvas_share_one_letterbox(members) -> None:
     fused = Ensemble(members)
     image, size = photo(DATA / "dog.jpg", fused)
-    views, box = fused.prepare(image, size)
+    views, box = fused.to_canvas(image, size)
     assert views[0] is views[1] and box is views[0][1]

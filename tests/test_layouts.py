@@ -125,7 +125,7 @@ def test_detr_with_target_sizes_maps_boxes_to_the_original_image(tmp_path: Path)
 
 def test_detr_dynamic_batch_runs_several_images_at_once(tmp_path: Path) -> None:
     detector = Detector(detr_model(tmp_path))
-    canvases = [detector.prepare(Image.new("RGB", size))[0] for size in (WIDE, (96, 64))]
+    canvases = [detector.to_canvas(Image.new("RGB", size))[0] for size in (WIDE, (96, 64))]
     outputs = detector.run(canvases)  # one session run: orig_target_sizes is [2, 2]
     assert len(outputs) == 2 and [a.shape for a in outputs[0]] == [(4, 4), (4,), (4,)]
     wide, exact = detector.detect_many([(Image.new("RGB", WIDE), None),

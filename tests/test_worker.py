@@ -1,34 +1,267 @@
-"""The worker in-process: its threads' behaviour at the edges, with real parts."""
+"""The worker in-process, with real parts: the store on nx-27017, the yolov3-tiny detector and
+real HTTP to a receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
+from pymongo.database import Database
 
+from hook.detector import Detector
+from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
+from hook.metrics import Metrics
 from hook.retry import RetryPolicy
+from hook.settings import DEFAULT_MODEL
 from hook.store import TaskStore
-from hook.worker import Config, Worker
-from tests.factories import free_port
+from hook.task import Status, Task
+from hook.worker import Worker, WorkerConfig
+from tests.factories import b64, bad_pngs, image_bytes
+from tests.loopback import free_port
+from tests.receiver import Receiver
 
-CONFIG = Config(lease_seconds=3, callback_timeout=2, retention_seconds=3600,
-                max_image_pixels=1_000_000, policy=RetryPolicy(),
-                hosts=HostAllowList(("127.0.0.1",)))  # fmt: skip
+DATA = Path(__file__).parent / "data"
+LOCAL = HostAllowList(("127.0.0.1",))
+LIMITS = Limits(max_images=16, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
+POLICY = RetryPolicy(base=30.0, max_attempts=3)  # the first retry waits 15-30 s: none in a test
+CONFIG = WorkerConfig(lease_seconds=3, callback_timeout=10, retention_seconds=3600,
+                      max_image_pixels=40_000_000, policy=POLICY, hosts=LOCAL)  # fmt: skip
+TRUNCATED_JPEG = (DATA / "dog.jpg").read_bytes()[:60000]
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def store(db: Database) -> TaskStore:
+    return TaskStore(db)
+
+
+def enqueue(store: TaskStore, url: str, *images: bytes) -> str:
+    """An event with these images, parsed as the web does and stored; its task id."""
+    payload = {"callback_url": url, "camera": "porch", "user_id": "u1",
+               "images": [{"timestamp": f"2017-05-05T01:31:{10 + i:02d}Z", "image_b64": b64(data)}
+                          for i, data in enumerate(images)]}  # fmt: skip
+    event = parse_event(json.dumps(payload).encode(), hosts=LOCAL, limits=LIMITS)
+    task_id, created = store.enqueue(event)
+    assert created
+    return task_id
+
+
+def wait_task(
+    store: TaskStore, task_id: str, ok: Callable[[Task | None], bool], timeout: float = 30
+) -> Task:
+    """The task once `ok(task)`; AssertionError with its last state after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not ok(task := store.get(task_id)):
+        assert time.monotonic() < deadline, f"task {task_id} is still {task}"
+        time.sleep(0.05)
+    assert task is not None
+    return task
+
+
+def settled_as(status: Status) -> Callable[[Task | None], bool]:
+    return lambda task: task is not None and task.status is status
+
+
+def queued_again(task: Task | None) -> bool:
+    return task is not None and task.status is Status.QUEUED and task.attempts >= 1
+
+
+def delivered(store: TaskStore, outcome: str) -> float:
+    """How many deliveries the metrics counted with `outcome`."""
+    key = f"deliveries|{outcome}"
+    return sum(c.get("n") for c in store.counted() if c.key == key)
+
+
+@contextmanager
+def running(store: TaskStore, detector: Detector) -> Iterator[Worker]:
+    """A worker running in a thread; warm-stopped at the end, which must return in time."""
+    worker = Worker(store, detector, CONFIG, metrics=Metrics(store))
+    thread = threading.Thread(target=worker.run, name="worker")
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+def path() -> str:
+    return f"/cb/{uuid.uuid4().hex}"
+
+
+def test_a_task_is_labeled_delivered_and_done(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    where = path()
+    task_id = enqueue(store, receiver.url(where), (DATA / "dog.jpg").read_bytes(),
+                      image_bytes(96, 64, seed=1))  # fmt: skip
+    with running(store, detector) as worker:
+        (body,) = receiver.wait_for(where, 1)
+        done = wait_task(store, task_id, settled_as(Status.DONE))
+    assert body["status"] == "success"
+    dog = body["labels"]["2017-05-05T01:31:10Z"]
+    assert {"dog", "bicycle", "car"} <= set(dog)
+    assert body["labels"]["2017-05-05T01:31:11Z"] == {}  # noise: nothing in it
+    assert done.attempts == 1 and done.last_error is None
+    assert json.loads(done.result_json or "") == body  # stored before the POST, sent as stored
+    assert store.load_images(done) == []  # a done task's bytes are deleted
+    assert worker.done == 1 and worker.in_flight == {}
+    assert delivered(store, "delivered") == 1
+
+
+@pytest.mark.parametrize("kind", ["truncated jpeg", *sorted(bad_pngs())])
+def test_a_bad_image_fails_its_own_task_and_the_next_is_labeled(
+    store: TaskStore, detector: Detector, receiver: Receiver, kind: str
+) -> None:
+    data = TRUNCATED_JPEG if kind == "truncated jpeg" else bad_pngs()[kind]
+    bad_path, good_path = path(), path()
+    bad = enqueue(store, receiver.url(bad_path), image_bytes(seed=2), data)
+    good = enqueue(store, receiver.url(good_path), (DATA / "person.jpg").read_bytes())
+    with running(store, detector):
+        failed = wait_task(store, bad, settled_as(Status.FAILED))
+        (body,) = receiver.wait_for(good_path, 1)
+        wait_task(store, good, settled_as(Status.DONE))
+    assert failed.attempts == 1  # failed for good at once, never retried as unexpected
+    assert failed.last_error is not None
+    assert failed.last_error.startswith("image 1 (timestamp 2017-05-05T01:31:11Z): ")
+    assert "does not decode" in failed.last_error
+    assert "person" in body["labels"]["2017-05-05T01:31:10Z"]
+    assert receiver.bodies(bad_path) == []
+
+
+def test_a_task_whose_images_are_gone_fails_saying_how_many(
+    store: TaskStore, detector: Detector, receiver: Receiver, db: Database
+) -> None:
+    where = path()
+    task_id = enqueue(store, receiver.url(where), image_bytes(seed=3), image_bytes(seed=4))
+    db["images"].delete_one({"_id": f"{task_id}:1"})  # as if an operator removed it
+    with running(store, detector):
+        failed = wait_task(store, task_id, settled_as(Status.FAILED))
+    assert failed.last_error == "1 of 2 images missing"
+    assert receiver.bodies(where) == []
+
+
+def test_a_permanent_refusal_fails_the_task_with_the_answer(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    where = path()
+    receiver.script[where] = [404]
+    task_id = enqueue(store, receiver.url(where), image_bytes(seed=5))
+    with running(store, detector):
+        failed = wait_task(store, task_id, settled_as(Status.FAILED))
+    assert failed.attempts == 1
+    assert failed.last_error == 'callback answered 404: {"status": 404}'
+    assert len(receiver.bodies(where)) == 1 and delivered(store, "refused") == 1
+
+
+def test_a_5xx_reschedules_the_task_with_backoff(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    where = path()
+    receiver.script[where] = [503]
+    task_id = enqueue(store, receiver.url(where), image_bytes(seed=6))
+    with running(store, detector):
+        queued = wait_task(store, task_id, queued_again)
+        rescheduled_at = time.time()
+    assert queued.attempts == 1 and queued.lease_owner is None
+    assert queued.last_error == 'callback answered 503: {"status": 503}'
+    wait = queued.run_at - rescheduled_at
+    assert 15 - 2 <= wait <= 30  # POLICY: half of 30 s fixed, half random
+    assert queued.result_json is not None  # the next attempt resends these very labels
+    assert delivered(store, "retried") == 1 and delivered(store, "delivered") == 0
+
+
+def test_an_unreachable_callback_is_retried_with_a_short_reason(
+    store: TaskStore, detector: Detector
+) -> None:
+    port = free_port()  # nothing listens there
+    task_id = enqueue(store, f"http://127.0.0.1:{port}/cb", image_bytes(seed=7))
+    with running(store, detector):
+        queued = wait_task(store, task_id, queued_again)
+    assert queued.last_error == f"callback unreachable: connection refused by 127.0.0.1:{port}"
+
+
+def test_a_warm_stop_gives_back_the_tasks_not_started_and_finishes_the_rest(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    paths = [path() for _ in range(8)]  # more than the worker holds at once
+    for where in paths:
+        receiver.delay[where] = 1.5
+    ids = [enqueue(store, receiver.url(where), image_bytes(seed=100 + n))
+           for n, where in enumerate(paths)]  # fmt: skip
+    with running(store, detector) as worker:
+        receiver.wait_for(paths[0], 1)
+        worker.stop()  # while the first deliveries are under way
+    tasks = [store.get(task_id) for task_id in ids]
+    posted = [len(receiver.bodies(where)) for where in paths]
+    assert posted[0] == 1 and all(n <= 1 for n in posted)
+    for task, n in zip(tasks, posted, strict=True):
+        assert task is not None
+        if n:  # in delivery when the stop came: finished
+            assert task.status is Status.DONE
+        else:  # never sent: back in the queue, the attempt not counted, nobody's lease
+            assert task.status is Status.QUEUED and task.attempts == 0
+            assert task.lease_owner is None
+    assert any(task.status is Status.QUEUED for task in tasks if task), "nothing was given back"
+    assert worker.in_flight == {}
+
+
+def test_a_job_settled_early_takes_no_delivery_slot(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    other = Receiver()  # a second callback host: two per host fill all four slots
+    try:
+        slow = [(server, path()) for server in (receiver, other) for _ in range(2)]
+        for server, where in slow:
+            server.delay[where] = 4.0
+        held = [enqueue(store, server.url(where), image_bytes(seed=200 + n))
+                for n, (server, where) in enumerate(slow)]  # fmt: skip
+        with running(store, detector):
+            for server, where in slow:  # every delivery slot is now waiting on an answer
+                server.wait_for(where, 1, timeout=10)
+            bad = [enqueue(store, receiver.url(path()), image_bytes(seed=210), TRUNCATED_JPEG),
+                   enqueue(store, other.url(path()), bad_pngs()["truncated png"])]  # fmt: skip
+            for task_id in bad:  # failed at once, without waiting for a slot to free
+                wait_task(store, task_id, settled_as(Status.FAILED), timeout=2.5)
+            still = [store.get(task_id) for task_id in held]
+            assert all(t is not None and t.status is Status.RUNNING for t in still)
+            for task_id in held:
+                wait_task(store, task_id, settled_as(Status.DONE))
+    finally:
+        other.close()
 
 
 def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, detector: Detector
 ) -> None:
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
                                       serverSelectionTimeoutMS=200)  # fmt: skip
     store = TaskStore(client["nowhere"])
-    worker = Worker(store, detector=None, config=CONFIG, metrics=object())  # type: ignore[arg-type]
+    worker = Worker(store, detector, CONFIG, metrics=Metrics(store))
     worker.stop()
     failures: list[BaseException] = []
-    thread = threading.Thread(target=lambda: _run(worker, failures))
+    thread = threading.Thread(target=lambda: _keep_leases(worker, failures))
     with caplog.at_level(logging.WARNING, logger="hook.worker"):
         thread.start()
         thread.join(10)
@@ -36,7 +269,7 @@ def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
     assert "could not record that it stopped" in caplog.text
 
 
-def _run(worker: Worker, failures: list[BaseException]) -> None:
+def _keep_leases(worker: Worker, failures: list[BaseException]) -> None:
     try:
         worker._keep_leases()
     except BaseException as exc:  # whatever escaped the thread

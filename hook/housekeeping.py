@@ -1,0 +1,64 @@
+"""Housekeeping: the queue's chores that no single task owns, run by every worker in turn.
+
+    sweep   tasks whose lease ran out (their worker died or hung) back to the queue, or
+            failed when out of attempts: every few seconds
+    purge   finished tasks past retention, images whose task never appeared (a failed
+            enqueue) and the heartbeats of workers gone a day: every hour
+
+Each worker does both between claims, so they go on while any worker runs; all are idempotent,
+so workers doing them at once do no harm. A chore that fails stays due and is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from hook.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 5.0  # at most this between sweeps for expired leases (less with short leases)
+PURGE_SECONDS = 3600.0  # between purges; also how old an orphan image must be to go
+FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
+
+
+class Housekeeper:
+    """Runs the chores that are due; `clock` is wall time, `monotonic` paces the chores."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        lease_seconds: float,
+        retention_seconds: float,
+        max_attempts: int,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.clock, self.monotonic = store, clock, monotonic
+        self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
+        self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
+        self.next_sweep = self.next_purge = 0.0  # both due at once
+
+    def run_due(self) -> None:
+        """Do the chores that are due; PyMongoError (or a bug) leaves them due."""
+        now = self.monotonic()
+        if now >= self.next_sweep:
+            self.store.requeue_expired(self.max_attempts)
+            self.next_sweep = now + self.sweep_every
+        if now >= self.next_purge:
+            self.purge()
+            self.next_purge = now + PURGE_SECONDS
+
+    def purge(self) -> tuple[int, int, int]:
+        """Remove what is past keeping: (finished tasks, orphan images, old heartbeats)."""
+        now = self.clock()
+        removed = self.store.purge(before=now - self.retention_seconds)
+        orphans = self.store.purge_orphans(before=now - PURGE_SECONDS)
+        forgotten = self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
+        if removed or orphans:
+            log.info("purged %d finished task(s) past retention and %d orphan image(s)",
+                     removed, orphans)  # fmt: skip
+        return removed, orphans, forgotten

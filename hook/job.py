@@ -1,0 +1,51 @@
+"""Job: a claimed task on its way through the worker's stages, its stage said in one field.
+
+    CLAIMED --load--> LOADED --label--> LABELED --deliver--> SETTLED
+       |                 |                                      ^
+       +-- stored labels of an earlier try: LABELED             |
+       +-- bad image, lease lost, unexpected error: SETTLED ----+
+
+A settled job is finished with: done, rescheduled, failed, given back or lost to another
+worker. Only a LABELED job goes to the delivery pool, so one settled early takes no slot there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hook import yolo
+from hook.task import Task
+
+
+class Stage(StrEnum):
+    CLAIMED = "claimed"  # leased to this worker; its images not yet loaded
+    LOADED = "loaded"  # images decoded and letterboxed: for the detector
+    LABELED = "labeled"  # labels stored with the task (now or by an earlier try): to deliver
+    SETTLED = "settled"  # nothing more to do here
+
+
+@dataclass
+class Job:
+    """A claimed task and what the stages made of it so far."""
+
+    task: Task
+    owner: str  # this claim's lease owner: unique per claim, so a stale job cannot pass for new
+    claimed: float  # monotonic time of the claim, for the claim-to-done figure
+    stage: Stage = Stage.CLAIMED
+    canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
+    boxes: list[yolo.Letterbox] = field(default_factory=list)
+    body: str | None = None  # the labels JSON, once LABELED
+    infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
+
+    def loaded(self, canvases: list[Any], boxes: list[yolo.Letterbox]) -> None:
+        self.canvases, self.boxes, self.stage = canvases, boxes, Stage.LOADED
+
+    def labeled(self, body: str) -> None:
+        self.body, self.stage = body, Stage.LABELED
+        self.canvases = []  # the pixels are not needed any more: free them early
+
+    def settle(self) -> None:
+        self.stage = Stage.SETTLED
+        self.canvases = []
