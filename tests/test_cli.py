@@ -164,14 +164,20 @@ def test_no_network_is_one_clear_line() -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+def beat(store: TaskStore, worker: str, **info: Any) -> None:
+    """A heartbeat as worker.py records it: `info` over a running worker's facts."""
+    facts = {"host": "host", "pid": 1, "state": "running", "started_at": time.time(),
+             "every": 10.0, "done": 0, "in_flight": 0}  # fmt: skip
+    store.beat(worker, {**facts, **info})
+
+
 def test_status_reports_queue_failures_and_workers(mongo, db: Database, db_name: str) -> None:
     store = TaskStore(db)
     ids = [store.enqueue(make_event(seed=s))[0] for s in range(3)]
     store.claim("w1", 60)
     store.fail(ids[0], "w1", "callback answered 404: gone")
-    store.beat("host:1:abc", {"host": "host", "pid": 1, "state": "running", "every": 10,
-                              "done": 7, "in_flight": 1})  # fmt: skip
-    store.beat("host:2:old", {"state": "running", "every": 10})
+    beat(store, "host:1:abc", pid=1, state="running", every=10, done=7, in_flight=1)
+    beat(store, "host:2:old", state="running", every=10)
     db.workers.update_one({"_id": "host:2:old"}, {"$set": {"seen_at": time.time() - 3600}})
     done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
     assert done.returncode == 0, done.stderr
@@ -206,9 +212,9 @@ def test_status_shows_stopped_workers_and_retrying_tasks(mongo, db: Database, db
     claimed = store.claim("w1", 60)
     assert claimed is not None
     store.reschedule(claimed.id, "w1", time.time() + 60, "callback timed out")
-    store.beat("host:1:run", {"host": "host", "pid": 1, "state": "running", "every": 10})
-    store.beat("host:2:bye", {"host": "host", "pid": 2, "state": "stopped", "every": 10})
-    store.beat("host:3:dead", {"host": "host", "pid": 3, "state": "running", "every": 10})
+    beat(store, "host:1:run", pid=1, state="running")
+    beat(store, "host:2:bye", pid=2, state="stopped")
+    beat(store, "host:3:dead", pid=3, state="running")
     day_ago = time.time() - 20 * 3600  # a clean stop stays "stopped" until housekeeping drops it
     db.workers.update_many({"_id": {"$in": ["host:2:bye", "host:3:dead"]}},
                            {"$set": {"seen_at": day_ago}})  # fmt: skip

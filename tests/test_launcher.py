@@ -18,7 +18,9 @@ import requests
 from pymongo import MongoClient
 
 from hook.cli.launcher import TRY_IT_HOST, child_env, restart_delay
+from hook.cli.queue_report import heartbeats
 from hook.store import TaskStore
+from hook.store.records import Heartbeat
 from tests import procs
 from tests.factories import API_KEY, event, make_settings
 from tests.loopback import free_port
@@ -49,7 +51,7 @@ def up_at(output: str) -> float:
     return datetime.strptime(found[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def worker_beats(mongo_port: int, launcher: subprocess.Popen[bytes]) -> list[dict]:
+def worker_beats(mongo_port: int, launcher: subprocess.Popen[bytes]) -> list[Heartbeat]:
     """Heartbeats of the worker.py processes this launcher runs, from its embedded MongoDB."""
     client: MongoClient = MongoClient(
         f"mongodb://127.0.0.1:{mongo_port}", serverSelectionTimeoutMS=3000
@@ -60,7 +62,7 @@ def worker_beats(mongo_port: int, launcher: subprocess.Popen[bytes]) -> list[dic
             for p in children_of(launcher.pid)
             if b"worker.py" in Path(f"/proc/{p}/cmdline").read_bytes()
         }
-        return [b for b in TaskStore(client["hook"]).workers() if b.get("pid") in pids]
+        return [b for b in heartbeats(TaskStore(client["hook"])) if b.pid in pids]
     finally:
         client.close()
 
@@ -105,8 +107,8 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> No
         wait_until(lambda: UP.search(log.read_text()), what="hook is up")
         # "hook is up" came after every worker had loaded its model and started beating
         beats = worker_beats(mongo_port, launcher)
-        assert len(beats) == 2 and {b["state"] for b in beats} == {"running"}
-        assert max(b["started_at"] for b in beats) <= up_at(log.read_text()) + 0.001
+        assert len(beats) == 2 and {b.state for b in beats} == {"running"}
+        assert max(b.started_at for b in beats) <= up_at(log.read_text()) + 0.001
         payload = event(2, callback_url=receiver.url("/cb/run"))
         answer = requests.post(f"{base}/tasks/{API_KEY}", json=payload, timeout=10)
         assert answer.status_code == 200

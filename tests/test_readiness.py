@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo.database import Database
@@ -17,6 +18,7 @@ from pymongo.database import Database
 from hook.cli.readiness import Readiness, describe, local_address, web_answers, workers_waiting
 from hook.embedded import EmbeddedMongo
 from hook.store import TaskStore
+from hook.store.records import Heartbeat
 from tests.loopback import free_port, serve
 
 HOST = socket.gethostname()
@@ -68,12 +70,25 @@ def test_the_web_answers_over_tcp_or_a_unix_socket(unix_web: str, tmp_path: Path
     assert not web_answers(f"unix:{tmp_path / 'nothing.sock'}", tls=False)
 
 
+def heartbeat(host: str, pid: int, seen_at: float) -> Heartbeat:
+    return Heartbeat(
+        worker=f"{host}:{pid}:x", host=host, pid=pid, state="running", started_at=seen_at,
+        every=10.0, done=0, in_flight=0, seen_at=seen_at,
+    )  # fmt: skip
+
+
+def facts(pid: int) -> dict[str, Any]:
+    """What worker.py records in a heartbeat (the store adds seen_at)."""
+    return {"host": HOST, "pid": pid, "state": "running", "started_at": time.time(),
+            "every": 10.0, "done": 0, "in_flight": 0}  # fmt: skip
+
+
 def test_a_worker_counts_once_it_beat_on_this_host_since_it_started() -> None:
     started = {101: 1000.0, 102: 1000.0, 103: 1000.0}
     beats = [
-        {"host": HOST, "pid": 101, "seen_at": 1000.5},  # beat since it started: ready
-        {"host": HOST, "pid": 102, "seen_at": 999.0},  # an earlier process with that pid
-        {"host": "elsewhere", "pid": 103, "seen_at": 1001.0},  # another machine's pid 103
+        heartbeat(HOST, 101, 1000.5),  # beat since it started: ready
+        heartbeat(HOST, 102, 999.0),  # an earlier process with that pid
+        heartbeat("elsewhere", 103, 1001.0),  # another machine's pid 103
     ]
     assert workers_waiting(beats, started, HOST) == [102, 103]
     assert workers_waiting([], {}, HOST) == []
@@ -94,9 +109,9 @@ def test_readiness_waits_for_the_web_then_for_each_worker(
                 "worker 1 (pid 4242) to load its model",
                 "worker 2 (pid 4343) to load its model",
             ]
-            store.beat(f"{HOST}:4242:a", {"host": HOST, "pid": 4242, "state": "running"})
+            store.beat(f"{HOST}:4242:a", facts(4242))
             assert ready.waiting_for(workers) == ["worker 2 (pid 4343) to load its model"]
-            store.beat(f"{HOST}:4343:b", {"host": HOST, "pid": 4343, "state": "running"})
+            store.beat(f"{HOST}:4343:b", facts(4343))
             assert ready.waiting_for(workers) == []
         finally:
             ready.close()

@@ -10,7 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from hook.store import TaskStore
+from hook.store.records import Heartbeat
 from hook.task import Status, iso
+
+
+def heartbeats(store: TaskStore) -> list[Heartbeat]:
+    """The workers' heartbeats as records, most recent first (documents become records)."""
+    return [b if isinstance(b, Heartbeat) else Heartbeat.from_doc(b) for b in store.workers()]
 
 
 def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
@@ -29,19 +35,18 @@ def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
             }
             for t in store.pending([Status.FAILED], failures)
         ],
-        "workers": [_worker(beat, now) for beat in store.workers()],
+        "workers": [_worker(beat, now) for beat in heartbeats(store)],
     }
 
 
-def _worker(beat: dict[str, Any], now: float) -> dict[str, Any]:
-    age = now - float(beat.get("seen_at", 0))
-    state = beat.get("state")
-    if state != "stopped" and age >= 3 * float(beat.get("every", 10)):
+def _worker(beat: Heartbeat, now: float) -> dict[str, Any]:
+    age = now - beat.seen_at
+    state = beat.state
+    if state != "stopped" and age >= 3 * beat.every:
         state = "gone"
     return {
-        "id": beat["_id"], "host": beat.get("host"), "pid": beat.get("pid"), "state": state,
-        "seen_seconds_ago": round(age, 1), "done": beat.get("done", 0),
-        "in_flight": beat.get("in_flight", 0),
+        "id": beat.worker, "host": beat.host, "pid": beat.pid, "state": state,
+        "seen_seconds_ago": round(age, 1), "done": beat.done, "in_flight": beat.in_flight,
     }  # fmt: skip
 
 

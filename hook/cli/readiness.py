@@ -12,12 +12,13 @@ import socket
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from hook.cli.queue_report import heartbeats
 from hook.store import TaskStore
+from hook.store.records import Heartbeat
 
 UNIX = "unix:"
 PROBE_SECONDS = 0.5  # the launcher checks often; none of its checks may hold it up for long
@@ -82,14 +83,13 @@ def web_answers(bind: str, *, tls: bool, timeout: float = PROBE_SECONDS) -> bool
 
 
 def workers_waiting(
-    beats: Iterable[Mapping[str, Any]], started: Mapping[int, float], host: str
+    beats: Iterable[Heartbeat], started: Mapping[int, float], host: str
 ) -> list[int]:
     """PIDs in `started` (pid -> wall-clock start) with no heartbeat from `host` since then."""
     latest: dict[int, float] = {}
     for beat in beats:
-        pid = beat.get("pid")
-        if beat.get("host") == host and isinstance(pid, int):
-            latest[pid] = max(latest.get(pid, 0.0), float(beat.get("seen_at", 0.0)))
+        if beat.host == host:
+            latest[beat.pid] = max(latest.get(beat.pid, 0.0), beat.seen_at)
     return [pid for pid, since in started.items() if latest.get(pid, -1.0) < since]
 
 
@@ -110,7 +110,7 @@ class Readiness:
         if not web_answers(self.bind, tls=self.tls):
             return [f"the web on {describe(self.bind, tls=self.tls)}"]
         try:
-            beats = self._store().workers()
+            beats = heartbeats(self._store())
         except PyMongoError:
             return ["MongoDB"]
         started = dict(workers.values())
