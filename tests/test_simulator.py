@@ -133,7 +133,7 @@ def test_no_labels_in_time_is_a_timeout(mongo: EmbeddedMongo, tmp_path) -> None:
         assert len(web_only.listing("queued")) == 1  # stored, but no worker labels it
     assert done.returncode == 1
     assert "dog.jpg: timeout: no labels within 1 s" in done.stdout
-    assert "summary: 1 photos, 0 labeled, 1 timeout" in done.stdout
+    assert "summary: 1 photo, 0 labeled, 1 timeout" in done.stdout
 
 
 def test_the_hook_down_is_one_clear_line_without_the_key(tmp_path) -> None:

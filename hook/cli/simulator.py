@@ -129,7 +129,8 @@ def summary(results: list[Result], skipped: int) -> dict[str, Any]:
 
 
 def summary_line(figures: dict[str, Any]) -> str:
-    parts = [f"{figures['photos']} photos", f"{figures['labeled']} labeled"]
+    photos = figures["photos"]
+    parts = [f"{photos} photo{'' if photos == 1 else 's'}", f"{figures['labeled']} labeled"]
     parts += [f"{figures[o]} {o}" for o in OUTCOMES[1:] if figures[o]]
     if figures["skipped"]:
         parts.append(f"{figures['skipped']} other files skipped")
