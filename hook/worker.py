@@ -47,7 +47,7 @@ from hook.labels import camio_labels
 from hook.metrics import Metrics
 from hook.retry import RetryPolicy
 from hook.settling import Settlement, Settler
-from hook.store import TaskStore
+from hook.store import Heartbeat, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -271,8 +271,7 @@ class Worker:
     def _beat(self, period: float, state: str) -> None:
         with self.lock:
             in_flight, done = len(self.in_flight), self.done
-        self.store.beat(self.id, {
-            "host": socket.gethostname(), "pid": os.getpid(), "state": state,
-            "started_at": self.started_at, "every": period, "done": done,
-            "in_flight": in_flight,
-        })  # fmt: skip
+        self.store.beat(Heartbeat(
+            worker=self.id, host=socket.gethostname(), pid=os.getpid(), state=state,
+            started_at=self.started_at, every=period, done=done, in_flight=in_flight,
+        ))  # fmt: skip

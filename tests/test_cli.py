@@ -18,7 +18,7 @@ from pymongo.database import Database
 import hook.cli
 from hook.cli.commands import COMMANDS, main
 from hook.errors import ConfigError, HookError
-from hook.store import TaskStore
+from hook.store import Heartbeat, TaskStore
 from tests import procs
 from tests.factories import API_KEY, make_event
 from tests.loopback import free_port
@@ -166,9 +166,16 @@ def test_no_network_is_one_clear_line() -> None:
 
 def beat(store: TaskStore, worker: str, **info: Any) -> None:
     """A heartbeat as worker.py records it: `info` over a running worker's facts."""
-    facts = {"host": "host", "pid": 1, "state": "running", "started_at": time.time(),
-             "every": 10.0, "done": 0, "in_flight": 0}  # fmt: skip
-    store.beat(worker, {**facts, **info})
+    facts: dict[str, Any] = {
+        "host": "host",
+        "pid": 1,
+        "state": "running",
+        "started_at": time.time(),
+        "every": 10.0,
+        "done": 0,
+        "in_flight": 0,
+    }
+    store.beat(Heartbeat(worker=worker, **{**facts, **info}))
 
 
 def test_status_reports_queue_failures_and_workers(mongo, db: Database, db_name: str) -> None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pymongo.database import Database
@@ -77,10 +76,10 @@ def heartbeat(host: str, pid: int, seen_at: float) -> Heartbeat:
     )  # fmt: skip
 
 
-def facts(pid: int) -> dict[str, Any]:
+def facts(worker: str, pid: int) -> Heartbeat:
     """What worker.py records in a heartbeat (the store adds seen_at)."""
-    return {"host": HOST, "pid": pid, "state": "running", "started_at": time.time(),
-            "every": 10.0, "done": 0, "in_flight": 0}  # fmt: skip
+    return Heartbeat(worker=worker, host=HOST, pid=pid, state="running", started_at=time.time(),
+                     every=10.0, done=0, in_flight=0)  # fmt: skip
 
 
 def test_a_worker_counts_once_it_beat_on_this_host_since_it_started() -> None:
@@ -109,9 +108,9 @@ def test_readiness_waits_for_the_web_then_for_each_worker(
                 "worker 1 (pid 4242) to load its model",
                 "worker 2 (pid 4343) to load its model",
             ]
-            store.beat(f"{HOST}:4242:a", facts(4242))
+            store.beat(facts(f"{HOST}:4242:a", 4242))
             assert ready.waiting_for(workers) == ["worker 2 (pid 4343) to load its model"]
-            store.beat(f"{HOST}:4343:b", facts(4343))
+            store.beat(facts(f"{HOST}:4343:b", 4343))
             assert ready.waiting_for(workers) == []
         finally:
             ready.close()

@@ -16,7 +16,7 @@ from hook.task import Status, iso
 
 def heartbeats(store: TaskStore) -> list[Heartbeat]:
     """The workers' heartbeats as records, most recent first (documents become records)."""
-    return [b if isinstance(b, Heartbeat) else Heartbeat.from_doc(b) for b in store.workers()]
+    return store.workers()
 
 
 def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from hook.store.heartbeats import Heartbeats
 from hook.store.intake import Intake
 from hook.store.leases import Leases
 from hook.store.reading import Reading
-from hook.store.records import Counter
+from hook.store.records import Counter, Heartbeat
 from hook.store.retention import Retention
 
 
@@ -35,4 +35,4 @@ class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
 
-__all__ = ["Counter", "TaskStore"]
+__all__ = ["Counter", "Heartbeat", "TaskStore"]

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pymongo import DESCENDING
 
 from hook.store.base import Base
+from hook.store.records import Heartbeat
 
 
 class Heartbeats(Base):
     """The `workers` collection: one document per worker, refreshed while it runs."""
 
-    def beat(self, worker: str, info: dict[str, Any]) -> None:
-        """Record that `worker` is alive, with a few facts about it."""
+    def beat(self, heartbeat: Heartbeat) -> None:
+        """Record that a worker is alive, as of now, with what it says about itself."""
         self.heartbeats.update_one(
-            {"_id": worker}, {"$set": {**info, "seen_at": self.clock()}}, upsert=True
+            {"_id": heartbeat.worker}, {"$set": heartbeat.to_doc(self.clock())}, upsert=True
         )
 
-    def workers(self) -> list[dict[str, Any]]:
+    def workers(self) -> list[Heartbeat]:
         """Heartbeats, most recent first."""
-        return list(self.heartbeats.find().sort("seen_at", DESCENDING))
+        return [Heartbeat.from_doc(d) for d in self.heartbeats.find().sort("seen_at", DESCENDING)]
 
     def forget_workers(self, before: float) -> int:
         """Drop heartbeats last seen before `before` (workers long gone)."""
