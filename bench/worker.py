@@ -134,7 +134,7 @@ def main() -> None:
         f"  POST-to-callback latency, idle, one event at a time: p50 {r['p50']:.0f} ms, "
         f"p99 {r['p99']:.0f} ms"
     )
-    print(f"  worker peak RSS: {r['peak_rss_mb']:.0f} MB")  # fmt: skip
+    print(f"  worker peak RSS: {r['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

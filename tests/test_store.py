@@ -13,11 +13,11 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
-from hook.event import Event, Limits, parse_event
+from hook.event import Limits
 from hook.hosts import HostAllowList
 from hook.store import TaskStore
 from hook.task import Status, Task
-from tests.factories import event
+from tests.factories import make_event
 
 HOSTS = HostAllowList(("camio.com",))
 LIMITS = Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
@@ -40,10 +40,6 @@ def present(task: Task | None) -> Task:
 def found(doc: dict[str, Any] | None) -> dict[str, Any]:
     assert doc is not None
     return doc
-
-
-def make_event(seed: int = 0, n_images: int = 1) -> Event:
-    return parse_event(json.dumps(event(n_images, seed=seed)).encode(), hosts=HOSTS, limits=LIMITS)
 
 
 @pytest.fixture

@@ -188,18 +188,21 @@ def test_each_validation_failure_is_a_400_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    ("raw", "words"),
+    ("raw", "status", "words"),
     [
-        (b"", "empty"),
-        (b"{not json", "not valid JSON"),
-        (b"[1, 2]", "must be a JSON object"),
-        (b"\xff\xfe\x00garbage", "not valid JSON"),
-        (b"[" * 100_000 + b"]" * 100_000, "JSON"),
+        (b"", 400, "empty"),
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "must be a JSON object"),
+        (b"\xff\xfe\x00garbage", 400, "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, 413, "JSON separators"),
+        (b"[" * 5000 + b"]" * 5000, 400, "nested too deeply"),
     ],
 )
-def test_bodies_that_are_not_a_json_object(base: str, db: Database, raw: bytes, words: str) -> None:
+def test_bodies_that_are_not_a_json_object(
+    base: str, db: Database, raw: bytes, status: int, words: str
+) -> None:
     answer = requests.post(f"{base}/tasks/{API_KEY}", data=raw, timeout=10)
-    assert answer.status_code in (400, 413) and words in answer.json()["error"]
+    assert answer.status_code == status and words in answer.json()["error"]
     assert nothing_stored(db)
 
 
