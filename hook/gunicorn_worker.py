@@ -10,7 +10,7 @@ from hook.connection import current_request
 
 
 class Worker(GeventWorker):
-    """A connection is a greenlet (slow clients hold no thread); see hook.launcher."""
+    """A connection is a greenlet (slow clients hold no thread); see hook.cli.argv."""
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         token = current_request.set(req)

@@ -129,6 +129,11 @@ main() {
   .venv/bin/python models/build.py all
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
+  else
+    # simulate's sample pictures for the README's try-it; the service runs without them
+    (fetch_test_images) || say "no sample photos in tests/data; simulate takes any folder of JPEGs"
+  fi
+  if [ "$want_tests" = 1 ]; then
     say "labeled photo sets of the accuracy benchmark: python -m bench.photoset"
     .venv/bin/python -m bench.photoset || die "could not fetch the labeled photo sets"
     # the installer's test runs shellcheck and systemd-analyze where they are installed

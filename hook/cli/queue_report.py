@@ -14,11 +14,6 @@ from hook.store.records import Heartbeat
 from hook.task import Status, iso
 
 
-def heartbeats(store: TaskStore) -> list[Heartbeat]:
-    """The workers' heartbeats as records, most recent first (documents become records)."""
-    return store.workers()
-
-
 def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
     """Everything the status report shows, as plain data (also printed with --json)."""
     oldest = store.oldest_pending()
@@ -35,7 +30,7 @@ def gather(store: TaskStore, now: float, failures: int = 5) -> dict[str, Any]:
             }
             for t in store.pending([Status.FAILED], failures)
         ],
-        "workers": [_worker(beat, now) for beat in heartbeats(store)],
+        "workers": [_worker(beat, now) for beat in store.workers()],
     }
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from hook.cli.queue_report import heartbeats
 from hook.store import TaskStore
 from hook.store.records import Heartbeat
 
@@ -110,7 +109,7 @@ class Readiness:
         if not web_answers(self.bind, tls=self.tls):
             return [f"the web on {describe(self.bind, tls=self.tls)}"]
         try:
-            beats = heartbeats(self._store())
+            beats = self._store().workers()
         except PyMongoError:
             return ["MongoDB"]
         started = dict(workers.values())
