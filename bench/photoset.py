@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from hook.errors import HookError
+
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("photos", "holdout")  # bench/NAME/*.toml -> tests/data/NAME/; holdout: never tuned on
 CACHE = ROOT / "tests" / "data" / ".cache"
@@ -48,7 +50,7 @@ REGISTRIES = ("deb", "pip", "npm")
 DOWNLOAD = 900  # seconds one download may take
 
 
-class PhotoSetError(Exception):
+class PhotoSetError(HookError):
     """A manifest that does not parse, or a photo that cannot be had or does not match."""
 
 
