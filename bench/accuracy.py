@@ -176,7 +176,7 @@ def details(photos: Sequence[Photo], seen: Sequence[Seen], threshold: float) -> 
     lines = []
     for photo, result in zip(photos, seen, strict=True):
         labels = delivered(result.detections, threshold)
-        best = {}
+        best: dict[str, float] = {}
         for d in result.detections:
             if d.score >= threshold:
                 best[d.label] = max(best.get(d.label, 0.0), d.score)

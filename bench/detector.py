@@ -18,6 +18,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +85,8 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
             path.name,
             per_call(decode, seconds / 4),
             per_call(prepare, seconds / 4),
-            per_call(lambda t=tensor: detector.session.run(None, {"images": t}), seconds),
-            per_call(lambda o=output, b=box: detector.postprocess(o, b), seconds / 4),
+            per_call(partial(detector.session.run, None, {"images": tensor}), seconds),
+            per_call(partial(detector.postprocess, output, box), seconds / 4),
         ))  # fmt: skip
     return rows
 
@@ -202,7 +203,7 @@ def main() -> None:
         variants.append(
             (
                 f"1 session, {threads} thread(s)",
-                1 / per_call(lambda s=s: s.run(None, {"images": one}), sec),
+                1 / per_call(partial(s.run, None, {"images": one}), sec),
             )
         )
     for level in ("basic", "extended"):
@@ -210,7 +211,7 @@ def main() -> None:
         variants.append(
             (
                 f"graph optimisation {level}",
-                1 / per_call(lambda s=s: s.run(None, {"images": one}), sec),
+                1 / per_call(partial(s.run, None, {"images": one}), sec),
             )
         )
     three = tensors(detector, 3)
@@ -241,7 +242,7 @@ def main() -> None:
             ("int8 static, convs only, per channel", static),
         ):
             s = session(path)
-            rate = 1 / per_call(lambda s=s: s.run(None, {"images": one}), sec)
+            rate = 1 / per_call(partial(s.run, None, {"images": one}), sec)
             variants.append(
                 (f"{name}, accuracy {agreement(reference, labels_of(detector, s))}", rate)
             )

@@ -57,9 +57,11 @@ def noisy_jpeg(width: int, height: int, seed: int) -> bytes:
 def web_figures(limit: int) -> list[tuple[str, str]]:
     rows = []
     with Stack(web_workers=1, HOOK_MAX_BODY=str(limit)) as stack:
-        (worker,) = children_of(stack.web.pid)  # type: ignore[union-attr]
+        assert stack.web is not None  # started by the `with`
+        (worker,) = children_of(stack.web.pid)
         rows.append(("web worker peak RSS after start", f"{peak_rss_mb(worker):.0f} MB"))
-        images, size = [], 0
+        images: list[dict[str, str]] = []
+        size = 0
         while True:
             jpeg = noisy_jpeg(1600, 1200, len(images))
             if size + len(jpeg) * 4 // 3 + 1000 > limit or len(images) >= 64:

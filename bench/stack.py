@@ -20,7 +20,9 @@ class Stack(procs.Stack):
     stopped by its PID on exit; here with its logs in a temporary directory, warnings only."""
 
     def __init__(self, *, web_workers: int = 2, **env: str) -> None:
-        super().__init__(web_workers=web_workers, **{"HOOK_LOG_LEVEL": "WARNING", **env})
+        # Every named parameter given, so the settings can only go to procs.Stack's **env.
+        settings = {"HOOK_LOG_LEVEL": "WARNING", **env}
+        super().__init__(None, mongo=None, mongo_dir=None, web_workers=web_workers, **settings)
 
 
 def cpu() -> tuple[str, list[str]]:

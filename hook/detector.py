@@ -63,7 +63,7 @@ class Detects:
         return self.detect_many([(image, source)])[0]
 
     def detect_many(
-        self, images: list[tuple[Image.Image, tuple[int, int] | None]]
+        self, images: Sequence[tuple[Image.Image, tuple[int, int] | None]]
     ) -> list[list[Detection]]:
         """Detect in several images (one event's), batched when the model allows it."""
         if not images:
@@ -203,7 +203,9 @@ class Detector(Detects):
         keep = yolo.nms(boxes, scores, class_ids, self.iou)
         mapped = yolo.unletterbox(boxes[keep], box)
         return [
-            Detection(self.labels[int(c)], float(s), tuple(float(v) for v in b))  # type: ignore[arg-type]
+            Detection(
+                self.labels[int(c)], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            )
             for b, s, c in zip(mapped, scores[keep], class_ids[keep], strict=True)
         ]
 
@@ -264,14 +266,15 @@ def _labels(model: Path, session: ort.InferenceSession) -> list[str]:
             return [name for name in names if name]
     raw = session.get_modelmeta().custom_metadata_map.get("names")
     if raw:
+        parsed: object
         try:
-            names = ast.literal_eval(raw)  # Ultralytics: "{0: 'person', 1: 'bicycle', ...}"
+            parsed = ast.literal_eval(raw)  # Ultralytics: "{0: 'person', 1: 'bicycle', ...}"
         except (ValueError, SyntaxError):
-            names = None
-        if isinstance(names, dict):
-            return [str(names[k]) for k in sorted(names)]
-        if isinstance(names, list):
-            return [str(n) for n in names]
+            parsed = None
+        if isinstance(parsed, dict):
+            return [str(parsed[k]) for k in sorted(parsed)]
+        if isinstance(parsed, list):
+            return [str(n) for n in parsed]
     raise ConfigError(
         f"model {model} has no label names: put one name per line in "
         f"{model.with_suffix('.names')}, or use a model with `names` metadata"

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -41,8 +41,11 @@ class Stack:
         web_workers: int = 2,
         **env: str,
     ) -> None:
-        self._tmp = tempfile.TemporaryDirectory() if logs is None else None
-        self.logs = Path(self._tmp.name) if self._tmp else logs
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if logs is None:
+            self._tmp = tempfile.TemporaryDirectory()
+            logs = Path(self._tmp.name)
+        self.logs = logs
         self.own_mongo = mongo is None
         self.mongo = mongo or EmbeddedMongo(mongo_dir or self.logs / "mongo", free_port())
         defaults = {"HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": self.mongo.uri,
@@ -55,7 +58,7 @@ class Stack:
         self.web: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> Stack:
+    def start(self) -> Self:
         """Start the MongoDB (if the stack's own) and gunicorn; return once the web is healthy."""
         if self.own_mongo:
             self.mongo.start()
@@ -89,7 +92,8 @@ class Stack:
 
     def listing(self, status: str = "pending", limit: int = 1000) -> list[dict[str, Any]]:
         """The tasks in `status` (one, several comma-separated, or "pending"), as listed."""
-        answer = requests.get(self.url, params={"status": status, "limit": limit}, timeout=10)
+        params: dict[str, str | int] = {"status": status, "limit": limit}
+        answer = requests.get(self.url, params=params, timeout=10)
         assert answer.status_code == 200, answer.text
         return answer.json()["tasks"]
 
@@ -120,7 +124,7 @@ class Stack:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-    def __enter__(self) -> Stack:
+    def __enter__(self) -> Self:
         try:
             return self.start()
         except BaseException:

@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypedDict
 
 import pytest
 import requests
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
 from tests import procs
@@ -31,10 +33,19 @@ from tests.receiver import Receiver
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 
-FAULT_SETTINGS = {
-    "HOOK_MONGO_TIMEOUT_MS": "500", "HOOK_RETRY_BASE_SECONDS": "0.3", "HOOK_MAX_ATTEMPTS": "30",
-    "HOOK_LEASE_SECONDS": "3",
-}  # fmt: skip
+class FaultSettings(TypedDict):
+    """The settings every fault test's stack runs with: a TypedDict, so `**` keeps them `str`."""
+
+    HOOK_MONGO_TIMEOUT_MS: str
+    HOOK_RETRY_BASE_SECONDS: str
+    HOOK_MAX_ATTEMPTS: str
+    HOOK_LEASE_SECONDS: str
+
+
+FAULT_SETTINGS = FaultSettings(
+    HOOK_MONGO_TIMEOUT_MS="500", HOOK_RETRY_BASE_SECONDS="0.3", HOOK_MAX_ATTEMPTS="30",
+    HOOK_LEASE_SECONDS="3",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -73,8 +84,10 @@ def test_mongo_killed_and_restarted_under_a_stream_of_events(stack: Stack) -> No
     client.start()
     try:
         time.sleep(2)
-        stack.mongo.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
-        stack.mongo.process.wait()  # type: ignore[union-attr]
+        mongod = stack.mongo.process
+        assert mongod is not None  # the stack started its own MongoDB
+        mongod.send_signal(signal.SIGKILL)
+        mongod.wait()
         time.sleep(3)
         stack.mongo.start()  # same data dir, same port
         time.sleep(3)
@@ -157,7 +170,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def test_disk_full_gives_clear_errors_and_no_corruption(tmp_path: Path, small_disk: Path) -> None:
     with Stack(tmp_path, mongo_dir=small_disk / "mongo", **FAULT_SETTINGS) as stack:
-        accepted, refused = [], []
+        accepted: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
         for n in range(200):
             answer = stack.post(event(2, seed=40_000 + n, size=(160, 120)))
             assert answer.status_code in (200, 503), answer.text
@@ -175,7 +189,7 @@ def test_disk_full_gives_clear_errors_and_no_corruption(tmp_path: Path, small_di
     server = EmbeddedMongo(small_disk / "mongo", free_port())
     server.start()
     try:
-        db = MongoClient(server.uri)["hook"]
+        db: Database[dict[str, Any]] = MongoClient(server.uri)["hook"]
         ids = {doc["_id"] for doc in db.tasks.find({}, {"_id": 1})}
         assert {a["task_id"] for a in accepted} | {ok.json()["task_id"]} <= ids
         assert db.command("ping")["ok"] == 1

@@ -62,10 +62,10 @@ def test_413_is_sent_before_the_body_is_read(web: Stack) -> None:
             f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {10**9}\r\n\r\n".encode()
         )  # promises a gigabyte and sends none of it
-        reply = b""
+        received = b""
         while chunk := sock.recv(65536):  # gunicorn answers, then closes the connection
-            reply += chunk
-        reply = reply.decode()
+            received += chunk
+    reply = received.decode()
     assert reply.startswith("HTTP/1.1 413")
     assert "over the limit of 2000000 bytes" in reply
 

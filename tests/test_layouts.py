@@ -102,7 +102,7 @@ def detr_model(tmp_path: Path) -> Path:
         [0.0, 0.25, 0.25, 0.75],  # cat, weak: canvas (0, 16, 24, 48)
         [0.1, 0.3, 0.2, 0.4],  # class id 7: no such label
     ]], dtype=np.float32)  # fmt: skip
-    outputs = {
+    outputs: dict[str, np.ndarray] = {
         "labels": np.array([[1, 2, 0, 7]], np.int64),
         "boxes": boxes,
         "scores": np.array([[0.9, 0.6, 0.2, 0.95]], np.float32),
