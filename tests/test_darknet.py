@@ -113,9 +113,7 @@ def reference() -> tuple[np.ndarray, np.ndarray]:
     """The numpy reference and the converted ONNX model's output for the same input."""
     assert CFG.is_file(), "run models/build.py first"
     cfg, data = CFG.read_text(), WEIGHTS.read_bytes()
-    canvas, _ = yolo.letterbox(
-        Image.open(DATA / "person.jpg").convert("RGB"), (416, 416)
-    )
+    canvas, _ = yolo.letterbox(Image.open(DATA / "person.jpg").convert("RGB"), (416, 416))
     tensor = yolo.to_tensor([canvas], channels_first=True, dtype=np.dtype(np.float32))
     weights = np.frombuffer(data[20:], dtype="<f4")  # header: 3 int32 + int64 seen
     expected = darknet_forward(cfg, weights, tensor[0])
