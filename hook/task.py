@@ -39,6 +39,23 @@ class ImageMeta:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A detection the camera's rules kept out of the labels, and why (for the result)."""
+
+    key: str  # the image's timestamp, as its label key
+    label: str  # as detected, before any renaming
+    score: float
+    why: str  # e.g. "min_score 0.6", "ignore_zones[0]", "not in labels"
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Dropped:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__})
+
+    def to_doc(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Task:
     """A task document, typed. Times are seconds since the epoch (see TaskStore on why)."""
 
@@ -56,6 +73,8 @@ class Task:
     finished_at: float | None = None
     last_error: str | None = None
     result_json: str | None = None
+    labeled_at: float | None = None  # when the labels were computed and stored
+    dropped: tuple[Dropped, ...] = ()  # what the camera's rules kept out of the labels
     history: tuple[str, ...] = ()  # earlier failures, when the event was sent again
 
     @classmethod
@@ -75,6 +94,8 @@ class Task:
             finished_at=doc.get("finished_at"),
             last_error=doc.get("last_error"),
             result_json=doc.get("result_json"),
+            labeled_at=doc.get("labeled_at"),
+            dropped=tuple(Dropped.from_doc(d) for d in doc.get("dropped") or ()),
             history=tuple(str(h) for h in doc.get("history") or ()),
         )
 

@@ -16,7 +16,7 @@ from pymongo.errors import AutoReconnect
 from hook.event import Limits
 from hook.hosts import HostAllowList
 from hook.store import TaskStore
-from hook.task import Status, Task
+from hook.task import Dropped, Status, Task
 from tests.factories import make_event
 
 HOSTS = HostAllowList(("camio.com",))
@@ -379,3 +379,17 @@ def test_counters_add_up_under_their_key(db: Database) -> None:
     assert counted["deliveries|delivered"].get("n") == 2
     assert counted["latency"].values == {"count": 1, "sum": 0.5}
     assert counted["latency"].get("le_1") == 0  # absent: never added to
+
+
+def test_the_labels_are_kept_with_when_and_what_the_rules_dropped(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    task_id, _ = store.enqueue(make_event())
+    assert store.claim("w", 30)
+    clock.now += 2
+    dropped = [Dropped("2017-05-05T01:31:10.738647", "car", 0.41, "min_score 0.5")]
+    assert store.save_result(task_id, "w", '{"status":"success"}', dropped)
+    assert not store.save_result(task_id, "other", "{}")  # not its lease
+    task = present(store.get(task_id))
+    assert task.result_json == '{"status":"success"}' and task.labeled_at == clock.now
+    assert task.dropped == tuple(dropped)

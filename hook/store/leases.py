@@ -6,13 +6,13 @@ task to lease expiry cannot overwrite the new owner's work; they return False th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 
 from hook.store.base import Base, image_ids, log
-from hook.task import Status, Task
+from hook.task import Dropped, Status, Task
 
 
 class Leases(Base):
@@ -59,8 +59,16 @@ class Leases(Base):
              "$unset": {"lease_until": "", "lease_owner": ""}, "$inc": {"attempts": -1}},
         ).matched_count == 1  # fmt: skip
 
-    def save_result(self, task_id: str, worker: str, result_json: str) -> bool:
-        return self._update_owned(task_id, worker, {"result_json": result_json})
+    def save_result(
+        self, task_id: str, worker: str, result_json: str, dropped: Sequence[Dropped] = ()
+    ) -> bool:
+        """Store the labels (the exact body every attempt sends) and what the rules dropped."""
+        return self._update_owned(
+            task_id,
+            worker,
+            {"result_json": result_json, "labeled_at": self.clock(),
+             "dropped": [d.to_doc() for d in dropped]},
+        )  # fmt: skip
 
     def complete(self, task_id: str, worker: str) -> bool:
         """Done; the image bytes are deleted (the labels are what is kept)."""
