@@ -32,6 +32,7 @@ class Base:
         self.images = db["images"]
         self.heartbeats = db["workers"]
         self.counters = db["counters"]
+        self.pictures = db["pictures"]  # annotated JPEGs, one per image, kept a while
         self.clock = clock
         self._indexed = False
 
