@@ -264,6 +264,10 @@ SPECS: tuple[Spec, ...] = (
          "Overlap (IoU) above which two boxes of one label count as the same object."),
     Spec("HOOK_CLASSES", "classes", _csv, "",
          "Only report these labels, comma-separated (empty: all the model knows)."),
+    Spec("HOOK_RULES", "rules", _optional_path, None,
+         "A TOML file of rules per camera (`[[camera]]` entries: labels, min_score, min_area, "
+         "rename, ignore_zones, only_zones; see Rules per camera), read again when it changes. "
+         "Unset: every camera reports every detection."),
     Spec("HOOK_DEVICE", "device", _choice("cpu", "cuda", "auto"), "cpu",
          "onnxruntime execution provider: cpu, cuda (an error if absent) or auto."),
     Spec("HOOK_THREADS", "threads", _non_negative_int, "0",
@@ -305,6 +309,7 @@ class Settings:
     min_score: float
     iou: float
     classes: tuple[str, ...]
+    rules: Path | None
     device: str
     threads: int
     log_level: str

@@ -24,6 +24,7 @@ from hook.cli.camio_hooks import CamioClient, camera_query
 from hook.cli.launcher import Launcher
 from hook.cli.photos import photos_in
 from hook.cli.queue_report import gather, report
+from hook.cli.rules_check import check
 from hook.cli.settings_report import effective_table, settings_table, update_readme
 from hook.cli.simulator import simulate
 from hook.errors import ConfigError, HookError
@@ -92,6 +93,11 @@ def simulate_command(args: argparse.Namespace) -> int:
                     as_json=args.json)  # fmt: skip
 
 
+def rules_command(args: argparse.Namespace) -> int:
+    print(check(args.file or Settings.from_env(require_api_key=False).rules))
+    return 0
+
+
 def status_command(args: argparse.Namespace) -> int:
     settings = _settings(require_api_key=False)
     store = TaskStore(connect(settings, app_name="hook-status", start_embedded=False))
@@ -142,6 +148,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "unregister": camio_command,
     "simulate": simulate_command,
     "status": status_command,
+    "rules": rules_command,
     "web": web_command,
     "mongo": mongo_command,
     "run": run_command,

@@ -76,6 +76,7 @@ def build(prog: str) -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON, for machines")
     _simulate_command(commands, prog)
+    _rules_command(commands)
     return top
 
 
@@ -157,6 +158,25 @@ def _camio_commands(commands: argparse._SubParsersAction, prog: str) -> None:
     camio("hooks", "list the hooks registered with Camio (keys shown as <key>)")
     unregister = camio("unregister", "delete a hook registered with Camio")
     unregister.add_argument("hook_id", help="the id `register` printed, or one `hooks` lists")
+
+
+def _rules_command(commands: argparse._SubParsersAction) -> None:
+    rules = commands.add_parser(
+        "rules",
+        help="rules per camera (HOOK_RULES): check a rules file",
+        description="The rules file (HOOK_RULES, TOML) says per camera which detections are "
+        "reported: labels, min_score, min_area, rename, ignore_zones, only_zones.",
+    )
+    what = rules.add_subparsers(dest="rules_command", required=True, metavar="command")
+    check = what.add_parser(
+        "check",
+        help="validate a rules file and print what each entry does",
+        description="Validate a rules file and print what each [[camera]] entry does; exit 2 "
+        "with file:line: key: problem when it is invalid.",
+    )
+    check.add_argument(
+        "file", nargs="?", type=Path, metavar="FILE", help="the rules file (default: $HOOK_RULES)"
+    )
 
 
 def _simulate_command(commands: argparse._SubParsersAction, prog: str) -> None:
