@@ -131,7 +131,7 @@ main() {
     fetch_test_images
   else
     # simulate's sample pictures for the README's try-it; the service runs without them
-    (fetch_test_images) || say "no sample photos in tests/data; simulate takes any folder of JPEGs"
+    (fetch_test_images) || say "no sample photos in tests/data; simulate takes any folder of pictures"
   fi
   if [ "$want_tests" = 1 ]; then
     say "labeled photo sets of the accuracy benchmark: python -m bench.photoset"
@@ -140,6 +140,12 @@ main() {
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's shellcheck, for the installer's test"
       apt-get install -y -qq shellcheck >/dev/null 2>&1 || say "shellcheck not installed"
+    fi
+    # tests/test_view_browser.py renders the live page in headless Chromium (skipped without it)
+    if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Debian's chromium, for the live page's browser test (a few minutes)"
+      { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
+        say "chromium not installed; tests/test_view_browser.py will be skipped"
     fi
     say "ready to test: .venv/bin/python -m pytest"
   else

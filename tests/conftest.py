@@ -15,6 +15,7 @@ from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
 from tests.loopback import free_port
+from tests.receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,11 @@ def db(mongo: EmbeddedMongo, db_name: str) -> Iterator[Database]:
     yield client[db_name]
     client.drop_database(db_name)
     client.close()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """Camio's callback, stood in for on a free loopback port; one per test module."""
+    server = Receiver()
+    yield server
+    server.close()

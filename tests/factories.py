@@ -9,6 +9,7 @@ import json
 import random
 import struct
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,22 @@ def bad_pngs() -> dict[str, bytes]:
     }
 
 
-def make_event(seed: int = 0, n_images: int = 1) -> Event:
-    """`event(n_images, seed=seed)` as the web hands it to the store: parsed and checked."""
+def make_event(
+    seed: int = 0,
+    n_images: int = 1,
+    *,
+    callback_url: str = CALLBACK,
+    images: Sequence[bytes] = (),
+) -> Event:
+    """`event(n_images, seed=seed)` as the web hands it to the store: parsed and checked.
+
+    With `images`, those bytes in that order instead (as many images as given).
+    """
+    payload = event(len(images) or n_images, seed=seed, callback_url=callback_url)
+    for entry, data in zip(payload["images"], images, strict=False):
+        entry["image_b64"] = b64(data)
     return parse_event(
-        json.dumps(event(n_images, seed=seed)).encode(),
-        hosts=HostAllowList(("camio.com",)),
+        json.dumps(payload).encode(),
+        hosts=HostAllowList(("camio.com", "127.0.0.1")),
         limits=Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000),
     )

@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -27,13 +26,6 @@ from tests.loopback import free_port
 from tests.receiver import Receiver
 
 LOCAL = HostAllowList(("127.0.0.1",))
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def deliver(receiver: Receiver, path: str, hosts: HostAllowList = LOCAL, timeout: float = 5):

@@ -58,5 +58,5 @@ def test_a_folder_without_pictures_or_missing_is_a_clear_error(tmp_path: Path) -
 
 
 def test_the_missing_test_photos_say_how_to_get_them(tmp_path: Path) -> None:
-    with pytest.raises(HookError, match=r"tests/data: .*scripts/setup\.sh --test fetches"):
+    with pytest.raises(HookError, match=r"tests/data: .*\(bash scripts/setup\.sh fetches the sample photos"):
         photos_in(tmp_path / "tests" / "data")

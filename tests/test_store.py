@@ -13,14 +13,9 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import AutoReconnect
 
-from hook.event import Limits
-from hook.hosts import HostAllowList
 from hook.store import TaskStore
 from hook.task import Dropped, Status, Task
 from tests.factories import make_event
-
-HOSTS = HostAllowList(("camio.com",))
-LIMITS = Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
 
 
 class FakeClock:

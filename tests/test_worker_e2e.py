@@ -29,13 +29,6 @@ DB = "e2e"
 
 
 @pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
 def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn for the whole module; each test starts the workers it wants."""
     with Stack(tmp_path_factory.mktemp("e2e"), mongo=mongo, HOOK_MONGO_DB=DB,

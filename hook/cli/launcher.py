@@ -69,10 +69,11 @@ class Launcher:
     """Owns the child processes it started, restarts those that die; nothing else."""
 
     settings: Settings
-    environ: Mapping[str, str] = field(default_factory=dict)  # the launcher's own environment
+    environ: Mapping[str, str]  # the launcher's own environment: the edge passes os.environ
     children: list[Child] = field(default_factory=list)
     embedded: EmbeddedMongo | None = None
     stopping: bool = False
+    signals: int = 0  # SIGINT/SIGTERM/SIGHUP received: a second one kills what still runs
     env: dict[str, str] = field(default_factory=dict)  # the children's
     mongo_restart_at: float | None = None
     mongo_deaths: int = 0
@@ -211,10 +212,8 @@ class Launcher:
             log.info("the embedded MongoDB is back")
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping:  # a second Ctrl-C: no more waiting
-            for child in self.children:
-                if child.process.poll() is None:
-                    child.process.kill()
+        """Only counts: the main loop and _stop_all act on it (nothing else is safe here)."""
+        self.signals += 1
         self.stopping = True
 
     def _stop_all(self) -> None:
@@ -226,13 +225,14 @@ class Launcher:
                 child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT
         for child in self.children:
-            try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) did not stop in time; killing it", child.name,
-                            child.process.pid)  # fmt: skip
-                child.process.kill()
-                child.process.wait()
+            while child.process.poll() is None:
+                if self.signals >= 2 or time.monotonic() >= deadline:
+                    why = "a second signal" if self.signals >= 2 else "it did not stop in time"
+                    log.warning("%s (pid %d): %s; killing it", child.name, child.process.pid, why)
+                    child.process.kill()
+                    child.process.wait()
+                    break
+                time.sleep(0.1)
         self.children.clear()
         if self.embedded is not None:
             log.info("stopping the embedded MongoDB")

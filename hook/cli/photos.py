@@ -24,7 +24,7 @@ def photos_in(directory: Path) -> tuple[list[Path], list[Path]]:
     except OSError as exc:
         hint = ""
         if directory.parts[-2:] == ("tests", "data"):  # the README's try-it folder
-            hint = " (bash scripts/setup.sh --test fetches the test photos into it)"
+            hint = " (bash scripts/setup.sh fetches the sample photos into it)"
         raise HookError(
             f"cannot read the folder {directory}: {exc.strerror or exc}{hint}"
         ) from None
