@@ -293,9 +293,11 @@ write_units() {
   fi
   write_unit hook-web.service "hook: web (gunicorn hook.wsgi:app)" "$python -m hook web" \
     "$after" "TimeoutStopSec=30"
-  # A worker finishes its tasks in hand on SIGTERM: a callback timeout and a big event at most.
+  # A worker delivers what it has labeled on SIGTERM: a callback timeout and a big event at
+  # most. `systemctl reload` sends SIGHUP: it reads the rules file (HOOK_RULES) again.
   write_unit hook-worker@.service "hook: worker %i (labels events, calls Camio back)" \
-    "$python /opt/hook/worker.py" "$after" "TimeoutStopSec=120"
+    "$python /opt/hook/worker.py" "$after" "TimeoutStopSec=120
+ExecReload=/bin/kill -HUP \$MAINPID"
 }
 
 worker_count() {

@@ -79,6 +79,7 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
     worker = (tmp_path / "etc/systemd/system/hook-worker@.service").read_text()
     assert "ExecStart=/opt/hook/.venv/bin/python /opt/hook/worker.py" in worker
     assert "TimeoutStopSec=120" in worker
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in worker  # systemctl reload: the rules again
     for path in ("hook/web.py", "worker.py", "models/build.py", "requirements.txt"):
         assert (tmp_path / "opt/hook" / path).is_file()
     assert (tmp_path / "var/lib/hook").is_dir()
@@ -133,6 +134,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     venv_bin = tmp_path / "opt/hook/.venv/bin"
     venv_bin.mkdir(parents=True)
     shutil.copy("/bin/true", venv_bin / "python")  # verify only checks that it is executable
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    shutil.copy("/bin/true", tmp_path / "bin/kill")  # the worker's ExecReload
     units = ["hook-web.service", "hook-worker@1.service", "hook-mongo.service"]
     done = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}", *units],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
