@@ -3,7 +3,8 @@
     sweep   tasks whose lease ran out (their worker died or hung) back to the queue, or
             failed when out of attempts: every few seconds
     purge   finished tasks past retention, images whose task never appeared (a failed
-            enqueue) and the heartbeats of workers gone a day: every hour
+            enqueue), annotated pictures past their keep time and the heartbeats of workers
+            gone a day: every hour
 
 Each worker does both between claims, so they go on while any worker runs; all are idempotent,
 so workers doing them at once do no harm. A chore that fails stays due and is tried again.
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = 5.0  # at most this between sweeps for expired leases (less with short leases)
 PURGE_SECONDS = 3600.0  # between purges; also how old an orphan image must be to go
 FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
+KEEP_PICTURES_SECONDS = 86400.0  # HOOK_KEEP_PICTURES_HOURS' default
 
 
 class Housekeeper:
@@ -34,11 +36,13 @@ class Housekeeper:
         lease_seconds: float,
         retention_seconds: float,
         max_attempts: int,
+        keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.clock, self.monotonic = store, clock, monotonic
         self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
+        self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, none to purge
         self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
         self.next_sweep = self.next_purge = 0.0  # both due at once
 
@@ -52,13 +56,17 @@ class Housekeeper:
             self.purge()
             self.next_purge = now + PURGE_SECONDS
 
-    def purge(self) -> tuple[int, int, int]:
-        """Remove what is past keeping: (finished tasks, orphan images, old heartbeats)."""
+    def purge(self) -> tuple[int, int, int, int]:
+        """Remove what is past keeping: (finished tasks, orphan images, old heartbeats, old
+        pictures)."""
         now = self.clock()
         removed = self.store.purge(before=now - self.retention_seconds)
         orphans = self.store.purge_orphans(before=now - PURGE_SECONDS)
         forgotten = self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
-        if removed or orphans:
-            log.info("purged %d finished task(s) past retention and %d orphan image(s)",
-                     removed, orphans)  # fmt: skip
-        return removed, orphans, forgotten
+        pictures = 0
+        if self.keep_pictures_seconds > 0:
+            pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
+        if removed or orphans or pictures:
+            log.info("purged %d finished task(s) past retention, %d orphan image(s) and %d "
+                     "picture(s) past keeping", removed, orphans, pictures)  # fmt: skip
+        return removed, orphans, forgotten, pictures

@@ -64,6 +64,13 @@ def _non_negative_int(raw: str) -> int:
     return value
 
 
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be 0 or a positive number")
+    return value
+
+
 def _fraction(raw: str) -> float:
     value = float(raw)
     if not 0 <= value <= 1:
@@ -233,6 +240,9 @@ SPECS: tuple[Spec, ...] = (
          "Seconds one delivery attempt may take in all, the callback's answer included."),
     Spec("HOOK_RETENTION_HOURS", "retention_hours", _positive_float, "168",
          "How long done and failed task records are kept."),
+    Spec("HOOK_KEEP_PICTURES_HOURS", "keep_pictures_hours", _non_negative_float, "24",
+         "How long the annotated picture of each image (boxes and labels drawn, at most 1280 "
+         "px) is kept; 0 makes none. They go sooner if their task does."),
     Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _callback_hosts, "camio.com",
          "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
          "an IP address only itself, an IP network (`10.1.0.0/16`) its addresses; "
@@ -298,6 +308,7 @@ class Settings:
     retry_base_seconds: float
     callback_timeout: float
     retention_hours: float
+    keep_pictures_hours: float
     callback_hosts: tuple[str, ...]
     max_body: int
     body_timeout: float

@@ -4,6 +4,7 @@
     images     one document per image of a task (its bytes), until the task is done
     workers    one heartbeat per worker process
     counters   the figures /metrics shows
+    pictures   one annotated JPEG per image of a task, kept HOOK_KEEP_PICTURES_HOURS
 
 Contract (huey's storage, with leases), by part:
     Intake      enqueue(event) -> (task id, created?); duplicates map to the first task, a
@@ -15,6 +16,8 @@ Contract (huey's storage, with leases), by part:
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers
     Counters    add, counted
+    Pictures    save_picture (upsert per image), picture, picture_indexes, purge_pictures
+                (made before a time), drop_pictures (of these tasks)
 
 Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
 nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
@@ -26,12 +29,13 @@ from hook.store.counters import Counters
 from hook.store.heartbeats import Heartbeats
 from hook.store.intake import Intake
 from hook.store.leases import Leases
+from hook.store.pictures import Pictures
 from hook.store.reading import Reading
 from hook.store.records import Counter, Heartbeat
 from hook.store.retention import Retention
 
 
-class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters):
+class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters, Pictures):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
 

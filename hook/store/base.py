@@ -43,6 +43,8 @@ class Base:
         self.tasks.create_index([("status", ASCENDING), ("finished_at", DESCENDING)])
         self.tasks.create_index("dedup_key", unique=True)
         self.images.create_index("created_at")  # purge_orphans; all else goes by _id
+        self.pictures.create_index("created_at")  # purge_pictures
+        self.pictures.create_index("task_id")  # picture_indexes, drop_pictures
         self._indexed = True
 
     def _ready(self) -> None:

@@ -10,16 +10,17 @@ class Retention(Base):
     """What the worker's housekeeping deletes."""
 
     def purge(self, before: float, batch: int = 500) -> int:
-        """Delete done and failed tasks finished before `before`, with any images left."""
+        """Delete done and failed tasks finished before `before`, with any images left and
+        their pictures."""
         removed = 0
         finished = {"status": {"$in": [Status.DONE.value, Status.FAILED.value]},
                     "finished_at": {"$lt": before}}  # fmt: skip
         while docs := list(self.tasks.find(finished, {"images": 1}).limit(batch)):
             images = [i for doc in docs for i in image_ids(doc["_id"], len(doc["images"]))]
+            ids = [d["_id"] for d in docs]
             self.images.delete_many({"_id": {"$in": images}})
-            removed += self.tasks.delete_many(
-                {"_id": {"$in": [d["_id"] for d in docs]}}
-            ).deleted_count
+            self.pictures.delete_many({"task_id": {"$in": ids}})
+            removed += self.tasks.delete_many({"_id": {"$in": ids}}).deleted_count
         return removed
 
     def purge_orphans(self, before: float, batch: int = 500) -> int:
