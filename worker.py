@@ -4,6 +4,7 @@ The edge: reads settings once, builds the store, detector and worker, runs the w
 thread and acts on signals from the main thread (the handlers only record them; logging or
 exiting inside a handler is not safe).
 
+SIGHUP reads the rules file (HOOK_RULES) again at once; it is also read again when it changes.
 First SIGTERM/SIGINT, a warm stop: claim nothing more, give back at once the claimed tasks not
 labeled yet (another worker takes them, their attempt not counted), deliver and settle those
 already labeled or in delivery, then exit 0. Second: exit 1 at once; the tasks still claimed
@@ -28,6 +29,7 @@ from hook.hosts import HostAllowList
 from hook.logs import configure
 from hook.mongo import connect, make_indexes
 from hook.retry import RetryPolicy
+from hook.rules import RulesFile
 from hook.settings import Settings
 from hook.store import TaskStore
 from hook.worker import Worker, WorkerConfig
@@ -39,17 +41,22 @@ POLL_SECONDS = 0.2  # how soon the main thread notices a signal
 
 
 class Signals:
-    """SIGTERM and SIGINT as they arrive; the handler only appends (nothing else is safe)."""
+    """SIGTERM/SIGINT and SIGHUP as they arrive; the handlers only count (nothing else is safe)."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        self.hangups = 0
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._record)
         signal.signal(signal.SIGINT, self._record)
+        signal.signal(signal.SIGHUP, self._hangup)
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
+
+    def _hangup(self, signum: int, frame: FrameType | None) -> None:
+        self.hangups += 1
 
 
 def build(settings: Settings) -> Worker:
@@ -63,8 +70,10 @@ def build(settings: Settings) -> Worker:
         max_image_pixels=settings.max_image_pixels,
         policy=RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.max_attempts),
         hosts=HostAllowList(settings.callback_hosts),
+        keep_pictures_seconds=settings.keep_pictures_hours * 3600,
     )
-    return Worker(store, ensemble.from_settings(settings), config)
+    rules = RulesFile.open(settings.rules)  # a wrong file stops the start: ConfigError, exit 2
+    return Worker(store, ensemble.from_settings(settings), config, rules=rules)
 
 
 def serve(worker: Worker, signals: Signals) -> int:
@@ -72,9 +81,13 @@ def serve(worker: Worker, signals: Signals) -> int:
     failed: list[BaseException] = []
     thread = threading.Thread(target=_run, args=(worker, failed), name="worker")
     thread.start()
-    acted = 0
+    acted, hangups = 0, 0
     while thread.is_alive():
         thread.join(POLL_SECONDS)
+        if signals.hangups != hangups:
+            hangups = signals.hangups
+            log.info("SIGHUP: reading the rules again")
+            worker.rules.reload()
         received = signals.received[:]
         if acted == 0 and received:
             log.info("%s: warm stop: giving back the tasks not started, finishing the tasks in "

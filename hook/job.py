@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from PIL import Image
+
 from hook import yolo
+from hook.detector import Detection
 from hook.task import Task
 
 
@@ -36,16 +39,25 @@ class Job:
     stage: Stage = Stage.CLAIMED
     canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
     boxes: list[yolo.Letterbox] = field(default_factory=list)
+    images: list[Image.Image] = field(default_factory=list)  # decoded, for the pictures
     body: str | None = None  # the labels JSON, once LABELED
+    kept: list[list[Detection]] = field(default_factory=list)  # per image: what was delivered
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
 
-    def loaded(self, canvases: list[Any], boxes: list[yolo.Letterbox]) -> None:
-        self.canvases, self.boxes, self.stage = canvases, boxes, Stage.LOADED
+    def loaded(
+        self, canvases: list[Any], boxes: list[yolo.Letterbox], images: list[Image.Image]
+    ) -> None:
+        self.canvases, self.boxes, self.images = canvases, boxes, images
+        self.stage = Stage.LOADED
 
-    def labeled(self, body: str) -> None:
-        self.body, self.stage = body, Stage.LABELED
-        self.canvases = []  # the pixels are not needed any more: free them early
+    def labeled(self, body: str, kept: list[list[Detection]] | None = None) -> None:
+        self.body, self.kept, self.stage = body, kept or [], Stage.LABELED
+        self.canvases = []  # the detector's input is not needed any more: free it early
 
     def settle(self) -> None:
         self.stage = Stage.SETTLED
         self.canvases = []
+
+    def pictured(self) -> None:
+        """The pictures are made (or will not be): the decoded images can go."""
+        self.images, self.kept = [], []

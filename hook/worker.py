@@ -44,16 +44,19 @@ from hook.housekeeping import Housekeeper
 from hook.images import decode_image
 from hook.job import Job, Stage
 from hook.labels import camio_labels
+from hook.lease_keeper import Holding, LeaseKeeper
 from hook.metrics import Metrics
+from hook.pictures import picture_fit
 from hook.retry import RetryPolicy
+from hook.rules import RulesFile
 from hook.settling import Settlement, Settler
-from hook.store import Heartbeat, TaskStore
+from hook.snapshots import Snapshots
+from hook.store import TaskStore
 
 log = logging.getLogger(__name__)
 
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
 READY_DEPTH = 2  # decoded tasks waiting for the detector
-HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class WorkerConfig:
     max_image_pixels: int
     policy: RetryPolicy
     hosts: HostAllowList
+    keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
 
 
 class Worker:
@@ -80,9 +84,12 @@ class Worker:
         http: requests.Session | None = None,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        rules: RulesFile | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.detector, self.config = store, detector, config
+        self.rules = rules or RulesFile.open(None)
+        self.snapshots = Snapshots(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store)
         self.settler = Settler(store, self.metrics, config.policy, clock=clock)
@@ -93,8 +100,8 @@ class Worker:
         self.housekeeper = Housekeeper(
             store, lease_seconds=config.lease_seconds, clock=clock,
             retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
+            keep_pictures_seconds=config.keep_pictures_seconds,
         )  # fmt: skip
-        self.started_at = clock()
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
@@ -103,6 +110,8 @@ class Worker:
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.claims = itertools.count(1)
+        self.keeper = LeaseKeeper(store, self.id, config.lease_seconds, self._holding,
+                                  self.stopping, started_at=clock())  # fmt: skip
 
     def stop(self) -> None:
         """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
@@ -114,26 +123,35 @@ class Worker:
         log.info("worker %s started (lease %.0f s)", self.id, self.config.lease_seconds)
         threads = [
             threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
-            threading.Thread(target=self._keep_leases, name="leases", daemon=True),
+            threading.Thread(target=self.keeper.run, name="leases", daemon=True),
         ]
         for thread in threads:
             thread.start()
         try:
             while (job := self.ready.get()) is not None:
-                if self.stopping.is_set() and job.stage is Stage.LOADED:
-                    self._give_back(job)  # not started: another worker takes it at once
-                    continue
-                if job.stage is Stage.LOADED:
-                    self._label(job)
-                if job.stage is Stage.LABELED:
-                    self.deliveries.submit(job)
-                else:  # settled while labeling: a lease lost, an unexpected error
+                try:
+                    self._advance(job)
+                except Exception:  # a bug here must not stop the worker: the lease will
+                    log.exception("task %s: could not be handed on", job.task.id)
+                    job.settle()
                     self._forget(job)
         finally:
             self.deliveries.close()
         for thread in threads:
             thread.join()
         log.info("worker %s stopped", self.id)
+
+    def _advance(self, job: Job) -> None:
+        """One job from the ready queue: given back (stopping), labeled, sent for delivery."""
+        if self.stopping.is_set() and job.stage is Stage.LOADED:
+            self._give_back(job)  # not started: another worker takes it at once
+            return
+        if job.stage is Stage.LOADED:
+            self._label(job)
+        if job.stage is Stage.LABELED:
+            self.deliveries.submit(job)
+        else:  # settled while labeling: a lease lost, an unexpected error
+            self._forget(job)
 
     def _fetch_loop(self) -> None:
         """Claim and load tasks until stopped; then tell the main thread there is no more."""
@@ -185,18 +203,23 @@ class Worker:
                 missing = len(task.images) - len(images)
                 self.settler.fail(job, f"{missing} of {len(task.images)} images missing")
                 return
-            canvases, boxes = [], []
+            canvases, boxes, decoded = [], [], []
             for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
+                fit = self.detector.canvas
+                if self.snapshots.enabled:  # the picture may want more pixels than the model
+                    fit = picture_fit(fit, (meta.width, meta.height))
                 try:
                     image, size = decode_image(data, max_pixels=self.config.max_image_pixels,
-                                               fit=self.detector.canvas)  # fmt: skip
+                                               fit=fit)  # fmt: skip
                 except BadImage as exc:
                     self.settler.fail(job, f"image {index} (timestamp {meta.key}): {exc}")
                     return
                 canvas, box = self.detector.to_canvas(image, size)
                 canvases.append(canvas)
                 boxes.append(box)
-            job.loaded(canvases, boxes)
+                if self.snapshots.enabled:
+                    decoded.append(image)
+            job.loaded(canvases, boxes, decoded)
         except Exception as exc:  # one task's trouble must never stop the worker
             log.exception("task %s: loading failed", task.id)
             self.settler.retry(job, f"unexpected error while loading: {type(exc).__name__}: {exc}")
@@ -207,16 +230,20 @@ class Worker:
             started = time.perf_counter()
             outputs: Sequence[Any] = self.detector.run(job.canvases)  # as postprocess takes them
             job.infer_ms = (time.perf_counter() - started) * 1000
-            per_image = []
+            rules = self.rules.current()
+            per_image, kept, dropped = [], [], []
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = self.detector.postprocess(output, box)
-                per_image.append((meta.key, box.source, found))
+                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source)
+                per_image.append((meta.key, box.source, reported))
+                kept.append(reported)
+                dropped.extend(refused)
             body = json.dumps(camio_labels(per_image), separators=(",", ":"))
-            if not self.store.save_result(job.task.id, job.owner, body):
+            if not self.store.save_result(job.task.id, job.owner, body, dropped):
                 log.warning("task %s: lease lost before its labels were stored", job.task.id)
                 job.settle()
                 return
-            job.labeled(body)
+            job.labeled(body, kept)
         except Exception as exc:  # logged with the task id; the task is retried
             log.exception("task %s: labeling failed", job.task.id)
             self.settler.retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")
@@ -232,7 +259,8 @@ class Worker:
             self._forget(job)
 
     def _delivered(self, job: Job, settlement: Settlement | None) -> None:
-        """The delivery pool is done with `job`: count it if done, stop renewing its lease."""
+        """The delivery pool is done with `job`: its pictures, counted if done, lease let go."""
+        self.snapshots.take(job)
         if settlement is Settlement.DONE:
             with self.lock:
                 self.done += 1
@@ -243,35 +271,11 @@ class Worker:
         with self.lock:
             self.in_flight.pop(job.owner, None)
 
-    # -- leases and heartbeats ---------------------------------------------------------------
-    def _keep_leases(self) -> None:
-        """Renew the leases of tasks in flight and record a heartbeat, until the worker ends."""
-        period = min(self.config.lease_seconds / 3, HEARTBEAT_SECONDS)
-        while True:
-            with self.lock:
-                owners = list(self.in_flight)
-                ids = [job.task.id for job in self.in_flight.values()]
-            if self.stopping.is_set() and not ids:
-                try:
-                    self._beat(period, state="stopped")
-                except PyMongoError as exc:  # stopping while MongoDB is down: say so, end cleanly
-                    log.warning("worker %s: could not record that it stopped: %s", self.id, exc)
-                return
-            try:
-                if ids:
-                    self.store.renew(ids, owners, self.config.lease_seconds)
-                self._beat(period, state="stopping" if self.stopping.is_set() else "running")
-            except PyMongoError as exc:
-                log.warning("worker %s: could not renew leases: %s", self.id, exc)
-            if self.stopping.is_set():
-                time.sleep(0.5)  # draining: check often enough to exit soon after the last task
-            else:
-                self.stopping.wait(period)
-
-    def _beat(self, period: float, state: str) -> None:
+    def _holding(self) -> Holding:
+        """What this worker holds now, for the lease keeper: a consistent snapshot."""
         with self.lock:
-            in_flight, done = len(self.in_flight), self.done
-        self.store.beat(Heartbeat(
-            worker=self.id, host=socket.gethostname(), pid=os.getpid(), state=state,
-            started_at=self.started_at, every=period, done=done, in_flight=in_flight,
-        ))  # fmt: skip
+            return Holding(
+                owners=list(self.in_flight),
+                task_ids=[job.task.id for job in self.in_flight.values()],
+                done=self.done,
+            )

@@ -3,6 +3,8 @@ real HTTP to a receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 import logging
 import threading
@@ -13,25 +15,25 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.detector import Detector
-from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.metrics import Metrics
 from hook.retry import RetryPolicy
+from hook.rules import RulesFile
 from hook.settings import DEFAULT_MODEL
 from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker import Worker, WorkerConfig
-from tests.factories import b64, bad_pngs, image_bytes
+from tests.factories import DATA, bad_pngs, image_bytes, make_event
 from tests.loopback import free_port
 from tests.receiver import Receiver
 
-DATA = Path(__file__).parent / "data"
+FIRST, SECOND = "2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"  # event()'s
 LOCAL = HostAllowList(("127.0.0.1",))
-LIMITS = Limits(max_images=16, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
 POLICY = RetryPolicy(base=30.0, max_attempts=3)  # the first retry waits 15-30 s: none in a test
 CONFIG = WorkerConfig(lease_seconds=3, callback_timeout=10, retention_seconds=3600,
                       max_image_pixels=40_000_000, policy=POLICY, hosts=LOCAL)  # fmt: skip
@@ -43,13 +45,6 @@ def detector() -> Detector:
     return Detector(DEFAULT_MODEL)
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def store(db: Database) -> TaskStore:
     return TaskStore(db)
@@ -57,11 +52,7 @@ def store(db: Database) -> TaskStore:
 
 def enqueue(store: TaskStore, url: str, *images: bytes) -> str:
     """An event with these images, parsed as the web does and stored; its task id."""
-    payload = {"callback_url": url, "camera": "porch", "user_id": "u1",
-               "images": [{"timestamp": f"2017-05-05T01:31:{10 + i:02d}Z", "image_b64": b64(data)}
-                          for i, data in enumerate(images)]}  # fmt: skip
-    event = parse_event(json.dumps(payload).encode(), hosts=LOCAL, limits=LIMITS)
-    task_id, created = store.enqueue(event)
+    task_id, created = store.enqueue(make_event(callback_url=url, images=images))
     assert created
     return task_id
 
@@ -93,9 +84,14 @@ def delivered(store: TaskStore, outcome: str) -> float:
 
 
 @contextmanager
-def running(store: TaskStore, detector: Detector) -> Iterator[Worker]:
+def running(
+    store: TaskStore,
+    detector: Detector,
+    config: WorkerConfig = CONFIG,
+    rules: RulesFile | None = None,
+) -> Iterator[Worker]:
     """A worker running in a thread; warm-stopped at the end, which must return in time."""
-    worker = Worker(store, detector, CONFIG, metrics=Metrics(store))
+    worker = Worker(store, detector, config, metrics=Metrics(store), rules=rules)
     thread = threading.Thread(target=worker.run, name="worker")
     thread.start()
     try:
@@ -120,9 +116,9 @@ def test_a_task_is_labeled_delivered_and_done(
         (body,) = receiver.wait_for(where, 1)
         done = wait_task(store, task_id, settled_as(Status.DONE))
     assert body["status"] == "success"
-    dog = body["labels"]["2017-05-05T01:31:10Z"]
+    dog = body["labels"][FIRST]
     assert {"dog", "bicycle", "car"} <= set(dog)
-    assert body["labels"]["2017-05-05T01:31:11Z"] == {}  # noise: nothing in it
+    assert body["labels"][SECOND] == {}  # noise: nothing in it
     assert done.attempts == 1 and done.last_error is None
     assert json.loads(done.result_json or "") == body  # stored before the POST, sent as stored
     assert store.load_images(done) == []  # a done task's bytes are deleted
@@ -144,9 +140,9 @@ def test_a_bad_image_fails_its_own_task_and_the_next_is_labeled(
         wait_task(store, good, settled_as(Status.DONE))
     assert failed.attempts == 1  # failed for good at once, never retried as unexpected
     assert failed.last_error is not None
-    assert failed.last_error.startswith("image 1 (timestamp 2017-05-05T01:31:11Z): ")
+    assert failed.last_error.startswith(f"image 1 (timestamp {SECOND}): ")
     assert "does not decode" in failed.last_error
-    assert "person" in body["labels"]["2017-05-05T01:31:10Z"]
+    assert "person" in body["labels"][FIRST]
     assert receiver.bodies(bad_path) == []
 
 
@@ -203,18 +199,24 @@ def test_an_unreachable_callback_is_retried_with_a_short_reason(
 
 
 def test_a_warm_stop_gives_back_the_tasks_not_started_and_finishes_the_rest(
-    store: TaskStore, detector: Detector, receiver: Receiver
+    store: TaskStore, detector: Detector
 ) -> None:
-    paths = [path() for _ in range(8)]  # more than the worker holds at once
-    for where in paths:
-        receiver.delay[where] = 1.5
-    ids = [enqueue(store, receiver.url(where), image_bytes(seed=100 + n))
-           for n, where in enumerate(paths)]  # fmt: skip
-    with running(store, detector) as worker:
-        receiver.wait_for(paths[0], 1)
-        worker.stop()  # while the first deliveries are under way
+    # a receiver each: one callback host never has PER_HOST deliveries, so no task is deferred
+    # (a deferred task would look just like one given back)
+    receivers = [Receiver() for _ in range(8)]  # more tasks than the worker holds at once
+    try:
+        for receiver in receivers:
+            receiver.delay["/cb"] = 1.5
+        ids = [enqueue(store, r.url("/cb"), image_bytes(seed=100 + n))
+               for n, r in enumerate(receivers)]  # fmt: skip
+        with running(store, detector) as worker:
+            receivers[0].wait_for("/cb", 1)
+            worker.stop()  # while the first deliveries are under way
+        posted = [len(r.bodies("/cb")) for r in receivers]
+    finally:
+        for receiver in receivers:
+            receiver.close()
     tasks = [store.get(task_id) for task_id in ids]
-    posted = [len(receiver.bodies(where)) for where in paths]
     assert posted[0] == 1 and all(n <= 1 for n in posted)
     for task, n in zip(tasks, posted, strict=True):
         assert task is not None
@@ -272,6 +274,60 @@ def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
 
 def _keep_leases(worker: Worker, failures: list[BaseException]) -> None:
     try:
-        worker._keep_leases()
+        worker.keeper.run()
     except BaseException as exc:  # whatever escaped the thread
         failures.append(exc)
+
+
+def test_the_cameras_rules_shape_the_labels_and_what_they_dropped_is_kept(
+    store: TaskStore, detector: Detector, receiver: Receiver, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(
+        '[[camera]]\nmatch = "back*"\nlabels = ["person"]\n\n'
+        '[[camera]]\nmatch = "front*"\nlabels = ["dog", "car"]\nrename = { dog = "pet" }\n'
+    )
+    where = path()
+    task_id = enqueue(store, receiver.url(where), (DATA / "dog.jpg").read_bytes())  # "front door"
+    with running(store, detector, rules=RulesFile.open(rules)):
+        (body,) = receiver.wait_for(where, 1)
+        done = wait_task(store, task_id, settled_as(Status.DONE))
+    assert set(body["labels"][FIRST]) == {"pet", "car"}  # renamed; the bicycle not reported
+    assert {(d.key, d.label, d.why) for d in done.dropped} == {(FIRST, "bicycle", "not in labels")}
+    assert done.labeled_at is not None and done.labeled_at >= done.created_at
+
+
+def test_pictures_are_made_at_labeling_time_with_the_delivered_boxes(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    with_pictures = dataclasses.replace(CONFIG, keep_pictures_seconds=3600)
+    where = path()
+    photo = (DATA / "dog.jpg").read_bytes()
+    task_id = enqueue(store, receiver.url(where), photo, image_bytes(96, 64, seed=1))
+    with running(store, detector, with_pictures):
+        receiver.wait_for(where, 1)
+        wait_task(store, task_id, settled_as(Status.DONE))
+        wait_until_pictures(store, task_id, 2)
+    first = Image.open(io.BytesIO(store.picture(task_id, 0) or b""))
+    original = Image.open(io.BytesIO(photo))
+    assert first.format == "JPEG" and max(first.size) <= 1280
+    assert abs(first.width / first.height - original.width / original.height) < 0.01
+    blank = Image.open(io.BytesIO(store.picture(task_id, 1) or b""))
+    assert blank.size == (96, 64)  # nothing found: the picture is the image itself
+
+
+def test_no_pictures_when_they_are_off(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    where = path()
+    task_id = enqueue(store, receiver.url(where), (DATA / "dog.jpg").read_bytes())
+    with running(store, detector):  # CONFIG: keep_pictures_seconds 0
+        wait_task(store, task_id, settled_as(Status.DONE))
+    assert store.picture_indexes(task_id) == []
+
+
+def wait_until_pictures(store: TaskStore, task_id: str, count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(store.picture_indexes(task_id)) < count:
+        assert time.monotonic() < deadline, f"task {task_id} has no {count} pictures"
+        time.sleep(0.05)

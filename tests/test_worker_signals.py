@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,17 +15,14 @@ from pymongo.database import Database
 
 from hook.cli.argv import worker_argv
 from hook.embedded import EmbeddedMongo
-from hook.event import Limits, parse_event
-from hook.hosts import HostAllowList
 from hook.settings import DEFAULT_MODEL
 from hook.store import TaskStore
 from hook.task import Status
 from tests import procs
-from tests.factories import API_KEY, event
+from tests.factories import API_KEY, DATA, make_event
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
-LIMITS = Limits(max_images=16, max_image_pixels=40_000_000, max_image_bytes=8_000_000)
 LEASE = 2.0
 # worker.py with a start-up that fails as no setting explains: a bug, say.
 BROKEN_START = """
@@ -36,13 +32,6 @@ def broken(settings):
 hook.ensemble.from_settings = broken
 runpy.run_path("worker.py", run_name="__main__")
 """
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    server = Receiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -60,12 +49,7 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 
 
 def enqueue(store: TaskStore, url: str, seed: int) -> str:
-    payload = event(1, seed=seed, callback_url=url)
-    task_id, _ = store.enqueue(
-        parse_event(
-            json.dumps(payload).encode(), hosts=HostAllowList(("127.0.0.1",)), limits=LIMITS
-        )
-    )
+    task_id, _ = store.enqueue(make_event(seed, callback_url=url))
     return task_id
 
 
@@ -136,3 +120,39 @@ def test_a_second_signal_exits_1_at_once_and_the_lease_brings_the_task_back(
     output = log.read_text()
     assert "Traceback" not in output
     assert output.index("warm stop") < output.index("second SIGTERM: exiting now")
+
+
+def test_sighup_reads_the_rules_again_even_when_the_file_looks_unchanged(
+    env: dict[str, str], db: Database, receiver: Receiver, tmp_path: Path
+) -> None:
+    store = TaskStore(db)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[camera]]\nmatch = "*"\nlabels = ["dog"]\n')
+    photo = (DATA / "dog.jpg").read_bytes()
+    worker = procs.start(worker_argv(), {**env, "HOOK_RULES": str(rules)}, tmp_path / "w.log")
+    try:
+        before, after = f"/cb/{uuid.uuid4().hex}", f"/cb/{uuid.uuid4().hex}"
+        store.enqueue(make_event(callback_url=receiver.url(before), images=[photo]))
+        (body,) = receiver.wait_for(before, 1, timeout=60)
+        assert [set(found) for found in body["labels"].values()] == [{"dog"}]
+        stamp = rules.stat()
+        rules.write_text('[[camera]]\nmatch = "*"\nlabels = ["car"]\n')  # same size, same inode
+        os.utime(rules, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # and the same mtime
+        worker.send_signal(signal.SIGHUP)
+        time.sleep(1.0)  # the main thread acts on it within POLL_SECONDS
+        store.enqueue(make_event(callback_url=receiver.url(after), images=[photo]))
+        (body,) = receiver.wait_for(after, 1, timeout=60)
+        assert [set(found) for found in body["labels"].values()] == [{"car"}]
+        assert worker.poll() is None  # SIGHUP does not stop it
+    finally:
+        procs.stop(worker)
+
+
+def test_an_invalid_rules_file_is_a_configuration_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[camera]]\nmatch = "*"\nmin_score = 2\n')
+    done = run(worker_argv(), {**env, "HOOK_RULES": str(rules)})
+    assert done.returncode == 2, done.stderr
+    assert "rules.toml:3: camera[0].min_score" in done.stderr  # the file, line and key
