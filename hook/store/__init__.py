@@ -18,6 +18,8 @@ Contract (huey's storage, with leases), by part:
     Counters    add, counted
     Pictures    save_picture (upsert per image), picture, picture_indexes, purge_pictures
                 (made before a time), drop_pictures (of these tasks)
+    Operations  retry_failed (failed tasks queued again, to be labeled again), forget (tasks
+                removed with their images and pictures); each guarded per task, reported by id
 
 Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
 nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
@@ -29,13 +31,14 @@ from hook.store.counters import Counters
 from hook.store.heartbeats import Heartbeats
 from hook.store.intake import Intake
 from hook.store.leases import Leases
+from hook.store.operations import Operations
 from hook.store.pictures import Pictures
 from hook.store.reading import Reading
 from hook.store.records import Counter, Heartbeat
 from hook.store.retention import Retention
 
 
-class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters, Pictures):
+class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from hook.task import Status
+from hook.task import Status, iso
 
 log = logging.getLogger("hook.store")
 
 Clock = Callable[[], float]
+
+HISTORY = 10  # earlier failures kept on a task queued again
+# the fields of a failed task that _queue_again reads
+FAILURE = {"attempts": 1, "last_error": 1, "finished_at": 1, "history": 1}
 
 
 def image_ids(task_id: str, count: int) -> list[str]:
@@ -62,6 +66,23 @@ class Base:
             self.images.delete_many({"_id": {"$in": image_ids(task_id, count)}})
         except PyMongoError:
             log.warning("task %s: could not delete its images; purge will", task_id)
+
+    def _queue_again(self, failed: Mapping[str, Any], unset: Iterable[str] = ()) -> bool:
+        """Queue a failed task again: a new series of attempts, its failure the newest entry of
+        `history`. `failed` is the task document as read (its _id and the FAILURE fields); the
+        update is guarded on that very failure, so False if the task changed meanwhile."""
+        entry = (
+            f"failed {iso(failed.get('finished_at'))} after {failed.get('attempts', 0)} "
+            f"attempt(s): {failed.get('last_error')}"
+        )
+        history = [*list(failed.get("history") or [])[-(HISTORY - 1) :], entry]
+        return self.tasks.update_one(
+            {"_id": failed["_id"], "status": Status.FAILED.value,
+             "finished_at": failed.get("finished_at")},
+            {"$set": {"status": Status.QUEUED.value, "attempts": 0, "run_at": self.clock(),
+                      "history": history},
+             "$unset": dict.fromkeys(("finished_at", "last_error", *unset), "")},
+        ).modified_count == 1  # fmt: skip
 
     def _update_owned(
         self, task_id: str, worker: str, fields: dict[str, Any], unset: Iterable[str] = ()

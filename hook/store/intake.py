@@ -10,10 +10,8 @@ from bson.errors import InvalidDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from hook.event import Event
-from hook.store.base import Base, image_ids, log
-from hook.task import Status, iso
-
-HISTORY = 10  # earlier failures kept on a task sent again
+from hook.store.base import FAILURE, Base, image_ids, log
+from hook.task import Status
 
 
 class Intake(Base):
@@ -79,10 +77,7 @@ class Intake(Base):
         Its images are put back where retention or an operator removed them. False when another
         request requeued it first (then this one is a duplicate of that).
         """
-        doc = self.tasks.find_one(
-            {"_id": task_id, "status": Status.FAILED.value},
-            {"attempts": 1, "last_error": 1, "finished_at": 1, "history": 1},
-        )
+        doc = self.tasks.find_one({"_id": task_id, "status": Status.FAILED.value}, FAILURE)
         if doc is None:
             return False
         now = self.clock()
@@ -92,20 +87,10 @@ class Intake(Base):
         for image in (i for i in images if i["_id"] not in present):
             with contextlib.suppress(DuplicateKeyError):  # a concurrent requeue put it back
                 self.images.insert_one(image)
-        entry = (
-            f"failed {iso(doc.get('finished_at'))} after {doc.get('attempts', 0)} attempt(s): "
-            f"{doc.get('last_error')}"
-        )
-        history = [*list(doc.get("history") or [])[-(HISTORY - 1) :], entry]
-        requeued = self.tasks.update_one(
-            {"_id": task_id, "status": Status.FAILED.value, "finished_at": doc.get("finished_at")},
-            {"$set": {"status": Status.QUEUED.value, "attempts": 0, "run_at": now,
-                      "history": history},
-             "$unset": {"finished_at": "", "last_error": ""}},
-        )  # fmt: skip
-        if requeued.modified_count == 1:
+        requeued = self._queue_again(doc)
+        if requeued:
             log.info("task %s: sent again after failing for good; queued again", task_id)
-        return requeued.modified_count == 1
+        return requeued
 
     def _task_exists(self, task_id: str) -> bool:
         try:
