@@ -27,6 +27,7 @@ from hook.cli.queue_report import gather, report
 from hook.cli.rules_check import check
 from hook.cli.settings_report import effective_table, settings_table, update_readme
 from hook.cli.simulator import simulate
+from hook.cli.task_commands import forget_command, retry_command, show_command
 from hook.errors import ConfigError, HookError
 from hook.logs import configure
 from hook.mongo import connect, embedded_for
@@ -148,6 +149,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "unregister": camio_command,
     "simulate": simulate_command,
     "status": status_command,
+    "retry": retry_command,
+    "forget": forget_command,
+    "show": show_command,
     "rules": rules_command,
     "web": web_command,
     "mongo": mongo_command,

@@ -75,6 +75,7 @@ def build(prog: str) -> argparse.ArgumentParser:
         "stopping, stopped (it said so on its way out) or gone (it stopped beating).",
     )
     status.add_argument("--json", action="store_true", help="print JSON, for machines")
+    _task_commands(commands)
     _simulate_command(commands, prog)
     _rules_command(commands)
     return top
@@ -177,6 +178,58 @@ def _rules_command(commands: argparse._SubParsersAction) -> None:
     check.add_argument(
         "file", nargs="?", type=Path, metavar="FILE", help="the rules file (default: $HOOK_RULES)"
     )
+
+
+def _task_commands(commands: argparse._SubParsersAction) -> None:
+    """retry, forget, show: one task or a few, by id (as `status` and the listing show them)."""
+    where = (" It reads MongoDB as `status` does (HOOK_MONGO_URI, HOOK_MONGO_DB) and never "
+             "starts the embedded one.")  # fmt: skip
+    retry = commands.add_parser(
+        "retry",
+        help="queue failed tasks again, to be labeled and delivered again",
+        description="Queue failed tasks again: a new series of attempts, starting now. Each "
+        "is labeled again from its images, so a fixed receiver, rules file or model applies; "
+        "its failure is kept in its history. One whose images are gone sends its stored "
+        "labels again, or is refused if it has none. Only failed tasks are retried. Prints "
+        "a line per task; the exit code is 1 if any named task was not requeued." + where,
+    )
+    retry.add_argument(
+        "task_ids", nargs="*", metavar="TASK_ID", help="a failed task's id (or --failed)"
+    )
+    retry.add_argument(
+        "--failed", action="store_true", help="every failed task instead; prints the count"
+    )
+    forget = commands.add_parser(
+        "forget",
+        help="remove tasks for good, with their images and pictures",
+        description="Remove tasks with everything kept of them (images, labels, annotated "
+        "pictures). A task a worker is on is left alone unless --force. Prints a line per "
+        "task; the exit code is 1 if any was not removed (the others are)." + where,
+    )
+    forget.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="a task's id")
+    forget.add_argument(
+        "--force",
+        action="store_true",
+        help="remove running tasks too (their worker then settles nothing, but a callback it "
+        "has begun may still arrive)",
+    )
+    show = commands.add_parser(
+        "show",
+        help="what hook found for a task: labels, drops, times, errors; save its pictures",
+        description="Print a task's result: status, camera, times, attempts, the last error, "
+        "and per image its timestamp, size, labels with their scores, what the camera's "
+        "rules dropped and why, and its annotated picture's URL (the key shown as "
+        "<api_key>)." + where,
+    )
+    show.add_argument("task_id", metavar="TASK_ID", help="the task's id")
+    show.add_argument(
+        "--save",
+        type=Path,
+        metavar="DIR",
+        help="write the annotated pictures as DIR/<task_id>-<index>.jpg (exit code 1 if none "
+        "are kept: not made yet, turned off, or expired)",
+    )
+    show.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _simulate_command(commands: argparse._SubParsersAction, prog: str) -> None:
