@@ -23,10 +23,11 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook import __version__
 from hook.connection import close_after_answer
-from hook.errors import Invalid, Refused, TooLarge, TooSlow, WrongKey
+from hook.errors import Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.metrics import EVENTS, Metrics, rejection_reason, render
+from hook.results_web import install as install_results
 from hook.settings import Settings
 from hook.store import TaskStore
 from hook.task import PENDING, Status
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 MAX_LIST = 1000
 READ_CHUNK = 64 * 1024
 STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
-    (TooLarge, 413), (WrongKey, 403), (TooSlow, 408), (Invalid, 400),
+    (TooLarge, 413), (WrongKey, 403), (TooSlow, 408), (Invalid, 400), (NotFound, 404),
 )  # fmt: skip
 STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
@@ -59,7 +60,8 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
         # Compare the raw path segment: Bottle's decoded one silently drops invalid bytes.
         # Digests of equal length make the comparison's time independent of the key's length.
         raw = request.environ.get("bottle.raw_path", "").encode("latin-1", "replace")
-        segment = raw.split(b"/tasks/", 1)[-1] if b"/tasks/" in raw else given.encode()
+        after = raw.split(b"/tasks/", 1)[-1] if b"/tasks/" in raw else given.encode()
+        segment = after.split(b"/", 1)[0]  # /tasks/<api_key>/<task_id>...: the key's alone
         if not hmac.compare_digest(hashlib.sha256(segment).digest(), key_digest):
             log.warning(
                 "refused a request with a wrong API key from %s", request.remote_addr or "?"
@@ -123,10 +125,13 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
             {
                 "status": [s.value for s in statuses],
                 "count": len(tasks),
-                "tasks": [task.summary() for task in tasks],
+                "tasks": [
+                    {**task.summary(), "result": f"/tasks/{api_key}/{task.id}"} for task in tasks
+                ],
             },
         )
 
+    install_results(app, store, check_key)
     return app
 
 

@@ -12,7 +12,7 @@ Contract (huey's storage, with leases), by part:
     Leases      claim (ONE atomic find_one_and_update), renew, release, save_result,
                 complete, reschedule, fail, requeue_expired, load_images; every method
                 taking `worker` acts only while that worker holds the lease
-    Reading     get, pending, oldest_pending, stats, retrying: never image bytes
+    Reading     get, pending, recent, oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers
     Counters    add, counted

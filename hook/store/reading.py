@@ -29,6 +29,11 @@ class Reading(Base):
         )
         return [Task.from_doc(doc) for doc in cursor]
 
+    def recent(self, limit: int = 20) -> list[Task]:
+        """The latest events, newest first, labels included (ids are ObjectIds: time-ordered)."""
+        cursor = self.tasks.find({}, {"payload_json": 0}).sort("_id", DESCENDING).limit(limit)
+        return [Task.from_doc(doc) for doc in cursor]
+
     def oldest_pending(self) -> Task | None:
         docs = self.tasks.find(
             {"status": {"$in": [s.value for s in PENDING]}}, {"payload_json": 0, "result_json": 0}
