@@ -58,5 +58,6 @@ def test_a_folder_without_pictures_or_missing_is_a_clear_error(tmp_path: Path) -
 
 
 def test_the_missing_test_photos_say_how_to_get_them(tmp_path: Path) -> None:
-    with pytest.raises(HookError, match=r"tests/data: .*\(bash scripts/setup\.sh fetches the sample photos"):
+    how = r"tests/data: .*\(bash scripts/setup\.sh fetches the sample photos"
+    with pytest.raises(HookError, match=how):
         photos_in(tmp_path / "tests" / "data")
