@@ -72,8 +72,10 @@ def build(settings: Settings) -> Worker:
         hosts=HostAllowList(settings.callback_hosts),
         keep_pictures_seconds=settings.keep_pictures_hours * 3600,
     )
-    rules = RulesFile.open(settings.rules)  # a wrong file stops the start: ConfigError, exit 2
-    return Worker(store, ensemble.from_settings(settings), config, rules=rules)
+    detector = ensemble.from_settings(settings)
+    # a wrong file, or a label the model never reports, stops the start: ConfigError, exit 2
+    rules = RulesFile.open(settings.rules, known=ensemble.label_names(detector))
+    return Worker(store, detector, config, rules=rules)
 
 
 def serve(worker: Worker, signals: Signals) -> int:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 from PIL import Image
 
+from bench.detector import per_call
 from hook import ensemble
 from hook.images import decode_image
 from hook.pictures import QUALITY, annotate, picture_fit
@@ -35,18 +34,6 @@ PHOTOS = [DATA / "person.jpg", DATA / "dog.jpg", DATA / "kite.jpg"] + [
 ]  # fmt: skip
 QUALITIES = (65, 70, QUALITY, 80, 90)
 MAX_PIXELS = 40_000_000
-
-
-def per_call(fn: Callable[[], object], seconds: float) -> float:
-    """Median seconds per call of fn over about `seconds` (after one warm-up call)."""
-    fn()
-    times: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 5:
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def size_of(data: bytes) -> tuple[int, int]:

@@ -76,6 +76,12 @@ class Ensemble(Detects):
                     min_score=self.min_score, nms_iou=self.iou)  # fmt: skip
 
 
+def label_names(detector: Detector | Ensemble) -> set[str]:
+    """Every label the detector (or any member of the ensemble) can report."""
+    members = detector.members if isinstance(detector, Ensemble) else (detector,)
+    return {label for member in members for label in member.labels}
+
+
 def from_settings(settings: Settings) -> Detector | Ensemble:
     """The detector HOOK_MODEL names: one model as it is, several fused."""
     if len(settings.models) == 1:

@@ -42,7 +42,7 @@ class Housekeeper:
     ) -> None:
         self.store, self.clock, self.monotonic = store, clock, monotonic
         self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
-        self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, none to purge
+        self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, and any left go
         self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
         self.next_sweep = self.next_purge = 0.0  # both due at once
 
@@ -63,9 +63,8 @@ class Housekeeper:
         removed = self.store.purge(before=now - self.retention_seconds)
         orphans = self.store.purge_orphans(before=now - PURGE_SECONDS)
         forgotten = self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
-        pictures = 0
-        if self.keep_pictures_seconds > 0:
-            pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
+        # 0 turns pictures off: those made before go too, none is served any longer
+        pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
         if removed or orphans or pictures:
             log.info("purged %d finished task(s) past retention, %d orphan image(s) and %d "
                      "picture(s) past keeping", removed, orphans, pictures)  # fmt: skip

@@ -13,14 +13,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hook.camera_rule import CameraRule
 from hook.errors import ConfigError
-from hook.rules_toml import read_entries
+from hook.rules_toml import Source, read_entries
 from hook.task import Dropped
 from hook.zones import Polygon
 
@@ -43,6 +43,36 @@ class Rules:
     def load(cls, path: Path) -> Rules:
         """Read and validate a rules file; any problem is a ConfigError naming file:line: key."""
         return cls(read_entries(path), source=path)
+
+    def check_labels(self, known: Collection[str]) -> None:
+        """ConfigError naming file:line: key for a label the model never reports.
+
+        A typo ("persn") or a rename target in `labels` (they are matched before renaming)
+        would otherwise drop everything of that label without a word.
+        """
+        for n, entry in enumerate(self.entries):
+            named = [("labels", name) for name in entry.labels or ()]
+            if isinstance(entry.min_score, Mapping):
+                named += [("min_score", name) for name in entry.min_score]
+            named += [("rename", name) for name in entry.rename]
+            for key, name in named:
+                if name in known:
+                    continue
+                hint = ""
+                if key == "labels" and name in entry.rename.values():
+                    hint = "; labels are matched before renaming, so name the model's label"
+                where = f"{self.source}:{self._line(n, key)}" if self.source else "rules"
+                raise ConfigError(
+                    f"{where}: camera[{n}].{key}: {name!r} is not a label the model reports"
+                    f"{hint} (its labels: {', '.join(sorted(known)[:12])}, ...)"
+                )
+
+    def _line(self, n: int, key: str) -> int:
+        assert self.source is not None
+        try:
+            return Source(self.source, self.source.read_text()).line_of(n, key)
+        except OSError:
+            return self.entries[n].line
 
     def entry_for(self, camera: str | None) -> CameraRule | None:
         """The first entry whose match fits `camera`, or None (then nothing is dropped)."""
@@ -143,19 +173,23 @@ class RulesFile:
     invalid file is an error. Thread-safe: `current()` costs one os.stat when nothing changed.
     """
 
-    def __init__(self, path: Path | None, rules: Rules, seen: Stamp) -> None:
+    def __init__(
+        self, path: Path | None, rules: Rules, seen: Stamp, known: Collection[str] | None = None
+    ) -> None:
         self.path = path
+        self.known = known  # the model's labels, when given: names outside them are mistakes
         self._rules = rules
         self._seen = seen
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | None) -> RulesFile:
-        """Load `path` (None: no rules); a ConfigError if it cannot be read or is invalid."""
+    def open(cls, path: Path | None, known: Collection[str] | None = None) -> RulesFile:
+        """Load `path` (None: no rules); a ConfigError if it cannot be read or is invalid,
+        or (with `known`, the model's labels) names a label the model never reports."""
         if path is None:
-            return cls(None, Rules(), None)
+            return cls(None, Rules(), None, known)
         seen = _stamp(path)  # before reading: a change made while reading is seen next time
-        return cls(path, Rules.load(path), seen)
+        return cls(path, _load(path, known), seen, known)
 
     def current(self) -> Rules:
         """The rules in force, read again first if the file changed (and has settled)."""
@@ -187,7 +221,7 @@ class RulesFile:
             return
         assert self.path is not None
         try:
-            rules = Rules.load(self.path)
+            rules = _load(self.path, self.known)
         except ConfigError as exc:
             if _stamp(self.path) == stamp:  # else it is being written: judged once it settles
                 log.warning("rules file changed but is invalid; %s: %s", kept, exc)
@@ -196,6 +230,13 @@ class RulesFile:
             return
         self._rules = rules
         log.info("rules read again from %s: %s", self.path, _entries(rules))
+
+
+def _load(path: Path, known: Collection[str] | None) -> Rules:
+    rules = Rules.load(path)
+    if known is not None:
+        rules.check_labels(known)
+    return rules
 
 
 def _entries(rules: Rules) -> str:

@@ -204,7 +204,7 @@ class Source:
             start, end = self.block(n)
             if key is None:
                 return start + 1
-            table = re.compile(rf"\s*\[\s*camera\s*\.\s*{_key_pattern(key)}\s*[\].]")
+            table = re.compile(rf"\s*\[+\s*camera\s*\.\s*{_key_pattern(key)}\s*[\].]")
         assignment = re.compile(rf"\s*{_key_pattern(key or '')}\s*[=.]")
         for i in range(start, end):
             if assignment.match(self.lines[i]) or table.match(self.lines[i]):

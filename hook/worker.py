@@ -137,6 +137,7 @@ class Worker:
                     self._forget(job)
         finally:
             self.deliveries.close()
+            self.snapshots.close()
         for thread in threads:
             thread.join()
         log.info("worker %s stopped", self.id)
@@ -244,6 +245,7 @@ class Worker:
                 job.settle()
                 return
             job.labeled(body, kept)
+            self.snapshots.take(job)  # drawn beside the detector and the POST, not after
         except Exception as exc:  # logged with the task id; the task is retried
             log.exception("task %s: labeling failed", job.task.id)
             self.settler.retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")
@@ -259,8 +261,7 @@ class Worker:
             self._forget(job)
 
     def _delivered(self, job: Job, settlement: Settlement | None) -> None:
-        """The delivery pool is done with `job`: its pictures, counted if done, lease let go."""
-        self.snapshots.take(job)
+        """The delivery pool is done with `job`: counted if done, its lease let go."""
         if settlement is Settlement.DONE:
             with self.lock:
                 self.done += 1

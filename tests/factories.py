@@ -15,9 +15,23 @@ from typing import Any
 
 from PIL import Image
 
+from hook.detector import Detection
 from hook.event import Event, Limits, parse_event
 from hook.hosts import HostAllowList
+from hook.labels import camio_labels
 from hook.settings import Settings
+from hook.store import TaskStore
+
+
+class FakeClock:
+    """A clock a test moves by hand: `clock.now += 5`."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
 
 API_KEY = "test-key-0123456789abcdef"
 CALLBACK = "https://www.camio.com/api/callbacks/abc123"
@@ -103,6 +117,15 @@ def bad_pngs() -> dict[str, bytes]:
     }
 
 
+def parsed_event(raw: dict[str, Any]) -> Event:
+    """A raw event (as `event` makes) as the web hands it to the store: parsed and checked."""
+    return parse_event(
+        json.dumps(raw).encode(),
+        hosts=HostAllowList(("camio.com", "127.0.0.1")),
+        limits=Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000),
+    )
+
+
 def make_event(
     seed: int = 0,
     n_images: int = 1,
@@ -110,15 +133,41 @@ def make_event(
     callback_url: str = CALLBACK,
     images: Sequence[bytes] = (),
 ) -> Event:
-    """`event(n_images, seed=seed)` as the web hands it to the store: parsed and checked.
+    """`event(n_images, seed=seed)`, parsed and checked.
 
     With `images`, those bytes in that order instead (as many images as given).
     """
     payload = event(len(images) or n_images, seed=seed, callback_url=callback_url)
     for entry, data in zip(payload["images"], images, strict=False):
         entry["image_b64"] = b64(data)
-    return parse_event(
-        json.dumps(payload).encode(),
-        hosts=HostAllowList(("camio.com", "127.0.0.1")),
-        limits=Limits(max_images=64, max_image_pixels=40_000_000, max_image_bytes=8_000_000),
-    )
+    return parsed_event(payload)
+
+
+def worked_task(
+    store: TaskStore,
+    raw: dict[str, Any],
+    found: dict[str, float] | None = None,
+    *,
+    pictures: dict[int, bytes] | None = None,
+    failure: str | None = None,
+) -> str:
+    """The event `raw` taken through the store as a worker would: queued, claimed, labeled
+    (`found`: label -> score on every image; None: never labeled), its `pictures` stored, then
+    done, or failed with `failure`. Its task id."""
+    parsed = parsed_event(raw)
+    task_id, _ = store.enqueue(parsed)
+    task = store.claim("test-worker", 60)
+    assert task is not None and task.id == task_id, "another task was due first"
+    if found is not None:
+        size = (parsed.images[0].info.width, parsed.images[0].info.height)
+        detections = [Detection(label, score, (1, 1, size[0] / 2, size[1] / 2))
+                      for label, score in found.items()]  # fmt: skip
+        images = [(key, size, detections) for key in task.image_keys]
+        store.save_result(task_id, "test-worker", json.dumps(camio_labels(images)))
+    for index, jpeg in (pictures or {}).items():
+        store.save_picture(task_id, index, jpeg)
+    if failure is None:
+        store.complete(task_id, "test-worker")
+    else:
+        store.fail(task_id, "test-worker", failure)
+    return task_id

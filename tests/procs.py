@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -206,3 +207,10 @@ def children_of(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def hook_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m hook ARGS` from the checkout with only `env` for HOOK_* settings."""
+    argv = [sys.executable, "-m", "hook", *args]
+    return subprocess.run(argv, cwd=ROOT, text=True, capture_output=True,
+                          env=hook_env(**env), timeout=60, check=False)  # fmt: skip

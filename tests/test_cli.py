@@ -22,6 +22,7 @@ from hook.store import Heartbeat, TaskStore
 from tests import procs
 from tests.factories import API_KEY, make_event
 from tests.loopback import free_port
+from tests.procs import hook_cli as cli
 from tests.procs import servers_for
 
 TOKEN = "camio-oauth-token-123"
@@ -87,12 +88,6 @@ def camio() -> Iterator[FakeCamio]:
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
-
-
-def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "hook", *args]
-    return subprocess.run(argv, cwd=procs.ROOT, text=True, capture_output=True,
-                          env=procs.hook_env(**env), timeout=60, check=False)  # fmt: skip
 
 
 def test_register_by_camera(camio: FakeCamio) -> None:

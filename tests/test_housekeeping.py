@@ -11,38 +11,30 @@ from pymongo.errors import PyMongoError
 from hook.housekeeping import FORGET_WORKERS_SECONDS, PURGE_SECONDS, Housekeeper
 from hook.store import TaskStore
 from hook.task import Status
-from tests.factories import make_event
+from tests.factories import FakeClock, make_event
 from tests.loopback import free_port
 
 NOW = 1_800_000_000.0
 RETENTION = 7 * 86400.0
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
+def monotonic() -> FakeClock:
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
-def monotonic() -> Clock:
-    return Clock(1000.0)
-
-
-@pytest.fixture
-def store(db: Database, clock: Clock) -> TaskStore:
+def store(db: Database, clock: FakeClock) -> TaskStore:
     return TaskStore(db, clock=clock)
 
 
 @pytest.fixture
-def keeper(store: TaskStore, clock: Clock, monotonic: Clock) -> Housekeeper:
+def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock) -> Housekeeper:
     return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
                        clock=clock, monotonic=monotonic)  # fmt: skip
 
@@ -58,7 +50,7 @@ def claimed_id(store: TaskStore, owner: str) -> str | None:
 
 
 def test_expired_leases_are_swept_when_due(
-    store: TaskStore, keeper: Housekeeper, clock: Clock, monotonic: Clock
+    store: TaskStore, keeper: Housekeeper, clock: FakeClock, monotonic: FakeClock
 ) -> None:
     first, _ = store.enqueue(make_event(1))
     second, _ = store.enqueue(make_event(2))
@@ -82,7 +74,7 @@ def test_expired_leases_are_swept_when_due(
 
 
 def test_purge_removes_what_is_past_keeping(
-    store: TaskStore, keeper: Housekeeper, db: Database, clock: Clock, monotonic: Clock
+    store: TaskStore, keeper: Housekeeper, db: Database, clock: FakeClock, monotonic: FakeClock
 ) -> None:
     old, _ = store.enqueue(make_event(1))
     assert store.claim("w#1", 30) is not None and store.complete(old, "w#1")
@@ -109,7 +101,7 @@ def test_purge_removes_what_is_past_keeping(
     assert db["workers"].count_documents({"_id": "gone"}) == 0
 
 
-def test_a_failed_chore_stays_due(keeper: Housekeeper, monotonic: Clock) -> None:
+def test_a_failed_chore_stays_due(keeper: Housekeeper, monotonic: FakeClock) -> None:
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
                                       serverSelectionTimeoutMS=200)  # fmt: skip
     down = Housekeeper(TaskStore(client["nowhere"]), lease_seconds=8, retention_seconds=RETENTION,

@@ -15,10 +15,9 @@ from pymongo import MongoClient
 
 from hook.embedded import EmbeddedMongo
 from hook.store import TaskStore
-from tests.factories import API_KEY, DATA, b64, event, image_bytes
+from tests.factories import API_KEY, DATA, b64, event, image_bytes, worked_task
 from tests.procs import Stack
 from tests.receiver import Receiver
-from tests.test_view import worked_task
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from hook.detector import Detection
 from hook.errors import ConfigError
 from hook.rules import QUIET_SECONDS, CameraRule, Rules, RulesFile, describe
 from hook.task import Dropped
-from tests.test_cli import cli
+from tests.procs import hook_cli as cli
 
 SIZE = (640, 480)  # not square, so x and y fractions differ
 KEY = "2017-05-05T01:31:13.738647"

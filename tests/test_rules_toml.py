@@ -97,6 +97,8 @@ INVALID = [
     ('[[camera]]\nmatch = "a"\nmin_area = true\n', 3, "camera[0].min_area",
      "not true (a boolean)"),
     ('[[camera]]\nmatch = "a"\nrename = "human"\n', 3, "camera[0].rename", "must be a table"),
+    ('[[camera]]\nmatch = "a"\n[[camera.ignore_zones]]\nx = 1\n', 3,
+     "camera[0].ignore_zones[0]", "not a table"),
     ('[[camera]]\nmatch = "a"\n[camera.rename]\nperson = ""\n', 3,
      "camera[0].rename.person", "must be a new name"),
     ('[[camera]]\nmatch = "a"\nignore_zones = [[0, 0], [1, 0], [1, 1]]\n', 3,

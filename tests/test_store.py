@@ -15,15 +15,7 @@ from pymongo.errors import AutoReconnect
 
 from hook.store import TaskStore
 from hook.task import Dropped, Status, Task
-from tests.factories import make_event
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from tests.factories import FakeClock, make_event
 
 
 def present(task: Task | None) -> Task:

@@ -12,28 +12,20 @@ from hook.housekeeping import PURGE_SECONDS, Housekeeper
 from hook.pictures import annotate
 from hook.store import TaskStore
 from hook.task import Status
-from tests.factories import DATA, make_event
+from tests.factories import DATA, FakeClock, make_event
 
 NOW = 1_800_000_000.0
 KEEP = 24 * 3600.0
 RETENTION = 7 * 86400.0
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def store(db: Database, clock: Clock) -> TaskStore:
+def store(db: Database, clock: FakeClock) -> TaskStore:
     return TaskStore(db, clock=clock)
 
 
@@ -63,7 +55,7 @@ def test_saved_pictures_come_back_by_task_and_index(store: TaskStore, jpeg: byte
 
 
 def test_a_picture_saved_again_replaces_the_first(
-    store: TaskStore, db: Database, clock: Clock
+    store: TaskStore, db: Database, clock: FakeClock
 ) -> None:
     store.save_picture("t1", 0, b"first attempt")
     clock.now += 60
@@ -75,7 +67,7 @@ def test_a_picture_saved_again_replaces_the_first(
     assert docs[0]["created_at"] == NOW + 60  # its age counts from the newest
 
 
-def test_purge_pictures_removes_those_made_before(store: TaskStore, clock: Clock) -> None:
+def test_purge_pictures_removes_those_made_before(store: TaskStore, clock: FakeClock) -> None:
     store.save_picture("old", 0, b"a")
     store.save_picture("old", 1, b"b")
     clock.now = NOW + 10
@@ -95,7 +87,7 @@ def test_drop_pictures_removes_every_picture_of_those_tasks(store: TaskStore) ->
 
 
 def test_retention_purge_takes_a_purged_tasks_pictures(
-    store: TaskStore, clock: Clock, jpeg: bytes
+    store: TaskStore, clock: FakeClock, jpeg: bytes
 ) -> None:
     old = done_task(store, 1)
     store.save_picture(old, 0, jpeg)
@@ -108,15 +100,15 @@ def test_retention_purge_takes_a_purged_tasks_pictures(
     assert store.picture_indexes(recent) == [0]
 
 
-def keeper(store: TaskStore, clock: Clock, monotonic: Clock, keep: float) -> Housekeeper:
+def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock, keep: float) -> Housekeeper:
     return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
                        keep_pictures_seconds=keep, clock=clock, monotonic=monotonic)  # fmt: skip
 
 
 def test_housekeeping_purges_pictures_past_keeping_on_its_schedule(
-    store: TaskStore, clock: Clock, jpeg: bytes
+    store: TaskStore, clock: FakeClock, jpeg: bytes
 ) -> None:
-    monotonic = Clock(1000.0)
+    monotonic = FakeClock(1000.0)
     chores = keeper(store, clock, monotonic, KEEP)
     task_id = done_task(store, 1)
     store.save_picture(task_id, 0, jpeg)
@@ -136,14 +128,14 @@ def test_housekeeping_purges_pictures_past_keeping_on_its_schedule(
     assert task is not None and task.status is Status.DONE
 
 
-def test_with_pictures_off_housekeeping_purges_none_of_them(
-    store: TaskStore, clock: Clock, jpeg: bytes
+def test_with_pictures_off_housekeeping_removes_those_made_before(
+    store: TaskStore, clock: FakeClock, jpeg: bytes
 ) -> None:
-    chores = keeper(store, clock, Clock(1000.0), 0.0)
-    store.save_picture("t1", 0, jpeg)
-    clock.now = NOW + 30 * 86400.0
-    assert chores.purge() == (0, 0, 0, 0)
-    assert store.picture_indexes("t1") == [0]
+    chores = keeper(store, clock, FakeClock(1000.0), 0.0)
+    store.save_picture("t1", 0, jpeg)  # made while pictures were on
+    clock.now += 1
+    assert chores.purge() == (0, 0, 0, 1)  # turned off: none is served any longer
+    assert store.picture_indexes("t1") == []
 
 
 def test_housekeeping_keeps_pictures_a_day_unless_told() -> None:

@@ -3,7 +3,6 @@ backed by a real nx-27017 server; the page in a real browser is tests/test_view_
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,14 +12,10 @@ import pytest
 import requests
 from pymongo.database import Database
 
-from hook.detector import Detection
-from hook.event import Limits, parse_event
-from hook.hosts import HostAllowList
-from hook.labels import camio_labels
 from hook.store import Heartbeat, TaskStore
 from hook.view import event_row, labels_of, page_data, render, worker_row
 from hook.web import create_app
-from tests.factories import API_KEY, event, image_bytes, make_event, make_settings
+from tests.factories import API_KEY, event, image_bytes, make_event, make_settings, worked_task
 from tests.loopback import serve
 
 WRONG = "wrong-key-0123456789abcdef"
@@ -48,38 +43,6 @@ def beat(store: TaskStore, worker: str, **facts: Any) -> None:
                                 "started_at": time.time() - 60, "every": 5.0, "done": 3,
                                 "in_flight": 1}  # fmt: skip
     store.beat(Heartbeat(worker=worker, **{**defaults, **facts}))
-
-
-def worked_task(
-    store: TaskStore,
-    raw: dict[str, Any],
-    found: dict[str, float] | None = None,
-    *,
-    pictures: dict[int, bytes] | None = None,
-    failure: str | None = None,
-) -> str:
-    """The event `raw` taken through the store as a worker would: queued, claimed, labeled
-    (`found`: label -> score on every image; None: never labeled), its `pictures` stored, then
-    done, or failed with `failure`. Its task id."""
-    parsed = parse_event(json.dumps(raw).encode(), hosts=HostAllowList(("camio.com",)),
-                         limits=Limits(max_images=64, max_image_pixels=40_000_000,
-                                       max_image_bytes=8_000_000))  # fmt: skip
-    task_id, _ = store.enqueue(parsed)
-    task = store.claim("test-worker", 60)
-    assert task is not None and task.id == task_id, "another task was due first"
-    if found is not None:
-        size = (parsed.images[0].info.width, parsed.images[0].info.height)
-        detections = [Detection(label, score, (1, 1, size[0] / 2, size[1] / 2))
-                      for label, score in found.items()]  # fmt: skip
-        images = [(key, size, detections) for key in task.image_keys]
-        store.save_result(task_id, "test-worker", json.dumps(camio_labels(images)))
-    for index, jpeg in (pictures or {}).items():
-        store.save_picture(task_id, index, jpeg)
-    if failure is None:
-        store.complete(task_id, "test-worker")
-    else:
-        store.fail(task_id, "test-worker", failure)
-    return task_id
 
 
 def test_the_page_lists_events_newest_first_with_labels_status_and_thumbnails(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from pymongo import MongoClient
@@ -302,18 +303,26 @@ def test_pictures_are_made_at_labeling_time_with_the_delivered_boxes(
 ) -> None:
     with_pictures = dataclasses.replace(CONFIG, keep_pictures_seconds=3600)
     where = path()
+    receiver.delay[where] = 3.0  # the callback answers late: the pictures must not wait for it
     photo = (DATA / "dog.jpg").read_bytes()
-    task_id = enqueue(store, receiver.url(where), photo, image_bytes(96, 64, seed=1))
+    noise = image_bytes(96, 64, seed=1)
+    task_id = enqueue(store, receiver.url(where), photo, noise)
     with running(store, detector, with_pictures):
-        receiver.wait_for(where, 1)
-        wait_task(store, task_id, settled_as(Status.DONE))
         wait_until_pictures(store, task_id, 2)
-    first = Image.open(io.BytesIO(store.picture(task_id, 0) or b""))
-    original = Image.open(io.BytesIO(photo))
-    assert first.format == "JPEG" and max(first.size) <= 1280
+        during = store.get(task_id)
+        assert during is not None and during.status is Status.RUNNING  # still being delivered
+        wait_task(store, task_id, settled_as(Status.DONE))
+    first = Image.open(io.BytesIO(store.picture(task_id, 0) or b"")).convert("RGB")
+    original = Image.open(io.BytesIO(photo)).convert("RGB")
+    assert max(first.size) <= 1280
     assert abs(first.width / first.height - original.width / original.height) < 0.01
-    blank = Image.open(io.BytesIO(store.picture(task_id, 1) or b""))
+    plain = np.asarray(original.resize(first.size), dtype=np.int16)
+    drawn = np.abs(np.asarray(first, dtype=np.int16) - plain).max(axis=2) > 100
+    assert drawn.mean() > 0.01  # the boxes and labels: far from anything JPEG does to a photo
+    blank = Image.open(io.BytesIO(store.picture(task_id, 1) or b"")).convert("RGB")
+    untouched = np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"), dtype=np.int16)
     assert blank.size == (96, 64)  # nothing found: the picture is the image itself
+    assert (np.abs(np.asarray(blank, dtype=np.int16) - untouched).max(axis=2) > 100).mean() < 0.01
 
 
 def test_no_pictures_when_they_are_off(

@@ -156,3 +156,13 @@ def test_an_invalid_rules_file_is_a_configuration_error(
     done = run(worker_argv(), {**env, "HOOK_RULES": str(rules)})
     assert done.returncode == 2, done.stderr
     assert "rules.toml:3: camera[0].min_score" in done.stderr  # the file, line and key
+
+
+def test_a_rules_file_naming_a_label_the_model_lacks_stops_the_start(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[camera]]\nmatch = "*"\nlabels = ["persn"]\n')
+    done = run(worker_argv(), {**env, "HOOK_RULES": str(rules)})
+    assert done.returncode == 2, done.stderr
+    assert "rules.toml:3: camera[0].labels: 'persn' is not a label the model reports" in done.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
+from hook import ensemble
 from hook.cli import parser
 from hook.cli.argv import web_argv
 from hook.cli.camio_hooks import CamioClient, camera_query
@@ -95,8 +96,22 @@ def simulate_command(args: argparse.Namespace) -> int:
 
 
 def rules_command(args: argparse.Namespace) -> int:
-    print(check(args.file or Settings.from_env(require_api_key=False).rules))
+    """Only HOOK_RULES is read for the file, so other settings' mistakes do not get in the way;
+    the label names are checked against the models in force when they can be loaded."""
+    raw = os.environ.get("HOOK_RULES", "").strip()
+    path = args.file or (Path(raw) if raw else None)
+    print(check(path, known=_model_labels()))
     return 0
+
+
+def _model_labels() -> set[str] | str:
+    """The labels of the models HOOK_MODEL names, or why they could not be had."""
+    logging.getLogger("hook.detector").setLevel(logging.WARNING)  # no model-loading chatter
+    try:
+        settings = Settings.from_env(require_api_key=False)
+        return ensemble.label_names(ensemble.from_settings(settings))
+    except HookError as exc:
+        return str(exc)
 
 
 def status_command(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -83,6 +83,12 @@ class Base:
                       "history": history},
              "$unset": dict.fromkeys(("finished_at", "last_error", *unset), "")},
         ).modified_count == 1  # fmt: skip
+
+    def drop_pictures(self, task_ids: Sequence[str]) -> int:
+        """Delete every picture of these tasks (removed or forgotten)."""
+        if not task_ids:
+            return 0
+        return self.pictures.delete_many({"task_id": {"$in": list(task_ids)}}).deleted_count
 
     def _update_owned(
         self, task_id: str, worker: str, fields: dict[str, Any], unset: Iterable[str] = ()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from bson import Binary
 
 from hook.store.base import Base
@@ -45,9 +43,3 @@ class Pictures(Base):
     def purge_pictures(self, before: float) -> int:
         """Delete pictures made before `before` (past HOOK_KEEP_PICTURES_HOURS)."""
         return self.pictures.delete_many({"created_at": {"$lt": before}}).deleted_count
-
-    def drop_pictures(self, task_ids: Sequence[str]) -> int:
-        """Delete every picture of these tasks (removed or forgotten)."""
-        if not task_ids:
-            return 0
-        return self.pictures.delete_many({"task_id": {"$in": list(task_ids)}}).deleted_count

@@ -19,7 +19,7 @@ class Retention(Base):
             images = [i for doc in docs for i in image_ids(doc["_id"], len(doc["images"]))]
             ids = [d["_id"] for d in docs]
             self.images.delete_many({"_id": {"$in": images}})
-            self.pictures.delete_many({"task_id": {"$in": ids}})
+            self.drop_pictures(ids)
             removed += self.tasks.delete_many({"_id": {"$in": ids}}).deleted_count
         return removed
 
