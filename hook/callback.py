@@ -15,7 +15,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from http.client import HTTPException, RemoteDisconnected
 from urllib.parse import urljoin, urlsplit
@@ -48,6 +48,7 @@ class Outcome:
     verdict: Verdict
     reason: str  # for logs and the task's last_error: status and the start of the answer
     retry_after: float | None = None  # seconds the callback asked us to wait (429, 503)
+    elapsed: float = 0.0  # seconds the whole attempt took, redirects included (set by post_labels)
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,15 @@ def post_labels(
     http: requests.Session, url: str, body: str, *, hosts: HostAllowList, timeout: float
 ) -> Outcome:
     """POST the labels; never raises for network or HTTP trouble, only reports it."""
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     for _ in range(MAX_REDIRECTS + 1):
         result = check_destination(url, hosts) or _attempt(http, url, body, deadline, timeout)
         if isinstance(result, Outcome):
-            return result
+            return replace(result, elapsed=time.monotonic() - started)
         url = result.url  # a redirect to the same origin: check it and go again
-    return Outcome(Verdict.REFUSED, f"callback redirected more than {MAX_REDIRECTS} times")
+    return Outcome(Verdict.REFUSED, f"callback redirected more than {MAX_REDIRECTS} times",
+                   elapsed=time.monotonic() - started)  # fmt: skip
 
 
 def _attempt(

@@ -68,6 +68,18 @@ def test_redirect_to_the_same_host_is_followed(receiver: Receiver) -> None:
     assert outcome.verdict is DELIVERED and receiver.bodies("/new-home")
 
 
+def test_elapsed_covers_the_whole_attempt_redirects_included(receiver: Receiver) -> None:
+    receiver.script["/slow-move"] = [307]
+    receiver.headers["/slow-move"] = {"Location": "/slow-home"}
+    receiver.delay["/slow-move"] = receiver.delay["/slow-home"] = 0.3
+    started = time.monotonic()
+    outcome = deliver(receiver, "/slow-move")
+    assert outcome.verdict is DELIVERED
+    assert 0.6 <= outcome.elapsed <= time.monotonic() - started
+    refused = deliver(receiver, "/x", hosts=HostAllowList(("camio.com",)))
+    assert refused.verdict is REFUSED and 0 <= refused.elapsed < 1  # nothing sent, still timed
+
+
 def test_a_redirect_loop_is_refused_after_the_limit(receiver: Receiver) -> None:
     receiver.script["/loop"] = [307] * 10
     receiver.headers["/loop"] = {"Location": "/loop"}
