@@ -1,5 +1,7 @@
 """Metrics: counters kept in MongoDB, rendered in Prometheus' text format at GET /metrics.
 
+Deliveries are also counted per callback host (hook.host_metrics).
+
 Web and worker processes, on one machine or many, all add to the same counters (kept by the
 store), so one scrape
 of any web process sees the whole installation. Counting is best-effort: a failed update is
@@ -23,6 +25,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from pymongo.errors import PyMongoError
 
+from hook import host_metrics
+from hook.host_metrics import HOST, Admissions, amounts, bucket_field, host_of
 from hook.store import Counter, TaskStore
 
 log = logging.getLogger(__name__)
@@ -34,37 +38,53 @@ QUIET_SECONDS = 10.0
 _INDEX = re.compile(r"\[\d+\]")
 
 
-def _bucket_field(bound: float) -> str:
-    return "le_" + f"{bound:g}".replace(".", "_")
-
-
 class Metrics:
     """Counting for one process: best-effort adds to the installation's counters."""
 
-    def __init__(self, store: TaskStore) -> None:
+    def __init__(self, store: TaskStore, admissions: Admissions | None = None) -> None:
         self.store = store
+        self.admissions = admissions or Admissions()  # the hosts counted under their own name
         self.quiet_until = 0.0  # after a failure, skip counting a while: never wait on a dead DB
 
     def count(self, family: str, label: str) -> None:
         """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
         self._inc(f"{family}|{label}", {"n": 1})
 
+    def delivery(self, url: str, outcome: str, seconds: float, at: float) -> None:
+        """A delivery attempt's outcome (delivered, retried, refused, gave_up), counted overall
+        and for its callback host with how long its POST took; `at`: when, epoch seconds."""
+        self.count(DELIVERIES, outcome)
+        host = host_of(url)
+        if time.monotonic() < self.quiet_until:
+            return
+        try:
+            host = self.admissions.label(self.store, host)
+        except PyMongoError as exc:
+            self._hush(f"{HOST}|{host}", exc)
+            return
+        self._inc(f"{HOST}|{host}", amounts(outcome, seconds), {f"last_{outcome}_at": at})
+
     def observe_latency(self, seconds: float) -> None:
         fields: dict[str, float] = {"count": 1, "sum": seconds}
         for bound in BUCKETS:
             if seconds <= bound:
-                fields[_bucket_field(bound)] = 1
+                fields[bucket_field(bound)] = 1
         self._inc(LATENCY, fields)
 
-    def _inc(self, key: str, fields: dict[str, float]) -> None:
+    def _inc(
+        self, key: str, fields: dict[str, float], latest: dict[str, float] | None = None
+    ) -> None:
         if time.monotonic() < self.quiet_until:
             return
         try:
-            self.store.add(key, fields)
+            self.store.add(key, fields, latest)
         except PyMongoError as exc:
-            self.quiet_until = time.monotonic() + QUIET_SECONDS
-            log.warning("metrics: could not count %s (%s); not counting for %.0f s",
-                        key, type(exc).__name__, QUIET_SECONDS)  # fmt: skip
+            self._hush(key, exc)
+
+    def _hush(self, key: str, exc: PyMongoError) -> None:
+        self.quiet_until = time.monotonic() + QUIET_SECONDS
+        log.warning("metrics: could not count %s (%s); not counting for %.0f s",
+                    key, type(exc).__name__, QUIET_SECONDS)  # fmt: skip
 
 
 def rejection_reason(field: str | None, status: int) -> str:
@@ -91,7 +111,8 @@ class _Collector(Collector):
             "hook_deliveries", "Label deliveries to callback URLs, by outcome", labels=["outcome"]
         )
         latency = None
-        for counter in self.store.counted():
+        counters = self.store.counted()
+        for counter in counters:
             family, _, label = counter.key.partition("|")
             if family == EVENTS:
                 outcome, _, reason = label.partition(":")
@@ -106,10 +127,11 @@ class _Collector(Collector):
             "hook_latency_seconds", "Seconds from an event's arrival to its labels' delivery"
         )
         doc = latency or Counter(LATENCY, {})
-        buckets = [(f"{b:g}", doc.get(_bucket_field(b))) for b in BUCKETS]
+        buckets = [(f"{b:g}", doc.get(bucket_field(b))) for b in BUCKETS]
         buckets.append(("+Inf", doc.get("count")))
         histogram.add_metric([], buckets, doc.get("sum"))
         yield histogram
+        yield from host_metrics.families(counters)
 
 
 def render(store: TaskStore) -> bytes:

@@ -20,7 +20,7 @@ from pymongo.errors import PyMongoError
 
 from hook.callback import Outcome, Verdict
 from hook.job import Job
-from hook.metrics import DELIVERIES, Metrics
+from hook.metrics import Metrics
 from hook.retry import RetryPolicy
 from hook.store import TaskStore
 
@@ -53,15 +53,19 @@ class Settler:
     def delivery(self, job: Job, outcome: Outcome) -> Settlement:
         """A POST's outcome: delivered is done, refused fails, retry is retried with backoff."""
         if outcome.verdict is Verdict.DELIVERED:
-            self.metrics.count(DELIVERIES, "delivered")
+            self._count(job, outcome, "delivered")
             self.metrics.observe_latency(self.clock() - job.task.created_at)
             return self.complete(job)
         if outcome.verdict is Verdict.REFUSED:
-            self.metrics.count(DELIVERIES, "refused")
+            self._count(job, outcome, "refused")
             return self.fail(job, outcome.reason)
         gave_up = self.policy.exhausted(job.task.attempts)
-        self.metrics.count(DELIVERIES, "gave_up" if gave_up else "retried")
+        self._count(job, outcome, "gave_up" if gave_up else "retried")
         return self.retry(job, outcome.reason, at_least=outcome.retry_after or 0.0)
+
+    def _count(self, job: Job, outcome: Outcome, counted_as: str) -> None:
+        """Counted overall and for the callback's host, with the POST's seconds."""
+        self.metrics.delivery(job.task.callback_url, counted_as, outcome.elapsed, self.clock())
 
     def complete(self, job: Job) -> Settlement:
         job.settle()

@@ -11,13 +11,14 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.callback import Outcome, Verdict
+from hook.host_metrics import Admissions
 from hook.job import Job, Stage
 from hook.metrics import Metrics
 from hook.retry import RetryPolicy
 from hook.settling import Settlement, Settler, objects_summary
 from hook.store import TaskStore
 from hook.task import Status, Task
-from tests.factories import make_event
+from tests.factories import CALLBACK, make_event
 from tests.loopback import free_port
 
 NOW = 1_800_000_000.0
@@ -52,9 +53,9 @@ def settler(store: TaskStore, clock: Clock) -> Settler:
     return Settler(store, Metrics(store), POLICY, clock=clock)
 
 
-def claimed(store: TaskStore, *, attempt: int = 1, seed: int = 0) -> Job:
+def claimed(store: TaskStore, *, attempt: int = 1, seed: int = 0, url: str = CALLBACK) -> Job:
     """A task claimed for its `attempt`-th time, its labels stored: as delivery finds it."""
-    task_id, _ = store.enqueue(make_event(seed, n_images=2))
+    task_id, _ = store.enqueue(make_event(seed, n_images=2, callback_url=url))
     for n in range(1, attempt + 1):
         task = store.claim(f"w#{n}", 30)
         assert task is not None and task.id == task_id and task.attempts == n
@@ -182,6 +183,54 @@ def test_mongodb_down_leaves_the_task_to_its_lease(store: TaskStore) -> None:
         task = now_of(store, job)
         assert task.status is Status.RUNNING and task.lease_owner == job.owner
         assert job.stage is Stage.SETTLED
+
+
+def by_host(store: TaskStore) -> dict[str, dict[str, float]]:
+    """The per-host counters by host."""
+    return {c.key.removeprefix("host|"): c.values for c in store.counted()
+            if c.key.startswith("host|")}  # fmt: skip
+
+
+def test_each_outcome_is_counted_for_its_callback_host_with_the_posts_seconds(
+    store: TaskStore, settler: Settler, clock: Clock
+) -> None:
+    other = "http://hooks.camio.com:8443/cb/s3cret-path?token=s3cret-query"
+    jobs = [
+        claimed(store, seed=1),
+        claimed(store, seed=2, url=other),
+        claimed(store, seed=3, url=other, attempt=3),
+        claimed(store, seed=4, url=other),
+    ]
+    settler.delivery(jobs[0], Outcome(Verdict.DELIVERED, "callback answered 200", elapsed=0.2))
+    clock.now = NOW + 5
+    settler.delivery(jobs[1], Outcome(Verdict.RETRY, "callback answered 503", elapsed=3))
+    settler.delivery(jobs[2], Outcome(Verdict.RETRY, "callback answered 503"))  # gives up
+    clock.now = NOW + 9
+    settler.delivery(jobs[3], Outcome(Verdict.REFUSED, "callback answered 404", elapsed=0.04))
+    hosts = by_host(store)
+    assert hosts["www.camio.com:443"] == {
+        "delivered": 1, "count": 1, "sum": 0.2, "last_delivered_at": NOW,
+        "le_0_25": 1, "le_0_5": 1, "le_1": 1, "le_2_5": 1, "le_5": 1, "le_10": 1, "le_30": 1,
+    }  # fmt: skip
+    camio = hosts["hooks.camio.com:8443"]
+    assert (camio["retried"], camio["gave_up"], camio["refused"], camio["count"]) == (1, 1, 1, 3)
+    assert camio["sum"] == pytest.approx(3.04) and camio["le_0_05"] == 2  # the gave_up took 0 s
+    assert (camio["last_retried_at"], camio["last_gave_up_at"]) == (NOW + 5, NOW + 5)
+    assert camio["last_refused_at"] == NOW + 9
+    assert counted(store) == {"delivered": 1, "retried": 1, "gave_up": 1, "refused": 1,
+                              "latency count": 1, "latency sum": 0}  # fmt: skip
+    assert not [c.key for c in store.counted() if "s3cret" in c.key or "/" in c.key]
+
+
+def test_hosts_past_the_cap_are_counted_as_other(store: TaskStore, clock: Clock) -> None:
+    settler = Settler(store, Metrics(store, Admissions(cap=2)), POLICY, clock=clock)
+    another = Settler(store, Metrics(store, Admissions(cap=2)), POLICY, clock=clock)  # a process
+    urls = [f"https://h{n}.camio.com/cb" for n in range(4)]
+    for seed, (url, who) in enumerate(zip(urls * 2, [settler] * 4 + [another] * 4, strict=True)):
+        who.delivery(claimed(store, seed=seed, url=url), Outcome(Verdict.DELIVERED, "200"))
+    hosts = by_host(store)
+    assert {host: doc["delivered"] for host, doc in hosts.items()} == {
+        "h0.camio.com:443": 2, "h1.camio.com:443": 2, "other": 4}  # fmt: skip
 
 
 def test_the_objects_summary_counts_objects_per_label() -> None:
