@@ -55,6 +55,68 @@ class Dropped:
         return asdict(self)
 
 
+class ReportState(StrEnum):
+    """Where a failed task's report stands (see hook.store.reports)."""
+
+    DUE = "due"  # to be sent at `run_at`
+    SENDING = "sending"  # leased to a report sender
+    SENT = "sent"  # every target took it
+    UNDELIVERABLE = "undeliverable"  # a target refused it, or its attempts ran out: kept so
+
+
+class Target(StrEnum):
+    """Where a report goes: the operator's HOOK_FAILURE_URL, or the event's own callback_url."""
+
+    FAILURE_URL = "failure_url"
+    CALLBACK_URL = "callback_url"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A failed task's report to its receivers (its `report` sub-document), typed."""
+
+    state: ReportState
+    targets: tuple[Target, ...]  # still to be sent to
+    delivered: tuple[Target, ...] = ()
+    errors: tuple[tuple[str, str], ...] = ()  # (target, why it is not delivered), by target
+    attempts: int = 0
+    run_at: float | None = None  # when it is due (DUE)
+    owner: str | None = None  # the sender holding its lease (SENDING)
+    until: float | None = None
+    settled_at: float | None = None  # when it became SENT or UNDELIVERABLE
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Report:
+        return cls(
+            state=ReportState(doc["state"]),
+            targets=tuple(Target(t) for t in doc.get("targets") or ()),
+            delivered=tuple(Target(t) for t in doc.get("delivered") or ()),
+            errors=tuple(sorted((str(k), str(v)) for k, v in (doc.get("errors") or {}).items())),
+            attempts=int(doc.get("attempts", 0)),
+            run_at=doc.get("run_at"),
+            owner=doc.get("owner"),
+            until=doc.get("until"),
+            settled_at=doc.get("settled_at"),
+        )
+
+    @property
+    def last_error(self) -> str | None:
+        """Why it is not (yet) delivered, per target: "failure_url: callback answered 404"."""
+        return "; ".join(f"{target}: {why}" for target, why in self.errors) or None
+
+    def summary(self) -> dict[str, Any]:
+        """As the listing and the result document show it."""
+        return {
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "pending": [t.value for t in self.targets],
+            "delivered": [t.value for t in self.delivered],
+            "last_error": self.last_error,
+            "next_attempt_at": iso(self.run_at) if self.state is ReportState.DUE else None,
+            "settled_at": iso(self.settled_at),
+        }
+
+
 @dataclass(frozen=True)
 class Task:
     """A task document, typed. Times are seconds since the epoch (see TaskStore on why)."""
@@ -76,6 +138,7 @@ class Task:
     labeled_at: float | None = None  # when the labels were computed and stored
     dropped: tuple[Dropped, ...] = ()  # what the camera's rules kept out of the labels
     history: tuple[str, ...] = ()  # earlier failures, when the event was sent again
+    report: Report | None = None  # owed by a task failed for good while reporting is on
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Task:
@@ -97,6 +160,7 @@ class Task:
             labeled_at=doc.get("labeled_at"),
             dropped=tuple(Dropped.from_doc(d) for d in doc.get("dropped") or ()),
             history=tuple(str(h) for h in doc.get("history") or ()),
+            report=Report.from_doc(doc["report"]) if doc.get("report") else None,
         )
 
     @property
@@ -120,6 +184,7 @@ class Task:
             "finished_at": iso(self.finished_at),
             "last_error": self.last_error,
             "history": list(self.history),
+            "report": self.report.summary() if self.report else None,
         }
 
 

@@ -5,6 +5,7 @@
     workers    one heartbeat per worker process
     counters   the figures /metrics shows
     pictures   one annotated JPEG per image of a task, kept HOOK_KEEP_PICTURES_HOURS
+    (a failed task's failure report, owed or settled, is its `report` sub-document)
 
 Contract (huey's storage, with leases), by part:
     Intake      enqueue(event) -> (task id, created?); duplicates map to the first task, a
@@ -21,6 +22,8 @@ Contract (huey's storage, with leases), by part:
                 (made before a time), drop_pictures (of these tasks)
     Operations  retry_failed (failed tasks queued again, to be labeled again), forget (tasks
                 removed with their images and pictures); each guarded per task, reported by id
+    Reports     claim_report (ONE atomic find_one_and_update, with a lease), settle_report,
+                requeue_expired_reports: the outbox of failure reports, owed by `fail`
 
 Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
 nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
@@ -36,10 +39,13 @@ from hook.store.operations import Operations
 from hook.store.pictures import Pictures
 from hook.store.reading import Reading
 from hook.store.records import Counter, Heartbeat
+from hook.store.reports import Reports
 from hook.store.retention import Retention
 
 
-class TaskStore(Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures):
+class TaskStore(
+    Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures, Reports
+):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
 

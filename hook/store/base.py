@@ -46,6 +46,8 @@ class Base:
         self.tasks.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
         self.tasks.create_index([("status", ASCENDING), ("finished_at", DESCENDING)])
         self.tasks.create_index("dedup_key", unique=True)
+        self.tasks.create_index([("report.state", ASCENDING), ("report.run_at", ASCENDING)])
+        self.tasks.create_index([("report.state", ASCENDING), ("report.until", ASCENDING)])
         self.images.create_index("created_at")  # purge_orphans; all else goes by _id
         self.pictures.create_index("created_at")  # purge_pictures
         self.pictures.create_index("task_id")  # picture_indexes, drop_pictures
@@ -81,7 +83,7 @@ class Base:
              "finished_at": failed.get("finished_at")},
             {"$set": {"status": Status.QUEUED.value, "attempts": 0, "run_at": self.clock(),
                       "history": history},
-             "$unset": dict.fromkeys(("finished_at", "last_error", *unset), "")},
+             "$unset": dict.fromkeys(("finished_at", "last_error", "report", *unset), "")},
         ).modified_count == 1  # fmt: skip
 
     def drop_pictures(self, task_ids: Sequence[str]) -> int:

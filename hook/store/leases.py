@@ -12,7 +12,8 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 
 from hook.store.base import Base, image_ids, log
-from hook.task import Dropped, Status, Task
+from hook.store.reports import owed
+from hook.task import Dropped, Status, Target, Task
 
 
 class Leases(Base):
@@ -77,9 +78,12 @@ class Leases(Base):
             self._drop_images(task_id, images)
         return images is not None
 
-    def fail(self, task_id: str, worker: str, reason: str) -> bool:
-        """Failed for good with `reason`."""
-        return self._finish(task_id, worker, Status.FAILED, reason) is not None
+    def fail(
+        self, task_id: str, worker: str, reason: str, *, report: Sequence[Target] = ()
+    ) -> bool:
+        """Failed for good with `reason`; owing a failure report to `report`'s targets, if any,
+        in the same update."""
+        return self._finish(task_id, worker, Status.FAILED, reason, report) is not None
 
     def reschedule(self, task_id: str, worker: str, run_at: float, error: str) -> bool:
         """Queue the task again to run at `run_at`, remembering why the last attempt failed."""
@@ -90,8 +94,9 @@ class Leases(Base):
             unset=("lease_until", "lease_owner"),
         )
 
-    def requeue_expired(self, max_attempts: int) -> tuple[int, int]:
-        """Return the tasks of dead workers to the queue; fail those out of attempts."""
+    def requeue_expired(self, max_attempts: int, report: Sequence[Target] = ()) -> tuple[int, int]:
+        """Return the tasks of dead workers to the queue; fail those out of attempts (owing a
+        failure report to `report`'s targets, if any)."""
         now = self.clock()
         expired = {"status": Status.RUNNING.value, "lease_until": {"$lt": now}}
         failed = self.tasks.update_many(
@@ -102,6 +107,7 @@ class Leases(Base):
                     "finished_at": now,
                     "last_error": f"lease expired on attempt {max_attempts} of "
                     f"{max_attempts}: the worker died or hung",
+                    **({"report": owed(report, now)} if report else {}),
                 },
                 "$unset": {"lease_until": "", "lease_owner": ""},
             },
@@ -127,10 +133,19 @@ class Leases(Base):
         found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
         return [found[i] for i in ids if i in found]
 
-    def _finish(self, task_id: str, worker: str, status: Status, error: str | None) -> int | None:
+    def _finish(
+        self,
+        task_id: str,
+        worker: str,
+        status: Status,
+        error: str | None,
+        report: Sequence[Target] = (),
+    ) -> int | None:
         """Settle a running task; its number of images, or None if `worker` did not hold it."""
         fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
         cleared = {"lease_until": "", "lease_owner": ""}
+        if report:
+            fields["report"] = owed(report, fields["finished_at"])
         if error is not None:
             fields["last_error"] = error
         else:  # done: the errors of earlier attempts no longer describe the task
