@@ -18,6 +18,7 @@ from pymongo.database import Database
 import hook.cli
 from hook.cli.commands import COMMANDS, main
 from hook.errors import ConfigError, HookError
+from hook.metrics import Metrics
 from hook.store import Heartbeat, TaskStore
 from tests import procs
 from tests.factories import API_KEY, make_event
@@ -230,6 +231,48 @@ def test_status_shows_stopped_workers_and_retrying_tasks(mongo, db: Database, db
     assert "tasks: queued 3 (1 retrying), running 0, done 0, failed 0" in text
     assert "workers: 1 alive, 1 stopped, 1 gone" in text
     assert re.search(r"^  host:2:bye  stopped  seen 20\.0 h ago", text, re.M)
+
+
+def test_status_shows_each_callback_hosts_deliveries_failing_first(
+    mongo, db: Database, db_name: str
+) -> None:
+    metrics = Metrics(TaskStore(db))
+    now = time.time()
+    ok, bad = "https://www.camio.com/api/cb/s3cret?t=1", "http://hooks.camio.com:8443/cb/s3cret"
+    for seconds in (0.08, 0.12, 0.1):
+        metrics.delivery(ok, "delivered", seconds, now - 30)
+    metrics.delivery(bad, "delivered", 0.2, now - 600)
+    metrics.delivery(bad, "retried", 10.0, now - 300)
+    metrics.delivery(bad, "refused", 0.05, now - 5)
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    hosts = json.loads(done.stdout)["callback_hosts"]
+    assert [h["host"] for h in hosts] == ["hooks.camio.com:8443", "www.camio.com:443"]
+    failing, fine = hosts
+    assert {k: failing[k] for k in ("delivered", "retried", "refused", "gave_up")} == {
+        "delivered": 1, "retried": 1, "refused": 1, "gave_up": 0}  # fmt: skip
+    assert failing["last_outcome"] == "refused" and 4 <= failing["last_seconds_ago"] < 60
+    assert failing["mean_seconds"] == pytest.approx(10.25 / 3)
+    assert fine["delivered"] == 3 and fine["mean_seconds"] == pytest.approx(0.1)
+    assert fine["last_outcome"] == "delivered" and fine["last_at"].endswith("+00:00")
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "callback hosts: 2 " in text and "s3cret" not in text
+    head, first, second = text.splitlines()[-3:]
+    assert head.split() == ["HOST", "DELIVERED", "RETRIED", "REFUSED", "GAVE", "UP", "MEAN",
+                            "P90", "LAST"]  # fmt: skip
+    assert first.split()[:5] == ["hooks.camio.com:8443", "1", "1", "1", "0"]
+    assert first.split()[5:7] == ["3.4", "s"] and re.search(r" refused \d+ s ago$", first)
+    assert second.split()[:7] == ["www.camio.com:443", "3", "0", "0", "0", "100", "ms"]
+    assert re.search(r" delivered (3\d|4\d) s ago$", second)
+
+
+def test_status_without_deliveries_says_so(mongo, db: Database, db_name: str) -> None:
+    TaskStore(db).enqueue(make_event())
+    done = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.stdout.splitlines()[-1] == "callback hosts: none delivered to yet"
+    data = json.loads(cli("status", "--json", HOOK_MONGO_URI=mongo.uri,
+                          HOOK_MONGO_DB=db_name).stdout)  # fmt: skip
+    assert data["callback_hosts"] == []
 
 
 def test_deliberate_errors_are_one_line_and_bugs_keep_their_traceback(

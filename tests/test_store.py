@@ -383,8 +383,12 @@ def test_admit_takes_names_up_to_the_cap_even_when_processes_race(db: Database) 
     assert store.admit("hosts", "a:443", 3) and store.admit("hosts", "a:443", 3)  # once only
     names = [f"h{n}.example:443" for n in range(12)]
     admitted: list[str] = []
-    threads = [threading.Thread(target=lambda name=name: store.admit("hosts", name, 3)
-                                and admitted.append(name)) for name in names]  # fmt: skip
+
+    def admit(name: str) -> None:
+        if store.admit("hosts", name, 3):
+            admitted.append(name)
+
+    threads = [threading.Thread(target=admit, args=(name,)) for name in names]
     for thread in threads:
         thread.start()
     for thread in threads:

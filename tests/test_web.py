@@ -16,6 +16,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
+from hook.metrics import Metrics
 from hook.store import TaskStore
 from hook.web import create_app
 from tests.factories import API_KEY, b64, event, image_bytes, make_settings
@@ -340,3 +341,21 @@ def test_metrics_in_prometheus_format(base: str) -> None:
     assert 'hook_events_total{outcome="rejected",reason="images[].image_b64"} 1.0' in text
     assert 'hook_events_total{outcome="rejected",reason="api_key"} 1.0' in text
     assert "hook_latency_seconds_bucket" in text and API_KEY not in text
+
+
+def test_metrics_per_callback_host_name_host_and_port_only(db: Database, base: str) -> None:
+    metrics = Metrics(TaskStore(db))
+    secret = "https://www.camio.com/api/callbacks/s3cret-token?key=s3cret-key"
+    metrics.delivery(secret, "delivered", 0.12, time.time())
+    metrics.delivery("http://hooks.camio.com:8443/cb?x=s3cret", "retried", 10.0, time.time())
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    assert "# TYPE hook_host_deliveries_total counter" in text
+    assert "# TYPE hook_host_delivery_seconds histogram" in text
+    assert 'hook_host_deliveries_total{host="www.camio.com:443",outcome="delivered"} 1.0' in text
+    assert 'hook_host_deliveries_total{host="hooks.camio.com:8443",outcome="retried"} 1.0' in text
+    assert 'hook_host_delivery_seconds_bucket{host="www.camio.com:443",le="0.25"} 1.0' in text
+    assert 'hook_host_delivery_seconds_bucket{host="hooks.camio.com:8443",le="5"} 0.0' in text
+    assert 'hook_host_delivery_seconds_sum{host="hooks.camio.com:8443"} 10.0' in text
+    assert 'hook_deliveries_total{outcome="delivered"} 1.0' in text  # as before, beside them
+    assert "# TYPE hook_latency_seconds histogram" in text
+    assert "s3cret" not in text and "/api" not in text and API_KEY not in text

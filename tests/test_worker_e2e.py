@@ -278,6 +278,14 @@ def test_deliveries_and_latency_reach_the_metrics(stack: Stack, receiver: Receiv
         value(after, "hook_latency_seconds_count")
         == value(before, "hook_latency_seconds_count") + 1
     )
+    host = f'host="127.0.0.1:{receiver.server.server_port}"'  # the port, never the path
+    for line in (f'hook_host_deliveries_total{{{host},outcome="delivered"}}',
+                 f"hook_host_delivery_seconds_count{{{host}}}",
+                 f'hook_host_delivery_seconds_bucket{{{host},le="+Inf"}}'):  # fmt: skip
+        assert value(after, line) == value(before, line) + 1, line
+    assert value(after, f"hook_host_delivery_seconds_sum{{{host}}}") > value(
+        before, f"hook_host_delivery_seconds_sum{{{host}}}")  # fmt: skip
+    assert path not in after and "/cb/" not in after
 
 
 def test_exhausted_retries_fail_the_task_and_count_as_gave_up(
