@@ -22,7 +22,7 @@ from pymongo.database import Database
 
 from hook.detector import Detector
 from hook.hosts import HostAllowList
-from hook.metrics import Metrics, render
+from hook.metrics import Metrics
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
 from hook.settings import DEFAULT_MODEL
@@ -340,33 +340,3 @@ def wait_until_pictures(store: TaskStore, task_id: str, count: int, timeout: flo
     while len(store.picture_indexes(task_id)) < count:
         assert time.monotonic() < deadline, f"task {task_id} has no {count} pictures"
         time.sleep(0.05)
-
-
-def test_deliveries_are_counted_per_callback_host_without_path_or_query(
-    store: TaskStore, detector: Detector
-) -> None:
-    fine, failing = Receiver(), Receiver()  # two callback hosts: one port each
-    where = "/cb/s3cret-path?token=s3cret-query"
-    try:
-        failing.script[where] = [503, 404]
-        config = dataclasses.replace(CONFIG, policy=RetryPolicy(base=0.2, max_attempts=3))
-        done = enqueue(store, fine.url(where), image_bytes(seed=9))
-        refused = enqueue(store, failing.url(where), image_bytes(seed=10))
-        with running(store, detector, config):
-            wait_task(store, done, settled_as(Status.DONE))
-            failed = wait_task(store, refused, settled_as(Status.FAILED))
-    finally:
-        fine.close()
-        failing.close()
-    assert failed.attempts == 2 and len(failing.bodies(where)) == 2
-    ok, bad = (f"127.0.0.1:{r.server.server_port}" for r in (fine, failing))
-    text = render(store).decode()
-    for host, outcome, n in [(ok, "delivered", 1), (ok, "retried", 0), (ok, "refused", 0),
-                             (bad, "delivered", 0), (bad, "retried", 1), (bad, "refused", 1),
-                             (bad, "gave_up", 0)]:  # fmt: skip
-        assert f'hook_host_deliveries_total{{host="{host}",outcome="{outcome}"}} {n}.0' in text
-    assert f'hook_host_delivery_seconds_count{{host="{ok}"}} 1.0' in text
-    assert f'hook_host_delivery_seconds_count{{host="{bad}"}} 2.0' in text
-    assert f'hook_host_delivery_seconds_bucket{{host="{bad}",le="+Inf"}} 2.0' in text
-    assert 'hook_deliveries_total{outcome="retried"} 1.0' in text  # the old family as it was
-    assert "s3cret" not in text and "/cb" not in text and "token" not in text

@@ -21,7 +21,7 @@ from pymongo import MongoClient
 from hook.embedded import EmbeddedMongo
 from hook.store import TaskStore
 from tests.factories import DATA, REGIONS, bad_pngs, image_bytes
-from tests.procs import Stack
+from tests.procs import Stack, hook_cli
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -286,6 +286,37 @@ def test_deliveries_and_latency_reach_the_metrics(stack: Stack, receiver: Receiv
     assert value(after, f"hook_host_delivery_seconds_sum{{{host}}}") > value(
         before, f"hook_host_delivery_seconds_sum{{{host}}}")  # fmt: skip
     assert path not in after and "/cb/" not in after
+
+
+def test_deliveries_are_counted_per_callback_host_in_metrics_and_status(
+    stack: Stack, mongo: EmbeddedMongo
+) -> None:
+    fine, failing = Receiver(), Receiver()  # two callback hosts: a port each
+    where = f"/cb/s3cret-{uuid.uuid4().hex}?token=s3cret-query"
+    try:
+        failing.script[where] = [503, 404]
+        stack.start_worker()
+        done, _ = send(stack, fine, [("2017-05-05T01:31:13Z", image_bytes(seed=4400))], where)
+        refused, _ = send(stack, failing, [("2017-05-05T01:31:13Z", image_bytes(seed=4401))],
+                          where)  # fmt: skip
+        stack.wait_status(done, "done")
+        assert stack.wait_status(refused, "failed")["attempts"] == 2
+    finally:
+        fine.close()
+        failing.close()
+    ok, bad = (f"127.0.0.1:{r.server.server_port}" for r in (fine, failing))
+    text = requests.get(f"{stack.base}/metrics", timeout=5).text
+    for host, outcome, n in [(ok, "delivered", 1), (ok, "retried", 0), (ok, "refused", 0),
+                             (bad, "delivered", 0), (bad, "retried", 1), (bad, "refused", 1),
+                             (bad, "gave_up", 0)]:  # fmt: skip
+        assert f'hook_host_deliveries_total{{host="{host}",outcome="{outcome}"}} {n}.0' in text
+    assert f'hook_host_delivery_seconds_count{{host="{ok}"}} 1.0' in text
+    assert f'hook_host_delivery_seconds_bucket{{host="{bad}",le="+Inf"}} 2.0' in text
+    assert "s3cret" not in text and "/cb" not in text and "token" not in text
+    status = hook_cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=DB).stdout
+    (row,) = [line.split() for line in status.splitlines() if line.startswith(f"  {bad} ")]
+    assert row[1:5] == ["0", "1", "1", "0"] and row[-4] == "refused"  # N s ago
+    assert "s3cret" not in status
 
 
 def test_exhausted_retries_fail_the_task_and_count_as_gave_up(
