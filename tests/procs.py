@@ -66,6 +66,12 @@ class Stack:
         self.web = start(self.argv, self.env, self.logs / "web.log")
         try:
             health = wait_http(f"{self.base}/tasks/", self.web)
+            # a loaded machine: MongoDB may not be selected within a short HOOK_MONGO_TIMEOUT_MS
+            # at first, which the health check rightly answers 503; it is up once it says 200
+            deadline = time.monotonic() + 30
+            while health.status_code == 503 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                health = wait_http(f"{self.base}/tasks/", self.web)
         except (AssertionError, requests.ConnectionError) as exc:
             raise AssertionError(f"{exc}; its log:\n{self.log('web')}") from None
         assert health.status_code == 200, health.text
