@@ -28,9 +28,11 @@ from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
 from hook.mongo import connect, make_indexes
+from hook.outbound import Outbound
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
 from hook.settings import Settings
+from hook.signing import Signer
 from hook.store import TaskStore
 from hook.worker import Worker, WorkerConfig
 
@@ -71,11 +73,18 @@ def build(settings: Settings) -> Worker:
         policy=RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.max_attempts),
         hosts=HostAllowList(settings.callback_hosts),
         keep_pictures_seconds=settings.keep_pictures_hours * 3600,
+        outbound=outbound(settings),
     )
     detector = ensemble.from_settings(settings)
     # a wrong file, or a label the model never reports, stops the start: ConfigError, exit 2
     rules = RulesFile.open(settings.rules, known=ensemble.label_names(detector))
     return Worker(store, detector, config, rules=rules)
+
+
+def outbound(settings: Settings) -> Outbound:
+    """The callbacks' extra headers: signed with HOOK_SIGNING_SECRET, HOOK_CALLBACK_HEADERS."""
+    secrets = settings.signing_secrets
+    return Outbound(Signer(secrets) if secrets else None, settings.callback_headers or {})
 
 
 def serve(worker: Worker, signals: Signals) -> int:

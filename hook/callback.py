@@ -15,9 +15,11 @@ import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from http.client import HTTPException, RemoteDisconnected
+from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -30,6 +32,7 @@ MAX_REDIRECTS = 3
 KEEP_BODY = 500  # characters of the callback's answer kept with a failed task
 READ_LIMIT = 64 * 1024  # bytes of an answer read at most
 RETRY_STATUS = {408, 425, 429}  # 4xx that mean "later", not "never"
+NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
@@ -67,13 +70,22 @@ def session() -> requests.Session:
 
 
 def post_labels(
-    http: requests.Session, url: str, body: str, *, hosts: HostAllowList, timeout: float
+    http: requests.Session,
+    url: str,
+    body: str,
+    *,
+    hosts: HostAllowList,
+    timeout: float,
+    headers: Mapping[str, str] = NO_HEADERS,
 ) -> Outcome:
-    """POST the labels; never raises for network or HTTP trouble, only reports it."""
+    """POST the labels with `headers` (hook.outbound's), the same ones again on a redirect;
+    never raises for network or HTTP trouble, only reports it."""
     started = time.monotonic()
     deadline = started + timeout
     for _ in range(MAX_REDIRECTS + 1):
-        result = check_destination(url, hosts) or _attempt(http, url, body, deadline, timeout)
+        result = check_destination(url, hosts) or _attempt(
+            http, url, body, sent=headers, deadline=deadline, timeout=timeout
+        )
         if isinstance(result, Outcome):
             return replace(result, elapsed=time.monotonic() - started)
         url = result.url  # a redirect to the same origin: check it and go again
@@ -82,11 +94,17 @@ def post_labels(
 
 
 def _attempt(
-    http: requests.Session, url: str, body: str, deadline: float, timeout: float
+    http: requests.Session,
+    url: str,
+    body: str,
+    *,
+    sent: Mapping[str, str],
+    deadline: float,
+    timeout: float,
 ) -> Outcome | Redirect:
     """One POST: its outcome, or a same-origin redirect to follow."""
     try:
-        status, headers, text = _post(http, url, body, deadline)
+        status, headers, text = _post(http, url, body, sent, deadline)
     except (requests.Timeout, TimeoutError):
         return Outcome(Verdict.RETRY, f"callback timed out after {timeout:g} s")
     except requests.exceptions.InvalidURL as exc:
@@ -117,14 +135,17 @@ def _redirect(url: str, status: int, location: str) -> Outcome | Redirect:
 
 
 def _post(
-    http: requests.Session, url: str, body: str, deadline: float
+    http: requests.Session, url: str, body: str, sent: Mapping[str, str], deadline: float
 ) -> tuple[int, dict[str, str], str]:
-    """One POST within `deadline`: the status, headers and the start of the answer."""
+    """One POST within `deadline`: the status, headers and the start of the answer.
+
+    The body goes as its UTF-8 bytes, the very bytes a signature in `sent` is made over.
+    """
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
-    with http.post(url, data=body, timeout=left, allow_redirects=False, stream=True,
-                   headers={"Content-Type": "application/json"}) as answer:  # fmt: skip
+    with http.post(url, data=body.encode(), timeout=left, allow_redirects=False, stream=True,
+                   headers={**sent, "Content-Type": "application/json"}) as answer:  # fmt: skip
         data, cut = b"", ""
         try:
             # read1: whatever has arrived, so an answer trickling in cannot outlast the deadline

@@ -20,6 +20,7 @@ from pymongo.errors import PyMongoError
 from hook.callback import origin, post_labels
 from hook.hosts import HostAllowList
 from hook.job import Job
+from hook.outbound import Outbound
 from hook.settling import Settlement, Settler
 from hook.store import TaskStore
 
@@ -44,9 +45,11 @@ class DeliveryPool:
         hosts: HostAllowList,
         timeout: float,
         finished: Callable[[Job, Settlement | None], None],
+        outbound: Outbound | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.settler, self.http = store, settler, http
+        self.outbound = outbound or Outbound()
         self.hosts, self.timeout, self.finished, self.clock = hosts, timeout, finished, clock
         self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="deliver")
         self.slots = threading.Semaphore(IN_FLIGHT)
@@ -78,8 +81,12 @@ class DeliveryPool:
 
     def _post_and_settle(self, job: Job, host: Origin) -> Settlement:
         try:
-            outcome = post_labels(self.http, job.task.callback_url, job.body or "",
-                                  hosts=self.hosts, timeout=self.timeout)  # fmt: skip
+            task, body = job.task, job.body or ""
+            headers = self.outbound.headers_for(task.id, body, camera=task.camera,
+                                                user=task.user_id, attempt=task.attempts,
+                                                now=self.clock())  # fmt: skip
+            outcome = post_labels(self.http, task.callback_url, body, hosts=self.hosts,
+                                  timeout=self.timeout, headers=headers)  # fmt: skip
         except Exception as exc:  # logged with the task id; the task is retried
             log.exception("task %s: delivery failed", job.task.id)
             why = f"unexpected error while delivering: {type(exc).__name__}: {exc}"

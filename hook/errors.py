@@ -52,3 +52,7 @@ class CamioError(HookError):
 
 class BuildError(HookError):
     """A model could not be fetched, checked or converted; the message says which and why."""
+
+
+class BadSignature(HookError):  # noqa: N818 - named for what the request has
+    """A callback's Standard Webhooks signature does not check out (the receiver's side)."""

@@ -17,6 +17,8 @@ from typing import Any
 
 from hook.errors import ConfigError
 from hook.hosts import parse_entry
+from hook.outbound import parse_custom_headers
+from hook.signing import parse_secrets
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
@@ -247,6 +249,13 @@ SPECS: tuple[Spec, ...] = (
          "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
          "an IP address only itself, an IP network (`10.1.0.0/16`) its addresses; "
          "`host:port` or `[v6]:port` allows that port only."),
+    Spec("HOOK_SIGNING_SECRET", "signing_secrets", parse_secrets, None,
+         "Signs every callback, Standard Webhooks style: `whsec_` + base64 of 24 to 64 random "
+         "bytes; several, space-separated, each sign (for rotation). See Callback headers.",
+         secret=True),
+    Spec("HOOK_CALLBACK_HEADERS", "callback_headers", parse_custom_headers, None,
+         "Headers added to every callback: a JSON object of name -> value, or a file holding "
+         "one (e.g. an Authorization the receiver demands). Never shown or logged.", secret=True),
     Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
          "Largest request body in bytes; larger ones get 413 unread."),
     Spec("HOOK_BODY_TIMEOUT", "body_timeout", _positive_float, "15",
@@ -310,6 +319,8 @@ class Settings:
     retention_hours: float
     keep_pictures_hours: float
     callback_hosts: tuple[str, ...]
+    signing_secrets: tuple[str, ...] | None
+    callback_headers: dict[str, str] | None
     max_body: int
     body_timeout: float
     max_images: int

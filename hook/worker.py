@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -46,6 +46,7 @@ from hook.job import Job, Stage
 from hook.labels import camio_labels
 from hook.lease_keeper import Holding, LeaseKeeper
 from hook.metrics import Metrics
+from hook.outbound import Outbound
 from hook.pictures import picture_fit
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
@@ -70,6 +71,7 @@ class WorkerConfig:
     policy: RetryPolicy
     hosts: HostAllowList
     keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
+    outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
 
 
 class Worker:
@@ -95,7 +97,7 @@ class Worker:
         self.settler = Settler(store, self.metrics, config.policy, clock=clock)
         self.deliveries = DeliveryPool(
             store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
-            finished=self._delivered, clock=clock,
+            finished=self._delivered, outbound=config.outbound, clock=clock,
         )  # fmt: skip
         self.housekeeper = Housekeeper(
             store, lease_seconds=config.lease_seconds, clock=clock,

@@ -6,14 +6,34 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from standardwebhooks import Webhook, WebhookVerificationError
+
+
+@dataclass(frozen=True)
+class Request:
+    """A POST as it came: its headers and the body's bytes, and which secret verified it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    verified_by: int | None  # index into Receiver.secrets; None: not verified (or no secrets)
+
 
 class Receiver:
-    """Answers each path with scripted statuses (then 200), optionally after a delay or a gate."""
+    """Answers each path with scripted statuses (then 200), optionally after a delay or a gate.
 
-    def __init__(self, port: int = 0) -> None:
+    With `secrets`, every POST is checked as a receiver would, by the official Standard
+    Webhooks library (not hook's own code): one that none of them verifies is answered 401.
+    """
+
+    def __init__(self, port: int = 0, *, secrets: Sequence[str] = ()) -> None:
+        self.secrets = list(secrets)
+        self.requests: list[Request] = []  # every POST with its headers and raw body
         self.received: list[tuple[str, Any]] = []
         self.arrivals: list[tuple[str, float]] = []  # (path, time.monotonic()) per POST
         self.script: dict[str, list[int]] = defaultdict(list)
@@ -28,12 +48,17 @@ class Receiver:
                 body = self.rfile.read(length)
                 if len(body) < length:  # the sender died mid-request: nothing was delivered
                     return
+                headers = dict(self.headers.items())
+                verified_by = receiver.verify(headers, body)
                 with receiver.cond:
                     receiver.arrivals.append((self.path, time.monotonic()))
+                    receiver.requests.append(Request(self.path, headers, body, verified_by))
                     receiver.received.append((self.path, json.loads(body or b"null")))
                     receiver.cond.notify_all()
                     statuses = receiver.script[self.path]
                     status = statuses.pop(0) if statuses else 200
+                if receiver.secrets and verified_by is None:
+                    status = 401
                 time.sleep(receiver.delay.get(self.path, 0))
                 extra = receiver.headers.get(self.path, {})
                 self.send_response(status)
@@ -50,6 +75,20 @@ class Receiver:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
+
+    def verify(self, headers: dict[str, str], body: bytes) -> int | None:
+        """The index of the first secret whose signature the POST carries, if any."""
+        for index, secret in enumerate(self.secrets):
+            try:
+                Webhook(secret).verify(body, headers)
+            except (WebhookVerificationError, ValueError):  # a malformed header: ValueError
+                continue
+            return index
+        return None
+
+    def requests_to(self, path: str) -> list[Request]:
+        with self.cond:
+            return [request for request in self.requests if request.path == path]
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_port}{path}"

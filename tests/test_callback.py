@@ -253,3 +253,22 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after("Fri, 15 Jan 2027 08:00:30 GMT", now) == 30  # 1_800_000_030 in epoch s
     assert retry_after("soon", now) is None and retry_after(None, now) is None
     assert retry_after("Thu, 01 Jan 1970 00:00:00 GMT", now) == 0.0  # in the past: no wait
+
+
+def test_the_headers_given_are_sent_on_every_post_of_a_delivery_redirects_too(
+    receiver: Receiver,
+) -> None:
+    receiver.script["/signed/moved"] = [308]
+    receiver.headers["/signed/moved"] = {"Location": "/signed/home"}
+    body = '{"status":"success","labels":{"2017-05-05T01:31:13Z":{}}}'
+    sent = {"webhook-id": "6b042f477050c593dd19606a", "X-Hook-Attempt": "2",
+            "Authorization": "Bearer t"}  # fmt: skip
+    outcome = post_labels(requests.Session(), receiver.url("/signed/moved"), body, hosts=LOCAL,
+                          timeout=5, headers=sent)  # fmt: skip
+    assert outcome.verdict is DELIVERED
+    posts = receiver.requests_to("/signed/moved") + receiver.requests_to("/signed/home")
+    assert len(posts) == 2
+    for post in posts:
+        assert post.body == body.encode()  # the bytes as given, nothing re-serialized
+        assert {name: post.headers.get(name) for name in sent} == sent
+        assert post.headers["Content-Type"] == "application/json"

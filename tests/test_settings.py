@@ -121,7 +121,8 @@ def test_a_bind_gunicorn_or_run_could_not_use_is_refused_at_start_up(bind: str, 
 
 def test_secrets_are_the_key_and_anything_named_like_one() -> None:
     hidden = {spec.env for spec in SPECS if spec.hidden}
-    assert hidden == {"HOOK_API_KEY"}  # today's table; a new *_SECRET or *_TOKEN joins it
+    # today's table; a new *_SECRET or *_TOKEN joins it
+    assert hidden == {"HOOK_API_KEY", "HOOK_SIGNING_SECRET", "HOOK_CALLBACK_HEADERS"}
     named = Spec("HOOK_SIGNING_SECRET", "signing_secret", str, None, "a signing secret")
     assert named.hidden and not Spec("HOOK_TLS_KEY", "tls_key", str, None, "a path").hidden
 

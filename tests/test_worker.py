@@ -23,9 +23,11 @@ from pymongo.database import Database
 from hook.detector import Detector
 from hook.hosts import HostAllowList
 from hook.metrics import Metrics
+from hook.outbound import Outbound
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
 from hook.settings import DEFAULT_MODEL
+from hook.signing import Signer
 from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker import Worker, WorkerConfig
@@ -187,6 +189,35 @@ def test_a_5xx_reschedules_the_task_with_backoff(
     assert 15 - 2 <= wait <= 30  # POLICY: half of 30 s fixed, half random
     assert queued.result_json is not None  # the next attempt resends these very labels
     assert delivered(store, "retried") == 1 and delivered(store, "delivered") == 0
+
+
+def test_each_attempt_is_signed_afresh_under_the_same_id_with_its_context(
+    store: TaskStore, detector: Detector
+) -> None:
+    secret = "whsec_" + "c2lnbmluZy1zZWNyZXQtZm9yLXRoZS13b3JrZXI="  # 30 bytes
+    signed = Receiver(secrets=[secret])  # the official library checks every POST
+    try:
+        where = path()
+        signed.script[where] = [503]
+        outbound = Outbound(Signer([secret]), {"Authorization": "Bearer w"})
+        config = dataclasses.replace(CONFIG, outbound=outbound,
+                                     policy=RetryPolicy(base=0.2, max_attempts=3))  # fmt: skip
+        task_id = enqueue(store, signed.url(where), image_bytes(seed=8))
+        with running(store, detector, config):
+            wait_task(store, task_id, settled_as(Status.DONE))
+        first, second = signed.requests_to(where)
+    finally:
+        signed.close()
+    done = store.get(task_id)
+    assert done is not None and done.result_json is not None
+    for attempt, post in enumerate((first, second), 1):
+        assert post.verified_by == 0 and post.body == done.result_json.encode()
+        assert post.headers["webhook-id"] == task_id  # the same on every attempt
+        assert post.headers["X-Hook-Attempt"] == str(attempt)
+        assert post.headers["X-Hook-Camera"] == "front door"
+        assert post.headers["X-Hook-User"] == "u1"
+        assert post.headers["Authorization"] == "Bearer w"
+    assert int(first.headers["webhook-timestamp"]) <= int(second.headers["webhook-timestamp"])
 
 
 def test_an_unreachable_callback_is_retried_with_a_short_reason(

@@ -29,6 +29,7 @@ from hook.cli.rules_check import check
 from hook.cli.settings_report import effective_table, settings_table, update_readme
 from hook.cli.simulator import simulate
 from hook.cli.task_commands import forget_command, retry_command, show_command
+from hook.cli.verify import verify_command
 from hook.errors import ConfigError, HookError
 from hook.logs import configure
 from hook.mongo import connect, embedded_for
@@ -168,6 +169,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "forget": forget_command,
     "show": show_command,
     "rules": rules_command,
+    "verify": verify_command,
     "web": web_command,
     "mongo": mongo_command,
     "run": run_command,

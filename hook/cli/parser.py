@@ -78,6 +78,7 @@ def build(prog: str) -> argparse.ArgumentParser:
     _task_commands(commands)
     _simulate_command(commands, prog)
     _rules_command(commands)
+    _verify_command(commands)
     return top
 
 
@@ -177,6 +178,39 @@ def _rules_command(commands: argparse._SubParsersAction) -> None:
     )
     check.add_argument(
         "file", nargs="?", type=Path, metavar="FILE", help="the rules file (default: $HOOK_RULES)"
+    )
+
+
+def _verify_command(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="check a callback's signature (HOOK_SIGNING_SECRET) as its receiver would",
+        description="Check a saved callback's Standard Webhooks signature: its webhook-id, "
+        "webhook-timestamp and webhook-signature headers and its body, byte for byte. Exit 0 "
+        "if valid; 1, saying why, if not (wrong secret or body, too old or new, malformed).",
+    )
+    verify.add_argument("--id", required=True, help="the webhook-id header (the task id)")
+    verify.add_argument("--timestamp", required=True, help="the webhook-timestamp header")
+    verify.add_argument("--signature", required=True, help="the webhook-signature header")
+    verify.add_argument(
+        "--secret",
+        help="whsec_... (default: $HOOK_SIGNING_SECRET; several, space-separated: any one)",
+    )
+    verify.add_argument(
+        "--body", type=Path, metavar="FILE", help="the request's body (default: standard input)"
+    )
+    verify.add_argument(
+        "--now",
+        type=float,
+        metavar="SECONDS",
+        help="unix time to judge the timestamp by (default: now), for a request saved earlier",
+    )
+    verify.add_argument(
+        "--tolerance",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how far the timestamp may be from --now (default: 300, as the spec suggests)",
     )
 
 
