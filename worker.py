@@ -29,6 +29,7 @@ from hook.hosts import HostAllowList
 from hook.logs import configure
 from hook.mongo import connect, make_indexes
 from hook.outbound import Outbound
+from hook.reporting import ReportConfig
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
 from hook.settings import Settings
@@ -74,6 +75,7 @@ def build(settings: Settings) -> Worker:
         hosts=HostAllowList(settings.callback_hosts),
         keep_pictures_seconds=settings.keep_pictures_hours * 3600,
         outbound=outbound(settings),
+        reports=reports(settings),
     )
     detector = ensemble.from_settings(settings)
     # a wrong file, or a label the model never reports, stops the start: ConfigError, exit 2
@@ -85,6 +87,12 @@ def outbound(settings: Settings) -> Outbound:
     """The callbacks' extra headers: signed with HOOK_SIGNING_SECRET, HOOK_CALLBACK_HEADERS."""
     secrets = settings.signing_secrets
     return Outbound(Signer(secrets) if secrets else None, settings.callback_headers or {})
+
+
+def reports(settings: Settings) -> ReportConfig:
+    """Failure reports: to HOOK_FAILURE_URL, the event's callback_url, both or neither."""
+    policy = RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.report_attempts)
+    return ReportConfig(settings.failure_url, settings.failure_to_callback, policy)
 
 
 def serve(worker: Worker, signals: Signals) -> int:

@@ -155,3 +155,35 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def allowing_only(url: str) -> HostAllowList:
+    """The allow-list of `url`'s own host and port, listed exactly: for the operator's own
+    URLs (HOOK_FAILURE_URL), allowed by being configured, whatever address they resolve to.
+
+    ValueError if `url` is not http(s) to a host (no credentials, nothing unsafe in it); its
+    message never shows the URL.
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", port_of(parts)
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    entry = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        only = HostAllowList((entry,))
+    except ValueError:
+        raise ValueError("has no valid host (an http or https URL is needed)") from None
+    try:
+        only.check_url(url, field="the URL")
+    except Invalid as exc:  # the URL may hold a token: its messages never show it
+        raise ValueError(str(exc).replace(f": {url[:200]!r}", "")) from None
+    return only
+
+
+def operator_url(raw: str) -> str:
+    """HOOK_FAILURE_URL: the operator's own URL, checked for its form only (`allowing_only`),
+    never against HOOK_CALLBACK_HOSTS; ValueError that never shows it."""
+    url = raw.strip()
+    allowing_only(url)
+    return url

@@ -1,7 +1,8 @@
 """Housekeeping: the queue's chores that no single task owns, run by every worker in turn.
 
     sweep   tasks whose lease ran out (their worker died or hung) back to the queue, or
-            failed when out of attempts: every few seconds
+            failed when out of attempts (owing a failure report, when reporting is on):
+            every few seconds
     purge   finished tasks past retention, images whose task never appeared (a failed
             enqueue), annotated pictures past their keep time and the heartbeats of workers
             gone a day: every hour
@@ -14,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from hook.store import TaskStore
+from hook.task import Target
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,14 @@ class Housekeeper:
         retention_seconds: float,
         max_attempts: int,
         keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
+        report: Sequence[Target] = (),
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.clock, self.monotonic = store, clock, monotonic
         self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
         self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, and any left go
+        self.report = tuple(report)  # what a task failed by the sweep owes (none: reporting off)
         self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
         self.next_sweep = self.next_purge = 0.0  # both due at once
 
@@ -50,7 +54,7 @@ class Housekeeper:
         """Do the chores that are due; PyMongoError (or a bug) leaves them due."""
         now = self.monotonic()
         if now >= self.next_sweep:
-            self.store.requeue_expired(self.max_attempts)
+            self.store.requeue_expired(self.max_attempts, self.report)
             self.next_sweep = now + self.sweep_every
         if now >= self.next_purge:
             self.purge()

@@ -35,6 +35,7 @@ def result(task: Task, pictures: Collection[int], base: str) -> dict[str, Any]:
         },
         "last_error": task.last_error,
         "history": list(task.history),
+        "report": task.report.summary() if task.report else None,  # the failure report's state
         "labels": body["labels"] if body else None,
         "dropped": [
             {"timestamp": d.key, "label": d.label, "score": d.score, "why": d.why}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hook.errors import ConfigError
-from hook.hosts import parse_entry
+from hook.hosts import operator_url, parse_entry
 from hook.outbound import parse_custom_headers
 from hook.signing import parse_secrets
 
@@ -144,6 +144,10 @@ def _optional_path(raw: str) -> Path | None:
     return Path(raw.strip()).expanduser() if raw.strip() else None
 
 
+def _flag(raw: str) -> bool:
+    return _choice("0", "1")(raw) == "1"
+
+
 BIND_FORMS = "host:port (127.0.0.1:8000, 0.0.0.0:8000, [::]:8000) or unix:/absolute/path"
 HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 
@@ -240,6 +244,12 @@ SPECS: tuple[Spec, ...] = (
          "Retry delays: attempt n waits between half and all of this x 2^(n-1), at most 10 min."),
     Spec("HOOK_CALLBACK_TIMEOUT", "callback_timeout", _positive_float, "10",
          "Seconds one delivery attempt may take in all, the callback's answer included."),
+    Spec("HOOK_FAILURE_URL", "failure_url", operator_url, None,
+         "Where tasks that fail for good are reported (see Failure reports); need not be in "
+         "HOOK_CALLBACK_HOSTS. Unset: none. Hidden: it may hold a token.", secret=True),
+    Spec("HOOK_FAILURE_TO_CALLBACK", "failure_to_callback", _flag, "0",
+         "1: also report a failure to the event's own callback_url (Camio does not document it)."),
+    Spec("HOOK_REPORT_ATTEMPTS", "report_attempts", _positive_int, "5", "Attempts per report."),
     Spec("HOOK_RETENTION_HOURS", "retention_hours", _positive_float, "168",
          "How long done and failed task records are kept."),
     Spec("HOOK_KEEP_PICTURES_HOURS", "keep_pictures_hours", _non_negative_float, "24",
@@ -316,6 +326,9 @@ class Settings:
     max_attempts: int
     retry_base_seconds: float
     callback_timeout: float
+    failure_url: str | None
+    failure_to_callback: bool
+    report_attempts: int
     retention_hours: float
     keep_pictures_hours: float
     callback_hosts: tuple[str, ...]

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 
 from pymongo.errors import PyMongoError
@@ -23,6 +23,7 @@ from hook.job import Job
 from hook.metrics import Metrics
 from hook.retry import RetryPolicy
 from hook.store import TaskStore
+from hook.task import Target
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,11 @@ class Settler:
         metrics: Metrics,
         policy: RetryPolicy,
         *,
+        report: Sequence[Target] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.metrics, self.policy, self.clock = store, metrics, policy, clock
+        self.report = tuple(report)  # where a task failed for good is reported (none: off)
 
     def delivery(self, job: Job, outcome: Outcome) -> Settlement:
         """A POST's outcome: delivered is done, refused fails, retry is retried with backoff."""
@@ -82,11 +85,12 @@ class Settler:
         return Settlement.DONE
 
     def fail(self, job: Job, reason: str) -> Settlement:
-        """Failed for good with `reason` (a bad image, a refusal, attempts used up)."""
+        """Failed for good with `reason` (a bad image, a refusal, attempts used up), owing a
+        failure report when reporting is on (recorded in the same update)."""
         job.settle()
         task = job.task
         try:
-            if not self.store.fail(task.id, job.owner, reason):
+            if not self.store.fail(task.id, job.owner, reason, report=self.report):
                 return self._lost(job)
         except PyMongoError as exc:
             return self._unrecorded(job, reason, exc)

@@ -8,7 +8,8 @@ Three stages overlap, so the detector is busy while the rest waits on I/O or dec
 
 A job's stage (hook.job) says where it is; one settled early (a bad image, a lease lost, an
 unexpected error) leaves the pipeline where that happened and takes no delivery slot. The
-pool is hook.delivery's, settling hook.settling's, the queue's chores hook.housekeeping's.
+pool is hook.delivery's, settling hook.settling's, the queue's chores hook.housekeeping's,
+failure reports hook.reporting's (a thread of their own, so labeling never waits on them).
 
 Every task in flight is leased to this worker; a keeper thread renews the leases while they
 last, so a long task is not taken by another worker, and a dead worker's tasks return to the
@@ -48,6 +49,7 @@ from hook.lease_keeper import Holding, LeaseKeeper
 from hook.metrics import Metrics
 from hook.outbound import Outbound
 from hook.pictures import picture_fit
+from hook.reporting import ReportConfig, Reporter
 from hook.retry import RetryPolicy
 from hook.rules import RulesFile
 from hook.settling import Settlement, Settler
@@ -72,6 +74,7 @@ class WorkerConfig:
     hosts: HostAllowList
     keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
     outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
+    reports: ReportConfig = field(default_factory=ReportConfig)  # failure reports: off if unset
 
 
 class Worker:
@@ -94,7 +97,8 @@ class Worker:
         self.snapshots = Snapshots(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store)
-        self.settler = Settler(store, self.metrics, config.policy, clock=clock)
+        self.settler = Settler(store, self.metrics, config.policy,
+                               report=config.reports.targets, clock=clock)  # fmt: skip
         self.deliveries = DeliveryPool(
             store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
             finished=self._delivered, outbound=config.outbound, clock=clock,
@@ -102,7 +106,7 @@ class Worker:
         self.housekeeper = Housekeeper(
             store, lease_seconds=config.lease_seconds, clock=clock,
             retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
-            keep_pictures_seconds=config.keep_pictures_seconds,
+            keep_pictures_seconds=config.keep_pictures_seconds, report=config.reports.targets,
         )  # fmt: skip
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -114,6 +118,11 @@ class Worker:
         self.claims = itertools.count(1)
         self.keeper = LeaseKeeper(store, self.id, config.lease_seconds, self._holding,
                                   self.stopping, started_at=clock())  # fmt: skip
+        self.reporter = Reporter(
+            store, config.reports, hosts=config.hosts, timeout=config.callback_timeout,
+            lease_seconds=config.lease_seconds, worker_id=self.id, stopping=self.stopping,
+            outbound=config.outbound, clock=clock,
+        )  # fmt: skip
 
     def stop(self) -> None:
         """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
@@ -126,6 +135,7 @@ class Worker:
         threads = [
             threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
             threading.Thread(target=self.keeper.run, name="leases", daemon=True),
+            threading.Thread(target=self.reporter.run, name="reports", daemon=True),
         ]
         for thread in threads:
             thread.start()

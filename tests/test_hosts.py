@@ -7,7 +7,7 @@ import re
 import pytest
 
 from hook.errors import Invalid
-from hook.hosts import HostAllowList
+from hook.hosts import HostAllowList, allowing_only
 
 DEFAULT = HostAllowList(("camio.com",))
 
@@ -105,3 +105,16 @@ def test_a_trailing_dot_ip_is_refused_at_ingest_a_trailing_dot_name_is_the_name(
     with pytest.raises(Invalid, match="not a valid host name"):
         hosts.check_url("http://127.0.0.1./cb")
     assert hosts.check_url("https://www.camio.com./cb").hostname == "www.camio.com."
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port"),
+    [("https://ops.example.com/r?t=1", "ops.example.com", 443),
+     ("http://10.1.2.3:9000/r", "10.1.2.3", 9000), ("http://[::1]:8101/r", "::1", 8101)],
+)  # fmt: skip
+def test_an_operator_url_allows_its_own_host_and_port_exactly(
+    url: str, host: str, port: int
+) -> None:
+    only = allowing_only(url)
+    assert only.lists_exactly(host, port)  # trusted as set: no public-address check
+    assert not only.allows(host, port + 1) and not only.allows("camio.com", 443)

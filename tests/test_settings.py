@@ -122,7 +122,8 @@ def test_a_bind_gunicorn_or_run_could_not_use_is_refused_at_start_up(bind: str, 
 def test_secrets_are_the_key_and_anything_named_like_one() -> None:
     hidden = {spec.env for spec in SPECS if spec.hidden}
     # today's table; a new *_SECRET or *_TOKEN joins it
-    assert hidden == {"HOOK_API_KEY", "HOOK_SIGNING_SECRET", "HOOK_CALLBACK_HEADERS"}
+    assert hidden == {"HOOK_API_KEY", "HOOK_SIGNING_SECRET", "HOOK_CALLBACK_HEADERS",
+                      "HOOK_FAILURE_URL"}  # fmt: skip
     named = Spec("HOOK_SIGNING_SECRET", "signing_secret", str, None, "a signing secret")
     assert named.hidden and not Spec("HOOK_TLS_KEY", "tls_key", str, None, "a path").hidden
 
@@ -144,3 +145,23 @@ def test_effective_values_come_from_the_environment_with_secrets_hidden() -> Non
     bare = dict(line.split(None, 1) for line in effective_table({}).splitlines())
     assert bare["HOOK_API_KEY"].startswith("(unset: `run` and `web` need it)")
     assert "`python -m hook run` adds 127.0.0.1:8101" in bare["HOOK_CALLBACK_HOSTS"]
+
+
+def test_failure_reports_are_off_by_default_and_their_url_is_checked_at_start_up() -> None:
+    off = make_settings()
+    assert (off.failure_url, off.failure_to_callback, off.report_attempts) == (None, False, 5)
+    # the operator's own URL: allowed by being set, on a host HOOK_CALLBACK_HOSTS does not list
+    on = make_settings(HOOK_FAILURE_URL=" http://10.1.2.3:9000/hooks/t0ken ",
+                       HOOK_FAILURE_TO_CALLBACK="1", HOOK_CALLBACK_HOSTS="camio.com")  # fmt: skip
+    assert on.failure_url == "http://10.1.2.3:9000/hooks/t0ken" and on.failure_to_callback
+    for url, why in [("ftp://ops/t0ken", "must use http or https"),
+                     ("https://u:t0ken@ops/", "must not carry credentials"),
+                     ("https:///t0ken", "has no valid host"),
+                     ("https://ops/t0ken here", "backslash, space or control")]:  # fmt: skip
+        with pytest.raises(
+            ConfigError, match=f"HOOK_FAILURE_URL=<hidden> is invalid: .*{why}"
+        ) as info:
+            make_settings(HOOK_FAILURE_URL=url)
+        assert "t0ken" not in str(info.value)  # it may be a token: never shown
+    with pytest.raises(ConfigError, match="HOOK_FAILURE_TO_CALLBACK='yes' is invalid"):
+        make_settings(HOOK_FAILURE_TO_CALLBACK="yes")

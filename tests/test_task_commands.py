@@ -16,7 +16,7 @@ from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
 from hook.store import TaskStore
-from hook.task import Dropped
+from hook.task import Dropped, ReportState, Target
 from tests import procs
 from tests.factories import API_KEY, DATA, image_bytes, make_event
 from tests.loopback import free_port
@@ -280,3 +280,23 @@ def test_a_task_failed_by_its_receiver_is_labeled_and_delivered_after_retry(
         receiver.close()
     shown = cli(mongo, db_name, "show", task_id).stdout
     assert f"task {task_id}: done" in shown and "    labels: dog 0." in shown
+
+
+def test_show_prints_the_failure_report(mongo: EmbeddedMongo, db: Database, db_name: str) -> None:
+    store = TaskStore(db)
+    task_id, _ = store.enqueue(make_event(seed=40))
+    assert store.claim("w1", 60) is not None
+    assert store.fail(task_id, "w1", "1 of 1 images missing",
+                      report=(Target.FAILURE_URL, Target.CALLBACK_URL))  # fmt: skip
+    assert store.claim_report("r1", 60) is not None
+    assert store.settle_report(task_id, "r1", ReportState.DUE, targets=(Target.FAILURE_URL,),
+                               delivered=(Target.CALLBACK_URL,),
+                               errors={"failure_url": "callback answered 503"},
+                               run_at=1_800_000_000.0)  # fmt: skip
+    lines = cli(mongo, db_name, "show", task_id).stdout.splitlines()
+    assert lines[5] == ("  failure report: due after 1 attempt(s); sent to callback_url; next "
+                        "attempt 2027-01-15T08:00:00.000+00:00; failure_url: callback answered "
+                        "503")  # fmt: skip
+    document = json.loads(cli(mongo, db_name, "show", task_id, "--json").stdout)
+    assert document["report"]["state"] == "due"
+    assert document["report"]["pending"] == ["failure_url"]

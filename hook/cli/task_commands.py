@@ -137,12 +137,26 @@ def describe(document: dict[str, Any]) -> str:
     if document["history"]:
         lines.append("  earlier failures:")
         lines += [f"    {entry}" for entry in document["history"]]
+    if report := document.get("report"):
+        lines.append("  " + _report_line(report))
     labels = document["labels"]
     if labels is None:
         lines.append(f"  labels: {'none' if document['status'] == 'failed' else 'not made yet'}")
     for image in document["images"]:
         lines += _image_lines(image, labels, document["dropped"])
     return "\n".join(lines)
+
+
+def _report_line(report: dict[str, Any]) -> str:
+    """E.g. 'failure report: due after 1 attempt(s); next attempt ...; failure_url: ...'."""
+    said = [f"failure report: {report['state']} after {report['attempts']} attempt(s)"]
+    if report["delivered"]:
+        said.append(f"sent to {', '.join(report['delivered'])}")
+    if report["next_attempt_at"]:
+        said.append(f"next attempt {report['next_attempt_at']}")
+    if report["last_error"]:
+        said.append(report["last_error"])
+    return "; ".join(said)
 
 
 def _image_lines(
