@@ -50,10 +50,14 @@ class Metrics:
         """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
         self._inc(f"{family}|{label}", {"n": 1})
 
-    def delivery(self, url: str, outcome: str, seconds: float, at: float) -> None:
+    def delivery(
+        self, url: str, outcome: str, seconds: float, at: float, *, labels: bool = True
+    ) -> None:
         """A delivery attempt's outcome (delivered, retried, refused, gave_up), counted overall
-        and for its callback host with how long its POST took; `at`: when, epoch seconds."""
-        self.count(DELIVERIES, outcome)
+        (`labels`: a callback's, not a failure report's) and for its host with how long its
+        POST took; `at`: when, epoch seconds."""
+        if labels:
+            self.count(DELIVERIES, outcome)
         host = host_of(url)
         if time.monotonic() < self.quiet_until:
             return

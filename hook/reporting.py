@@ -29,6 +29,7 @@ from pymongo.errors import PyMongoError
 from hook.callback import Outcome, Verdict, post_labels
 from hook.callback import session as callback_session
 from hook.hosts import HostAllowList, allowing_only
+from hook.metrics import Metrics
 from hook.outbound import Outbound
 from hook.retry import RetryPolicy
 from hook.store import TaskStore
@@ -83,6 +84,9 @@ def callback_body(task: Task) -> str:
     return json.dumps({"status": "failure", "reason": task.last_error})
 
 
+COUNTED = {Verdict.DELIVERED: "delivered", Verdict.RETRY: "retried", Verdict.REFUSED: "refused"}
+
+
 def message_id(task: Task) -> str:
     """The report's webhook-id: the same on every attempt at it, by any worker, and new when
     the task fails again after a retry (receivers would drop it as a repeat otherwise)."""
@@ -127,6 +131,7 @@ class Reporter:
         worker_id: str,
         stopping: threading.Event,
         outbound: Outbound | None = None,
+        metrics: Metrics | None = None,
         http: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -138,6 +143,7 @@ class Reporter:
         self.lease = lease_seconds + timeout * len(Target)
         self.worker_id, self.stopping = worker_id, stopping
         self.outbound = outbound or Outbound()
+        self.metrics = metrics or Metrics(store)
         self.http = http or callback_session()
         self.clock, self.monotonic = clock, monotonic
         self.claims = 0
@@ -219,11 +225,15 @@ class Reporter:
             headers = self.outbound.headers_for(message_id(task), body, camera=task.camera,
                                                 user=task.user_id, attempt=attempt,
                                                 now=self.clock())  # fmt: skip
-            return post_labels(self.http, url, body, hosts=hosts, timeout=self.timeout,
-                               headers=headers)  # fmt: skip
+            outcome = post_labels(self.http, url, body, hosts=hosts, timeout=self.timeout,
+                                  headers=headers)  # fmt: skip
         except Exception as exc:
             log.exception("task %s: sending its report to %s failed", task.id, target)
             return Outcome(Verdict.RETRY, f"unexpected error: {type(exc).__name__}: {exc}")
+        # the receiver's figures beside the callbacks' (hook_host_*), not in hook_deliveries
+        self.metrics.delivery(url, COUNTED[outcome.verdict], outcome.elapsed, self.clock(),
+                              labels=False)  # fmt: skip
+        return outcome
 
 
 def _said(settled: Settled) -> str:

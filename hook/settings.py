@@ -7,7 +7,6 @@ the two in step.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -15,9 +14,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from hook import setting_values as value
 from hook.errors import ConfigError
-from hook.hosts import operator_url, parse_entry
+from hook.hosts import operator_url
 from hook.outbound import parse_custom_headers
+from hook.setting_values import MAKE_KEY
 from hook.signing import parse_secrets
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -35,157 +36,6 @@ def default_weights(models: tuple[Path, ...]) -> tuple[float, ...]:
     if sorted(resolved) != sorted(chosen):
         return ()  # equal weights
     return tuple(chosen[m] for m in resolved)
-
-
-MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(24))'"
-API_KEY_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
-
-
-def _int(raw: str) -> int:
-    return int(raw.strip().replace("_", ""))
-
-
-def _positive_int(raw: str) -> int:
-    value = _int(raw)
-    if value <= 0:
-        raise ValueError("must be a positive whole number")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value < float("inf"):
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = _int(raw)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value < float("inf"):
-        raise ValueError("must be 0 or a positive number")
-    return value
-
-
-def _fraction(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 1:
-        raise ValueError("must be a number from 0 to 1")
-    return value
-
-
-def _choice(*allowed: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return value
-
-    return parse
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
-
-
-def _callback_hosts(raw: str) -> tuple[str, ...]:
-    entries = _csv(raw)
-    for entry in entries:
-        parse_entry(entry)  # ValueError naming the entry: one that can never match is refused
-    return entries
-
-
-def _path(raw: str) -> Path:
-    return Path(raw.strip()).expanduser()
-
-
-def _paths(raw: str) -> tuple[Path, ...]:
-    paths = tuple(Path(part.strip()).expanduser() for part in raw.split(",") if part.strip())
-    if not paths:
-        raise ValueError("must name at least one model file")
-    return paths
-
-
-def _weights(raw: str) -> tuple[float, ...]:
-    parts = raw.split(",")
-    if any(not part.strip() for part in parts):
-        raise ValueError("must be positive numbers, comma-separated, one per model")
-    return tuple(_positive_float(part) for part in parts)
-
-
-def _mongo_uri(raw: str) -> str | None:
-    uri = raw.strip()
-    if uri and not uri.startswith(("mongodb://", "mongodb+srv://")):
-        raise ValueError("must start with mongodb:// or mongodb+srv://")
-    return uri or None
-
-
-def _db_name(raw: str) -> str:
-    name = raw.strip()
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,63}", name):
-        raise ValueError("must be 1 to 63 characters from A-Z a-z 0-9 _ -")
-    return name
-
-
-def _log_level(raw: str) -> str:
-    level = raw.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    return level
-
-
-def _optional_path(raw: str) -> Path | None:
-    return Path(raw.strip()).expanduser() if raw.strip() else None
-
-
-def _flag(raw: str) -> bool:
-    return _choice("0", "1")(raw) == "1"
-
-
-BIND_FORMS = "host:port (127.0.0.1:8000, 0.0.0.0:8000, [::]:8000) or unix:/absolute/path"
-HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
-
-
-def _bind(raw: str) -> str:
-    """gunicorn's bind forms that `run` can also reach to see that the web answers."""
-    bind = raw.strip()
-    if bind.startswith("unix:"):
-        if not bind.startswith("unix:/"):
-            raise ValueError(f"a unix socket needs an absolute path; must be {BIND_FORMS}")
-        return bind
-    if "://" in bind:
-        raise ValueError(f"no {bind.split('://')[0]}:// here; must be {BIND_FORMS}")
-    host, colon, port = bind.rpartition(":")
-    if not colon or not host:
-        raise ValueError(f"must be {BIND_FORMS}")
-    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
-        raise ValueError(f"the port must be a number from 1 to 65535; must be {BIND_FORMS}")
-    if host.startswith("[") and host.endswith("]"):
-        try:
-            ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            raise ValueError(f"{host} is not an IPv6 address") from None
-    elif ":" in host:
-        raise ValueError("an IPv6 address goes in brackets: [::1]:8000")
-    elif not HOSTNAME.fullmatch(host):
-        raise ValueError(f"{host!r} is not a host name or IP address; must be {BIND_FORMS}")
-    return bind
-
-
-def _api_key(raw: str) -> str:
-    key = raw.strip()
-    if not API_KEY_PATTERN.fullmatch(key):
-        raise ValueError(
-            "must be 16 to 256 characters from A-Z a-z 0-9 . _ ~ - (it is a URL path segment); "
-            f"make one with: {MAKE_KEY}"
-        )
-    return key
 
 
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|_HEADERS$")
@@ -213,49 +63,51 @@ class Spec:
 
 # fmt: off
 SPECS: tuple[Spec, ...] = (
-    Spec("HOOK_API_KEY", "api_key", _api_key, None,
+    Spec("HOOK_API_KEY", "api_key", value.api_key, None,
          "Required. The secret in the hook URL `/tasks/<api_key>`; 16+ URL-safe characters.",
          secret=True),
-    Spec("HOOK_MONGO_URI", "mongo_uri", _mongo_uri, None,
+    Spec("HOOK_MONGO_URI", "mongo_uri", value.mongo_uri, None,
          "MongoDB to use. Unset: the embedded nx-27017 server is started on loopback."),
-    Spec("HOOK_MONGO_DB", "mongo_db", _db_name, "hook", "Database name."),
-    Spec("HOOK_MONGO_TIMEOUT_MS", "mongo_timeout_ms", _positive_int, "3000",
+    Spec("HOOK_MONGO_DB", "mongo_db", value.db_name, "hook", "Database name."),
+    Spec("HOOK_MONGO_TIMEOUT_MS", "mongo_timeout_ms", value.positive_int, "3000",
          "How long to wait for MongoDB to be reachable; when it is down, the web answers 503 "
          "after about this long (a hung server can take a few times longer)."),
-    Spec("HOOK_DATA_DIR", "data_dir", _path, "~/.local/share/hook",
+    Spec("HOOK_DATA_DIR", "data_dir", value.a_path, "~/.local/share/hook",
          "Data of the embedded MongoDB (in `<dir>/mongo`)."),
-    Spec("HOOK_EMBEDDED_PORT", "embedded_port", _positive_int, "27027",
+    Spec("HOOK_EMBEDDED_PORT", "embedded_port", value.positive_int, "27027",
          "Loopback port of the embedded MongoDB."),
-    Spec("HOOK_BIND", "bind", _bind, "127.0.0.1:8000",
+    Spec("HOOK_BIND", "bind", value.bind, "127.0.0.1:8000",
          "Address gunicorn listens on: `host:port`, `[v6]:port` or `unix:/path`."),
-    Spec("HOOK_TLS_CERT", "tls_cert", _optional_path, None,
+    Spec("HOOK_TLS_CERT", "tls_cert", value.optional_path, None,
          "PEM certificate (chain) for HTTPS; with HOOK_TLS_KEY, gunicorn serves https."),
-    Spec("HOOK_TLS_KEY", "tls_key", _optional_path, None, "PEM private key for HTTPS."),
-    Spec("HOOK_WEB_WORKERS", "web_workers", _positive_int, "2",
+    Spec("HOOK_TLS_KEY", "tls_key", value.optional_path, None, "PEM private key for HTTPS."),
+    Spec("HOOK_WEB_WORKERS", "web_workers", value.positive_int, "2",
          "gunicorn worker processes started by `python -m hook run`."),
-    Spec("HOOK_WORKERS", "workers", _positive_int, "1",
+    Spec("HOOK_WORKERS", "workers", value.positive_int, "1",
          "worker.py processes started by `python -m hook run`."),
-    Spec("HOOK_LEASE_SECONDS", "lease_seconds", _positive_float, "60",
+    Spec("HOOK_LEASE_SECONDS", "lease_seconds", value.positive_float, "60",
          "How long a claimed task stays reserved without a sign of life from its worker "
          "(workers renew it while they work); then another worker may take it."),
-    Spec("HOOK_MAX_ATTEMPTS", "max_attempts", _positive_int, "8",
+    Spec("HOOK_MAX_ATTEMPTS", "max_attempts", value.positive_int, "8",
          "Attempts at a task (first try included) before it fails for good."),
-    Spec("HOOK_RETRY_BASE_SECONDS", "retry_base_seconds", _positive_float, "2",
+    Spec("HOOK_RETRY_BASE_SECONDS", "retry_base_seconds", value.positive_float, "2",
          "Retry delays: attempt n waits between half and all of this x 2^(n-1), at most 10 min."),
-    Spec("HOOK_CALLBACK_TIMEOUT", "callback_timeout", _positive_float, "10",
+    Spec("HOOK_CALLBACK_TIMEOUT", "callback_timeout", value.positive_float, "10",
          "Seconds one delivery attempt may take in all, the callback's answer included."),
     Spec("HOOK_FAILURE_URL", "failure_url", operator_url, None,
          "Where tasks that fail for good are reported (see Failure reports); need not be in "
          "HOOK_CALLBACK_HOSTS. Unset: none. Hidden: it may hold a token.", secret=True),
-    Spec("HOOK_FAILURE_TO_CALLBACK", "failure_to_callback", _flag, "0",
+    Spec("HOOK_FAILURE_TO_CALLBACK", "failure_to_callback", value.flag, "0",
          "1: also report a failure to the event's own callback_url (Camio does not document it)."),
-    Spec("HOOK_REPORT_ATTEMPTS", "report_attempts", _positive_int, "5", "Attempts per report."),
-    Spec("HOOK_RETENTION_HOURS", "retention_hours", _positive_float, "168",
+    Spec("HOOK_REPORT_ATTEMPTS", "report_attempts", value.positive_int, "5",
+         "Attempts at delivering one failure report (backoff as for callbacks), then it is kept "
+         "as undeliverable with the task."),
+    Spec("HOOK_RETENTION_HOURS", "retention_hours", value.positive_float, "168",
          "How long done and failed task records are kept."),
-    Spec("HOOK_KEEP_PICTURES_HOURS", "keep_pictures_hours", _non_negative_float, "24",
+    Spec("HOOK_KEEP_PICTURES_HOURS", "keep_pictures_hours", value.non_negative_float, "24",
          "How long the annotated picture of each image (boxes and labels drawn, at most 1280 "
          "px) is kept; 0 makes none. They go sooner if their task does."),
-    Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", _callback_hosts, "camio.com",
+    Spec("HOOK_CALLBACK_HOSTS", "callback_hosts", value.callback_hosts, "camio.com",
          "Hosts labels may be sent to, comma-separated; a name also allows its subdomains, "
          "an IP address only itself, an IP network (`10.1.0.0/16`) its addresses; "
          "`host:port` or `[v6]:port` allows that port only."),
@@ -266,42 +118,42 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_CALLBACK_HEADERS", "callback_headers", parse_custom_headers, None,
          "Headers added to every callback: a JSON object of name -> value, or a file holding "
          "one (e.g. an Authorization the receiver demands). Never shown or logged.", secret=True),
-    Spec("HOOK_MAX_BODY", "max_body", _positive_int, str(32 * 1024 * 1024),
+    Spec("HOOK_MAX_BODY", "max_body", value.positive_int, str(32 * 1024 * 1024),
          "Largest request body in bytes; larger ones get 413 unread."),
-    Spec("HOOK_BODY_TIMEOUT", "body_timeout", _positive_float, "15",
+    Spec("HOOK_BODY_TIMEOUT", "body_timeout", value.positive_float, "15",
          "Seconds a client has to send the whole body, in all, before it gets 408 (request "
          "headers get 5 s)."),
-    Spec("HOOK_MAX_IMAGES", "max_images", _positive_int, "64", "Most images in one event."),
-    Spec("HOOK_MAX_IMAGE_BYTES", "max_image_bytes", _positive_int, str(8 * 1024 * 1024),
+    Spec("HOOK_MAX_IMAGES", "max_images", value.positive_int, "64", "Most images in one event."),
+    Spec("HOOK_MAX_IMAGE_BYTES", "max_image_bytes", value.positive_int, str(8 * 1024 * 1024),
          "Largest image in bytes (camera frames are far smaller; MongoDB's limit is 16 MB)."),
-    Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", _positive_int, "16777216",
+    Spec("HOOK_MAX_IMAGE_PIXELS", "max_image_pixels", value.positive_int, "16777216",
          "Largest image (width x height; 4096 x 4096: 4K camera frames and 12 MP stills fit); "
          "larger ones are refused before decoding. Decoding the largest takes about 130 MB."),
-    Spec("HOOK_MODEL", "models", _paths, ",".join(str(m) for m in DEFAULT_MODELS),
+    Spec("HOOK_MODEL", "models", value.paths, ",".join(str(m) for m in DEFAULT_MODELS),
          "The ONNX detector (YOLOv5, YOLOv8/YOLO11, YOLOv10/Ultralytics end-to-end, "
          "RT-DETR/D-FINE or TensorFlow SSD outputs, told apart by the outputs); labels from a "
          "`.names` file beside it or the model's `names` metadata. Several, comma-separated, "
          "run side by side and their boxes are fused. Default: the two models "
          "`models/build.py` builds, fused."),
-    Spec("HOOK_MODEL_WEIGHTS", "model_weights", _weights, None,
+    Spec("HOOK_MODEL_WEIGHTS", "model_weights", value.weights, None,
          "With several models: each one's weight in the fused score, comma-separated. A box "
          "only one model finds scores its score x its share of the weights. Unset: 1 for "
          "yolov3-tiny and 1.5 for nanodet-g when HOOK_MODEL names those two, equal otherwise."),
-    Spec("HOOK_MIN_SCORE", "min_score", _fraction, "0.35",
+    Spec("HOOK_MIN_SCORE", "min_score", value.fraction, "0.35",
          "Lowest detection score reported (of the fused score, with several models)."),
-    Spec("HOOK_IOU", "iou", _fraction, "0.45",
+    Spec("HOOK_IOU", "iou", value.fraction, "0.45",
          "Overlap (IoU) above which two boxes of one label count as the same object."),
-    Spec("HOOK_CLASSES", "classes", _csv, "",
+    Spec("HOOK_CLASSES", "classes", value.csv_list, "",
          "Only report these labels, comma-separated (empty: all the model knows)."),
-    Spec("HOOK_RULES", "rules", _optional_path, None,
+    Spec("HOOK_RULES", "rules", value.optional_path, None,
          "A TOML file of rules per camera (`[[camera]]` entries: labels, min_score, min_area, "
          "rename, ignore_zones, only_zones; see Rules per camera), read again when it changes. "
          "Unset: every camera reports every detection."),
-    Spec("HOOK_DEVICE", "device", _choice("cpu", "cuda", "auto"), "cpu",
+    Spec("HOOK_DEVICE", "device", value.choice("cpu", "cuda", "auto"), "cpu",
          "onnxruntime execution provider: cpu, cuda (an error if absent) or auto."),
-    Spec("HOOK_THREADS", "threads", _non_negative_int, "0",
+    Spec("HOOK_THREADS", "threads", value.non_negative_int, "0",
          "onnxruntime threads per inference (0: onnxruntime's default, one per core)."),
-    Spec("HOOK_LOG_LEVEL", "log_level", _log_level, "INFO", "Python logging level."),
+    Spec("HOOK_LOG_LEVEL", "log_level", value.log_level, "INFO", "Python logging level."),
 )
 # fmt: on
 SECRET_FIELDS = frozenset(spec.field for spec in SPECS if spec.hidden)

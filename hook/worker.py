@@ -121,7 +121,7 @@ class Worker:
         self.reporter = Reporter(
             store, config.reports, hosts=config.hosts, timeout=config.callback_timeout,
             lease_seconds=config.lease_seconds, worker_id=self.id, stopping=self.stopping,
-            outbound=config.outbound, clock=clock,
+            outbound=config.outbound, metrics=self.metrics, clock=clock,
         )  # fmt: skip
 
     def stop(self) -> None:

@@ -170,6 +170,11 @@ def test_a_report_is_retried_with_backoff_then_kept_undeliverable(
     listed = [t.summary() for t in store.pending([Status.FAILED]) if t.id == task_id]
     assert listed[0]["report"] == report.summary() == result(task, [], "/x")["report"]
     assert listed[0]["report"]["state"] == "undeliverable" and listed[0]["report"]["attempts"] == 3
+    # the failure receiver's figures beside the callbacks' (not in hook_deliveries_total)
+    counted = {c.key: c for c in store.counted()}
+    (host,) = [c for key, c in counted.items() if key.startswith("host|")]
+    assert host.get("retried") == 3 and host.get("count") == 3
+    assert not any(key.startswith("deliveries|") for key in counted)
 
 
 def test_a_refusal_makes_the_report_undeliverable_at_once(
