@@ -76,7 +76,8 @@ def families(counters: Iterable[Counter]) -> Iterator[Metric]:
     """hook_host_deliveries_total{host,outcome} and hook_host_delivery_seconds{host}."""
     hosts = _by_host(counters)
     deliveries = CounterMetricFamily(
-        "hook_host_deliveries", "Label deliveries per callback host (host:port), by outcome",
+        "hook_host_deliveries",
+        "Deliveries per receiving host (host:port), labels and failure reports, by outcome",
         labels=["host", "outcome"],
     )  # fmt: skip
     seconds = HistogramMetricFamily(

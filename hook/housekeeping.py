@@ -40,6 +40,7 @@ class Housekeeper:
         max_attempts: int,
         keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
         report: Sequence[Target] = (),
+        report_attempts: int = 5,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -47,6 +48,7 @@ class Housekeeper:
         self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
         self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, and any left go
         self.report = tuple(report)  # what a task failed by the sweep owes (none: reporting off)
+        self.report_attempts = report_attempts
         self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
         self.next_sweep = self.next_purge = 0.0  # both due at once
 
@@ -55,6 +57,9 @@ class Housekeeper:
         now = self.monotonic()
         if now >= self.next_sweep:
             self.store.requeue_expired(self.max_attempts, self.report)
+            # a dead sender's report comes back even where reporting is off now (it stays due
+            # for a worker that sends, or is kept), never left "sending" for good
+            self.store.requeue_expired_reports(self.report_attempts)
             self.next_sweep = now + self.sweep_every
         if now >= self.next_purge:
             self.purge()

@@ -22,12 +22,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from requests.exceptions import InvalidHeader
+from requests.utils import check_header_validity
+
 from hook.signing import MSG_ID, Signer
 
 # Framing and hop-by-hop headers (the HTTP client sets them) and ours: refused as custom ones.
 RESERVED = frozenset(
     ("host", "content-length", "transfer-encoding", "connection", "content-type", "keep-alive",
-     "proxy-connection", "te", "trailer", "upgrade", "expect")
+     "proxy-connection", "te", "trailer", "upgrade", "expect", "content-encoding")
 )  # fmt: skip
 RESERVED_PREFIXES = ("webhook-", "x-hook-")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field name
@@ -55,11 +58,13 @@ class Outbound:
         user: str | None,
         attempt: int,
         now: float,
+        custom: bool = True,
     ) -> dict[str, str]:
-        """The headers of one attempt at delivering `body` as message `msg_id` at `now`."""
+        """The headers of one attempt at delivering `body` as message `msg_id` at `now`;
+        `custom` False leaves out HOOK_CALLBACK_HEADERS (meant for the callback's receiver)."""
         if not MSG_ID.fullmatch(msg_id):
             raise ValueError(f"message id {msg_id!r} must be 1 to 128 of A-Z a-z 0-9 _ -")
-        headers = dict(self.custom)
+        headers = dict(self.custom) if custom else {}
         stamp = int(now)
         if self.signer is not None:
             headers.update(self.signer.headers(msg_id, body, stamp))
@@ -142,6 +147,11 @@ def check_header(name: str, value: Any) -> None:
                          "or a character outside Latin-1")  # fmt: skip
     if value != value.strip(" \t"):
         raise ValueError(f"header {name}: its value starts or ends with whitespace")
+    try:  # the HTTP client's own rule, or it would refuse the header on every POST
+        check_header_validity((name, value))
+    except InvalidHeader:
+        raise ValueError(f"header {name}: the HTTP client refuses its value (it may not "
+                         "start with a space of any kind)") from None  # fmt: skip
 
 
 def _shown(name: Any) -> str:

@@ -222,9 +222,12 @@ class Reporter:
                 return Outcome(Verdict.REFUSED, "HOOK_FAILURE_TO_CALLBACK is off now")
             url, hosts, body = task.callback_url, self.hosts, callback_body(task)
         try:
+            # HOOK_CALLBACK_HEADERS (an Authorization, say) are for the callback's receiver:
+            # the operator's failure URL is another host and gets signature and context only
+            custom = target is not Target.FAILURE_URL
             headers = self.outbound.headers_for(message_id(task), body, camera=task.camera,
                                                 user=task.user_id, attempt=attempt,
-                                                now=self.clock())  # fmt: skip
+                                                now=self.clock(), custom=custom)  # fmt: skip
             outcome = post_labels(self.http, url, body, hosts=hosts, timeout=self.timeout,
                                   headers=headers)  # fmt: skip
         except Exception as exc:

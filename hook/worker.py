@@ -107,6 +107,7 @@ class Worker:
             store, lease_seconds=config.lease_seconds, clock=clock,
             retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
             keep_pictures_seconds=config.keep_pictures_seconds, report=config.reports.targets,
+            report_attempts=config.reports.policy.max_attempts,
         )  # fmt: skip
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

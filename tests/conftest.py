@@ -14,6 +14,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
+from tests.factories import SIGNING_SECRET
 from tests.loopback import free_port
 from tests.receiver import Receiver
 
@@ -41,7 +42,8 @@ def db(mongo: EmbeddedMongo, db_name: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
-    """Camio's callback, stood in for on a free loopback port; one per test module."""
-    server = Receiver()
+    """Camio's callback, stood in for on a free loopback port; one per test module. It checks
+    every POST's signature (SIGNING_SECRET) and answers an unsigned or forged one 401."""
+    server = Receiver(secrets=[SIGNING_SECRET])
     yield server
     server.close()

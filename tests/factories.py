@@ -33,6 +33,9 @@ class FakeClock:
         return self.now
 
 
+# Every e2e delivery is signed with it (tests.procs.Stack) and verified by the receiver
+# (tests/conftest.py), with the Standard Webhooks library, not hook's own code.
+SIGNING_SECRET = "whsec_" + base64.b64encode(b"hook's test signing key, 32 b!").decode()
 API_KEY = "test-key-0123456789abcdef"
 CALLBACK = "https://www.camio.com/api/callbacks/abc123"
 ROOT = Path(__file__).resolve().parent.parent  # the checkout

@@ -19,7 +19,7 @@ import requests
 
 from hook.cli.argv import gunicorn_argv, worker_argv
 from hook.embedded import EmbeddedMongo
-from tests.factories import API_KEY, ROOT
+from tests.factories import API_KEY, ROOT, SIGNING_SECRET
 from tests.loopback import free_port
 
 
@@ -50,7 +50,8 @@ class Stack:
         self.own_mongo = mongo is None
         self.mongo = mongo or EmbeddedMongo(mongo_dir or self.logs / "mongo", free_port())
         defaults = {"HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": self.mongo.uri,
-                    "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com"}  # fmt: skip
+                    "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com",
+                    "HOOK_SIGNING_SECRET": SIGNING_SECRET}  # fmt: skip
         self.env = hook_env(**{**defaults, **env})
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"

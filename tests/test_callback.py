@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -26,6 +27,14 @@ from tests.loopback import free_port
 from tests.receiver import Receiver
 
 LOCAL = HostAllowList(("127.0.0.1",))
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    """An unsigned receiver: these tests judge answers, not signatures (tests/test_signing.py)."""
+    server = Receiver()
+    yield server
+    server.close()
 
 
 def deliver(receiver: Receiver, path: str, hosts: HostAllowList = LOCAL, timeout: float = 5):

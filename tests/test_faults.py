@@ -25,7 +25,7 @@ from pymongo.database import Database
 
 from hook.embedded import EmbeddedMongo
 from tests import procs
-from tests.factories import API_KEY, event
+from tests.factories import API_KEY, SIGNING_SECRET, event
 from tests.loopback import free_port
 from tests.procs import Stack
 from tests.receiver import Receiver
@@ -63,7 +63,7 @@ def assert_each_delivered_once_alike(receiver: Receiver, paths: list[str], timeo
 
 
 def test_mongo_killed_and_restarted_under_a_stream_of_events(stack: Stack) -> None:
-    receiver = Receiver()
+    receiver = Receiver(secrets=[SIGNING_SECRET])
     stack.start_worker()
     answers: list[tuple[str, int, str]] = []
     stop = threading.Event()
@@ -118,7 +118,7 @@ def test_callback_receiver_down_for_a_while_then_back(stack: Stack) -> None:
     pending = stack.listing("pending", limit=100)
     assert len(pending) == 10
     assert any("unreachable" in (t["last_error"] or "") for t in pending)
-    receiver = Receiver(port)
+    receiver = Receiver(port, secrets=[SIGNING_SECRET])
     try:
         assert_each_delivered_once_alike(receiver, paths, timeout=60)
     finally:
@@ -126,7 +126,7 @@ def test_callback_receiver_down_for_a_while_then_back(stack: Stack) -> None:
 
 
 def test_workers_killed_at_random_moments_over_100_events(stack: Stack) -> None:
-    receiver = Receiver()
+    receiver = Receiver(secrets=[SIGNING_SECRET])
     paths = [f"/chaos/{n}" for n in range(100)]
     ids = []
     for n, path in enumerate(paths):

@@ -10,7 +10,7 @@ from pymongo.errors import PyMongoError
 
 from hook.housekeeping import FORGET_WORKERS_SECONDS, PURGE_SECONDS, Housekeeper
 from hook.store import TaskStore
-from hook.task import Status
+from hook.task import ReportState, Status, Target
 from tests.factories import FakeClock, make_event
 from tests.loopback import free_port
 
@@ -109,3 +109,18 @@ def test_a_failed_chore_stays_due(keeper: Housekeeper, monotonic: FakeClock) -> 
     with pytest.raises(PyMongoError):
         down.run_due()
     assert down.next_sweep <= monotonic.now and down.next_purge <= monotonic.now
+
+
+def test_a_dead_senders_report_comes_back_even_where_reporting_is_off(
+    store: TaskStore, keeper: Housekeeper, clock: FakeClock
+) -> None:
+    task_id, _ = store.enqueue(make_event(7))
+    assert claimed_id(store, "w#1") == task_id
+    assert store.fail(task_id, "w#1", "callback answered 404", report=(Target.FAILURE_URL,))
+    assert store.claim_report("sender#1", 5) is not None  # then that sender died
+    clock.now += 6
+    assert keeper.report == ()  # this worker does not send reports itself
+    keeper.run_due()
+    task = store.get(task_id)
+    assert task is not None and task.report is not None
+    assert task.report.state is ReportState.DUE  # for a worker that sends them

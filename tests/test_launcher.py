@@ -21,7 +21,7 @@ from hook.cli.launcher import TRY_IT_HOST, child_env, restart_delay
 from hook.store import TaskStore
 from hook.store.records import Heartbeat
 from tests import procs
-from tests.factories import API_KEY, event, make_settings
+from tests.factories import API_KEY, SIGNING_SECRET, event, make_settings
 from tests.loopback import free_port
 from tests.procs import children_of, servers_for
 from tests.receiver import Receiver
@@ -91,13 +91,14 @@ def test_run_starts_everything_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     data_dir, port, mongo_port = tmp_path / "data", free_port(), free_port()
     env = procs.hook_env(
         HOOK_API_KEY=API_KEY,
+        HOOK_SIGNING_SECRET=SIGNING_SECRET,
         HOOK_DATA_DIR=str(data_dir),
         HOOK_EMBEDDED_PORT=str(mongo_port),
         HOOK_BIND=f"127.0.0.1:{port}",
         HOOK_CALLBACK_HOSTS="127.0.0.1",
         HOOK_WORKERS="2",
     )
-    receiver = Receiver()
+    receiver = Receiver(secrets=[SIGNING_SECRET])
     log = tmp_path / "run.log"
     launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
     base = f"http://127.0.0.1:{port}"
@@ -170,6 +171,7 @@ def test_the_readme_try_it_path_works_first_time(tmp_path: Path) -> None:
     port = free_port()
     env = procs.hook_env(
         HOOK_API_KEY=API_KEY,
+        HOOK_SIGNING_SECRET=SIGNING_SECRET,
         HOOK_DATA_DIR=str(tmp_path / "data"),
         HOOK_EMBEDDED_PORT=str(free_port()),
         HOOK_BIND=f"127.0.0.1:{port}",
@@ -177,7 +179,7 @@ def test_the_readme_try_it_path_works_first_time(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
     base = f"http://127.0.0.1:{port}"
-    receiver = Receiver()
+    receiver = Receiver(secrets=[SIGNING_SECRET])
     try:
         procs.wait_http(f"{base}/tasks/", launcher, timeout=60)
         played = hook(
@@ -204,6 +206,7 @@ def test_run_with_a_bad_bind_starts_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = procs.hook_env(
         HOOK_API_KEY=API_KEY,
+        HOOK_SIGNING_SECRET=SIGNING_SECRET,
         HOOK_DATA_DIR=str(data_dir),
         HOOK_EMBEDDED_PORT=str(free_port()),
         HOOK_BIND="localhost",
@@ -248,6 +251,7 @@ def test_run_restarts_what_dies_and_sighup_stops_everything(tmp_path: Path) -> N
     data_dir, port = tmp_path / "data", free_port()
     env = procs.hook_env(
         HOOK_API_KEY=API_KEY,
+        HOOK_SIGNING_SECRET=SIGNING_SECRET,
         HOOK_DATA_DIR=str(data_dir),
         HOOK_EMBEDDED_PORT=str(free_port()),
         HOOK_BIND=f"127.0.0.1:{port}",
@@ -257,7 +261,7 @@ def test_run_restarts_what_dies_and_sighup_stops_everything(tmp_path: Path) -> N
     log = tmp_path / "run.log"
     launcher = procs.start([sys.executable, "-m", "hook", "run"], env, log)
     base = f"http://127.0.0.1:{port}"
-    receiver = Receiver()
+    receiver = Receiver(secrets=[SIGNING_SECRET])
     try:
         procs.wait_http(f"{base}/tasks/", launcher, timeout=60)
         wait_until(lambda: "hook is up" in log.read_text(), what="hook is up")

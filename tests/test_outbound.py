@@ -89,6 +89,8 @@ def test_custom_headers_from_json_or_a_file(tmp_path: Path) -> None:
         ('{"X-Api": "VALUE\\r\\nX-Evil: 1"}', "header X-Api: its value holds a line break"),
         ('{"X-Api": "VALUE\\u20ac"}', "outside Latin-1"),
         ('{"X-Api": " VALUE"}', "header X-Api: its value starts or ends with whitespace"),
+        ('{"X-Api": "\\u00a0VALUE"}', "header X-Api: the HTTP client refuses its value"),
+        ('{"Content-Encoding": "gzip"}', "header Content-Encoding is not allowed"),
         ('{"X-Api": 12}', "header X-Api: its value must be a JSON string"),
         ('{"X-Api": "VALUE", "x-api": "VALUE"}', "header x-api is given twice"),
         ('{"X-Api": "VALUE",}', "not JSON: "),

@@ -237,3 +237,21 @@ def test_no_report_while_reporting_is_off(
     time.sleep(1)
     assert stack.wait_status(task_id, "failed")["report"] is None
     assert len(signed.requests_to(cb_path)) == 1  # the labels only
+
+
+def test_the_failure_urls_token_shows_nowhere(
+    stack: Stack, signed: Receiver, where: tuple[str, str]
+) -> None:
+    fail_path, cb_path = where
+    token = uuid.uuid4().hex  # the kind of secret a monitoring URL carries
+    signed.script[cb_path] = [404]
+    worker = stack.start_worker(HOOK_FAILURE_URL=signed.url(f"{fail_path}?token={token}"))
+    task_id = send(stack, payload(signed, cb_path, image_bytes(seed=9)))
+    (report,) = reports(signed, fail_path + f"?token={token}", task_id)
+    listed = report_state(stack, task_id, "sent")
+    stack.stop_workers()
+    assert worker.poll() is not None
+    seen = [stack.log("web"), *(p.read_text() for p in stack.logs.glob("worker*.log"))]
+    seen += [requests.get(f"{stack.base}/metrics", timeout=5).text, json.dumps(listed)]
+    assert not [text for text in seen if token in text]
+    assert json.loads(report.body)["task_id"] == task_id

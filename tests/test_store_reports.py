@@ -218,3 +218,24 @@ def test_the_same_event_sent_again_clears_the_report(store: TaskStore) -> None:
     assert not store.settle_report(task_id, "r#1", ReportState.SENT, targets=(),
                                    delivered=BOTH, errors={})  # fmt: skip
     assert report_of(store, task_id) is None
+
+
+def test_retention_keeps_a_failed_task_while_its_report_is_owed(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    owed = failed(store, seed=1)
+    sending = failed(store, seed=2)
+    plain = failed(store, seed=3, report=())
+    assert store.claim_report("r#1", 30) is not None  # one of the two owed ones: sending
+    later = clock.now + 3600
+    assert store.purge(before=later) == 1  # only the one that owes nothing
+    assert store.get(plain) is None and store.get(owed) and store.get(sending)
+    for task_id in (owed, sending):
+        report = report_of(store, task_id)
+        assert report is not None and report.state in (ReportState.DUE, ReportState.SENDING)
+    claimed = store.claim_report("r#2", 30)
+    assert claimed is not None
+    for task_id, owner in ((claimed.id, "r#2"), (({owed, sending} - {claimed.id}).pop(), "r#1")):
+        assert store.settle_report(task_id, owner, ReportState.SENT, targets=(),
+                                   delivered=BOTH, errors={})  # fmt: skip
+    assert store.purge(before=later) == 2  # sent: nothing owed, retention takes them

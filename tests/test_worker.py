@@ -31,7 +31,7 @@ from hook.signing import Signer
 from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker import Worker, WorkerConfig
-from tests.factories import DATA, bad_pngs, image_bytes, make_event
+from tests.factories import DATA, SIGNING_SECRET, bad_pngs, image_bytes, make_event
 from tests.loopback import free_port
 from tests.receiver import Receiver
 
@@ -39,7 +39,8 @@ FIRST, SECOND = "2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"  # ev
 LOCAL = HostAllowList(("127.0.0.1",))
 POLICY = RetryPolicy(base=30.0, max_attempts=3)  # the first retry waits 15-30 s: none in a test
 CONFIG = WorkerConfig(lease_seconds=3, callback_timeout=10, retention_seconds=3600,
-                      max_image_pixels=40_000_000, policy=POLICY, hosts=LOCAL)  # fmt: skip
+                      max_image_pixels=40_000_000, policy=POLICY, hosts=LOCAL,
+                      outbound=Outbound(Signer([SIGNING_SECRET])))  # fmt: skip
 TRUNCATED_JPEG = (DATA / "dog.jpg").read_bytes()[:60000]
 
 

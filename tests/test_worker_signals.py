@@ -19,7 +19,7 @@ from hook.settings import DEFAULT_MODEL
 from hook.store import TaskStore
 from hook.task import Status
 from tests import procs
-from tests.factories import API_KEY, DATA, make_event
+from tests.factories import API_KEY, DATA, SIGNING_SECRET, make_event
 from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
@@ -40,6 +40,7 @@ def env(mongo: EmbeddedMongo, db_name: str) -> dict[str, str]:
         HOOK_API_KEY=API_KEY, HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name,
         HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_MODEL=str(DEFAULT_MODEL),
         HOOK_LEASE_SECONDS=str(LEASE), HOOK_CALLBACK_TIMEOUT="30",
+        HOOK_SIGNING_SECRET=SIGNING_SECRET,
     )  # fmt: skip
 
 

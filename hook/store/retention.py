@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hook.store.base import Base, image_ids
-from hook.task import Status
+from hook.task import ReportState, Status
 
 
 class Retention(Base):
@@ -11,10 +11,12 @@ class Retention(Base):
 
     def purge(self, before: float, batch: int = 500) -> int:
         """Delete done and failed tasks finished before `before`, with any images left and
-        their pictures."""
+        their pictures; a failed task whose report is still owed (due, or being sent) stays
+        until the report is sent or given up on."""
         removed = 0
+        owed = [ReportState.DUE.value, ReportState.SENDING.value]
         finished = {"status": {"$in": [Status.DONE.value, Status.FAILED.value]},
-                    "finished_at": {"$lt": before}}  # fmt: skip
+                    "finished_at": {"$lt": before}, "report.state": {"$nin": owed}}  # fmt: skip
         while docs := list(self.tasks.find(finished, {"images": 1}).limit(batch)):
             images = [i for doc in docs for i in image_ids(doc["_id"], len(doc["images"]))]
             ids = [d["_id"] for d in docs]
