@@ -22,6 +22,7 @@ from hook.store import Heartbeat, TaskStore
 log = logging.getLogger("hook.worker")
 
 HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
+EAGER_SECONDS = 1.0  # a beat comes this soon after a task is done, not a whole period later
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,15 @@ class LeaseKeeper:
             if self.stopping.is_set():
                 time.sleep(0.5)  # draining: check often enough to exit soon after the last task
             else:
-                self.stopping.wait(self.period)
+                self._rest(held.done)
+
+    def _rest(self, done: int) -> None:
+        """Wait a period, or less once more tasks are done (then the next beat says so, at
+        most one beat a second: `status` and the live page show a count that is current)."""
+        deadline = time.monotonic() + self.period
+        while not self.stopping.wait(min(EAGER_SECONDS, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or self.holding().done != done:
+                return
 
     def _beat(self, held: Holding, state: str) -> None:
         self.store.beat(Heartbeat(
