@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from hook.reporting import REPORT_ATTEMPTS
 from hook.store import TaskStore
 from hook.task import Target
 
@@ -40,7 +41,7 @@ class Housekeeper:
         max_attempts: int,
         keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
         report: Sequence[Target] = (),
-        report_attempts: int = 5,
+        report_attempts: int = REPORT_ATTEMPTS,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 REPORT_ATTEMPTS = 5  # HOOK_REPORT_ATTEMPTS' default
 IDLE_FIRST, IDLE_MAX = 0.05, 1.0  # idle polling for due reports: from 50 ms up to 1 s
-SWEEP_SECONDS = 5.0  # at most this between sweeps for reports whose sender died
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,6 @@ class Reporter:
         metrics: Metrics | None = None,
         http: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.config, self.hosts, self.timeout = store, config, hosts, timeout
         # the operator's own URL: allowed by being configured (exactly its host and port)
@@ -145,9 +143,8 @@ class Reporter:
         self.outbound = outbound or Outbound()
         self.metrics = metrics or Metrics(store)
         self.http = http or callback_session()
-        self.clock, self.monotonic = clock, monotonic
+        self.clock = clock
         self.claims = 0
-        self.next_sweep = 0.0
 
     def run(self) -> None:
         """The report thread's loop; returns at once when reporting is off."""
@@ -171,10 +168,8 @@ class Reporter:
             idle = min(idle * 2, IDLE_MAX)
 
     def run_once(self) -> bool:
-        """Sweep if due, then claim, send and settle one report; False when none was due."""
-        if self.monotonic() >= self.next_sweep:
-            self.store.requeue_expired_reports(self.config.policy.max_attempts)
-            self.next_sweep = self.monotonic() + min(SWEEP_SECONDS, self.lease / 4)
+        """Claim, send and settle one report; False when none was due. (A dead sender's
+        report is brought back by every worker's housekeeping sweep, hook.housekeeping.)"""
         self.claims += 1
         owner = f"{self.worker_id}#report{self.claims}"
         task = self.store.claim_report(owner, self.lease)
