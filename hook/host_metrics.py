@@ -79,7 +79,7 @@ def families(counters: Iterable[Counter]) -> Iterator[Metric]:
         "hook_host_deliveries",
         "Deliveries per receiving host (host:port), labels and failure reports, by outcome",
         labels=["host", "outcome"],
-    )  # fmt: skip
+    )
     seconds = HistogramMetricFamily(
         "hook_host_delivery_seconds", "Seconds one callback POST took, per callback host",
         labels=["host"],

@@ -12,14 +12,13 @@ included. The page's routes come first, so "view" is never taken for a task id.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from importlib import resources
-from typing import Any
 
 from bottle import Bottle, HTTPResponse
 
+from hook.answers import json_answer
 from hook.errors import NotFound
 from hook.result import result
 from hook.store import TaskStore
@@ -51,7 +50,7 @@ def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> 
     @app.get("/tasks/<api_key>/view.json")
     def view_data(api_key: str) -> HTTPResponse:
         check_key(api_key)
-        return _json(200, page_data(store))
+        return json_answer(200, page_data(store), NOSNIFF)
 
     @app.get("/tasks/<api_key>/<name:re:view\\.(?:css|js)>")
     def asset(api_key: str, name: str) -> HTTPResponse:
@@ -66,7 +65,7 @@ def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> 
         if task is None:
             raise NotFound(f"no task {task_id[:40]!r}", field="task_id")
         document = result(task, store.picture_indexes(task.id), base=f"/tasks/{api_key}/{task.id}")
-        return _json(200, {"ok": True, **document})
+        return json_answer(200, {"ok": True, **document}, NOSNIFF)
 
     @app.get("/tasks/<api_key>/<task_id>/images/<name>")
     def picture(api_key: str, task_id: str, name: str) -> HTTPResponse:
@@ -83,8 +82,3 @@ def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> 
             )
         headers = {**NOSNIFF, "Content-Type": "image/jpeg", "Cache-Control": PICTURE_CACHE}
         return HTTPResponse(body=jpeg, status=200, headers=headers)
-
-
-def _json(status: int, payload: dict[str, Any]) -> HTTPResponse:
-    headers = {**NOSNIFF, "Content-Type": "application/json", "Cache-Control": "no-store"}
-    return HTTPResponse(body=json.dumps(payload), status=status, headers=headers)

@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook import __version__
+from hook.answers import json_answer
 from hook.connection import close_after_answer
 from hook.errors import Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
 from hook.event import Limits, parse_event
@@ -74,7 +75,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
         try:
             store.ping()
         except PyMongoError as exc:
-            return _json(
+            return json_answer(
                 503,
                 {
                     "ok": False,
@@ -84,7 +85,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
                 },
                 {"Retry-After": "5"},
             )
-        return _json(200, {"ok": True, "mongo": "up", "version": __version__})
+        return json_answer(200, {"ok": True, "mongo": "up", "version": __version__})
 
     @app.post("/tasks/<api_key>")
     def enqueue(api_key: str) -> HTTPResponse:
@@ -107,7 +108,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
             task_id, "queued" if created else "already known (duplicate delivery)",
             event.camera, len(event.images), len(body), (time.perf_counter() - started) * 1000,
         )  # fmt: skip
-        return _json(200, {"ok": True, "task_id": task_id, "duplicate": not created})
+        return json_answer(200, {"ok": True, "task_id": task_id, "duplicate": not created})
 
     @app.get("/metrics")
     def prometheus() -> HTTPResponse:
@@ -120,7 +121,7 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
         statuses = _statuses(request.query.get("status", "pending"))
         limit = _limit(request.query.get("limit", "100"))
         tasks = store.pending(statuses, limit)
-        return _json(
+        return json_answer(
             200,
             {
                 "status": [s.value for s in statuses],
@@ -243,20 +244,6 @@ def _limit(raw: str) -> int:
     return limit
 
 
-def _json(
-    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
-) -> HTTPResponse:
-    return HTTPResponse(
-        body=json.dumps(payload),
-        status=status,
-        headers={
-            "Content-Type": "application/json",
-            "Cache-Control": "no-store",
-            **(headers or {}),
-        },
-    )
-
-
 def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
     """Bottle plugin: our exceptions become JSON answers with the right status."""
 
@@ -268,12 +255,12 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             if exc.field:
                 body["field"] = exc.field
             close_after_answer()  # the body may be partly unread: no further request on it
-            return _json(status_for(exc), body)
+            return json_answer(status_for(exc), body)
         except PyMongoError as exc:
             reason = _store_trouble(exc)
             log.warning("answering 503: %s", reason)
-            return _json(503, {"ok": False, "error": f"{reason}; nothing was stored, retry later"},
-                         {"Retry-After": "5"})  # fmt: skip
+            trouble = {"ok": False, "error": f"{reason}; nothing was stored, retry later"}
+            return json_answer(503, trouble, {"Retry-After": "5"})
 
     return wrapper
 
