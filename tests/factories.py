@@ -174,3 +174,9 @@ def worked_task(
     else:
         store.fail(task_id, "test-worker", failure)
     return task_id
+
+
+def write(path: Path, text: str) -> Path:
+    """`text` written to `path`, for a test to hand the path on (a rules file, say)."""
+    path.write_text(text)
+    return path

@@ -8,13 +8,8 @@ import pytest
 
 from hook.errors import ConfigError
 from hook.rules import Rules, RulesFile
+from tests.factories import write
 from tests.procs import hook_cli as cli
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
 
 MODEL_LABELS = {"person", "car", "dog", "bicycle", "traffic light"}
 

@@ -15,6 +15,7 @@ from hook.detector import Detection
 from hook.errors import ConfigError
 from hook.rules import QUIET_SECONDS, CameraRule, Rules, RulesFile, describe
 from hook.task import Dropped
+from tests.factories import write
 from tests.procs import hook_cli as cli
 
 SIZE = (640, 480)  # not square, so x and y fractions differ
@@ -153,11 +154,6 @@ def test_checks_run_in_order_and_the_first_failed_one_is_why() -> None:
     _, why = apply(rule, *found)
     assert why == ["not in labels", "min_score 0.5", "min_area 0.01", "ignore_zones[0]",
                    "outside only_zones"]  # fmt: skip
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
 
 
 def edit(path: Path, text: str) -> None:
