@@ -32,6 +32,7 @@ from onnxruntime.quantization import (
 
 from hook import yolo
 from hook.detector import Detector
+from hook.engines import Engine
 from hook.images import decode_image
 from hook.settings import DEFAULT_MODEL
 
@@ -85,7 +86,7 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
             path.name,
             per_call(decode, seconds / 4),
             per_call(prepare, seconds / 4),
-            per_call(partial(detector.session.run, None, {"images": tensor}), seconds),
+            per_call(partial(detector.engine.run, None, {"images": tensor}), seconds),
             per_call(partial(detector.postprocess, output, box), seconds / 4),
         ))  # fmt: skip
     return rows
@@ -137,7 +138,9 @@ class Photos:
         return next(self.items, None)
 
 
-def labels_of(detector: Detector, sess: ort.InferenceSession) -> list[list[tuple[str, tuple]]]:
+def labels_of(
+    detector: Detector, sess: ort.InferenceSession | Engine
+) -> list[list[tuple[str, tuple]]]:
     """Per photo, the (label, box centre) list a session's output gives."""
     found = []
     for path in PHOTOS:
@@ -185,7 +188,7 @@ def main() -> None:
     mean = [statistics.mean(col) for col in zip(*[r[1:] for r in rows], strict=True)]
     pipeline = 1 / sum(mean)
     one = tensors(detector, 1)
-    raw = 1 / per_call(lambda: detector.session.run(None, {"images": one}), sec)
+    raw = 1 / per_call(lambda: detector.engine.run(None, {"images": one}), sec)
     print(
         f"{'mean':<12} "
         + " ".join(f"{v * 1000:>7.1f}" for v in mean)
@@ -218,13 +221,13 @@ def main() -> None:
     variants.append(
         (
             "batch of 3 (one event), default threads",
-            3 / per_call(lambda: detector.session.run(None, {"images": three}), sec),
+            3 / per_call(lambda: detector.engine.run(None, {"images": three}), sec),
         )
     )
     variants.append(("2 processes x 1 thread", parallel(DEFAULT_MODEL, 2, 1, one, sec)))
     variants.append(("2 processes x 2 threads", parallel(DEFAULT_MODEL, 2, 2, one, sec)))
 
-    reference = labels_of(detector, detector.session)
+    reference = labels_of(detector, detector.engine)
     calibration = tensors(detector, len(PHOTOS))
     calibration = np.concatenate([calibration, calibration[:, :, :, ::-1]])  # and mirrored
     with tempfile.TemporaryDirectory() as tmp:

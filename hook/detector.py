@@ -1,11 +1,11 @@
-"""Detector: one onnxruntime session for an object detector, and `detect(image)`.
+"""Detector: one object detector's model in an engine (hook.engines), and `detect(image)`.
 
 Everything about the model is read from the model itself (input name, shape, layout, dtype,
 dynamic batch, output layout, a second `orig_target_sizes` input) or from settings (thresholds,
-classes, device); the math lives in hook.yolo as pure functions. Output layouts: YOLOv5,
-YOLOv8/YOLO11, end-to-end [B, N, 6] (YOLOv10, Ultralytics end2end), split boxes/scores/labels
-(RT-DETR, D-FINE) and TF's SSD-style four outputs; see yolo.plan_outputs for how they are told
-apart and yolo.label_offset for how class ids map to the label file.
+classes, engine, precision, device); the math lives in hook.yolo as pure functions. Output
+layouts: YOLOv5, YOLOv8/YOLO11, end-to-end [B, N, 6] (YOLOv10, Ultralytics end2end), split
+boxes/scores/labels (RT-DETR, D-FINE) and TF's SSD-style four outputs; see yolo.plan_outputs
+for how they are told apart and yolo.label_offset for how class ids map to the label file.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
-from hook import yolo
+from hook import engines, yolo
 from hook.errors import ConfigError
 from hook.settings import Settings
 
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 DYNAMIC_SIZE = 640  # canvas for models whose input height/width are symbolic (Ultralytics')
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 SIZE_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class Detects:
 
 
 class Detector(Detects):
-    """Owns one onnxruntime session; thread-compatible, not thread-safe across configuration."""
+    """Owns one engine (`engine.run`, onnxruntime's session.run contract); one lane's own."""
 
     def __init__(
         self,
@@ -85,6 +83,8 @@ class Detector(Detects):
         classes: tuple[str, ...] = (),
         device: str = "cpu",
         threads: int = 0,
+        engine: str = "onnxruntime",
+        precision: str = "f32",
     ) -> None:
         model = Path(model)
         if not model.is_file():
@@ -93,21 +93,15 @@ class Detector(Detects):
                 ".venv/bin/python models/build.py all (or set HOOK_MODEL)"
             )
         started = time.perf_counter()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        # No busy-waiting between operators: the worker decodes and delivers on the same cores
-        # while the model runs, and spinning threads would take that CPU (bench/worker.py).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(model), options, providers=_providers(device))
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise ConfigError(f"model {model} cannot be loaded by onnxruntime: {exc}") from None
+        # the labels file and the log name are the model's; int8 loads its build beside it
+        self.engine = engines.load(
+            model, engine=engine, precision=precision, device=device, threads=threads
+        )
         self.model = model
         self.min_score, self.iou = min_score, iou
         self._read_input()
-        self.sizes_input = _sizes_input(self.session)
-        self.labels = _labels(model, self.session)
+        self.sizes_input = _sizes_input(self.engine.inputs)
+        self.labels = _labels(model, self.engine.metadata)
         self.class_mask = _class_mask(self.labels, classes)
         self.layout, self.output_names = self._warm_up()
         self.id_offset = yolo.label_offset(self.layout, self.labels)
@@ -118,7 +112,7 @@ class Detector(Detects):
             "NCHW" if self.channels_first else "NHWC", *self.canvas,
             ", dynamic batch" if self.batchable else "",
             f", canvas size fed to {self.sizes_input[0]}" if self.sizes_input else "",
-            len(self.labels), self.session.get_providers()[0], self.load_seconds,
+            len(self.labels), self.engine.description, self.load_seconds,
         )  # fmt: skip
 
     @classmethod
@@ -127,10 +121,11 @@ class Detector(Detects):
         return cls(
             settings.models[0], min_score=settings.min_score, iou=settings.iou,
             classes=settings.classes, device=settings.device, threads=settings.threads,
+            engine=settings.engine, precision=settings.precision,
         )  # fmt: skip
 
     def _read_input(self) -> None:
-        first = self.session.get_inputs()[0]
+        first = self.engine.inputs[0]
         shape = list(first.shape)
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
             raise ConfigError(f"model input {first.name} has shape {shape}, not an RGB image batch")
@@ -153,11 +148,11 @@ class Detector(Detects):
         """
         blank = Image.new("RGB", self.canvas, (yolo.PAD_GRAY,) * 3)
         tensor = yolo.to_tensor([blank], channels_first=self.channels_first, dtype=self.dtype)
-        outputs = self.session.run(None, self.feeds(tensor))
-        names = [o.name for o in self.session.get_outputs()]
+        outputs = self.engine.run(None, self.feeds(tensor))
+        names = list(self.engine.outputs)
         try:
             plan = yolo.plan_outputs(
-                names, outputs, len(self.labels), end2end=_marked_end2end(self.session)
+                names, outputs, len(self.labels), end2end=_marked_end2end(self.engine.metadata)
             )
         except ValueError as exc:
             raise ConfigError(f"model {self.model}: {exc}") from None
@@ -171,7 +166,7 @@ class Detector(Detects):
         return yolo.letterbox(image, self.canvas, source)
 
     def feeds(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
-        """The session's inputs for an image batch: the images, and the canvas size if asked.
+        """The engine's inputs for an image batch: the images, and the canvas size if asked.
 
         RT-DETR/D-FINE exports scale their boxes by `orig_target_sizes` (w, h); fed the canvas,
         they answer in canvas pixels like every other layout, and un-letterboxing follows.
@@ -183,8 +178,8 @@ class Detector(Detects):
         return feeds
 
     def infer(self, tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-        """One session run on a batch tensor -> per image, the outputs its layout reads."""
-        return yolo.per_image(self.session.run(list(self.output_names), self.feeds(tensor)))
+        """One engine run on a batch tensor -> per image, the outputs its layout reads."""
+        return yolo.per_image(self.engine.run(list(self.output_names), self.feeds(tensor)))
 
     def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
         """Model outputs per letterboxed canvas, in one batch when the model allows it."""
@@ -210,21 +205,9 @@ class Detector(Detects):
         ]
 
 
-def _providers(device: str) -> list[str]:
-    available = ort.get_available_providers()
-    if device == "cuda" and PROVIDERS["cuda"] not in available:
-        raise ConfigError(
-            "HOOK_DEVICE=cuda but this onnxruntime has no CUDA provider "
-            f"(available: {', '.join(available)}); install onnxruntime-gpu or use cpu/auto"
-        )
-    if device in ("cuda", "auto") and PROVIDERS["cuda"] in available:
-        return [PROVIDERS["cuda"], PROVIDERS["cpu"]]
-    return [PROVIDERS["cpu"]]
-
-
-def _sizes_input(session: ort.InferenceSession) -> tuple[str, np.dtype] | None:
+def _sizes_input(inputs: Sequence[engines.Port]) -> tuple[str, np.dtype] | None:
     """A second input [B, 2] (RT-DETR/D-FINE's orig_target_sizes), or None; others refused."""
-    extra = session.get_inputs()[1:]
+    extra = inputs[1:]
     if not extra:
         return None
     first = extra[0]
@@ -242,13 +225,12 @@ def _sizes_input(session: ort.InferenceSession) -> tuple[str, np.dtype] | None:
     return first.name, np.dtype(SIZE_TYPES[first.type])
 
 
-def _marked_end2end(session: ort.InferenceSession) -> bool:
+def _marked_end2end(meta: dict[str, str]) -> bool:
     """Ultralytics marks end-to-end exports ([B, N, 6] boxes, score, class) in metadata.
 
     `end2end: True` (YOLOv10, YOLO26) or `args` with `nms: True` (exported with NMS), the keys
     Ultralytics' own AutoBackend reads; the shape alone is ambiguous (yolo.plan_outputs).
     """
-    meta = session.get_modelmeta().custom_metadata_map
     if meta.get("end2end", "").strip().lower() == "true":
         return True
     try:
@@ -258,13 +240,13 @@ def _marked_end2end(session: ort.InferenceSession) -> bool:
     return isinstance(args, dict) and bool(args.get("nms"))
 
 
-def _labels(model: Path, session: ort.InferenceSession) -> list[str]:
+def _labels(model: Path, meta: dict[str, str]) -> list[str]:
     """Label names: a .names/.txt file beside the model, else the `names` metadata."""
     for candidate in (model.with_suffix(".names"), model.with_suffix(".txt")):
         if candidate.is_file():
             names = [line.strip() for line in candidate.read_text().splitlines()]
             return [name for name in names if name]
-    raw = session.get_modelmeta().custom_metadata_map.get("names")
+    raw = meta.get("names")
     if raw:
         parsed: object
         try:

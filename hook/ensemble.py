@@ -88,7 +88,8 @@ def from_settings(settings: Settings) -> Detector | Ensemble:
         return Detector.from_settings(settings)
     floor = min(MEMBER_FLOOR, settings.min_score)
     members = [Detector(path, min_score=floor, iou=settings.iou, classes=settings.classes,
-                        device=settings.device, threads=settings.threads)
+                        device=settings.device, threads=settings.threads, engine=settings.engine,
+                        precision=settings.precision)
                for path in settings.models]  # fmt: skip
     fused = Ensemble(members, weights=settings.model_weights, min_score=settings.min_score,
                      iou=settings.iou)  # fmt: skip
