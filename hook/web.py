@@ -32,6 +32,7 @@ from hook.results_web import install as install_results
 from hook.settings import Settings
 from hook.store import TaskStore
 from hook.task import PENDING, Status
+from hook.wakeup import Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,16 @@ STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
 STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
 
-def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = None) -> Bottle:
-    """Build the WSGI app; it holds no state but what it is given."""
+def create_app(
+    settings: Settings,
+    store: TaskStore,
+    metrics: Metrics | None = None,
+    doorbell: Doorbell | None = None,
+) -> Bottle:
+    """Build the WSGI app; it holds no state but what it is given. `doorbell` wakes this
+    machine's idle workers after each new task (default: those of settings.data_dir)."""
     metrics = metrics or Metrics(store)
+    doorbell = doorbell or Doorbell(settings.data_dir)
     app = Bottle(catchall=True)
     app.default_error_handler = _error_page
     app.install(_json_errors)
@@ -102,6 +110,8 @@ def create_app(settings: Settings, store: TaskStore, metrics: Metrics | None = N
             metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, status_for(exc))}")
             raise
         task_id, created = store.enqueue(event)
+        if created:  # a duplicate is a task some worker has or had already
+            doorbell.ring()
         metrics.count(EVENTS, "accepted" if created else "duplicate")
         log.info(
             "task %s %s: camera=%r images=%d body=%d bytes in %.1f ms",

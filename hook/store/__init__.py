@@ -24,6 +24,7 @@ Contract (huey's storage, with leases), by part:
                 removed with their images and pictures); each guarded per task, reported by id
     Reports     claim_report (ONE atomic find_one_and_update, with a lease), settle_report,
                 requeue_expired_reports: the outbox of failure reports, owed by `fail`
+    Feed        streams_changes, watch_queued: the change stream of tasks made queued
 
 Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
 nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
@@ -32,6 +33,7 @@ own collection so task documents stay small and the sorted claim stays fast.
 """
 
 from hook.store.counters import Counters
+from hook.store.feed import Feed
 from hook.store.heartbeats import Heartbeats
 from hook.store.intake import Intake
 from hook.store.leases import Leases
@@ -44,7 +46,7 @@ from hook.store.retention import Retention
 
 
 class TaskStore(
-    Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures, Reports
+    Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures, Reports, Feed
 ):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
