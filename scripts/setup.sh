@@ -125,7 +125,8 @@ main() {
   make_venv
   install_requirements "$want_tests"
   ensure_npm
-  say "models: models/build.py all (it downloads and converts a model only when it is not built)"
+  say "models: models/build.py all (it downloads and converts a model only when it is not built;"
+  say "  their int8 builds need the photo set that --test fetches)"
   .venv/bin/python models/build.py all
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
@@ -136,6 +137,9 @@ main() {
   if [ "$want_tests" = 1 ]; then
     say "labeled photo sets of the accuracy benchmark: python -m bench.photoset"
     .venv/bin/python -m bench.photoset || die "could not fetch the labeled photo sets"
+    # HOOK_PRECISION=int8's models, calibrated on those photos (a minute the first time)
+    say "int8 builds of the models: models/build.py int8 (calibrated on the repository's photos)"
+    .venv/bin/python models/build.py int8 || die "could not build the int8 models"
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's shellcheck, for the installer's test"
