@@ -66,8 +66,9 @@ def weights_for(model: Path, precision: str) -> Path:
     built = int8_path(model)
     if not built.is_file():
         raise ConfigError(
-            f"HOOK_PRECISION=int8 needs {built}, the int8 build of {model.name}; build it with: "
-            f"{INT8_BUILD} (or set HOOK_PRECISION=f32)"
+            f"HOOK_PRECISION=int8 needs {built}, the int8 build of {model.name}; build it in a "
+            f"checkout with: {INT8_BUILD} (and copy it beside the model), or set "
+            "HOOK_PRECISION=f32"
         )
     return built
 
