@@ -28,9 +28,10 @@ class Stack:
 
     The MongoDB is `mongo` if given (left running at the end), else an embedded nx-27017 the
     stack starts in `mongo_dir` (default `logs/mongo`) and stops. Each process writes its
-    output to a file in `logs` (a temporary directory, removed at the end, if None). `env`
-    are HOOK_* settings for every process, over the stack's defaults; started by `start()`
-    or `with`, everything is stopped by `close()`.
+    output to a file in `logs` (a temporary directory, removed at the end, if None), and its
+    HOOK_DATA_DIR is `logs/data` (so its web rings only its own workers). `env` are HOOK_*
+    settings for every process, over the stack's defaults; started by `start()` or `with`,
+    everything is stopped by `close()`.
     """
 
     def __init__(
@@ -51,7 +52,9 @@ class Stack:
         self.mongo = mongo or EmbeddedMongo(mongo_dir or self.logs / "mongo", free_port())
         defaults = {"HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": self.mongo.uri,
                     "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com",
-                    "HOOK_SIGNING_SECRET": SIGNING_SECRET}  # fmt: skip
+                    "HOOK_SIGNING_SECRET": SIGNING_SECRET,
+                    # its own wake-up sockets (hook.wakeup): parallel stacks never ring each other
+                    "HOOK_DATA_DIR": str(self.logs / "data")}  # fmt: skip
         self.env = hook_env(**{**defaults, **env})
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"

@@ -31,7 +31,8 @@ class Feed(Base):
         Asked of `hello` rather than by trying: a standalone mongod refuses a watch, and
         nx-27017 accepts one but answers every getMore at once, without waiting (a client
         would spin on it), and it installs SQLite triggers on the collection that copy every
-        later write into a change log and stay in the database file for good.
+        later write, whole, into a change log kept in the database file for good (and never
+        pruned while no stream is open: 2.4 MB after 1,200 writes of 2 KB documents).
         """
         hello = self.db.command("hello")
         return "setName" in hello or hello.get("msg") == "isdbgrid"
