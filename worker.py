@@ -21,9 +21,10 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import replace
 from types import FrameType
 
-from hook import ensemble
+from hook import ensemble, lanes
 from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
@@ -31,10 +32,12 @@ from hook.mongo import connect, make_indexes
 from hook.outbound import Outbound
 from hook.reporting import ReportConfig
 from hook.retry import RetryPolicy
+from hook.round_trips import RoundTrips
 from hook.rules import RulesFile
 from hook.settings import Settings
 from hook.signing import Signer
 from hook.store import TaskStore
+from hook.wakeup import WakeUp
 from hook.worker import Worker, WorkerConfig
 
 log = logging.getLogger("hook.worker")
@@ -64,8 +67,17 @@ class Signals:
 
 def build(settings: Settings) -> Worker:
     """The store (its indexes made if MongoDB answers, else on first use) and the detector."""
-    store = TaskStore(connect(settings, app_name="hook-worker"))
+    round_trips = RoundTrips()
+    store = TaskStore(connect(settings, app_name="hook-worker", round_trips=round_trips))
     make_indexes(store)
+    layout = lanes.plan(
+        cores=lanes.usable_cores(), processes=settings.workers, lanes=settings.lanes,
+        threads=settings.threads, device=settings.device, batch_images=settings.batch_images,
+    )  # fmt: skip
+    log.info("%d lane(s) of %d inference thread(s), up to %d image(s) a run",
+             layout.lanes, layout.threads, layout.batch_images)  # fmt: skip
+    per_lane = replace(settings, threads=layout.threads)
+    detectors = [ensemble.from_settings(per_lane) for _ in range(layout.lanes)]
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         callback_timeout=settings.callback_timeout,
@@ -76,11 +88,12 @@ def build(settings: Settings) -> Worker:
         keep_pictures_seconds=settings.keep_pictures_hours * 3600,
         outbound=outbound(settings),
         reports=reports(settings),
+        batch_images=layout.batch_images,
     )
-    detector = ensemble.from_settings(settings)
     # a wrong file, or a label the model never reports, stops the start: ConfigError, exit 2
-    rules = RulesFile.open(settings.rules, known=ensemble.label_names(detector))
-    return Worker(store, detector, config, rules=rules)
+    rules = RulesFile.open(settings.rules, known=ensemble.label_names(detectors[0]))
+    wake = WakeUp.open(settings.data_dir)  # the web rings it the moment a task is stored
+    return Worker(store, detectors, config, rules=rules, round_trips=round_trips, wake=wake)
 
 
 def outbound(settings: Settings) -> Outbound:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
 import random
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -30,6 +32,7 @@ from hook.detector import Detector
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.images import decode_image
+from hook.lanes import usable_cores
 from hook.settings import DEFAULT_MODELS
 from hook.store import TaskStore
 from tests.receiver import Receiver
@@ -51,40 +54,85 @@ def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
     }).encode()  # fmt: skip
 
 
-def raw_rate(seconds: float) -> float:
-    """Images/s of bare session.run on the letterboxed photos, every model of the default."""
-    detectors = [Detector(model) for model in DEFAULT_MODELS]
+def raw_rate(seconds: float, lanes: int = 1) -> float:
+    """Images/s of bare engine runs on the letterboxed photos, every model of the default.
+
+    One lane: one session per model with the engine's default threads (the reference the
+    worker is held to). Several: that many threads, each with single-threaded sessions of its
+    own, running side by side (the layout the worker uses by default, bare).
+    """
+    threads = 0 if lanes == 1 else 1
+    sets = [[Detector(model, threads=threads) for model in DEFAULT_MODELS] for _ in range(lanes)]
     tensors = []
     for path in PHOTOS:
         image, size = decode_image(path.read_bytes(), max_pixels=40_000_000,
-                                   fit=detectors[0].canvas)  # fmt: skip
+                                   fit=sets[0][0].canvas)  # fmt: skip
         tensors.append([
-            yolo.to_tensor([d.to_canvas(image, size)[0]], channels_first=True, dtype=d.dtype)
-            for d in detectors
+            {d.input_name: yolo.to_tensor([d.to_canvas(image, size)[0]], channels_first=True,
+                                          dtype=d.dtype)}
+            for d in sets[0]
         ])  # fmt: skip
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        for detector, tensor in zip(detectors, tensors[done % len(tensors)], strict=True):
-            detector.session.run(None, {detector.input_name: tensor})
-        done += 1
-    return done / (time.perf_counter() - started)
+    counts = [0] * lanes
+    started = time.perf_counter()
+
+    def lane(n: int) -> None:
+        done = 0
+        while time.perf_counter() - started < seconds:
+            for detector, feeds in zip(sets[n], tensors[done % len(tensors)], strict=True):
+                detector.engine.run(None, feeds)
+            done += 1
+        counts[n] = done
+
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(lane, range(lanes)))
+    return sum(counts) / (time.perf_counter() - started)
 
 
-def measure(events: int = 300, latency: int = 60, workers: int = 1, threads: int = 0) -> dict:
-    """Throughput against the raw ceiling, idle latency and the workers' peak memory."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mongo_pid(stack: Stack) -> int:
+    assert stack.mongo.process is not None  # the stack started its own
+    return stack.mongo.process.pid
+
+
+def round_trips(store: TaskStore, events: int, timeout: float = 10) -> float:
+    """MongoDB commands per task the workers sent (their heartbeats' count over tasks done),
+    start-up, leases, heartbeats and housekeeping included."""
+    deadline = time.monotonic() + timeout
+    while True:  # a heartbeat follows a finished task within about a second
+        beats = store.workers()
+        if sum(b.done for b in beats) >= events or time.monotonic() > deadline:
+            return sum(b.round_trips for b in beats) / max(1, sum(b.done for b in beats))
+        time.sleep(0.2)
+
+
+def measure(
+    events: int = 300, latency: int = 60, workers: int = 1, threads: int = 0, **env: str
+) -> dict:
+    """Throughput against the raw ceiling, idle latency, CPU per image and peak memory."""
     photos = [p.read_bytes() for p in PHOTOS]
     receiver = Receiver()
     try:
-        with Stack() as stack:
+        with Stack(web_workers=2, **env) as stack:
             store = TaskStore(MongoClient(stack.mongo.uri)["hook"])
             hosts, limits = HostAllowList(("127.0.0.1",)), Limits(64, 40_000_000, 8_000_000)
             for n in range(events):
                 body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
                 store.enqueue(parse_event(body, hosts=hosts, limits=limits))
+            before_raw = raw_rate(6)  # and again after the workers: the machine's load drifts
             started = time.monotonic()
             stack.start_workers(workers, threads)
+            receiver.wait_for("/t/0", 1, timeout=600)
+            pids = {"worker": [w.pid for w in stack.workers], "mongo": [mongo_pid(stack)]}
+            before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
             for n in range(events):
                 receiver.wait_for(f"/t/{n}", 1, timeout=600)
+            spent = {k: sum(cpu_seconds(p) for p in v) - before[k] for k, v in pids.items()}
+            trips = round_trips(store, events)
             times = sorted(t for path, t in receiver.arrivals if path.startswith("/t/"))
             latencies = []
             for n in range(latency):
@@ -103,8 +151,10 @@ def measure(events: int = 300, latency: int = 60, workers: int = 1, threads: int
         receiver.close()
     return {
         "rate": (len(times) - 1) / (times[-1] - times[0]), "first": times[0] - started,
-        "ceiling": raw_rate(10), "p50": statistics.median(latencies),
+        "ceiling": (before_raw + raw_rate(6)) / 2, "lanes_ceiling": raw_rate(6, usable_cores()),
+        "p50": statistics.median(latencies),
         "p99": percentile(latencies, 0.99),
+        "round_trips": trips, "cpu_ms": {k: v * 1000 / (events - 1) for k, v in spent.items()},
         "peak_rss_mb": rss, "workers": workers, "threads": threads, "events": events,
     }  # fmt: skip
 
@@ -115,8 +165,16 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=60, help="events for the latency run")
     parser.add_argument("--workers", type=int, default=1, help="worker.py processes")
     parser.add_argument("--threads", type=int, default=0, help="HOOK_THREADS per worker")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for every process, e.g. HOOK_KEEP_PICTURES_HOURS=0",
+    )
     args = parser.parse_args()
-    r = measure(args.events, args.latency, args.workers, args.threads)
+    env = dict(item.split("=", 1) for item in args.env)
+    r = measure(args.events, args.latency, args.workers, args.threads, **env)
     print(
         f"worker: {r['workers']} x worker.py (HOOK_THREADS={r['threads']}), {r['events']} "
         f"one-image events from {len(PHOTOS)} photos (500-1352 px), embedded nx-27017"
@@ -131,9 +189,16 @@ def main() -> None:
     )
     print(f"  ratio: {r['rate'] / r['ceiling']:.2f}")
     print(
+        f"  bare lanes, {usable_cores()} threads of single-threaded sessions side by side: "
+        f"{r['lanes_ceiling']:.1f} images/s (worker at {r['rate'] / r['lanes_ceiling']:.2f})"
+    )
+    print(
         f"  POST-to-callback latency, idle, one event at a time: p50 {r['p50']:.0f} ms, "
         f"p99 {r['p99']:.0f} ms"
     )
+    cpu = r["cpu_ms"]
+    print(f"  MongoDB round trips per task: {r['round_trips']:.2f}")
+    print(f"  CPU per image: worker {cpu['worker']:.1f} ms, nx-27017 {cpu['mongo']:.1f} ms")
     print(f"  worker peak RSS: {r['peak_rss_mb']:.0f} MB")
 
 

@@ -34,7 +34,8 @@ DEFER_SECONDS = 1.0  # a task whose callback host is busy comes back after this
 
 class DeliveryPool:
     """Threads that POST and settle; `finished(job, settlement)` is told when each job leaves
-    (settlement None: deferred, or settling failed and the lease will bring the task back)."""
+    (settlement None: deferred, or settling failed and the lease will bring the task back),
+    by hook.completions for a delivered job whose completion is batched."""
 
     def __init__(
         self,
@@ -77,7 +78,8 @@ class DeliveryPool:
             log.exception("task %s: could not be settled", job.task.id)
         finally:
             self.slots.release()
-            self.finished(job, settlement)
+            if settlement is not Settlement.PENDING:  # else hook.completions tells
+                self.finished(job, settlement)
 
     def _post_and_settle(self, job: Job, host: Origin) -> Settlement:
         try:

@@ -4,12 +4,17 @@ An Ensemble offers what the worker uses of a Detector (canvas, to_canvas, run, p
 detect, detect_many), so a worker labels with one model or several alike. Models with the same
 canvas share one letterboxed picture. Members keep their candidates down to MEMBER_FLOOR; the
 fused score (hook.fusion) is what HOOK_MIN_SCORE applies to.
+
+The members run side by side, each in a thread (the engines release the GIL): an event on an
+idle worker is labeled in the time of the slowest member, not of all of them in turn, while a
+busy worker's lanes keep every core at work either way (bench/worker.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from PIL import Image
@@ -49,6 +54,8 @@ class Ensemble(Detects):
         # Decode JPEGs large enough for the largest canvas any member letterboxes onto.
         self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
         self.load_seconds = sum(m.load_seconds for m in members)
+        # the other members' runs, beside the first's in the calling thread
+        self.pool = ThreadPoolExecutor(len(members) - 1, thread_name_prefix="member")
 
     def to_canvas(
         self, image: Image.Image, source: tuple[int, int] | None = None
@@ -62,8 +69,13 @@ class Ensemble(Detects):
         return views, views[0][1]
 
     def run(self, placed: list[Views]) -> list[Output]:
-        """Every member on every image, each batched as that member allows."""
-        per_member = [m.run([views[i][0] for views in placed]) for i, m in enumerate(self.members)]
+        """Every member on every image, each batched as that member allows, side by side."""
+        later = [
+            self.pool.submit(member.run, [views[i][0] for views in placed])
+            for i, member in enumerate(self.members[1:], start=1)
+        ]
+        first = self.members[0].run([views[0][0] for views in placed])
+        per_member = [first, *(future.result() for future in later)]
         return [
             tuple((per_member[i][k], views[i][1]) for i in range(len(self.members)))
             for k, views in enumerate(placed)

@@ -32,6 +32,7 @@ class Holding:
     owners: list[str]
     task_ids: list[str]
     done: int
+    round_trips: int = 0  # MongoDB commands sent so far (hook.round_trips), 0 if not counted
 
 
 class LeaseKeeper:
@@ -85,5 +86,5 @@ class LeaseKeeper:
         self.store.beat(Heartbeat(
             worker=self.worker_id, host=socket.gethostname(), pid=os.getpid(), state=state,
             started_at=self.started_at, every=self.period, done=held.done,
-            in_flight=len(held.task_ids),
+            in_flight=len(held.task_ids), round_trips=held.round_trips,
         ))  # fmt: skip

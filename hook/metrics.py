@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -39,12 +40,35 @@ _INDEX = re.compile(r"\[\d+\]")
 
 
 class Metrics:
-    """Counting for one process: best-effort adds to the installation's counters."""
+    """Counting for one process: best-effort adds to the installation's counters.
 
-    def __init__(self, store: TaskStore, admissions: Admissions | None = None) -> None:
+    Buffered (the worker's), the adds wait in memory for `flush()`, which writes them all in
+    one round trip; a crash loses at most the counts since the last flush, never a task.
+    """
+
+    def __init__(
+        self, store: TaskStore, admissions: Admissions | None = None, *, buffered: bool = False
+    ) -> None:
         self.store = store
         self.admissions = admissions or Admissions()  # the hosts counted under their own name
         self.quiet_until = 0.0  # after a failure, skip counting a while: never wait on a dead DB
+        self.buffered = buffered
+        self.pending: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+        self.lock = threading.Lock()
+
+    def flush(self) -> None:
+        """Write the buffered adds, all in one round trip (nothing to do unless buffered)."""
+        if time.monotonic() < self.quiet_until:
+            return  # kept for the next flush: a few keys, however many adds
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        if not pending:
+            return
+        try:
+            self.store.add_many([(key, sums, latest or None)
+                                 for key, (sums, latest) in pending.items()])  # fmt: skip
+        except PyMongoError as exc:
+            self._hush(f"{len(pending)} counters", exc)
 
     def count(self, family: str, label: str) -> None:
         """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
@@ -78,6 +102,14 @@ class Metrics:
     def _inc(
         self, key: str, fields: dict[str, float], latest: dict[str, float] | None = None
     ) -> None:
+        if self.buffered:
+            with self.lock:
+                sums, latest_seen = self.pending.setdefault(key, ({}, {}))
+                for name, amount in fields.items():
+                    sums[name] = sums.get(name, 0) + amount
+                for name, value in (latest or {}).items():
+                    latest_seen[name] = max(latest_seen.get(name, value), value)
+            return
         if time.monotonic() < self.quiet_until:
             return
         try:

@@ -9,6 +9,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from hook.embedded import EmbeddedMongo
+from hook.round_trips import RoundTrips
 from hook.settings import Settings
 from hook.store import TaskStore
 
@@ -31,10 +32,14 @@ def mongo_uri(settings: Settings, *, start_embedded: bool = True) -> str:
     return embedded.uri
 
 
-def connect(settings: Settings, *, app_name: str, start_embedded: bool = True) -> Database:
+def connect(
+    settings: Settings, *, app_name: str, start_embedded: bool = True,
+    round_trips: RoundTrips | None = None,
+) -> Database:  # fmt: skip
     """A client of this process's own (PyMongo is not fork-safe) and the hook database.
 
     Short server-selection timeouts make a MongoDB outage a quick 503 instead of a hung request.
+    `round_trips`, if given, counts every command the client sends.
     """
     client: MongoClient = MongoClient(
         mongo_uri(settings, start_embedded=start_embedded),
@@ -43,6 +48,7 @@ def connect(settings: Settings, *, app_name: str, start_embedded: bool = True) -
         connectTimeoutMS=settings.mongo_timeout_ms,
         socketTimeoutMS=max(30_000, settings.mongo_timeout_ms),
         retryWrites=True,
+        event_listeners=[round_trips] if round_trips else [],
     )
     return client[settings.mongo_db]
 

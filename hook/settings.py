@@ -150,9 +150,26 @@ SPECS: tuple[Spec, ...] = (
          "rename, ignore_zones, only_zones; see Rules per camera), read again when it changes. "
          "Unset: every camera reports every detection."),
     Spec("HOOK_DEVICE", "device", value.choice("cpu", "cuda", "auto"), "cpu",
-         "onnxruntime execution provider: cpu, cuda (an error if absent) or auto."),
+         "Where inference runs: cpu; cuda (onnxruntime's CUDA provider, an error if absent or "
+         "with HOOK_ENGINE=openvino); or auto (onnxruntime's CUDA, or OpenVINO's GPU, when "
+         "present, else the CPU)."),
     Spec("HOOK_THREADS", "threads", value.non_negative_int, "0",
-         "onnxruntime threads per inference (0: onnxruntime's default, one per core)."),
+         "Inference threads per lane (0: one per lane when lanes are automatic, else the "
+         "engine's default, one per core)."),
+    Spec("HOOK_LANES", "lanes", value.non_negative_int, "0",
+         "Detector lanes per worker process: threads of their own, each with its own model "
+         "sessions, labeling different tasks side by side (0: one per core, each of one thread "
+         "unless HOOK_THREADS says otherwise)."),
+    Spec("HOOK_ENGINE", "engine", value.choice("onnxruntime", "openvino"), "onnxruntime",
+         "Inference engine for the same ONNX files: onnxruntime, or openvino (its CPU runtime; "
+         "its GPU with HOOK_DEVICE=auto when one is present)."),
+    Spec("HOOK_PRECISION", "precision", value.choice("f32", "bf16", "int8"), "f32",
+         "Arithmetic of the models: f32, bf16 (HOOK_ENGINE=openvino on a CPU with AVX-512 BF16 "
+         "or AMX) or int8 (each model's static int8 build beside it, <stem>.int8.onnx, which "
+         "models/build.py int8 makes, calibrated on the repository's photo set)."),
+    Spec("HOOK_BATCH_IMAGES", "batch_images", value.non_negative_int, "0",
+         "Most images of several tasks labeled in one model run (0: 32 with HOOK_DEVICE=cuda, "
+         "else one task at a time, which is fastest on a CPU)."),
     Spec("HOOK_LOG_LEVEL", "log_level", value.log_level, "INFO", "Python logging level."),
 )
 # fmt: on
@@ -199,6 +216,10 @@ class Settings:
     rules: Path | None
     device: str
     threads: int
+    lanes: int
+    engine: str
+    precision: str
+    batch_images: int
     log_level: str
 
     def __repr__(self) -> str:  # the key must never reach a log line

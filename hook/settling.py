@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pymongo.errors import PyMongoError
 
@@ -25,6 +26,9 @@ from hook.retry import RetryPolicy
 from hook.store import TaskStore
 from hook.task import Target
 
+if TYPE_CHECKING:  # hook.completions imports this module
+    from hook.completions import Completions
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +38,7 @@ class Settlement(StrEnum):
     DONE = "done"
     RESCHEDULED = "rescheduled"
     FAILED = "failed"
+    PENDING = "pending"  # delivered; recorded done with the next batch (hook.completions)
     LOST = "lost"  # the lease had passed to another claim: nothing written
     UNRECORDED = "unrecorded"  # MongoDB did not answer: the lease will bring the task back
 
@@ -48,10 +53,12 @@ class Settler:
         policy: RetryPolicy,
         *,
         report: Sequence[Target] = (),
+        completions: Completions | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.metrics, self.policy, self.clock = store, metrics, policy, clock
         self.report = tuple(report)  # where a task failed for good is reported (none: off)
+        self.completions = completions  # delivered jobs recorded done in batches, if given
 
     def delivery(self, job: Job, outcome: Outcome) -> Settlement:
         """A POST's outcome: delivered is done, refused fails, retry is retried with backoff."""
@@ -71,17 +78,17 @@ class Settler:
         self.metrics.delivery(job.task.callback_url, counted_as, outcome.elapsed, self.clock())
 
     def complete(self, job: Job) -> Settlement:
+        """Done; PENDING when completions are batched (their `finished` is told later)."""
         job.settle()
-        task = job.task
+        if self.completions is not None:
+            self.completions.add(job)
+            return Settlement.PENDING
         try:
-            if not self.store.complete(task.id, job.owner):
+            if not self.store.complete(job.task.id, job.owner):
                 return self._lost(job)
         except PyMongoError as exc:
             return self._unrecorded(job, "delivered", exc)
-        how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
-        log.info("task %s done: camera=%r images=%d attempt %d, %s, claim-to-done %.0f ms; "
-                 "objects: %s", task.id, task.camera, len(task.images), task.attempts, how,
-                 _elapsed_ms(job), objects_summary(job.body))  # fmt: skip
+        done_line(job)
         return Settlement.DONE
 
     def fail(self, job: Job, reason: str) -> Settlement:
@@ -126,6 +133,15 @@ class Settler:
         log.warning("task %s: %s, but MongoDB could not record it (%s); its lease will bring "
                     "it back", job.task.id, what, type(exc).__name__)  # fmt: skip
         return Settlement.UNRECORDED
+
+
+def done_line(job: Job) -> None:
+    """The log line of a task done: what was found, how fast."""
+    task = job.task
+    how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
+    log.info("task %s done: camera=%r images=%d attempt %d, %s, claim-to-done %.0f ms; "
+             "objects: %s", task.id, task.camera, len(task.images), task.attempts, how,
+             _elapsed_ms(job), objects_summary(job.body))  # fmt: skip
 
 
 def objects_summary(body: str | None) -> str:

@@ -1,15 +1,29 @@
 """Worker: claimed tasks in, Camio labels out at their callback_url.
 
-Three stages overlap, so the detector is busy while the rest waits on I/O or decodes:
+Three stages overlap, so the detectors are busy while the rest waits on I/O or decodes:
 
     fetch thread   claim a task, load and decode its images, letterbox them   -> ready queue
-    main thread    run the detector, build the labels, store them with the task -> delivery pool
+    lane threads   run a detector, build the labels, store them with the task -> delivery pool
     delivery pool  POST to callback_url; done, retry later, or failed with the reason
 
+Each lane has detectors (model sessions) of its own, so lanes label different tasks side by
+side: on a CPU, one single-threaded session per core does more images a second than one session
+spread over the cores (hook.lanes plans how many). A lane may take the images of several ready
+tasks in one run (`batch_images`), which a GPU wants.
+
 A job's stage (hook.job) says where it is; one settled early (a bad image, a lease lost, an
-unexpected error) leaves the pipeline where that happened and takes no delivery slot. The
-pool is hook.delivery's, settling hook.settling's, the queue's chores hook.housekeeping's,
-failure reports hook.reporting's (a thread of their own, so labeling never waits on them).
+unexpected error) leaves the pipeline where that happened and takes no delivery slot. Loading
+is hook.loading's, a lane's run hook.labeling's, the pool hook.delivery's, settling
+hook.settling's (delivered jobs recorded done in batches by hook.completions), the queue's
+chores hook.housekeeping's, failure reports hook.reporting's (a thread of their own, so
+labeling never waits on them).
+
+MongoDB round trips are what a busy worker spends besides the model: CLAIM_BATCH due tasks are
+claimed in one go and their images read in one query, completions and counters are written in
+batches, pictures too (bench/worker.py counts the round trips per task).
+
+An idle worker waits for a ring (hook.wakeup: the web's datagram the moment it stores a task,
+or hook.change_feed's change stream where MongoDB has one) and polls MongoDB as the fallback.
 
 Every task in flight is leased to this worker; a keeper thread renews the leases while they
 last, so a long task is not taken by another worker, and a dead worker's tasks return to the
@@ -20,7 +34,6 @@ this worker or another) sends the very same labels.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
 import queue
@@ -30,36 +43,38 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import requests
 from pymongo.errors import PyMongoError
 
 from hook.callback import session as callback_session
+from hook.change_feed import ChangeFeed
+from hook.completions import Completions
 from hook.delivery import DeliveryPool
 from hook.detector import Detector
 from hook.ensemble import Ensemble
-from hook.errors import BadImage
 from hook.hosts import HostAllowList
 from hook.housekeeping import Housekeeper
-from hook.images import decode_image
 from hook.job import Job, Stage
-from hook.labels import camio_labels
+from hook.labeling import Labeler
 from hook.lease_keeper import Holding, LeaseKeeper
+from hook.loading import Loader
 from hook.metrics import Metrics
 from hook.outbound import Outbound
-from hook.pictures import picture_fit
 from hook.reporting import ReportConfig, Reporter
 from hook.retry import RetryPolicy
+from hook.round_trips import RoundTrips
 from hook.rules import RulesFile
 from hook.settling import Settlement, Settler
 from hook.snapshots import Snapshots
 from hook.store import TaskStore
+from hook.wakeup import WakeUp
 
 log = logging.getLogger(__name__)
 
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
-READY_DEPTH = 2  # decoded tasks waiting for the detector
+READY_PER_LANE = 2  # decoded tasks waiting for the detectors, per lane
+CLAIM_BATCH = 4  # tasks claimed (and their images read) in one go, when that many are due
 
 
 @dataclass(frozen=True)
@@ -75,6 +90,7 @@ class WorkerConfig:
     keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
     outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
     reports: ReportConfig = field(default_factory=ReportConfig)  # failure reports: off if unset
+    batch_images: int = 1  # most images of ready tasks a lane runs together (1: a task a run)
 
 
 class Worker:
@@ -83,22 +99,32 @@ class Worker:
     def __init__(
         self,
         store: TaskStore,
-        detector: Detector | Ensemble,
+        detectors: Sequence[Detector | Ensemble],
         config: WorkerConfig,
         *,
         http: requests.Session | None = None,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
         rules: RulesFile | None = None,
+        round_trips: RoundTrips | None = None,
+        wake: WakeUp | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store, self.detector, self.config = store, detector, config
+        if not detectors:
+            raise ValueError("a worker needs a detector for each lane, and one lane at least")
+        self.store, self.lanes, self.config = store, tuple(detectors), config
         self.rules = rules or RulesFile.open(None)
+        self.round_trips = round_trips
+        self.wake = wake or WakeUp(None, None)  # rung by the web, the change feed and stop()
         self.snapshots = Snapshots(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
-        self.metrics = metrics or Metrics(store)
-        self.settler = Settler(store, self.metrics, config.policy,
-                               report=config.reports.targets, clock=clock)  # fmt: skip
+        self.metrics = metrics or Metrics(store, buffered=True)
+        self.completions = Completions(store, self.metrics, self._delivered)
+        self.settler = Settler(store, self.metrics, config.policy, report=config.reports.targets,
+                               completions=self.completions, clock=clock)  # fmt: skip
+        self.loader = Loader(store, self.settler, self.lanes[0], pictures=self.snapshots.enabled,
+                             max_pixels=config.max_image_pixels)  # fmt: skip
+        self.labeler = Labeler(store, self.settler, self.rules, self.snapshots)
         self.deliveries = DeliveryPool(
             store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
             finished=self._delivered, outbound=config.outbound, clock=clock,
@@ -111,9 +137,10 @@ class Worker:
         )  # fmt: skip
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.clock = clock
         self.stopping = threading.Event()
-        self.ready: queue.Queue[Job | None] = queue.Queue(maxsize=READY_DEPTH)
+        self.ready: queue.Queue[Job | None] = queue.Queue(
+            maxsize=READY_PER_LANE * len(self.lanes) + CLAIM_BATCH
+        )
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.claims = itertools.count(1)
@@ -129,54 +156,88 @@ class Worker:
         """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
         settle what is (labeled, or in delivery); then return from run()."""
         self.stopping.set()
+        self.wake.ring()
 
     # -- the stages --------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("worker %s started (lease %.0f s)", self.id, self.config.lease_seconds)
-        threads = [
+        log.info("worker %s started (lease %.0f s, %d lane(s))", self.id,
+                 self.config.lease_seconds, len(self.lanes))  # fmt: skip
+        helpers = [
             threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
             threading.Thread(target=self.keeper.run, name="leases", daemon=True),
             threading.Thread(target=self.reporter.run, name="reports", daemon=True),
-        ]
-        for thread in threads:
+            threading.Thread(target=ChangeFeed(self.store, self.wake, self.stopping).run,
+                             name="change-feed", daemon=True),
+        ]  # fmt: skip
+        lanes = [threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
+                 for n, detector in enumerate(self.lanes)]  # fmt: skip
+        self.completions.start()
+        for thread in helpers + lanes:
             thread.start()
-        try:
-            while (job := self.ready.get()) is not None:
-                try:
-                    self._advance(job)
-                except Exception:  # a bug here must not stop the worker: the lease will
-                    log.exception("task %s: could not be handed on", job.task.id)
-                    job.settle()
-                    self._forget(job)
-        finally:
-            self.deliveries.close()
-            self.snapshots.close()
-        for thread in threads:
+        for thread in lanes:
             thread.join()
+        self.deliveries.close()
+        self.completions.close()
+        self.snapshots.close()
+        for thread in helpers:
+            thread.join()
+        self.wake.close()
         log.info("worker %s stopped", self.id)
 
-    def _advance(self, job: Job) -> None:
-        """One job from the ready queue: given back (stopping), labeled, sent for delivery."""
-        if self.stopping.is_set() and job.stage is Stage.LOADED:
-            self._give_back(job)  # not started: another worker takes it at once
-            return
-        if job.stage is Stage.LOADED:
-            self._label(job)
-        if job.stage is Stage.LABELED:
-            self.deliveries.submit(job)
-        else:  # settled while labeling: a lease lost, an unexpected error
-            self._forget(job)
+    def _lane(self, detector: Detector | Ensemble) -> None:
+        """Label what the fetch thread made ready until it says there is no more."""
+        while jobs := self._take():
+            try:
+                self._advance(jobs, detector)
+            except Exception:  # a bug here must not stop the worker: the lease will
+                log.exception("tasks %s: could not be handed on", _ids(jobs))
+                for job in jobs:
+                    job.settle()
+                    self._forget(job)
+
+    def _take(self) -> list[Job]:
+        """The next ready job, and more already waiting while their images fit one run;
+        empty once the fetch thread has ended (its None is put back for the other lanes)."""
+        first = self.ready.get()
+        if first is None:
+            self.ready.put(None)
+            return []
+        jobs, images = [first], len(first.canvases)
+        while images < self.config.batch_images:
+            try:
+                more = self.ready.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self.ready.put(None)
+                break
+            jobs.append(more)
+            images += len(more.canvases)
+        return jobs
+
+    def _advance(self, jobs: list[Job], detector: Detector | Ensemble) -> None:
+        """Jobs from the ready queue: given back (stopping), labeled, sent for delivery."""
+        if self.stopping.is_set():
+            for job in jobs:
+                if job.stage is Stage.LOADED:
+                    self._give_back(job)  # not started: another worker takes it at once
+        self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
+        for job in jobs:
+            if job.stage is Stage.LABELED:
+                self.deliveries.submit(job)
+            else:  # settled while labeling (a lease lost, an unexpected error) or given back
+                self._forget(job)
 
     def _fetch_loop(self) -> None:
-        """Claim and load tasks until stopped; then tell the main thread there is no more."""
+        """Claim and load tasks until stopped; then tell the lanes there is no more."""
         idle = IDLE_FIRST
         outage = False
         try:
             while not self.stopping.is_set():
                 try:
                     self.housekeeper.run_due()
-                    owner = f"{self.id}#{next(self.claims)}"
-                    task = self.store.claim(owner, self.config.lease_seconds)
+                    owners = [f"{self.id}#{next(self.claims)}" for _ in range(CLAIM_BATCH)]
+                    claimed = self.store.claim_many(owners, self.config.lease_seconds)
                 except PyMongoError as exc:
                     log.warning("worker %s: MongoDB unavailable (%s); retrying", self.id, exc)
                     outage = True
@@ -189,79 +250,33 @@ class Worker:
                 if outage:
                     log.info("worker %s: MongoDB answers again", self.id)
                     outage = False
-                if task is None:
-                    self.stopping.wait(idle)
-                    idle = min(idle * 2, IDLE_MAX)
+                if not claimed:  # until rung (a new task, or stop) or the next poll is due
+                    idle = IDLE_FIRST if self.wake.wait(idle) else min(idle * 2, IDLE_MAX)
                     continue
                 idle = IDLE_FIRST
-                job = Job(task, owner, time.monotonic())
-                with self.lock:
-                    self.in_flight[owner] = job
-                self._load(job)
-                if job.stage is Stage.SETTLED:  # a bad image or an error: failed or retried
-                    self._forget(job)
-                else:
-                    self.ready.put(job)
+                self._load([Job(task, owner, time.monotonic()) for owner, task in claimed])
         finally:
-            self.ready.put(None)
+            self.ready.put(None)  # each lane passes it on to the next
 
-    def _load(self, job: Job) -> None:
-        """Load, decode and letterbox the images, or take the labels an earlier try stored."""
-        task = job.task
-        if task.result_json:
-            job.labeled(task.result_json)
-            return
+    def _load(self, jobs: list[Job]) -> None:
+        """Hold the claimed jobs, read their images together, and make each ready in turn."""
+        with self.lock:
+            self.in_flight.update((job.owner, job) for job in jobs)
         try:
-            images = self.store.load_images(task)
-            if len(images) != len(task.images):
-                missing = len(task.images) - len(images)
-                self.settler.fail(job, f"{missing} of {len(task.images)} images missing")
-                return
-            canvases, boxes, decoded = [], [], []
-            for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
-                fit = self.detector.canvas
-                if self.snapshots.enabled:  # the picture may want more pixels than the model
-                    fit = picture_fit(fit, (meta.width, meta.height))
-                try:
-                    image, size = decode_image(data, max_pixels=self.config.max_image_pixels,
-                                               fit=fit)  # fmt: skip
-                except BadImage as exc:
-                    self.settler.fail(job, f"image {index} (timestamp {meta.key}): {exc}")
-                    return
-                canvas, box = self.detector.to_canvas(image, size)
-                canvases.append(canvas)
-                boxes.append(box)
-                if self.snapshots.enabled:
-                    decoded.append(image)
-            job.loaded(canvases, boxes, decoded)
-        except Exception as exc:  # one task's trouble must never stop the worker
-            log.exception("task %s: loading failed", task.id)
-            self.settler.retry(job, f"unexpected error while loading: {type(exc).__name__}: {exc}")
-
-    def _label(self, job: Job) -> None:
-        """Detect, build the Camio labels and store them with the task before any POST."""
-        try:
-            started = time.perf_counter()
-            outputs: Sequence[Any] = self.detector.run(job.canvases)  # as postprocess takes them
-            job.infer_ms = (time.perf_counter() - started) * 1000
-            rules = self.rules.current()
-            per_image, kept, dropped = [], [], []
-            for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
-                found = self.detector.postprocess(output, box)
-                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source)
-                per_image.append((meta.key, box.source, reported))
-                kept.append(reported)
-                dropped.extend(refused)
-            body = json.dumps(camio_labels(per_image), separators=(",", ":"))
-            if not self.store.save_result(job.task.id, job.owner, body, dropped):
-                log.warning("task %s: lease lost before its labels were stored", job.task.id)
+            images = self.loader.images_of(jobs)
+        except PyMongoError as exc:
+            log.warning("tasks %s: images not read (%s); their leases will bring them back",
+                        _ids(jobs), exc)  # fmt: skip
+            for job in jobs:
                 job.settle()
-                return
-            job.labeled(body, kept)
-            self.snapshots.take(job)  # drawn beside the detector and the POST, not after
-        except Exception as exc:  # logged with the task id; the task is retried
-            log.exception("task %s: labeling failed", job.task.id)
-            self.settler.retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")
+                self._forget(job)
+            return
+        for job in jobs:
+            self.loader.load(job, images.get(job.task.id))
+            if job.stage is Stage.SETTLED:  # a bad image or an error: failed or retried
+                self._forget(job)
+            else:
+                self.ready.put(job)
 
     def _give_back(self, job: Job) -> None:
         job.settle()
@@ -292,4 +307,9 @@ class Worker:
                 owners=list(self.in_flight),
                 task_ids=[job.task.id for job in self.in_flight.values()],
                 done=self.done,
+                round_trips=self.round_trips.count if self.round_trips else 0,
             )
+
+
+def _ids(jobs: list[Job]) -> str:
+    return ", ".join(job.task.id for job in jobs)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -93,9 +94,10 @@ def running(
     detector: Detector,
     config: WorkerConfig = CONFIG,
     rules: RulesFile | None = None,
+    more_lanes: tuple[Detector, ...] = (),
 ) -> Iterator[Worker]:
     """A worker running in a thread; warm-stopped at the end, which must return in time."""
-    worker = Worker(store, detector, config, metrics=Metrics(store), rules=rules)
+    worker = Worker(store, [detector, *more_lanes], config, metrics=Metrics(store), rules=rules)
     thread = threading.Thread(target=worker.run, name="worker")
     thread.start()
     try:
@@ -108,6 +110,30 @@ def running(
 
 def path() -> str:
     return f"/cb/{uuid.uuid4().hex}"
+
+
+def test_lanes_side_by_side_and_batched_runs_label_as_one_lane_does(
+    store: TaskStore, detector: Detector, receiver: Receiver
+) -> None:
+    photos = sorted(DATA.glob("*.jpg"))
+    assert len(photos) >= 4
+
+    def labels(
+        config: WorkerConfig = CONFIG, more_lanes: tuple[Detector, ...] = ()
+    ) -> dict[str, Any]:
+        paths = {path(): n for n in range(len(photos))}
+        for where, n in paths.items():
+            pair = photos[n], photos[(n + 1) % len(photos)]  # two images a task, each distinct
+            enqueue(store, receiver.url(where), *(photo.read_bytes() for photo in pair))
+        with running(store, detector, config, more_lanes=more_lanes):
+            bodies = {where: receiver.wait_for(where, 1)[0] for where in paths}
+        return {str(photos[n]): bodies[where] for where, n in paths.items()}
+
+    alone = labels()
+    batched = dataclasses.replace(CONFIG, batch_images=5)  # two or three tasks a run
+    together = labels(config=batched, more_lanes=(Detector(DEFAULT_MODEL),))
+    assert together == alone
+    assert any(body["labels"] for body in alone.values())
 
 
 def test_a_task_is_labeled_delivered_and_done(
@@ -294,7 +320,7 @@ def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
                                       serverSelectionTimeoutMS=200)  # fmt: skip
     store = TaskStore(client["nowhere"])
-    worker = Worker(store, detector, CONFIG, metrics=Metrics(store))
+    worker = Worker(store, [detector], CONFIG, metrics=Metrics(store))
     worker.stop()
     failures: list[BaseException] = []
     thread = threading.Thread(target=lambda: _keep_leases(worker, failures))

@@ -260,19 +260,29 @@ def test_two_workers_deliver_50_events_exactly_once(stack: Stack, receiver: Rece
     assert [attempts.get(task_id) for task_id, _ in sent] == [1] * 50  # each done at its first
 
 
+def metrics_once(stack: Stack, *lines: str, timeout: float = 10) -> str:
+    """/metrics once it has every line (a worker writes its counts about once a second), or
+    as it is after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = requests.get(f"{stack.base}/metrics", timeout=5).text
+        if all(line in text for line in lines) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 def test_deliveries_and_latency_reach_the_metrics(stack: Stack, receiver: Receiver) -> None:
     before = requests.get(f"{stack.base}/metrics", timeout=5).text
     stack.start_worker()
     _, path = send(stack, receiver, [("2017-05-05T01:31:13Z", image_bytes(seed=777))])
     receiver.wait_for(path, 1)
-    time.sleep(0.5)
-    after = requests.get(f"{stack.base}/metrics", timeout=5).text
 
     def value(text: str, line: str) -> float:
         found = [row for row in text.splitlines() if row.startswith(line)]
         return float(found[0].split()[-1]) if found else 0.0
 
     delivered = 'hook_deliveries_total{outcome="delivered"}'
+    after = metrics_once(stack, f"{delivered} {value(before, delivered) + 1}")
     assert value(after, delivered) == value(before, delivered) + 1
     assert (
         value(after, "hook_latency_seconds_count")
@@ -305,7 +315,8 @@ def test_deliveries_are_counted_per_callback_host_in_metrics_and_status(
         fine.close()
         failing.close()
     ok, bad = (f"127.0.0.1:{r.server.server_port}" for r in (fine, failing))
-    text = requests.get(f"{stack.base}/metrics", timeout=5).text
+    counted = 'hook_host_deliveries_total{{host="{}",outcome="{}"}} 1.0'
+    text = metrics_once(stack, counted.format(bad, "refused"), counted.format(ok, "delivered"))
     for host, outcome, n in [(ok, "delivered", 1), (ok, "retried", 0), (ok, "refused", 0),
                              (bad, "delivered", 0), (bad, "retried", 1), (bad, "refused", 1),
                              (bad, "gave_up", 0)]:  # fmt: skip
@@ -329,10 +340,10 @@ def test_exhausted_retries_fail_the_task_and_count_as_gave_up(
     task_id, _ = send(stack, receiver, [("2017-05-05T01:31:13Z", image_bytes(seed=2222))], path)
     failed = stack.wait_status(task_id, "failed")
     assert failed["attempts"] == 2 and failed["last_error"].startswith("gave up after 2 attempts")
-    after = requests.get(f"{stack.base}/metrics", timeout=5).text
     line = 'hook_deliveries_total{outcome="gave_up"}'
-    count = [float(r.split()[-1]) for r in after.splitlines() if r.startswith(line)]
     was = [float(r.split()[-1]) for r in before.splitlines() if r.startswith(line)] or [0.0]
+    after = metrics_once(stack, f"{line} {was[0] + 1}")
+    count = [float(r.split()[-1]) for r in after.splitlines() if r.startswith(line)]
     assert count and count[0] == was[0] + 1
 
 

@@ -13,6 +13,8 @@ Contract (huey's storage, with leases), by part:
     Leases      claim (ONE atomic find_one_and_update), renew, release, save_result,
                 complete, reschedule, fail, requeue_expired, load_images; every method
                 taking `worker` acts only while that worker holds the lease
+    Batches     claim_many (a find, one bulk update), load_images_of (one query for several
+                tasks), complete_many (one bulk update, one delete): a lease per task still
     Reading     get, pending, recent, oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers
@@ -32,6 +34,7 @@ strings, because nx-27017 cannot match an ObjectId outside `_id`; image bytes li
 own collection so task documents stay small and the sorted claim stays fast.
 """
 
+from hook.store.batches import Batches
 from hook.store.counters import Counters
 from hook.store.feed import Feed
 from hook.store.heartbeats import Heartbeats
@@ -46,7 +49,17 @@ from hook.store.retention import Retention
 
 
 class TaskStore(
-    Intake, Leases, Reading, Retention, Heartbeats, Counters, Operations, Pictures, Reports, Feed
+    Intake,
+    Leases,
+    Batches,
+    Reading,
+    Retention,
+    Heartbeats,
+    Counters,
+    Operations,
+    Pictures,
+    Reports,
+    Feed,
 ):
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from pymongo import UpdateOne
+
 from hook.store.base import Base
 from hook.store.records import Counter
 
@@ -21,6 +25,17 @@ class Counters(Base):
         if latest:
             update["$max"] = latest
         self.counters.update_one({"_id": key}, update, upsert=True)
+
+    def add_many(
+        self, adds: Sequence[tuple[str, dict[str, float], dict[str, float] | None]]
+    ) -> None:
+        """`add` for several keys in one round trip: (key, amounts, latest) each."""
+        if adds:
+            self.counters.bulk_write(
+                [UpdateOne({"_id": key}, {"$inc": amounts, **({"$max": latest} if latest else {})},
+                           upsert=True) for key, amounts, latest in adds],
+                ordered=False,
+            )  # fmt: skip
 
     def admit(self, key: str, name: str, cap: int) -> bool:
         """Is `name` one of the first `cap` names admitted under `key`? Admitted if there is room.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bson import Binary
+from pymongo import UpdateOne
 
 from hook.store.base import Base
 
@@ -20,15 +23,30 @@ class Pictures(Base):
     """
 
     def save_picture(self, task_id: str, index: int, jpeg: bytes) -> None:
-        """Store the picture of image `index`, replacing one made by an earlier attempt.
+        """Store the picture of image `index`, replacing one made by an earlier attempt."""
+        self.save_pictures([(task_id, index, jpeg)])
 
-        An upsert by `$set`: nx-27017's replace_one upsert ignores the filter's `_id` and
+    def save_pictures(self, pictures: Sequence[tuple[str, int, bytes]]) -> None:
+        """`save_picture` for several (task id, index, JPEG), in one round trip.
+
+        Upserts by `$set`: nx-27017's replace_one upsert ignores the filter's `_id` and
         inserts a second document with an ObjectId.
         """
+        if not pictures:
+            return
         self._ready()
-        fields = {"task_id": task_id, "index": index, "data": Binary(jpeg),
-                  "created_at": self.clock()}  # fmt: skip
-        self.pictures.update_one({"_id": picture_id(task_id, index)}, {"$set": fields}, upsert=True)
+        now = self.clock()
+        self.pictures.bulk_write([
+            UpdateOne({"_id": picture_id(task_id, index)},
+                      {"$set": {"task_id": task_id, "index": index, "data": Binary(jpeg),
+                                "created_at": now}}, upsert=True)
+            for task_id, index, jpeg in pictures
+        ], ordered=False)  # fmt: skip
+
+    def existing(self, task_ids: Sequence[str]) -> set[str]:
+        """Which of these tasks are still there (not forgotten), in one round trip."""
+        found = self.tasks.find({"_id": {"$in": list(task_ids)}}, {"_id": 1})
+        return {str(doc["_id"]) for doc in found}
 
     def picture(self, task_id: str, index: int) -> bytes | None:
         """The JPEG of image `index`, or None if there is none (never made, or purged)."""

@@ -29,6 +29,7 @@ class Heartbeat:
     every: float  # seconds between beats: a worker silent for three of them is gone
     done: int  # tasks it finished
     in_flight: int
+    round_trips: int = 0  # MongoDB commands the process has sent since it started
     seen_at: float = 0.0
 
     @classmethod

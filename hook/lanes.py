@@ -1,0 +1,51 @@
+"""Lanes: how many detectors a worker runs side by side, and with how many threads each.
+
+On a CPU, single-threaded sessions labeling different tasks side by side do more images a
+second than one session spread over every core: an operator's threads wait for each other,
+and decoding, rules and delivery run between inferences (bench/worker.py measures both). So by
+default a worker runs one lane of one thread per core it may use, shared with the other worker
+processes HOOK_WORKERS says run on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+GPU_BATCH = 32  # images of several tasks in one run when a GPU labels (HOOK_BATCH_IMAGES=0)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A worker's lanes, each a thread with its own model sessions of `threads` threads."""
+
+    lanes: int
+    threads: int
+    batch_images: int
+
+
+def plan(
+    *, cores: int, processes: int, lanes: int, threads: int, device: str = "cpu",
+    batch_images: int = 0,
+) -> Layout:  # fmt: skip
+    """The layout for settings where 0 means "choose": HOOK_LANES, HOOK_THREADS, batch size.
+
+    The cores are shared among `processes` workers; lanes x threads per worker fill its share
+    (at least one of each). A GPU gets one lane that batches several tasks' images per run.
+    """
+    share = max(1, cores // max(1, processes))
+    if device == "cuda":
+        return Layout(lanes or 1, threads, batch_images or GPU_BATCH)
+    if lanes == 0:
+        lanes = max(1, share // (threads or 1))
+    if threads == 0:
+        threads = max(1, share // lanes)
+    return Layout(lanes, threads, batch_images or 1)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as taskset or systemd set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1

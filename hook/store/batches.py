@@ -1,0 +1,100 @@
+"""Batches: several tasks claimed, loaded and completed in one round trip each.
+
+A busy worker's MongoDB cost is its round trips, not the documents: claiming four tasks at
+once costs what claiming one does (a find and one bulk update), and so do their images and
+their completions. Each task keeps a lease of its own (its own owner), so the rest of the
+store's per-task guarantees hold unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import PyMongoError
+
+from hook.store.base import Base, image_ids, log
+from hook.task import Status, Task
+
+
+class Batches(Base):
+    """The consumer's side of the queue, a batch at a time."""
+
+    def claim_many(self, owners: Sequence[str], lease_seconds: float) -> list[tuple[str, Task]]:
+        """Up to one due task per owner, first due first, each leased to its owner.
+
+        Two round trips: the due tasks are read, then each is taken only if no claim came
+        between (its `claimed_at` as read), so a task is never handed out twice; a third
+        reads back which were taken if another worker won some.
+        """
+        now = self.clock()
+        docs = list(self.tasks.find({"status": Status.QUEUED.value, "run_at": {"$lte": now}},
+                                    sort=[("run_at", ASCENDING)], limit=len(owners)))  # fmt: skip
+        if not docs:
+            return []
+        taken = {
+            "status": Status.RUNNING.value, "lease_until": now + lease_seconds, "claimed_at": now,
+        }  # fmt: skip
+        claims = [
+            UpdateOne(
+                {"_id": doc["_id"], "status": Status.QUEUED.value,
+                 "claimed_at": doc.get("claimed_at")},
+                {"$set": {**taken, "lease_owner": owner}, "$inc": {"attempts": 1}},
+            )
+            for doc, owner in zip(docs, owners, strict=False)
+        ]  # fmt: skip
+        result = self.tasks.bulk_write(claims, ordered=False)
+        pairs = list(zip(owners, docs, strict=False))
+        if result.modified_count == len(docs):  # all ours: as read, with the claim applied
+            return [
+                (owner, Task.from_doc({**doc, **taken, "lease_owner": owner,
+                                       "attempts": doc.get("attempts", 0) + 1}))
+                for owner, doc in pairs
+            ]  # fmt: skip
+        mine = self.tasks.find({"_id": {"$in": [doc["_id"] for doc in docs]},
+                                "status": Status.RUNNING.value,
+                                "lease_owner": {"$in": [owner for owner, _ in pairs]}})  # fmt: skip
+        return [(str(doc["lease_owner"]), Task.from_doc(doc)) for doc in mine]
+
+    def load_images_of(self, tasks: Sequence[Task]) -> dict[str, list[bytes]]:
+        """Each task's image bytes in order, in one query; fewer than its images if missing."""
+        wanted = {task.id: image_ids(task.id, len(task.images)) for task in tasks}
+        ids = [image_id for ids in wanted.values() for image_id in ids]
+        found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
+        return {task_id: [found[i] for i in ids if i in found] for task_id, ids in wanted.items()}
+
+    def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[str]:
+        """Done, for each (task id, owner, number of images) whose owner still holds it; the
+        ids of those, whose image bytes are deleted (the labels are what is kept)."""
+        if not claims:
+            return set()
+        now = self.clock()
+        done = [
+            UpdateOne(
+                self._owned(task_id, owner),
+                {"$set": {"status": Status.DONE.value, "finished_at": now, "settled_by": owner},
+                 "$unset": {"lease_until": "", "lease_owner": "", "last_error": ""}},
+            )
+            for task_id, owner, _ in claims
+        ]  # fmt: skip
+        result = self.tasks.bulk_write(done, ordered=False)
+        if result.matched_count == len(claims):
+            completed = {task_id for task_id, _, _ in claims}
+        else:  # some leases were lost: which were settled by these very claims?
+            query: dict[str, Any] = {
+                "_id": {"$in": [task_id for task_id, _, _ in claims]},
+                "status": Status.DONE.value,
+                "settled_by": {"$in": [owner for _, owner, _ in claims]},
+            }
+            completed = {str(doc["_id"]) for doc in self.tasks.find(query, {"_id": 1})}
+        images = [
+            i for task_id, _, n in claims if task_id in completed for i in image_ids(task_id, n)
+        ]
+        if images:
+            try:
+                self.images.delete_many({"_id": {"$in": images}})
+            except PyMongoError:
+                log.warning("could not delete the images of %d done task(s); purge will",
+                            len(completed))  # fmt: skip
+        return completed
