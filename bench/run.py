@@ -1,9 +1,12 @@
 """All the figures in one table: `python -m bench` (or bench/run.py), for the README.
 
 Ingest events/s and p50/p99 at 1/8/32 clients against a bare pymongo loop; worker images/s
-over raw onnxruntime images/s (default: 1 worker with all cores; and 2 workers of 1 thread);
-POST-to-callback latency on an idle system; worker peak memory; model load time; label
-accuracy on the labeled photo set (bench/accuracy.py). Every figure
+over raw engine images/s of the same models at the same precision, for three layouts (the
+default lanes, one process per core, one lane of all threads), with the CPU per image of the
+worker and of nx-27017 (from /proc), MongoDB round trips per task, POST-to-callback latency
+on an idle system against one image's raw inference, and peak memory; each engine and
+precision's ms/image beside its accuracy (bench/engines.py); model load time; label accuracy
+on the labeled photo set (bench/accuracy.py). Every figure
 of a row comes from the same run; ratios are the figures to compare between machines.
 """
 
@@ -17,7 +20,7 @@ import sys
 
 import onnxruntime
 
-from bench import accuracy, ingest, worker
+from bench import accuracy, engines, ingest, worker
 from bench.stack import ROOT, cpu
 
 LOAD = """
@@ -37,11 +40,33 @@ def model_load() -> tuple[float, float]:
     return float(out[0]), float(out[1])
 
 
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
 def machine() -> str:
+    name, flags = cpu()
+    present = [flag for flag in FLAGS if flag in flags] or ["none of " + ", ".join(FLAGS)]
     return (
-        f"{os.cpu_count()} cores ({cpu()[0]}), Python {platform.python_version()}, "
-        f"onnxruntime {onnxruntime.__version__}, embedded nx-27017"
+        f"{os.cpu_count()} cores ({name}; {', '.join(present)}), Python "
+        f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}, embedded nx-27017"
     )
+
+
+def worker_rows(name: str, w: dict) -> list[tuple[str, str]]:
+    """One worker layout's figures: throughput against the raw runs, CPU, round trips, latency."""
+    inference = 1000 / w["ceiling"]  # ms of one image through the raw runs, default threads
+    cpu_ms = w["cpu_ms"]
+    return [
+        (f"{name}: images/s (of raw {w['models']} images/s; of bare lanes)",
+         f"{w['rate']:.1f} ({w['rate'] / w['ceiling']:.2f} of {w['ceiling']:.1f}; "
+         f"{w['rate'] / w['lanes_ceiling']:.2f} of {w['lanes_ceiling']:.1f})"),
+        (f"{name}: CPU per image, worker / nx-27017; MongoDB round trips per task",
+         f"{cpu_ms['worker']:.1f} / {cpu_ms['mongo']:.1f} ms; {w['round_trips']:.2f}"),
+        (f"{name}: POST-to-callback latency p50 / p99, idle (raw inference of one image)",
+         f"{w['p50']:.0f} / {w['p99']:.0f} ms ({inference:.0f} ms; p50 is inference + "
+         f"{w['p50'] - inference:.0f} ms)"),
+        (f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -58,22 +83,15 @@ def main() -> None:
     rows.append(
         ("ingest reference: one bare pymongo enqueue loop, events/s", f"{ing['ceiling']:.0f}")
     )
-    for workers, threads in ((1, 0), (2, 1)):
-        w = worker.measure(events, latency, workers, threads)
-        name = f"{workers} worker(s) x {threads or 'all'} thread(s)"
-        rows.append(
-            (
-                f"{name}: images/s (of raw onnxruntime images/s)",
-                f"{w['rate']:.1f} ({w['rate'] / w['ceiling']:.2f} of {w['ceiling']:.1f})",
-            )
-        )
-        rows.append(
-            (
-                f"{name}: POST-to-callback latency p50 / p99, idle",
-                f"{w['p50']:.0f} / {w['p99']:.0f} ms",
-            )
-        )
-        rows.append((f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"))
+    layouts: list[tuple[str, int, dict[str, str]]] = [
+        ("1 worker, default lanes", 1, {}),
+        ("2 workers of 1 lane (one process per core)", 2, {"HOOK_WORKERS": "2"}),
+        ("1 worker, 1 lane of all threads (the old layout)", 1, {"HOOK_LANES": "1"}),
+    ]
+    for name, workers, env in layouts:
+        w = worker.measure(events, latency, workers, 0, **env)
+        rows += worker_rows(name, w)
+    rows += engines.measure(rounds=1 if args.quick else 3)
     rows += accuracy.measure()
     session, total = model_load()
     rows.append(

@@ -26,10 +26,9 @@ REFRESH_SECONDS = 10  # the page reloads itself this often when scripts are off
 def page_data(store: TaskStore, now: float | None = None) -> dict[str, Any]:
     """Everything the page shows, as of `now` (default: the store's clock)."""
     now = store.clock() if now is None else now
-    events = [
-        event_row(task, store.picture_indexes(task.id) if task.labeled_at else ())
-        for task in store.recent(RECENT)
-    ]
+    recent = store.recent(RECENT)
+    pictures = store.pictures_of([task.id for task in recent if task.labeled_at])  # one query
+    events = [event_row(task, pictures.get(task.id, ())) for task in recent]
     return {
         "now": iso(now),
         "queue": {**store.stats(), "retrying": store.retrying()},

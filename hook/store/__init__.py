@@ -18,9 +18,11 @@ Contract (huey's storage, with leases), by part:
     Reading     get, pending, recent, oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers
-    Counters    add (numbers added to, or raised to the latest), admit (the first names
+    Counters    add (numbers added to, or raised to the latest), add_many (several keys in
+                one round trip), admit (the first names
                 under a key, up to a cap, decided atomically), counted
-    Pictures    save_picture (upsert per image), picture, picture_indexes, purge_pictures
+    Pictures    save_picture(s) (upserts), picture, picture_indexes, pictures_of (several
+                tasks' in one query), existing, purge_pictures
                 (made before a time), drop_pictures (of these tasks)
     Operations  retry_failed (failed tasks queued again, to be labeled again), forget (tasks
                 removed with their images and pictures); each guarded per task, reported by id
