@@ -118,7 +118,7 @@ class Completions:
                 log.warning("%d delivered task(s) not recorded done yet (%s); trying again",
                             len(batch), type(exc).__name__)  # fmt: skip
         for job in batch:
-            if job.task.id in completed:
+            if (job.task.id, job.owner) in completed:
                 done_line(job)
                 self.finished(job, Settlement.DONE)
             else:

@@ -69,6 +69,8 @@ class Metrics:
                                  for key, (sums, latest) in pending.items()])  # fmt: skip
         except PyMongoError as exc:
             self._hush(f"{len(pending)} counters", exc)
+            for key, (sums, latest) in pending.items():  # kept for the next flush
+                self._buffer(key, sums, latest)
 
     def count(self, family: str, label: str) -> None:
         """Add one to `family` under `label` (e.g. events / rejected:callback_url)."""
@@ -103,12 +105,7 @@ class Metrics:
         self, key: str, fields: dict[str, float], latest: dict[str, float] | None = None
     ) -> None:
         if self.buffered:
-            with self.lock:
-                sums, latest_seen = self.pending.setdefault(key, ({}, {}))
-                for name, amount in fields.items():
-                    sums[name] = sums.get(name, 0) + amount
-                for name, value in (latest or {}).items():
-                    latest_seen[name] = max(latest_seen.get(name, value), value)
+            self._buffer(key, fields, latest or {})
             return
         if time.monotonic() < self.quiet_until:
             return
@@ -116,6 +113,15 @@ class Metrics:
             self.store.add(key, fields, latest)
         except PyMongoError as exc:
             self._hush(key, exc)
+
+    def _buffer(self, key: str, fields: dict[str, float], latest: dict[str, float]) -> None:
+        """Add to what waits for the next flush: amounts summed, latest values raised."""
+        with self.lock:
+            sums, latest_seen = self.pending.setdefault(key, ({}, {}))
+            for name, amount in fields.items():
+                sums[name] = sums.get(name, 0) + amount
+            for name, value in latest.items():
+                latest_seen[name] = max(latest_seen.get(name, value), value)
 
     def _hush(self, key: str, exc: PyMongoError) -> None:
         self.quiet_until = time.monotonic() + QUIET_SECONDS

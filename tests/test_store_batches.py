@@ -268,7 +268,9 @@ def test_complete_many_settles_all_held_in_two_round_trips(
     before = trips.count
     done = store.complete_many([(task.id, owner, len(task.images)) for owner, task in claimed])
     assert trips.count - before == 2
-    assert done == set(ids)
+    assert done == {(task.id, owner) for owner, task in claimed} and {t for t, _ in done} == set(
+        ids
+    )
     for task_id in ids:
         task = present(store.get(task_id))
         assert task.status is Status.DONE and task.lease_owner is None
@@ -294,7 +296,7 @@ def test_complete_many_leaves_a_lost_lease_to_its_new_owner_and_settles_the_rest
     again = store.claim_many(["other#1"], LEASE)  # the first due of the two queued again
     assert [(o, t.id) for o, t in again] == [("other#1", expired)]
     done = store.complete_many([(t.id, o, len(t.images)) for o, t in by_id.values()])
-    assert done == {ids[0], ids[3]}
+    assert done == {(ids[0], by_id[ids[0]][0]), (ids[3], by_id[ids[3]][0])}
     statuses = {task_id: present(store.get(task_id)) for task_id in ids}
     assert statuses[ids[0]].status is Status.DONE and statuses[ids[3]].status is Status.DONE
     assert statuses[expired].status is Status.RUNNING
@@ -303,7 +305,7 @@ def test_complete_many_leaves_a_lost_lease_to_its_new_owner_and_settles_the_rest
     for task_id, images in ((ids[0], 0), (expired, 1), (released, 1), (ids[3], 0)):
         assert db.images.count_documents({"task_id": task_id}) == images, task_id
     # the new owner settles its claim in turn; the old owner's second try still does nothing
-    assert store.complete_many([(expired, "other#1", 1)]) == {expired}
+    assert store.complete_many([(expired, "other#1", 1)]) == {(expired, "other#1")}
     assert store.complete_many([(expired, "w#2", 1)]) == set()
 
 
@@ -332,7 +334,9 @@ def test_complete_many_said_again_after_a_lost_answer_reports_the_same_tasks(
     them completed again, not lost; an owner that never held a task is not counted."""
     ids = queue(store, clock, 2)
     claims = [(t.id, o, len(t.images)) for o, t in store.claim_many(["w#1", "w#2"], LEASE)]
-    assert store.complete_many(claims) == set(ids)
-    assert store.complete_many(claims) == set(ids)
+    pairs = {(task_id, owner) for task_id, owner, _ in claims}
+    assert {task_id for task_id, _ in pairs} == set(ids)
+    assert store.complete_many(claims) == pairs
+    assert store.complete_many(claims) == pairs
     assert store.complete_many([(ids[0], "nobody", 1)]) == set()  # never held by it
     assert db.images.count_documents({"task_id": {"$in": ids}}) == 0

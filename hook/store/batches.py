@@ -64,9 +64,13 @@ class Batches(Base):
         found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
         return {task_id: [found[i] for i in ids if i in found] for task_id, ids in wanted.items()}
 
-    def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[str]:
+    def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
         """Done, for each (task id, owner, number of images) whose owner still holds it; the
-        ids of those, whose image bytes are deleted (the labels are what is kept)."""
+        (task id, owner) of those, whose image bytes are deleted (the labels are what is kept).
+
+        A task may be in a batch twice (a stale claim, and this worker's claim of it since):
+        only the claim holding the lease completes it, and only that pair is returned.
+        """
         if not claims:
             return set()
         now = self.clock()
@@ -79,18 +83,18 @@ class Batches(Base):
             for task_id, owner, _ in claims
         ]  # fmt: skip
         result = self.tasks.bulk_write(done, ordered=False)
+        asked = {(task_id, owner) for task_id, owner, _ in claims}
         if result.matched_count == len(claims):
-            completed = {task_id for task_id, _, _ in claims}
+            completed = asked
         else:  # some leases were lost: which were settled by these very claims?
             query: dict[str, Any] = {
                 "_id": {"$in": [task_id for task_id, _, _ in claims]},
                 "status": Status.DONE.value,
-                "settled_by": {"$in": [owner for _, owner, _ in claims]},
             }
-            completed = {str(doc["_id"]) for doc in self.tasks.find(query, {"_id": 1})}
-        images = [
-            i for task_id, _, n in claims if task_id in completed for i in image_ids(task_id, n)
-        ]
+            found = self.tasks.find(query, {"settled_by": 1})
+            completed = asked & {(str(doc["_id"]), str(doc.get("settled_by"))) for doc in found}
+        images = [i for task_id, owner, n in claims if (task_id, owner) in completed
+                  for i in image_ids(task_id, n)]  # fmt: skip
         if images:
             try:
                 self.images.delete_many({"_id": {"$in": images}})
