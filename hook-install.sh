@@ -187,8 +187,8 @@ write_config() {
   local workers labelers
   workers=$(nproc 2>/dev/null || echo 2)
   [ "$workers" -ge 2 ] || workers=2
-  # one single-threaded worker process per core (at most 4, ~210 MB each) labels the most images
-  # per second: measured 0.62 of raw inference against 0.46 for one process on all cores
+  # a worker process per core, at most 4; each runs detector lanes of one thread on its share of
+  # the cores (hook/lanes.py), which labels the most images per second (README, Benchmarks)
   labelers=$((workers < 4 ? workers : 4))
   (
     umask 027
@@ -201,7 +201,7 @@ HOOK_MONGO_URI=${MONGO_URI:-$EMBEDDED_URI}
 HOOK_DATA_DIR=/var/lib/hook
 HOOK_BIND=0.0.0.0:8000
 HOOK_WEB_WORKERS=$workers
-# worker processes on this machine (hook-worker@1..N), each with HOOK_THREADS inference threads
+# worker processes on this machine (hook-worker@1..N); each runs lanes of HOOK_THREADS threads
 HOOK_WORKERS=$labelers
 HOOK_THREADS=1
 HOOK_CALLBACK_HOSTS=camio.com

@@ -24,7 +24,7 @@ import threading
 from dataclasses import replace
 from types import FrameType
 
-from hook import ensemble, lanes
+from hook import engines, ensemble, lanes
 from hook.errors import ConfigError
 from hook.hosts import HostAllowList
 from hook.logs import configure
@@ -70,13 +70,14 @@ def build(settings: Settings) -> Worker:
     round_trips = RoundTrips()
     store = TaskStore(connect(settings, app_name="hook-worker", round_trips=round_trips))
     make_indexes(store)
+    device = engines.chosen_device(settings.device, settings.engine)
     layout = lanes.plan(
         cores=lanes.usable_cores(), processes=settings.workers, lanes=settings.lanes,
-        threads=settings.threads, device=settings.device, batch_images=settings.batch_images,
+        threads=settings.threads, device=device, batch_images=settings.batch_images,
     )  # fmt: skip
     log.info("%d lane(s) of %d inference thread(s), up to %d image(s) a run",
              layout.lanes, layout.threads, layout.batch_images)  # fmt: skip
-    per_lane = replace(settings, threads=layout.threads)
+    per_lane = replace(settings, threads=layout.threads, device=device)
     detectors = [ensemble.from_settings(per_lane) for _ in range(layout.lanes)]
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,

@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from hook.job import Job
 from hook.metrics import Metrics
-from hook.settling import Settlement, done_line
+from hook.settling import Settlement, done_line, lost_line
 from hook.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -122,5 +122,5 @@ class Completions:
                 done_line(job)
                 self.finished(job, Settlement.DONE)
             else:
-                log.warning("task %s: lease lost before it could be settled", job.task.id)
+                lost_line(job)
                 self.finished(job, Settlement.LOST)

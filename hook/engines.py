@@ -63,6 +63,14 @@ def int8_path(model: Path) -> Path:
     return model.with_name(f"{model.stem}.int8.onnx")
 
 
+def chosen_device(device: str, engine: str) -> str:
+    """HOOK_DEVICE=auto made concrete for onnxruntime: cuda when its CUDA provider is there,
+    else cpu (the worker plans its lanes and batches by it). OpenVINO picks its own device."""
+    if device == "auto" and engine == "onnxruntime":
+        return "cuda" if PROVIDERS["cuda"] in ort.get_available_providers() else "cpu"
+    return device
+
+
 def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu") -> str:
     """HOOK_PRECISION=auto made concrete: int8 on a CPU when every model has its int8 build
     (it labels the accuracy benchmark's photos as f32 does in about half the time: README,

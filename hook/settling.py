@@ -126,7 +126,7 @@ class Settler:
         return Settlement.RESCHEDULED
 
     def _lost(self, job: Job) -> Settlement:
-        log.warning("task %s: lease lost before it could be settled", job.task.id)
+        lost_line(job)
         return Settlement.LOST
 
     def _unrecorded(self, job: Job, what: str, exc: PyMongoError) -> Settlement:
@@ -142,6 +142,10 @@ def done_line(job: Job) -> None:
     log.info("task %s done: camera=%r images=%d attempt %d, %s, claim-to-done %.0f ms; "
              "objects: %s", task.id, task.camera, len(task.images), task.attempts, how,
              _elapsed_ms(job), objects_summary(job.body))  # fmt: skip
+
+
+def lost_line(job: Job) -> None:
+    log.warning("task %s: lease lost before it could be settled", job.task.id)
 
 
 def objects_summary(body: str | None) -> str:

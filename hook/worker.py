@@ -2,7 +2,7 @@
 
 Three stages overlap, so the detectors are busy while the rest waits on I/O or decodes:
 
-    fetch thread   claim a task, load and decode its images, letterbox them   -> ready queue
+    fetch thread   claim due tasks, read their images, decode and letterbox   -> ready queue
     lane threads   run a detector, build the labels, store them with the task -> delivery pool
     delivery pool  POST to callback_url; done, retry later, or failed with the reason
 
@@ -138,6 +138,7 @@ class Worker:
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self.fetch_failed = False
         self.ready: queue.Queue[Job | None] = queue.Queue(
             maxsize=READY_PER_LANE * len(self.lanes) + CLAIM_BATCH
         )
@@ -183,17 +184,13 @@ class Worker:
             thread.join()
         self.wake.close()
         log.info("worker %s stopped", self.id)
+        if self.fetch_failed:  # the process exits 1, so systemd starts it again
+            raise RuntimeError("the fetch thread failed (its traceback is logged above)")
 
     def _lane(self, detector: Detector | Ensemble) -> None:
         """Label what the fetch thread made ready until it says there is no more."""
         while jobs := self._take():
-            try:
-                self._advance(jobs, detector)
-            except Exception:  # a bug here must not stop the worker: the lease will
-                log.exception("tasks %s: could not be handed on", _ids(jobs))
-                for job in jobs:
-                    job.settle()
-                    self._forget(job)
+            self._advance(jobs, detector)
 
     def _take(self) -> list[Job]:
         """The next ready job, and more already waiting while their images fit one run;
@@ -216,17 +213,25 @@ class Worker:
         return jobs
 
     def _advance(self, jobs: list[Job], detector: Detector | Ensemble) -> None:
-        """Jobs from the ready queue: given back (stopping), labeled, sent for delivery."""
+        """Jobs from the ready queue: given back (stopping), labeled, sent for delivery; one
+        that cannot be handed on (a bug) is let go, its lease brings the task back."""
         if self.stopping.is_set():
             for job in jobs:
                 if job.stage is Stage.LOADED:
                     self._give_back(job)  # not started: another worker takes it at once
-        self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
+        try:
+            self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
+        except Exception:  # the labeler settles what it can; a bug here must not end the lane
+            log.exception("tasks %s: could not be labeled", _ids(jobs))
         for job in jobs:
-            if job.stage is Stage.LABELED:
-                self.deliveries.submit(job)
-            else:  # settled while labeling (a lease lost, an unexpected error) or given back
-                self._forget(job)
+            try:
+                if job.stage is Stage.LABELED:
+                    self.deliveries.submit(job)  # the pool lets it go when it is settled
+                    continue
+            except Exception:
+                log.exception("task %s: could not be handed on", job.task.id)
+            job.settle()
+            self._forget(job)
 
     def _fetch_loop(self) -> None:
         """Claim and load tasks until stopped; then tell the lanes there is no more."""
@@ -255,6 +260,11 @@ class Worker:
                     continue
                 idle = IDLE_FIRST
                 self._load([Job(task, owner, time.monotonic()) for owner, task in claimed])
+        except BaseException:  # the worker cannot go on without claims: it stops, and says so
+            log.critical("worker %s: the fetch thread failed; stopping", self.id, exc_info=True)
+            self.fetch_failed = True
+            self.stopping.set()
+            raise
         finally:
             self.ready.put(None)  # each lane passes it on to the next
 
@@ -264,15 +274,14 @@ class Worker:
             self.in_flight.update((job.owner, job) for job in jobs)
         try:
             images = self.loader.images_of(jobs)
-        except PyMongoError as exc:
-            log.warning("tasks %s: images not read (%s); their leases will bring them back",
-                        _ids(jobs), exc)  # fmt: skip
+        except Exception as exc:  # MongoDB, or a bug: the batch goes back to the queue
+            log.warning("tasks %s: images not read (%s: %s); given back", _ids(jobs),
+                        type(exc).__name__, exc)  # fmt: skip
             for job in jobs:
-                job.settle()
-                self._forget(job)
+                self._give_back(job)
             return
         for job in jobs:
-            self.loader.load(job, images.get(job.task.id))
+            self.loader.load(job, images.get(job.task.id))  # settles the job on any trouble
             if job.stage is Stage.SETTLED:  # a bad image or an error: failed or retried
                 self._forget(job)
             else:
@@ -282,7 +291,7 @@ class Worker:
         job.settle()
         try:
             if self.store.release(job.task.id, job.owner):
-                log.info("task %s: given back unstarted (stopping)", job.task.id)
+                log.info("task %s: given back unstarted", job.task.id)
         except PyMongoError:
             log.warning("task %s: could not give it back; its lease will", job.task.id)
         finally:

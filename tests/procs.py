@@ -120,6 +120,14 @@ class Stack:
             time.sleep(0.1)
         return found
 
+    def wait_listed(self, status: str, count: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """The listing of `status` once it has at least `count` tasks (a worker records
+        delivered tasks done in batches, half a second after); as it is after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while len(listed := self.listing(status)) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return listed
+
     def stop_workers(self, timeout: float = 30) -> None:
         """SIGTERM every worker (a warm stop), SIGKILL one that takes over `timeout` s."""
         for worker in self.workers:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 from PIL import Image
@@ -240,3 +241,10 @@ def test_lanes_in_threads_each_with_its_own_openvino_detector(images: list[Image
     for t in threads:
         t.join()
     assert found[0] == alone and found[1] == alone
+
+
+def test_auto_device_is_cuda_only_where_onnxruntime_has_its_provider() -> None:
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    assert engines.chosen_device("auto", "onnxruntime") == ("cuda" if has_cuda else "cpu")
+    assert engines.chosen_device("cpu", "onnxruntime") == "cpu"
+    assert engines.chosen_device("auto", "openvino") == "auto"  # OpenVINO picks its own

@@ -76,7 +76,7 @@ def test_a_line_per_photo_in_every_format_and_a_summary(stack: procs.Stack, tmp_
                            r"latency p50 (\d+) ms, max (\d+) ms", lines[-1])  # fmt: skip
     assert summary and 0 < int(summary[1]) <= int(summary[2])
     assert API_KEY not in done.stdout + done.stderr
-    assert len(stack.listing("done")) == done_before + 5  # five events, each labeled once
+    assert len(stack.wait_listed("done", done_before + 5)) == done_before + 5  # each once
 
 
 def test_json_records_labels_latency_and_unreadable_photos(stack: procs.Stack, tmp_path) -> None:

@@ -17,22 +17,35 @@ from pymongo.errors import PyMongoError
 from hook.store.base import Base, image_ids, log
 from hook.task import Status, Task
 
+CLAIM_TRIES = 3  # another worker took every task found: look again at once, this often
+
 
 class Batches(Base):
     """The consumer's side of the queue, a batch at a time."""
 
     def claim_many(self, owners: Sequence[str], lease_seconds: float) -> list[tuple[str, Task]]:
-        """Up to one due task per owner, first due first, each leased to its owner.
+        """Up to one due task per owner, first due first, each leased to its owner; [] only
+        when nothing is due (a batch another worker took first is tried again at once).
 
         Two round trips: the due tasks are read, then each is taken only if no claim came
         between (its `claimed_at` as read), so a task is never handed out twice; a third
         reads back which were taken if another worker won some.
         """
+        for _ in range(CLAIM_TRIES):
+            claimed = self._claim_once(owners, lease_seconds)
+            if claimed is None or claimed:
+                return claimed or []
+        return []
+
+    def _claim_once(
+        self, owners: Sequence[str], lease_seconds: float
+    ) -> list[tuple[str, Task]] | None:
+        """The tasks this try took; None if none was due."""
         now = self.clock()
         docs = list(self.tasks.find({"status": Status.QUEUED.value, "run_at": {"$lte": now}},
                                     sort=[("run_at", ASCENDING)], limit=len(owners)))  # fmt: skip
         if not docs:
-            return []
+            return None
         taken = {
             "status": Status.RUNNING.value, "lease_until": now + lease_seconds, "claimed_at": now,
         }  # fmt: skip
