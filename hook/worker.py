@@ -189,28 +189,8 @@ class Worker:
 
     def _lane(self, detector: Detector | Ensemble) -> None:
         """Label what the fetch thread made ready until it says there is no more."""
-        while jobs := self._take():
+        while jobs := take_ready(self.ready, self.config.batch_images):
             self._advance(jobs, detector)
-
-    def _take(self) -> list[Job]:
-        """The next ready job, and more already waiting while their images fit one run;
-        empty once the fetch thread has ended (its None is put back for the other lanes)."""
-        first = self.ready.get()
-        if first is None:
-            self.ready.put(None)
-            return []
-        jobs, images = [first], len(first.canvases)
-        while images < self.config.batch_images:
-            try:
-                more = self.ready.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                self.ready.put(None)
-                break
-            jobs.append(more)
-            images += len(more.canvases)
-        return jobs
 
     def _advance(self, jobs: list[Job], detector: Detector | Ensemble) -> None:
         """Jobs from the ready queue: given back (stopping), labeled, sent for delivery; one
@@ -318,6 +298,27 @@ class Worker:
                 done=self.done,
                 round_trips=self.round_trips.count if self.round_trips else 0,
             )
+
+
+def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:
+    """The next ready job, and more already waiting while their images fit one run; empty
+    once the fetch thread has ended (its None is put back for the other lanes)."""
+    first = ready.get()
+    if first is None:
+        ready.put(None)
+        return []
+    jobs, images = [first], len(first.canvases)
+    while images < batch_images:
+        try:
+            more = ready.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            ready.put(None)
+            break
+        jobs.append(more)
+        images += len(more.canvases)
+    return jobs
 
 
 def _ids(jobs: list[Job]) -> str:
