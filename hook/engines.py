@@ -11,6 +11,8 @@ detector lanes in threads each run their own in parallel.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -77,11 +79,40 @@ def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu"
     Engines and precision), else f32. Any other value is as given."""
     if precision != "auto":
         return precision
-    if device != "cuda" and all(int8_path(model).is_file() for model in models):
-        return "int8"
-    if device != "cuda":
+    if device == "cuda":
+        return "f32"
+    if all(int8_path(model).is_file() for model in models):
+        stale = [model.name for model in models if not made_from(model)]
+        if not stale:
+            return "int8"
+        log.warning("HOOK_PRECISION=auto: f32, as the int8 builds of %s were made from other "
+                    "models; rebuild them: %s", ", ".join(stale), INT8_BUILD)  # fmt: skip
+    else:
         log.info("HOOK_PRECISION=auto: f32, as the int8 builds are not made (%s)", INT8_BUILD)
     return "f32"
+
+
+def made_from(model: Path) -> bool:
+    """Was the int8 build beside `model` made from this very file? Its stamp
+    (`<stem>.int8.onnx.sha256`, written by models/build.py int8) records the source's sha256."""
+    stamp = int8_path(model).with_name(f"{int8_path(model).name}.sha256")
+    try:
+        lines = stamp.read_text().splitlines()
+        stat = model.stat()
+    except OSError:
+        return False
+    recorded = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+    return recorded.get("source") == _sha256(model, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(model: Path, size: int, mtime_ns: int) -> str:
+    """The file's sha256, once per version of it (every lane loads the same models)."""
+    digest = hashlib.sha256()
+    with model.open("rb") as source:
+        for chunk in iter(lambda: source.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def weights_for(model: Path, precision: str) -> Path:

@@ -138,6 +138,20 @@ def test_auto_precision_is_int8_where_every_build_is_made(tmp_path: Path) -> Non
     assert Detector(models[0], precision="auto").engine.description.endswith("int8")
 
 
+def test_auto_precision_keeps_f32_when_the_int8_build_is_of_another_model(
+    tmp_path: Path,
+) -> None:
+    for suffix in (".onnx", ".names", ".int8.onnx", ".int8.onnx.sha256"):
+        shutil.copyfile(MODELS / f"yolov3-tiny{suffix}", tmp_path / f"yolov3-tiny{suffix}")
+    model = tmp_path / "yolov3-tiny.onnx"
+    assert engines.made_from(model) and engines.chosen_precision("auto", [model]) == "int8"
+    stamp = tmp_path / "yolov3-tiny.int8.onnx.sha256"
+    stamp.write_text(stamp.read_text().replace("source ", "source 0", 1))  # of another file
+    assert not engines.made_from(model)
+    assert engines.chosen_precision("auto", [model]) == "f32"
+    assert engines.chosen_precision("int8", [model]) == "int8"  # asked for: as given
+
+
 def test_bf16_with_onnxruntime_says_to_use_openvino() -> None:
     with pytest.raises(ConfigError, match=r"HOOK_PRECISION=bf16.*HOOK_ENGINE=openvino"):
         Detector(MODELS / "yolov3-tiny.onnx", precision="bf16")
