@@ -12,7 +12,6 @@ detector lanes in threads each run their own in parallel.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from hook.errors import ConfigError
+from hook.model_files import file_sha256, int8_path, read_stamp
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,6 @@ class Engine(Protocol):
         ...
 
 
-def int8_path(model: Path) -> Path:
-    """Where models/build.py int8 writes a model's int8 build: beside it, `<stem>.int8.onnx`."""
-    return model.with_name(f"{model.stem}.int8.onnx")
-
-
 def chosen_device(device: str, engine: str) -> str:
     """HOOK_DEVICE=auto made concrete for onnxruntime: cuda when its CUDA provider is there,
     else cpu (the worker plans its lanes and batches by it). OpenVINO picks its own device."""
@@ -93,26 +88,21 @@ def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu"
 
 
 def made_from(model: Path) -> bool:
-    """Was the int8 build beside `model` made from this very file? Its stamp
-    (`<stem>.int8.onnx.sha256`, written by models/build.py int8) records the source's sha256."""
-    stamp = int8_path(model).with_name(f"{int8_path(model).name}.sha256")
+    """Was the int8 build beside `model` made from this very file (its stamp's `source`)?"""
+    stamp = read_stamp(model)
     try:
-        lines = stamp.read_text().splitlines()
         stat = model.stat()
     except OSError:
         return False
-    recorded = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
-    return recorded.get("source") == _sha256(model, stat.st_size, stat.st_mtime_ns)
+    return stamp is not None and stamp[1].get("source") == _sha256(
+        model, stat.st_size, stat.st_mtime_ns
+    )
 
 
 @functools.lru_cache(maxsize=16)
 def _sha256(model: Path, size: int, mtime_ns: int) -> str:
     """The file's sha256, once per version of it (every lane loads the same models)."""
-    digest = hashlib.sha256()
-    with model.open("rb") as source:
-        for chunk in iter(lambda: source.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(model)
 
 
 def weights_for(model: Path, precision: str) -> Path:

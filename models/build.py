@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hook.errors import BuildError
+from hook.model_files import file_sha256
 from models import int8, nanodet
 from models.darknet import convert
 
@@ -93,14 +94,6 @@ COCO_NAMES_SHA256 = "bd17f1ee35d5f3c862a4894605855abbb9dda4b0621fdb0ac4c2c8c7bb7
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

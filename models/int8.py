@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hook.engines import int8_path
+from hook.model_files import file_sha256, int8_path, read_stamp, stamp_path
 
 SHIPPED = "conv-percentile"  # models/quantize.py's variant these builds use
 
@@ -28,14 +28,6 @@ MANIFESTS = ROOT / "bench" / "photos"
 PHOTOS = ROOT / "tests" / "data" / "photos"
 SUFFIXES = (".jpg", ".png")
 FETCH = ".venv/bin/python -m bench.photoset photos"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def calibration_photos() -> list[Path] | None:
@@ -50,30 +42,25 @@ def calibration_photos() -> list[Path] | None:
     return found or None
 
 
-def stamp_path(model: Path) -> Path:
-    return int8_path(model).with_name(f"{int8_path(model).name}.sha256")
-
-
 def recipe(model: Path, photos: Sequence[Path] | None) -> dict[str, str]:
     """What an int8 build is made of: its f32 model, its variant and (when here) its photos."""
-    made = {"source": sha256_of(model), "variant": SHIPPED}
+    made = {"source": file_sha256(model), "variant": SHIPPED}
     if photos is not None:
-        listing = "".join(f"{p.name} {sha256_of(p)}\n" for p in photos)
+        listing = "".join(f"{p.name} {file_sha256(p)}\n" for p in photos)
         made["calibration"] = hashlib.sha256(listing.encode()).hexdigest()
     return made
 
 
 def intact(model: Path, photos: Sequence[Path] | None) -> bool:
     """The int8 build is there, matches its stamp, and was made from what is here now."""
-    built, stamp = int8_path(model), stamp_path(model)
-    if not (built.is_file() and stamp.is_file() and model.is_file()):
+    built, stamp = int8_path(model), read_stamp(model)
+    if stamp is None or not (built.is_file() and model.is_file()):
         return False
-    lines = stamp.read_text().splitlines()
-    recorded = dict(line.split(" ", 1) for line in lines[1:] if " " in line)
+    first, recorded = stamp
     wanted = recipe(model, photos)
     if photos is None:
         recorded.pop("calibration", None)  # nothing to compare with: the f32 model decides
-    return lines[:1] == [f"{sha256_of(built)}  {built.name}"] and recorded == wanted
+    return first == f"{file_sha256(built)}  {built.name}" and recorded == wanted
 
 
 def build(model: Path, photos: Sequence[Path]) -> Path:
@@ -86,7 +73,7 @@ def build(model: Path, photos: Sequence[Path]) -> Path:
         out = quantized(model, Path(tmp) / built.name, photos, SHIPPED)
         os.replace(out, built)
     made = recipe(model, photos)
-    lines = [f"{sha256_of(built)}  {built.name}", *(f"{k} {v}" for k, v in made.items())]
+    lines = [f"{file_sha256(built)}  {built.name}", *(f"{k} {v}" for k, v in made.items())]
     tmp_stamp = stamp.with_name(f".{stamp.name}.tmp-{os.getpid()}")
     tmp_stamp.write_text("\n".join(lines) + "\n")
     os.replace(tmp_stamp, stamp)
