@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.completions import BATCH, FLUSH_SECONDS, Completions
@@ -20,34 +20,12 @@ from hook.metrics import Metrics
 from hook.settling import Settlement
 from hook.store import TaskStore
 from hook.task import Status
+from tests.commands import Commands
 from tests.factories import make_event
 from tests.loopback import free_port
 
 LEASE = 60.0
 WAIT = 30.0  # generous: reaching it means the batch never went, not that it went slowly
-
-
-class Commands(monitoring.CommandListener):
-    """The commands sent, as (command name, collection): ("update", "tasks") and so on."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def to(self, name: str, collection: str) -> int:
-        with self.lock:
-            return self.sent.count((name, collection))
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        with self.lock:
-            self.sent.append((event.command_name, target if isinstance(target, str) else ""))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 class Told:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from PIL import Image
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook import yolo
@@ -20,37 +20,11 @@ from hook.embedded import EmbeddedMongo
 from hook.job import Job
 from hook.snapshots import BATCH, Snapshots
 from hook.store import TaskStore
+from tests.commands import Commands
 from tests.factories import image_bytes, make_event
 
 CANVAS = (416, 416)
 WAIT = 30.0  # generous: reaching it means the pictures never came, not that they came late
-
-
-class Commands(monitoring.CommandListener):
-    """The commands sent, as (command name, collection)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def since(self, mark: int) -> list[tuple[str, str]]:
-        with self.lock:
-            return self.sent[mark:]
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.sent)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        with self.lock:
-            self.sent.append((event.command_name, target if isinstance(target, str) else ""))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 class Counted:
