@@ -42,6 +42,19 @@ def run_for(feed: ChangeFeed, seconds: float = 10) -> float:
     return time.monotonic() - started
 
 
+def follow(feed: ChangeFeed, stopping: threading.Event, wake: WakeUp, rings: int) -> None:
+    """Run the feed in a thread until it has rung `rings` times (10 s at most), then stop it;
+    fails if it does not stop."""
+    thread = threading.Thread(target=feed.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while feed.rings < rings and time.monotonic() < deadline:
+        wake.wait(0.1)
+    stopping.set()
+    thread.join(5)
+    assert not thread.is_alive(), "the feed did not stop"
+
+
 def fallbacks(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -169,14 +182,7 @@ def test_a_transient_error_is_retried_from_the_last_resume_token(
         [None, change(2)],
     )
     feed = ChangeFeed(source, wake, stopping, await_seconds=AWAIT, backoff=(0.05, 0.2))
-    thread = threading.Thread(target=feed.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while feed.rings < 2 and time.monotonic() < deadline:
-        wake.wait(0.1)
-    stopping.set()
-    thread.join(5)
-    assert not thread.is_alive()
+    follow(feed, stopping, wake, rings=2)
     assert feed.rings == 2
     token = {"_data": "token-1"}
     assert source.resumed == [None, token, token]  # nothing between is missed
@@ -202,13 +208,7 @@ def test_a_lost_history_starts_again_from_now(wake: WakeUp) -> None:
     lost = OperationFailure("resume point no longer in the oplog", code=286)
     source = Source([change(1), lost], [change(2)])
     feed = ChangeFeed(source, wake, stopping, await_seconds=AWAIT, backoff=(0.01, 0.01))
-    thread = threading.Thread(target=feed.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while feed.rings < 2 and time.monotonic() < deadline:
-        wake.wait(0.1)
-    stopping.set()
-    thread.join(5)
+    follow(feed, stopping, wake, rings=2)
     assert feed.rings == 2 and source.resumed == [None, None]
 
 
