@@ -77,7 +77,8 @@ def build(settings: Settings) -> Worker:
     )  # fmt: skip
     log.info("%d lane(s) of %d inference thread(s), up to %d image(s) a run",
              layout.lanes, layout.threads, layout.batch_images)  # fmt: skip
-    per_lane = replace(settings, threads=layout.threads, device=device)
+    precision = engines.chosen_precision(settings.precision, settings.models, device)  # once
+    per_lane = replace(settings, threads=layout.threads, device=device, precision=precision)
     detectors = [ensemble.from_settings(per_lane) for _ in range(layout.lanes)]
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,

@@ -27,9 +27,8 @@ import requests
 from pymongo import MongoClient
 
 from bench.stack import Stack, peak_rss_mb, percentile
-from hook import yolo
+from hook import ensemble, yolo
 from hook.detector import Detector
-from hook.engines import chosen_precision
 from hook.event import Limits, parse_event
 from hook.hosts import HostAllowList
 from hook.images import decode_image
@@ -55,11 +54,9 @@ def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
     }).encode()  # fmt: skip
 
 
-def models_of(settings: Settings) -> list[Detector]:
+def models_of(settings: Settings) -> tuple[Detector, ...]:
     """The default's models as the worker loads them (engine, precision), one session each."""
-    precision = chosen_precision(settings.precision, settings.models, settings.device)
-    return [Detector(model, threads=settings.threads, engine=settings.engine, precision=precision)
-            for model in settings.models]  # fmt: skip
+    return ensemble.members_of(ensemble.from_settings(settings))
 
 
 def raw_rate(seconds: float, lanes: int = 1, env: dict[str, str] | None = None) -> float:

@@ -89,10 +89,14 @@ class Ensemble(Detects):
                     min_score=self.min_score, nms_iou=self.iou)  # fmt: skip
 
 
+def members_of(detector: Detector | Ensemble) -> tuple[Detector, ...]:
+    """The models a detector runs: an ensemble's members, or the detector itself."""
+    return detector.members if isinstance(detector, Ensemble) else (detector,)
+
+
 def label_names(detector: Detector | Ensemble) -> set[str]:
     """Every label the detector (or any member of the ensemble) can report."""
-    members = detector.members if isinstance(detector, Ensemble) else (detector,)
-    return {label for member in members for label in member.labels}
+    return {label for member in members_of(detector) for label in member.labels}
 
 
 def from_settings(settings: Settings) -> Detector | Ensemble:
