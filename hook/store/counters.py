@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pymongo import UpdateOne
 
@@ -21,10 +22,7 @@ class Counters(Base):
     ) -> None:
         """Add `amounts` to the numbers under `key`, creating it at zero first; raise the
         numbers in `latest` to those values where they are lower (e.g. the time last seen)."""
-        update: dict[str, dict[str, float]] = {"$inc": amounts}
-        if latest:
-            update["$max"] = latest
-        self.counters.update_one({"_id": key}, update, upsert=True)
+        self.counters.update_one({"_id": key}, _addition(amounts, latest), upsert=True)
 
     def add_many(
         self, adds: Sequence[tuple[str, dict[str, float], dict[str, float] | None]]
@@ -32,8 +30,8 @@ class Counters(Base):
         """`add` for several keys in one round trip: (key, amounts, latest) each."""
         if adds:
             self.counters.bulk_write(
-                [UpdateOne({"_id": key}, {"$inc": amounts, **({"$max": latest} if latest else {})},
-                           upsert=True) for key, amounts, latest in adds],
+                [UpdateOne({"_id": key}, _addition(amounts, latest), upsert=True)
+                 for key, amounts, latest in adds],
                 ordered=False,
             )  # fmt: skip
 
@@ -58,3 +56,8 @@ class Counters(Base):
                                       if k != "_id" and isinstance(v, int | float)})
             for doc in self.counters.find()
         ]  # fmt: skip
+
+
+def _addition(amounts: dict[str, float], latest: dict[str, float] | None) -> dict[str, Any]:
+    """The update that adds `amounts` and raises the numbers in `latest`."""
+    return {"$inc": amounts, **({"$max": latest} if latest else {})}
