@@ -64,10 +64,19 @@ class Base:
         self.db.command("ping")
 
     def _drop_images(self, task_id: str, count: int) -> None:
+        self._drop_images_of([(task_id, count)])
+
+    def _drop_images_of(self, tasks: Sequence[tuple[str, int]]) -> None:
+        """Delete the images of these (task id, image count) in one round trip; best effort,
+        as the purge of orphans catches what is left."""
+        ids = [image_id for task_id, count in tasks for image_id in image_ids(task_id, count)]
+        if not ids:
+            return
         try:
-            self.images.delete_many({"_id": {"$in": image_ids(task_id, count)}})
+            self.images.delete_many({"_id": {"$in": ids}})
         except PyMongoError:
-            log.warning("task %s: could not delete its images; purge will", task_id)
+            log.warning("task(s) %s: could not delete their images; purge will",
+                        ", ".join(task_id for task_id, _ in tasks))  # fmt: skip
 
     def _queue_again(self, failed: Mapping[str, Any], unset: Iterable[str] = ()) -> bool:
         """Queue a failed task again: a new series of attempts, its failure the newest entry of

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import PyMongoError
 
-from hook.store.base import Base, image_ids, log
+from hook.store.base import Base, image_ids
 from hook.task import Status, Task
 
 CLAIM_TRIES = 3  # another worker took every task found: look again at once, this often
@@ -106,12 +105,6 @@ class Batches(Base):
             }
             found = self.tasks.find(query, {"settled_by": 1})
             completed = asked & {(str(doc["_id"]), str(doc.get("settled_by"))) for doc in found}
-        images = [i for task_id, owner, n in claims if (task_id, owner) in completed
-                  for i in image_ids(task_id, n)]  # fmt: skip
-        if images:
-            try:
-                self.images.delete_many({"_id": {"$in": images}})
-            except PyMongoError:
-                log.warning("could not delete the images of %d done task(s); purge will",
-                            len(completed))  # fmt: skip
+        self._drop_images_of([(task_id, n) for task_id, owner, n in claims
+                              if (task_id, owner) in completed])  # fmt: skip
         return completed

@@ -97,9 +97,3 @@ class Intake(Base):
             return self.tasks.find_one({"_id": task_id}, {"_id": 1}) is not None
         except PyMongoError:
             return False
-
-    def _drop_images(self, task_id: str, count: int) -> None:
-        try:
-            self.images.delete_many({"_id": {"$in": image_ids(task_id, count)}})
-        except PyMongoError:
-            log.warning("task %s: could not delete its images; purge will", task_id)
