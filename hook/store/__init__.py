@@ -11,10 +11,11 @@ Contract (huey's storage, with leases), by part:
     Intake      enqueue(event) -> (task id, created?); duplicates map to the first task, a
                 failed task sent again is queued again
     Leases      claim (ONE atomic find_one_and_update), renew, release, save_result,
-                complete, reschedule, fail, requeue_expired, load_images; every method
+                complete, reschedule, fail, requeue_expired; every method
                 taking `worker` acts only while that worker holds the lease
-    Batches     claim_many (a find, one bulk update), load_images_of (one query for several
-                tasks), complete_many (one bulk update, one delete): a lease per task still
+    Batches     claim_many (a find, one bulk update), load_images (a task's), load_images_of
+                (one query for several tasks), complete_many (one bulk update, one delete):
+                a lease per task still
     Reading     get, pending, recent, oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers

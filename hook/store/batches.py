@@ -76,6 +76,10 @@ class Batches(Base):
         found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
         return {task_id: [found[i] for i in ids if i in found] for task_id, ids in wanted.items()}
 
+    def load_images(self, task: Task) -> list[bytes]:
+        """The task's image bytes in order; fewer than its images if some are missing."""
+        return self.load_images_of([task])[task.id]
+
     def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
         """Done, for each (task id, owner, number of images) whose owner still holds it; the
         (task id, owner) of those, whose image bytes are deleted (the labels are what is kept).

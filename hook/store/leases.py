@@ -11,7 +11,7 @@ from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 
-from hook.store.base import Base, image_ids, log
+from hook.store.base import Base, log
 from hook.store.reports import owed
 from hook.task import Dropped, Status, Target, Task
 
@@ -126,12 +126,6 @@ class Leases(Base):
         if failed or requeued:
             log.warning("leases expired: %d task(s) requeued, %d failed", requeued, failed)
         return requeued, failed
-
-    def load_images(self, task: Task) -> list[bytes]:
-        """The task's image bytes in order; fewer than its images if some are missing."""
-        ids = image_ids(task.id, len(task.images))
-        found = {doc["_id"]: bytes(doc["data"]) for doc in self.images.find({"_id": {"$in": ids}})}
-        return [found[i] for i in ids if i in found]
 
     def _finish(
         self,
