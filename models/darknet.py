@@ -9,6 +9,7 @@ probabilities, all already sigmoid/exp'd. The batch dimension is dynamic.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,10 +157,13 @@ class _Converter(GraphBuilder):
         y = names[0] if len(names) == 1 else self.op("Concat", names, "route", axis=1)
         return Tensor(y, sum(t.c for t in sources), sources[0].h, sources[0].w)
 
-    def yolo(self, layer: Section, x: Tensor) -> str:
-        """Decode one head [b, A*(5+C), H, W] into [b, A*H*W, 5+C] rows in input pixels."""
+    def yolo(self, layer: Section, x: Tensor, mask: Sequence[int] | None = None) -> str:
+        """Decode one head [b, A*(5+C), H, W] into [b, A*H*W, 5+C] rows in input pixels.
+
+        `mask` picks the head's anchors in place of the cfg's (see `convert`).
+        """
         anchors = np.array(layer.ints("anchors"), dtype=np.float32).reshape(-1, 2)
-        anchors = anchors[layer.ints("mask")]
+        anchors = anchors[list(mask) if mask is not None else layer.ints("mask")]
         count, classes = len(anchors), layer.integer("classes")
         shape = self.const(np.array([0, count, 5 + classes, x.h * x.w], dtype=np.int64), "shape")
         rows = self.op(
@@ -202,9 +206,19 @@ class _Converter(GraphBuilder):
         return self.op("Reshape", [decoded, flat], "head")
 
 
-def convert(cfg_text: str, weights_data: bytes) -> onnx.ModelProto:
-    """Build the ONNX model (tests/test_darknet.py checks it against a numpy forward pass)."""
+def convert(
+    cfg_text: str, weights_data: bytes, masks: Sequence[Sequence[int]] | None = None
+) -> onnx.ModelProto:
+    """Build the ONNX model (tests/test_darknet.py checks it against a numpy forward pass).
+
+    `masks`, one per [yolo] layer in order, overrides the cfg's anchor masks: weights are
+    decoded with the anchors they were trained with, which a shipped cfg may misstate
+    (models/build.py TRAINED_MASKS).
+    """
     sections = parse_cfg(cfg_text)
+    heads_in_cfg = sum(1 for s in sections if s.kind == "yolo")
+    if masks is not None and len(masks) != heads_in_cfg:
+        raise ValueError(f"{len(masks)} anchor masks given for {heads_in_cfg} [yolo] layers")
     conv = _Converter(sections[0], read_weights(weights_data))
     done: list[Tensor] = []
     heads: list[str] = []
@@ -219,7 +233,7 @@ def convert(cfg_text: str, weights_data: bytes) -> onnx.ModelProto:
         elif layer.kind == "route":
             x = conv.route([done[i if i >= 0 else index + i] for i in layer.ints("layers")])
         elif layer.kind == "yolo":
-            heads.append(conv.yolo(layer, x))
+            heads.append(conv.yolo(layer, x, masks[len(heads)] if masks else None))
         else:
             raise ValueError(f"layer {index} [{layer.kind}] is not supported")
         done.append(x)

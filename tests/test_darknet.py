@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
+from onnx import numpy_helper
 from PIL import Image
 
-from hook import yolo
+from hook import fusion, yolo
+from hook.detector import Detector
 from models import build
 from models.darknet import convert
 from tests.factories import DATA, ROOT
@@ -130,6 +133,47 @@ def test_converter_matches_the_numpy_reference(reference: tuple[np.ndarray, np.n
     np.testing.assert_allclose(got[:, 4:], expected[:, 4:], atol=1e-4)
     confident = expected[:, 4] * expected[:, 5:].max(axis=1) > 0.5
     assert confident.sum() >= 3  # the comparison covers real detections, not only noise
+
+
+# darknet's yolov3-tiny anchors as its weights were trained to decode them (AlexeyAB/darknet#1341:
+# the second head uses mask 1,2,3), per head from the coarse 13x13 grid to the 26x26 one.
+TRAINED_ANCHORS = [[[81, 82], [135, 169], [344, 319]], [[23, 27], [37, 58], [81, 82]]]
+
+
+def test_the_built_model_decodes_each_head_with_the_anchors_its_weights_were_trained_with() -> None:
+    model = onnx.load(str(build.MODEL))
+    anchors = [numpy_helper.to_array(t) for t in model.graph.initializer
+               if t.name.startswith("anchors_")]  # fmt: skip
+    assert [a.reshape(-1, 2).tolist() for a in anchors] == TRAINED_ANCHORS
+    assert build.STAMP.read_text().splitlines()[1] == "masks 3,4,5 1,2,3"
+
+
+def test_a_build_by_the_old_recipe_is_not_intact() -> None:
+    """A model converted with the cfg's anchors (before the fix) is rebuilt by models/build.py."""
+    stamp = build.STAMP.read_text()
+    try:
+        build.STAMP.write_text(stamp.splitlines()[0] + "\n")  # as the old builds wrote it
+        assert not build.intact()
+    finally:
+        build.STAMP.write_text(stamp)
+    assert build.intact()
+
+
+def test_the_yolo_boxes_agree_with_nanodet_g_on_the_same_objects() -> None:
+    """An independent check of the anchors: another model's boxes of the same objects.
+
+    Decoded with the cfg's mask 0,1,2, the 26x26 head's boxes of the kite and the two people in
+    kite.jpg come out about half size (IoU with NanoDet-g's 0.19-0.35); with 1,2,3, 0.72-0.83.
+    """
+    image = Image.open(DATA / "kite.jpg").convert("RGB")
+    yolo_found = Detector(build.MODEL, min_score=0.3).detect(image)
+    nano_found = Detector(build.NANODET_MODEL, min_score=0.3).detect(image)
+    overlaps = [
+        max((fusion.iou(d.box, n.box) for n in nano_found if n.label == d.label), default=0.0)
+        for d in yolo_found
+    ]
+    assert len(overlaps) >= 3, yolo_found
+    assert min(overlaps) >= 0.6, overlaps
 
 
 def test_build_is_idempotent_and_says_so() -> None:
