@@ -178,6 +178,28 @@ def test_an_origin_in_another_set_and_its_changes(
     assert Image.open(cameras[0].path).size == (40, 20)
 
 
+def test_an_origin_set_not_fetched_yet_is_fetched_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(photoset, "ROOT", tmp_path)
+    monkeypatch.setattr(photoset, "CACHE", tmp_path / "cache")
+    data = photoset._png(Image.new("RGB", (40, 30), (9, 99, 9)))
+    pinned = f'source = {{ pip = "p==1", member = "d.png", sha256 = "{_sha256(data)}" }}'
+    _manifest(tmp_path, "photos", "lawn", pinned)
+    _manifest(tmp_path, "cameras", "dark", 'source = { photo = "photos/lawn", night = true }')
+    asked = []
+
+    def read_members(package: tuple[str, str], members: set[str]) -> dict[str, bytes]:
+        asked.append(package)
+        return {"d.png": data}
+
+    monkeypatch.setattr(photoset, "_read_members", read_members)
+    assert photoset.fetch(photoset.repository_set("cameras")) == 1
+    assert asked == [("pip", "p==1")]  # the photos set, fetched on the way
+    assert (tmp_path / "tests" / "data" / "photos" / "lawn.png").read_bytes() == data
+    assert Image.open(tmp_path / "tests" / "data" / "cameras" / "dark.png").size == (40, 30)
+
+
 def test_an_origin_that_is_not_there_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
