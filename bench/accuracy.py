@@ -27,20 +27,22 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from bench.photoset import Photo, PhotoSetError, folder_set, repository_set
+from bench.photoset import SETS, Photo, PhotoSetError, folder_set, repository_set
 from bench.stack import cpu
 from hook import ensemble
-from hook.detector import Detection, Detector
+from hook.detector import Detection, Detector, Detects
 from hook.ensemble import MEMBER_FLOOR, Ensemble
 from hook.errors import ConfigError
-from hook.images import decode_image
+from hook.images import decode_image, inspect_image
 from hook.settings import Settings
+from hook.thresholds import Thresholds
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 FLOOR = 0.05  # detections are kept down to this score once, then thresholds are applied
 MAX_PIXELS = 40_000_000
-DEFAULT_CONFIGS = "yolov3-tiny nanodet-g yolov3-tiny+nanodet-g yolov3-tiny+nanodet-g:1,1.5"
+DEFAULT_CONFIGS = "yolov3-tiny nanodet-g yolov3-tiny+nanodet-g:1,1.5 default"
+Threshold = float | Thresholds  # one for every label, or the settings' per label
 
 
 @dataclass(frozen=True)
@@ -65,16 +67,21 @@ class Seen:
     ms: float
 
 
-def delivered(detections: Sequence[Detection], threshold: float) -> dict[str, int]:
-    """Label -> count at a threshold, as the callback body would carry them."""
+def delivered(detections: Sequence[Detection], threshold: Threshold) -> dict[str, int]:
+    """Label -> count at a threshold (or per-label ones), as the callback body would carry them."""
+    limits = _thresholds_of(threshold)
     counts: dict[str, int] = {}
     for d in detections:
-        if d.score >= threshold:
+        if d.score >= limits.of(d.label):
             counts[d.label] = counts.get(d.label, 0) + 1
     return counts
 
 
-def score(photos: Sequence[Photo], seen: Sequence[Seen], threshold: float) -> Figures:
+def _thresholds_of(threshold: Threshold) -> Thresholds:
+    return threshold if isinstance(threshold, Thresholds) else Thresholds(threshold)
+
+
+def score(photos: Sequence[Photo], seen: Sequence[Seen], threshold: Threshold) -> Figures:
     """The figures for one configuration's detections at one threshold."""
     found = wanted = false_labels = noisy = negatives = 0
     errors: list[int] = []
@@ -102,14 +109,14 @@ def model_path(name: str) -> Path:
     return path if path.suffix == ".onnx" else MODELS / f"{name}.onnx"
 
 
-def detect_all(
-    detector: Detector | Ensemble, photos: Sequence[Photo], repeats: int = 1
-) -> list[Seen]:
+def detect_all(detector: Detects, photos: Sequence[Photo], repeats: int = 1) -> list[Seen]:
     """Every photo through one detector (its floor at FLOOR), best time of `repeats`."""
     out = []
     for photo in photos:
-        image, size = decode_image(photo.path.read_bytes(), max_pixels=MAX_PIXELS,
-                                   fit=detector.canvas)  # fmt: skip
+        data = photo.path.read_bytes()
+        info = inspect_image(data, max_pixels=MAX_PIXELS)
+        fit = detector.fit_for((info.width, info.height))  # as the worker's Loader decodes
+        image, size = decode_image(data, max_pixels=MAX_PIXELS, fit=fit)
         best, found = float("inf"), []
         for _ in range(repeats):
             started = time.perf_counter()
@@ -119,7 +126,7 @@ def detect_all(
     return out
 
 
-def detector_for(spec: str, threads: int = 0) -> Detector | Ensemble:
+def detector_for(spec: str, threads: int = 0) -> Detects:
     """`name`, or `a+b` fused (`a+b:1,1.5` with weights), as the worker would build it."""
     names, _, weights = spec.partition(":")
     if "+" not in names and weights:
@@ -132,31 +139,59 @@ def detector_for(spec: str, threads: int = 0) -> Detector | Ensemble:
     return Ensemble(members, weights=parsed, min_score=FLOOR)
 
 
+def settings_of(spec: str) -> Settings | None:
+    """`default` (the worker's detector from the default settings), or `default:K=V;K=V` with
+    HOOK_ settings changed; None for a spec of models (detector_for)."""
+    name, _, changes = spec.partition(":")
+    if name != "default":
+        return None
+    env = dict(change.split("=", 1) for change in changes.split(";") if change)
+    return Settings.from_env(env, require_api_key=False)
+
+
+def configuration(spec: str, threshold: float) -> tuple[Detects, Threshold]:
+    """A spec's detector and the threshold it reports at: a settings spec's own thresholds."""
+    settings = settings_of(spec)
+    if settings is None:
+        return detector_for(spec), threshold
+    return ensemble.from_settings(settings), settings.thresholds
+
+
 def measure(repeats: int = 2) -> list[tuple[str, str]]:
-    """Rows for `python -m bench`: the default detector and each model alone, on the set."""
-    photos = repository_set()
-    missing = [p.name for p in photos if not p.path.is_file()]
-    if missing:
-        raise PhotoSetError(
-            f"{len(missing)} photos missing; run: .venv/bin/python -m bench.photoset"
-        )
-    default = ensemble.from_settings(Settings.from_env({}, require_api_key=False))
-    configs: list[tuple[str, Detector | Ensemble, float]] = [
-        ("default (yolov3-tiny+nanodet-g fused)", default, default.min_score),
-        *((name, detector_for(name), default.min_score) for name in ("yolov3-tiny", "nanodet-g")),
-    ]
+    """Rows for `python -m bench`: the default detector and each model alone, on every set."""
     rows = []
-    for name, detector, threshold in configs:
-        f = score(photos, detect_all(detector, photos, repeats), threshold)
-        rows.append((
-            f"accuracy, {name} at {threshold:.2f}: recall, false labels, ms/image",
-            f"{f.recall:.2f} ({f.found}/{f.wanted}), {f.false_labels} "
-            f"({f.noisy_negatives}/{f.negatives} photos of nothing), {f.ms:.1f} ms",
-        ))  # fmt: skip
+    default, thresholds = configuration("default", 0.0)
+    settings = Settings.from_env({}, require_api_key=False)
+    configs: list[tuple[str, Detects, Threshold]] = [
+        ("default", default, thresholds),
+        *((n, detector_for(n), settings.min_score) for n in ("yolov3-tiny", "nanodet-g")),
+    ]
+    for name in SETS:
+        photos = repository_set(name)
+        missing = [p.name for p in photos if not p.path.is_file()]
+        if missing:
+            raise PhotoSetError(
+                f"{len(missing)} photos missing; run: .venv/bin/python -m bench.photoset"
+            )
+        for label, detector, threshold in configs:
+            f = score(photos, detect_all(detector, photos, repeats), threshold)
+            rows.append((
+                f"accuracy on {name}, {label} at {shown(threshold)}: recall, false labels, "
+                "ms/image",
+                f"{f.recall:.2f} ({f.found}/{f.wanted}), {f.false_labels} "
+                f"({f.noisy_negatives}/{f.negatives} photos of nothing), {f.ms:.1f} ms",
+            ))  # fmt: skip
     return rows
 
 
-def table(rows: list[tuple[str, float, Figures]]) -> str:
+def shown(threshold: Threshold) -> str:
+    if isinstance(threshold, float):
+        return f"{threshold:.2f}"
+    labels = ", ".join(f"{k} {v:g}" for k, v in threshold.labels.items())
+    return f"{threshold.default:.2f}" + (f" ({labels})" if labels else "")
+
+
+def table(rows: Sequence[tuple[str, Threshold, Figures]]) -> str:
     lines = [
         "| configuration | threshold | recall | false labels | photos of nothing labeled "
         "| people error | ms/image |",
@@ -165,27 +200,27 @@ def table(rows: list[tuple[str, float, Figures]]) -> str:
     for name, threshold, f in rows:
         people = "-" if f.people_error is None else f"{f.people_error:.1f}"
         lines.append(
-            f"| {name} | {threshold:.2f} | {f.recall:.2f} ({f.found}/{f.wanted}) "
+            f"| {name} | {shown(threshold)} | {f.recall:.2f} ({f.found}/{f.wanted}) "
             f"| {f.false_labels} | {f.noisy_negatives}/{f.negatives} | {people} | {f.ms:.1f} |"
         )
     return "\n".join(lines)
 
 
-def details(photos: Sequence[Photo], seen: Sequence[Seen], threshold: float) -> str:
+def details(photos: Sequence[Photo], seen: Sequence[Seen], threshold: Threshold) -> str:
     """Per photo: what was delivered, marking misses (-) and false labels (!)."""
     lines = []
     for photo, result in zip(photos, seen, strict=True):
         labels = delivered(result.detections, threshold)
         best: dict[str, float] = {}
         for d in result.detections:
-            if d.score >= threshold:
+            if d.label in labels:
                 best[d.label] = max(best.get(d.label, 0.0), d.score)
-        shown = [
+        said = [
             f"{'!' if label not in photo.acceptable else ''}{label} x{n} {best[label]:.2f}"
             for label, n in sorted(labels.items())
         ]
         missed = ["-" + "/".join(sorted(g)) for g in photo.must if not g & labels.keys()]
-        lines.append(f"  {photo.name:16} {', '.join(shown + missed) or '(nothing)'}")
+        lines.append(f"  {photo.name:16} {', '.join(said + missed) or '(nothing)'}")
     return "\n".join(lines)
 
 
@@ -208,12 +243,13 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", nargs="?", type=Path, help="photos with PHOTO.toml manifests")
-    parser.add_argument("--set", default="photos", help="the repository's set: photos or holdout")
+    parser.add_argument("--set", default="photos", choices=SETS, help="the repository's set")
     parser.add_argument(
         "--models",
         default=DEFAULT_CONFIGS,
-        help="space-separated configurations: a model name (models/NAME.onnx) or path, or "
-        "models fused: a+b, a+b:WEIGHT,WEIGHT",
+        help="space-separated configurations: a model name (models/NAME.onnx) or path, "
+        "models fused: a+b, a+b:WEIGHT,WEIGHT, or the worker's detector: default, "
+        "default:HOOK_TILES=off;HOOK_MIN_SCORE=0.4 (its own thresholds, not --thresholds)",
     )
     parser.add_argument("--thresholds", default="0.25,0.35,0.45", type=_thresholds,
                         help="comma-separated scores from 0 to 1")  # fmt: skip
@@ -230,19 +266,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"accuracy: {len(missing)} photos missing (run: .venv/bin/python -m bench.photoset)",
               file=sys.stderr)  # fmt: skip
         return 1
-    thresholds = args.thresholds
-    rows: list[tuple[str, float, Figures]] = []
+    rows: list[tuple[str, Threshold, Figures]] = []
     notes = []
     for name in args.models.split():
         try:
-            detector = detector_for(name)
+            configs = [configuration(name, t) for t in args.thresholds]
         except (ValueError, ConfigError) as exc:
             print(f"accuracy: {exc}", file=sys.stderr)
             return 1
+        detector = configs[0][0]
+        if settings_of(name) is not None:
+            configs = configs[:1]  # a settings spec reports at its own thresholds
         seen = detect_all(detector, photos, args.repeats)
-        rows += [(name, t, score(photos, seen, t)) for t in thresholds]
+        rows += [(name, t, score(photos, seen, t)) for _, t in configs]
         if args.details:
-            notes.append(f"{name} at {thresholds[0]:.2f}:\n{details(photos, seen, thresholds[0])}")
+            first = configs[0][1]
+            notes.append(f"{name} at {shown(first)}:\n{details(photos, seen, first)}")
     print(f"{len(photos)} photos, {machine()}\n")
     print(table(rows))
     for note in notes:

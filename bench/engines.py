@@ -29,8 +29,7 @@ from bench.accuracy import MAX_PIXELS, Figures, detect_all, score
 from bench.photoset import Photo, PhotoSetError, repository_set
 from bench.stack import cpu
 from hook import ensemble
-from hook.detector import Detector
-from hook.ensemble import Ensemble
+from hook.detector import Detects
 from hook.errors import ConfigError
 from hook.images import decode_image
 from hook.settings import Settings
@@ -73,9 +72,7 @@ def settings_for(engine: str, precision: str, threads: int) -> Settings:
     return Settings.from_env(env, require_api_key=False)  # the defaults, not this shell's
 
 
-def timing(
-    detectors: Sequence[Detector | Ensemble], photos: Sequence[Photo], rounds: int
-) -> list[list[float]]:
+def timing(detectors: Sequence[Detects], photos: Sequence[Photo], rounds: int) -> list[list[float]]:
     """Per detector, each round's mean ms/image; each photo goes through every one in turn."""
     decoded = [decode_image(p.path.read_bytes(), max_pixels=MAX_PIXELS,
                             fit=detectors[0].canvas) for p in photos]  # fmt: skip
@@ -107,7 +104,7 @@ def photo_sets() -> dict[str, list[Photo]]:
 def compare(rounds: int = 5, threads: int = 0) -> list[Row]:
     """Every configuration's Row, onnxruntime f32 first (the base of the ratios)."""
     sets = photo_sets()
-    built: dict[tuple[str, str], Detector | Ensemble] = {}
+    built: dict[tuple[str, str], Detects] = {}
     refused: dict[tuple[str, str], str] = {}
     threshold = settings_for("onnxruntime", "f32", threads).min_score
     for engine, precision in CONFIGS:

@@ -45,8 +45,15 @@ class Detects:
     """`detect` and `detect_many` from a class's to_canvas, run and postprocess.
 
     The worker calls the three stages itself (in different threads); tests, benchmarks and tools
-    call these. Detector and hook.ensemble.Ensemble share them.
+    call these. Detector, hook.ensemble.Ensemble and hook.tiled.Tiled share them.
     """
+
+    canvas: tuple[int, int]  # the model's input (w, h); an ensemble's largest
+    load_seconds: float
+
+    def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """What an image of `size` must be decoded to cover (hook.images.decode_image's fit)."""
+        return self.canvas
 
     def to_canvas(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
         raise NotImplementedError

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import numpy as np
 from PIL import Image
@@ -23,13 +22,16 @@ from PIL import Image
 from hook import engines, yolo
 from hook.detector import Detection, Detector, Detects
 from hook.errors import ConfigError
-from hook.fusion import fuse
+from hook.fusion import CLOSE_VEHICLES, FusionRules, fuse
 from hook.settings import Settings
+from hook.tiled import Tiled
 
 log = logging.getLogger(__name__)
 
 MEMBER_FLOOR = 0.1  # a member's detections below this never reach the fusion
 FUSION_IOU = 0.55  # boxes of one label from two models overlapping this much are one object
+FUSION_NEAR = 0.5  # ... or whose centres are closer than this x the smaller box's size
+KIN = (CLOSE_VEHICLES,)  # labels two models may give one object
 
 View = tuple[Image.Image, yolo.Letterbox]  # one member's canvas of an image, and its placement
 Views = tuple[View, ...]  # every member's
@@ -41,7 +43,8 @@ class Ensemble(Detects):
 
     def __init__(
         self, members: Sequence[Detector], *, weights: Sequence[float] | None = None,
-        min_score: float = 0.25, iou: float = 0.45,
+        sure: Sequence[float] = (), min_score: float = 0.25, iou: float = 0.45,
+        near: float = 0.0, kin: Sequence[frozenset[str]] = (),
     ) -> None:  # fmt: skip
         if len(members) < 2:
             raise ConfigError("an ensemble needs two models or more")
@@ -51,7 +54,14 @@ class Ensemble(Detects):
             raise ConfigError(
                 f"HOOK_MODEL_WEIGHTS needs one positive weight per model ({len(members)} models)"
             )
+        if sure and len(sure) != len(members):
+            raise ConfigError(
+                f"HOOK_SURE_SCORES needs one score per model ({len(members)} models), or none"
+            )
         self.min_score, self.iou = min_score, iou
+        self.rules = FusionRules(
+            self.weights, tuple(sure), FUSION_IOU, near, tuple(kin), nms_iou=iou
+        )
         # Decode JPEGs large enough for the largest canvas any member letterboxes onto.
         self.canvas = (max(m.canvas[0] for m in members), max(m.canvas[1] for m in members))
         self.load_seconds = sum(m.load_seconds for m in members)
@@ -85,36 +95,60 @@ class Ensemble(Detects):
     def postprocess(self, output: Output, box: yolo.Letterbox) -> list[Detection]:
         """One image's member outputs -> fused detections in original-image pixels, best first."""
         found = [m.postprocess(out, b) for m, (out, b) in zip(self.members, output, strict=True)]
-        return fuse(found, weights=self.weights, iou_threshold=FUSION_IOU,
-                    min_score=self.min_score, nms_iou=self.iou)  # fmt: skip
+        return fuse(found, self.rules, self.min_score)
 
 
-def members_of(detector: Detector | Ensemble) -> tuple[Detector, ...]:
+def members_of(detector: Detects) -> tuple[Detector, ...]:
     """The models a detector runs: an ensemble's members, or the detector itself."""
-    return detector.members if isinstance(detector, Ensemble) else (detector,)
+    if isinstance(detector, Tiled):
+        return members_of(detector.whole)
+    if isinstance(detector, Ensemble):
+        return detector.members
+    assert isinstance(detector, Detector)
+    return (detector,)
 
 
-def label_names(detector: Detector | Ensemble) -> set[str]:
+def label_names(detector: Detects) -> set[str]:
     """Every label the detector (or any member of the ensemble) can report."""
     return {label for member in members_of(detector) for label in member.labels}
 
 
-def from_settings(settings: Settings) -> Detector | Ensemble:
-    """The detector HOOK_MODEL names: one model as it is, several fused."""
+def from_settings(settings: Settings) -> Detects:
+    """The detector HOOK_MODEL names: one model as it is, several fused, and tiles of large
+    frames (HOOK_TILES) by the first model; candidates kept down to the thresholds' floor
+    (hook.thresholds: the rules apply HOOK_MIN_SCORE and HOOK_LABEL_SCORES)."""
     precision = engines.chosen_precision(settings.precision, settings.models, settings.device)
-    settings = replace(settings, precision=precision)
-    if len(settings.models) == 1:
-        return Detector.from_settings(settings)
-    floor = min(MEMBER_FLOOR, settings.min_score)
-    members = [Detector(path, min_score=floor, iou=settings.iou, classes=settings.classes,
-                        device=settings.device, threads=settings.threads, engine=settings.engine,
-                        precision=settings.precision)
-               for path in settings.models]  # fmt: skip
-    fused = Ensemble(members, weights=settings.model_weights, min_score=settings.min_score,
-                     iou=settings.iou)  # fmt: skip
-    log.info(
-        "detector: %s fused, weights %s, min score %.2f",
-        " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in fused.weights),
-        fused.min_score,
-    )  # fmt: skip
-    return fused
+    floor = settings.thresholds.floor
+    members = [
+        Detector(path, min_score=min(MEMBER_FLOOR, floor) if len(settings.models) > 1 else floor,
+                 iou=settings.iou, classes=settings.classes, device=settings.device,
+                 threads=settings.threads, engine=settings.engine, precision=precision)
+        for path in settings.models
+    ]  # fmt: skip
+    _check_labels(settings, set().union(*(m.labels for m in members)))
+    whole: Detector | Ensemble = members[0]
+    rules = FusionRules((1.0,), near=FUSION_NEAR, kin=KIN, nms_iou=settings.iou)
+    if len(members) > 1:
+        whole = Ensemble(
+            members, weights=settings.model_weights, sure=settings.model_sure, min_score=floor,
+            iou=settings.iou, near=FUSION_NEAR, kin=KIN,
+        )  # fmt: skip
+        rules = whole.rules
+        log.info(
+            "detector: %s fused, weights %s, sure at %s",
+            " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in whole.weights),
+            "/".join(f"{s:g}" for s in settings.model_sure) or "never",
+        )  # fmt: skip
+    if settings.tiles.mode == "off":
+        return whole
+    log.info("detector: tiles %s by %s, added at %.2f", settings.tiles, members[0].model.name,
+             settings.tile_score)  # fmt: skip
+    return Tiled(whole, members[0], settings.tiles, tile_score=settings.tile_score, rules=rules)
+
+
+def _check_labels(settings: Settings, known: set[str]) -> None:
+    unknown = sorted(set(settings.label_scores) - known)
+    if unknown:
+        raise ConfigError(
+            f"HOOK_LABEL_SCORES names labels the model does not know: {', '.join(unknown)}"
+        )

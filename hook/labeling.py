@@ -13,8 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from hook.detector import Detector
-from hook.ensemble import Ensemble
+from hook.detector import Detects
 from hook.job import Job
 from hook.labels import camio_labels
 from hook.rules import RulesFile
@@ -33,7 +32,7 @@ class Labeler:
     ) -> None:
         self.store, self.settler, self.rules, self.snapshots = store, settler, rules, snapshots
 
-    def label(self, jobs: Sequence[Job], detector: Detector | Ensemble) -> None:
+    def label(self, jobs: Sequence[Job], detector: Detects) -> None:
         """Detect in every image of `jobs` in one run, then label each job."""
         if not jobs:
             return
@@ -55,14 +54,15 @@ class Labeler:
             self._store(job, detector, outputs[at : at + count])
             at += count
 
-    def _store(self, job: Job, detector: Detector | Ensemble, outputs: Sequence[Any]) -> None:
+    def _store(self, job: Job, detector: Detects, outputs: Sequence[Any]) -> None:
         """Build the Camio labels from the job's outputs; store them before any POST."""
         try:
             rules = self.rules.current()
             per_image, kept, dropped = [], [], []
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = detector.postprocess(output, box)
-                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source)
+                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source,
+                                                self.rules.thresholds)  # fmt: skip
                 per_image.append((meta.key, box.source, reported))
                 kept.append(reported)
                 dropped.extend(refused)

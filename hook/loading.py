@@ -1,9 +1,10 @@
 """Loading: claimed jobs' images read in one query, decoded and letterboxed for the detector.
 
-JPEGs decode at the smallest DCT scale that still covers the canvas (or the picture, when
-pictures are on), the cheapest way to the same pixels. A job whose labels an earlier attempt
-stored needs no image: it goes straight to delivery. A missing or bad image fails its own job
-with the reason; any other trouble retries that job; the others of the batch go on.
+JPEGs decode at the smallest DCT scale that still covers what the detector needs (the canvas,
+a large frame's tiles, or the picture when pictures are on), the cheapest way to the same
+pixels. A job whose labels an earlier attempt stored needs no image: it goes straight to
+delivery. A missing or bad image fails its own job with the reason; any other trouble retries
+that job; the others of the batch go on.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from hook.detector import Detector
-from hook.ensemble import Ensemble
+from hook.detector import Detects
 from hook.errors import BadImage
 from hook.images import decode_image
 from hook.job import Job
@@ -27,7 +27,7 @@ class Loader:
     """Turns CLAIMED jobs into LOADED (or LABELED, or settled); one per worker."""
 
     def __init__(
-        self, store: TaskStore, settler: Settler, detector: Detector | Ensemble, *,
+        self, store: TaskStore, settler: Settler, detector: Detects, *,
         max_pixels: int, pictures: bool,
     ) -> None:  # fmt: skip
         self.store, self.settler, self.detector = store, settler, detector
@@ -51,7 +51,7 @@ class Loader:
                 return
             canvases, boxes, decoded = [], [], []
             for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
-                fit = self.detector.canvas
+                fit = self.detector.fit_for((meta.width, meta.height))
                 if self.pictures:  # the picture may want more pixels than the model
                     fit = picture_fit(fit, (meta.width, meta.height))
                 try:

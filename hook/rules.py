@@ -22,6 +22,7 @@ from hook.camera_rule import CameraRule
 from hook.errors import ConfigError
 from hook.rules_toml import Source, read_entries
 from hook.task import Dropped
+from hook.thresholds import Thresholds
 from hook.zones import Polygon
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["CameraRule", "Rules", "RulesFile", "describe"]
 
 log = logging.getLogger(__name__)
+
+NO_THRESHOLDS = Thresholds(0.0)  # every detection is a candidate
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,24 @@ class Rules:
         key: str,
         detections: Sequence[Detection],
         size: tuple[int, int],
+        thresholds: Thresholds = NO_THRESHOLDS,
     ) -> tuple[list[Detection], list[Dropped]]:
-        """One image's detections -> (kept, renamed; dropped, each with why). `size` = (w, h)."""
+        """One image's detections -> (kept, renamed; dropped, each with why). `size` = (w, h).
+
+        A detection under `thresholds` (HOOK_MIN_SCORE, HOOK_LABEL_SCORES) is no candidate and
+        goes without a word, unless the camera's entry sets its label's min_score itself.
+        """
         entry = self.entry_for(camera)
+        candidates = [
+            d for d in detections
+            if d.score >= thresholds.of(d.label)
+            or (entry is not None and entry.score_floor(d.label) is not None)
+        ]  # fmt: skip
         if entry is None:
-            return list(detections), []
+            return candidates, []
         kept: list[Detection] = []
         dropped: list[Dropped] = []
-        for detection in detections:
+        for detection in candidates:
             why = entry.why_dropped(detection, size)
             if why is None:
                 kept.append(entry.renamed(detection))
@@ -139,7 +152,8 @@ def _what(entry: CameraRule) -> list[str]:
         said.append(f"labels: reports only {names}" if names else "labels: none, drops everything")
     if isinstance(entry.min_score, Mapping):
         floors = ", ".join(f"{label} below {score:g}" for label, score in entry.min_score.items())
-        said.append(f"min_score: drops {floors or 'nothing'}; other labels at any score")
+        said.append(f"min_score: drops {floors or 'nothing'}; other labels at HOOK_MIN_SCORE "
+                    "or HOOK_LABEL_SCORES")  # fmt: skip
     elif entry.min_score is not None:
         said.append(f"min_score: drops detections scoring below {entry.min_score:g}")
     if entry.min_area is not None:
@@ -174,22 +188,27 @@ class RulesFile:
     """
 
     def __init__(
-        self, path: Path | None, rules: Rules, seen: Stamp, known: Collection[str] | None = None
-    ) -> None:
+        self, path: Path | None, rules: Rules, seen: Stamp, known: Collection[str] | None = None,
+        thresholds: Thresholds = NO_THRESHOLDS,
+    ) -> None:  # fmt: skip
         self.path = path
         self.known = known  # the model's labels, when given: names outside them are mistakes
+        self.thresholds = thresholds  # where no entry sets a label's min_score
         self._rules = rules
         self._seen = seen
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: Path | None, known: Collection[str] | None = None) -> RulesFile:
+    def open(
+        cls, path: Path | None, known: Collection[str] | None = None,
+        thresholds: Thresholds = NO_THRESHOLDS,
+    ) -> RulesFile:  # fmt: skip
         """Load `path` (None: no rules); a ConfigError if it cannot be read or is invalid,
         or (with `known`, the model's labels) names a label the model never reports."""
         if path is None:
-            return cls(None, Rules(), None, known)
+            return cls(None, Rules(), None, known, thresholds)
         seen = _stamp(path)  # before reading: a change made while reading is seen next time
-        return cls(path, _load(path, known), seen, known)
+        return cls(path, _load(path, known), seen, known, thresholds)
 
     def current(self) -> Rules:
         """The rules in force, read again first if the file changed (and has settled)."""

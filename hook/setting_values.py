@@ -95,6 +95,13 @@ def weights(raw: str) -> tuple[float, ...]:
     return tuple(positive_float(part) for part in parts)
 
 
+def fractions(raw: str) -> tuple[float, ...]:
+    parts = raw.split(",")
+    if any(not part.strip() for part in parts):
+        raise ValueError("must be numbers from 0 to 1, comma-separated, one per model")
+    return tuple(fraction(part) for part in parts)
+
+
 def mongo_uri(raw: str) -> str | None:
     uri = raw.strip()
     if uri and not uri.startswith(("mongodb://", "mongodb+srv://")):

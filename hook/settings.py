@@ -20,6 +20,8 @@ from hook.hosts import operator_url
 from hook.outbound import parse_custom_headers
 from hook.setting_values import MAKE_KEY
 from hook.signing import parse_secrets
+from hook.thresholds import Thresholds, parse_label_scores
+from hook.tiling import Tiling, parse_tiling
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
@@ -27,16 +29,30 @@ DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
 # chosen by bench/accuracy.py on the repository's photo set (README, "Accuracy").
 DEFAULT_MODELS = (DEFAULT_MODEL, PROJECT_DIR / "models" / "nanodet-g.onnx")
 DEFAULT_WEIGHTS = (1.0, 1.5)
+DEFAULT_SURE = (0.6, 0.55)  # a lone box this sure keeps its score (README, "Accuracy")
 
 
 def default_weights(models: tuple[Path, ...]) -> tuple[float, ...]:
     """The chosen weights when HOOK_MODEL names the default pair (any spelling, any order)."""
-    chosen = {m.resolve(): w for m, w in zip(DEFAULT_MODELS, DEFAULT_WEIGHTS, strict=True)}
+    return _for_default_pair(models, DEFAULT_WEIGHTS)
+
+
+def default_sure(models: tuple[Path, ...]) -> tuple[float, ...]:
+    """The chosen sure scores when HOOK_MODEL names the default pair; else none."""
+    return _for_default_pair(models, DEFAULT_SURE)
+
+
+def _for_default_pair(models: tuple[Path, ...], values: tuple[float, ...]) -> tuple[float, ...]:
+    """`values` in the order HOOK_MODEL names the default pair (any spelling), else ()."""
+    chosen = {m.resolve(): v for m, v in zip(DEFAULT_MODELS, values, strict=True)}
     resolved = [m.resolve() for m in models]
     if sorted(resolved) != sorted(chosen):
-        return ()  # equal weights
+        return ()
     return tuple(chosen[m] for m in resolved)
 
+
+# People and vehicles far off score lower than close-ups; chosen on the camera-like frames.
+DEFAULT_LABEL_SCORES = "person=0.3,bicycle=0.3,car=0.3,motorcycle=0.3,bus=0.3,truck=0.3"
 
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|_HEADERS$")
 
@@ -139,8 +155,23 @@ SPECS: tuple[Spec, ...] = (
          "With several models: each one's weight in the fused score, comma-separated. A box "
          "only one model finds scores its score x its share of the weights. Unset: 1 for "
          "yolov3-tiny and 1.5 for nanodet-g when HOOK_MODEL names those two, equal otherwise."),
+    Spec("HOOK_MODEL_SURE", "model_sure", value.fractions, None,
+         "With several models: each one's score at which a box it alone finds keeps that score "
+         "in the fusion, comma-separated. Unset: 0.6 for yolov3-tiny and 0.55 for nanodet-g "
+         "when HOOK_MODEL names those two, none otherwise."),
     Spec("HOOK_MIN_SCORE", "min_score", value.fraction, "0.35",
-         "Lowest detection score reported (of the fused score, with several models)."),
+         "Lowest detection score reported (of the fused score, with several models), for "
+         "labels HOOK_LABEL_SCORES does not name."),
+    Spec("HOOK_LABEL_SCORES", "label_scores", parse_label_scores, DEFAULT_LABEL_SCORES,
+         "Lowest score reported per label, `label=score` comma-separated, in place of "
+         "HOOK_MIN_SCORE for those labels (people and vehicles far off score lower than close "
+         "ups); empty: HOOK_MIN_SCORE for all."),
+    Spec("HOOK_TILES", "tiles", parse_tiling, "auto",
+         "Large frames also looked at in overlapping tiles by the first model of HOOK_MODEL, so "
+         "small distant objects are found: auto (frames of 1000 px or more, tiles of at most "
+         "about 700 px, 6 at most), off, or a grid COLSxROWS for every frame."),
+    Spec("HOOK_TILE_SCORE", "tile_score", value.fraction, "0.5",
+         "Lowest score at which something only a tile shows is added to the frame's labels."),
     Spec("HOOK_IOU", "iou", value.fraction, "0.45",
          "Overlap (IoU) above which two boxes of one label count as the same object."),
     Spec("HOOK_CLASSES", "classes", value.csv_list, "",
@@ -211,7 +242,11 @@ class Settings:
     max_image_bytes: int
     models: tuple[Path, ...]
     model_weights: tuple[float, ...]
+    model_sure: tuple[float, ...]
     min_score: float
+    label_scores: dict[str, float]
+    tiles: Tiling
+    tile_score: float
     iou: float
     classes: tuple[str, ...]
     rules: Path | None
@@ -222,6 +257,11 @@ class Settings:
     precision: str
     batch_images: int
     log_level: str
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """HOOK_MIN_SCORE for every label, but those HOOK_LABEL_SCORES names."""
+        return Thresholds(self.min_score, self.label_scores)
 
     def __repr__(self) -> str:  # the key must never reach a log line
         shown = ", ".join(
@@ -260,6 +300,13 @@ class Settings:
             except ValueError as exc:
                 shown = "<hidden>" if spec.hidden else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
+        if values["model_sure"] is None:
+            values["model_sure"] = default_sure(values["models"])
+        elif len(values["model_sure"]) != len(values["models"]) or len(values["models"]) == 1:
+            raise ConfigError(
+                f"HOOK_MODEL_SURE has {len(values['model_sure'])} scores for "
+                f"{len(values['models'])} models: give one per model of several, or none"
+            )
         if values["model_weights"] is None:
             values["model_weights"] = default_weights(values["models"])
         elif len(values["models"]) == 1:

@@ -51,8 +51,7 @@ from hook.callback import session as callback_session
 from hook.change_feed import ChangeFeed
 from hook.completions import Completions
 from hook.delivery import DeliveryPool
-from hook.detector import Detector
-from hook.ensemble import Ensemble
+from hook.detector import Detects
 from hook.hosts import HostAllowList
 from hook.housekeeping import Housekeeper
 from hook.job import Job, Stage
@@ -99,7 +98,7 @@ class Worker:
     def __init__(
         self,
         store: TaskStore,
-        detectors: Sequence[Detector | Ensemble],
+        detectors: Sequence[Detects],
         config: WorkerConfig,
         *,
         http: requests.Session | None = None,
@@ -187,12 +186,12 @@ class Worker:
         if self.fetch_failed:  # the process exits 1, so systemd starts it again
             raise RuntimeError("the fetch thread failed (its traceback is logged above)")
 
-    def _lane(self, detector: Detector | Ensemble) -> None:
+    def _lane(self, detector: Detects) -> None:
         """Label what the fetch thread made ready until it says there is no more."""
         while jobs := take_ready(self.ready, self.config.batch_images):
             self._advance(jobs, detector)
 
-    def _advance(self, jobs: list[Job], detector: Detector | Ensemble) -> None:
+    def _advance(self, jobs: list[Job], detector: Detects) -> None:
         """Jobs from the ready queue: given back (stopping), labeled, sent for delivery; one
         that cannot be handed on (a bug) is let go, its lease brings the task back."""
         if self.stopping.is_set():

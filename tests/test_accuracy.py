@@ -93,22 +93,30 @@ def test_the_repository_set_has_every_kind_and_pins_every_source() -> None:
         assert ("photo" in p.source) or (p.source.get("sha256") and p.source.get("member")), p.name
 
 
-REPOSITORY_SET = photoset.repository_set()
+# The default detector's quality floor per set, a little under what it measured when the
+# defaults were chosen (README, "Accuracy"): recall, false labels, photos of nothing labeled,
+# people error. The held-out set is never tuned on; its floor only catches a collapse.
+FLOORS = {
+    "photos": (0.85, 8, 3, 1.5),
+    "holdout": (0.45, 6, 5, 1.5),
+    "cameras": (0.65, 4, 1, 1.0),
+}
 
 
-@pytest.mark.skipif(
-    not all(p.path.is_file() for p in REPOSITORY_SET),
-    reason="the photo set is fetched by: bash scripts/setup.sh --test",
-)
-def test_the_default_detector_finds_what_a_person_names_with_few_false_labels() -> None:
-    """A quality floor: measured 0.90 recall and 4 false labels when the default was chosen."""
-    detector = ensemble.from_settings(make_settings())  # as worker.py builds it
-    seen = accuracy.detect_all(detector, REPOSITORY_SET)
-    figures = score(REPOSITORY_SET, seen, detector.min_score)
-    assert figures.recall >= 0.85, figures
-    assert figures.false_labels <= 6, figures
-    assert figures.noisy_negatives <= 2, figures
-    assert figures.people_error is not None and figures.people_error <= 1.5, figures
+@pytest.mark.parametrize("name", list(FLOORS))
+def test_the_default_detector_finds_what_a_person_names_with_few_false_labels(name: str) -> None:
+    """A quality floor per photo set, at the default settings, as worker.py builds them."""
+    photos = photoset.repository_set(name)
+    if not all(p.path.is_file() for p in photos):
+        pytest.skip(f"the {name} set is fetched by: bash scripts/setup.sh --test")
+    settings = make_settings()
+    detector = ensemble.from_settings(settings)
+    figures = score(photos, accuracy.detect_all(detector, photos), settings.thresholds)
+    recall, false_labels, noisy, people = FLOORS[name]
+    assert figures.recall >= recall, figures
+    assert figures.false_labels <= false_labels, figures
+    assert figures.noisy_negatives <= noisy, figures
+    assert figures.people_error is not None and figures.people_error <= people, figures
 
 
 def test_a_derived_photo_is_made_again_when_its_recipe_or_its_bytes_change(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hook.detector import Detector
 from hook.ensemble import Ensemble
 from hook.errors import ConfigError
 from hook.images import decode_image
+from hook.tiled import Tiled
 from tests.factories import DATA, ROOT, make_settings
 
 YOLO = ROOT / "models" / "yolov3-tiny.onnx"
@@ -74,17 +75,32 @@ def test_one_event_in_one_batch_equals_image_by_image(members) -> None:
     assert all(together)
 
 
-def test_from_settings_builds_one_model_or_the_fused_pair() -> None:
-    single = ensemble.from_settings(make_settings(HOOK_MODEL=str(YOLO)))
+def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first() -> None:
+    single = ensemble.from_settings(make_settings(HOOK_MODEL=str(YOLO), HOOK_TILES="off"))
     assert isinstance(single, Detector)
     pair = ensemble.from_settings(
         make_settings(
-            HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1.5", HOOK_MIN_SCORE="0.35"
+            HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1.5", HOOK_MIN_SCORE="0.35",
+            HOOK_MODEL_SURE="0.7,0.6", HOOK_TILES="off", HOOK_LABEL_SCORES="",
         )
-    )
+    )  # fmt: skip
     assert isinstance(pair, Ensemble)
-    assert pair.weights == (1.0, 1.5) and pair.min_score == 0.35
+    assert pair.weights == (1.0, 1.5) and pair.rules.sure == (0.7, 0.6)
+    assert pair.min_score == 0.2  # candidates to the floor: the rules apply the thresholds
     assert [m.model for m in pair.members] == [YOLO, NANODET]
+    tiled = ensemble.from_settings(make_settings(HOOK_TILES="3x2", HOOK_TILE_SCORE="0.6"))
+    assert isinstance(tiled, Tiled) and isinstance(tiled.whole, Ensemble)
+    assert tiled.tiler is tiled.whole.members[0] and tiled.tile_score == 0.6
+    assert ensemble.members_of(tiled) == tiled.whole.members
+
+
+def test_label_scores_must_name_labels_the_model_knows() -> None:
+    with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES names labels the model does not"):
+        ensemble.from_settings(make_settings(HOOK_LABEL_SCORES="persn=0.3"))
+    with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES='person' is invalid"):
+        make_settings(HOOK_LABEL_SCORES="person")
+    with pytest.raises(ConfigError, match="HOOK_MODEL_SURE has 1 scores for 2 models"):
+        make_settings(HOOK_MODEL_SURE="0.5")
 
 
 def test_weights_that_do_not_fit_the_models_are_a_start_up_error() -> None:
@@ -103,6 +119,7 @@ def test_the_default_pair_gets_its_weights_however_it_is_spelled(
     assert relative.model_weights == (1.0, 1.5)
     swapped = make_settings(HOOK_MODEL=f"{NANODET},{YOLO}")
     assert swapped.model_weights == (1.5, 1.0)
+    assert make_settings().model_sure == (0.6, 0.55) and swapped.model_sure == (0.55, 0.6)
     assert make_settings(HOOK_MODEL=f"{YOLO},{YOLO.with_name('other.onnx')}").model_weights == ()
     with pytest.raises(ConfigError, match="HOOK_MODEL_WEIGHTS is for several models"):
         make_settings(HOOK_MODEL=str(YOLO), HOOK_MODEL_WEIGHTS="2")

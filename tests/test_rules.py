@@ -15,6 +15,7 @@ from hook.detector import Detection
 from hook.errors import ConfigError
 from hook.rules import QUIET_SECONDS, CameraRule, Rules, RulesFile, describe
 from hook.task import Dropped
+from hook.thresholds import Thresholds
 from tests.factories import write
 from tests.procs import hook_cli as cli
 
@@ -99,6 +100,23 @@ def test_min_score_per_label_leaves_other_labels_unlimited() -> None:
     assert [(d.label, d.score) for d in kept] == [("p", 0.6), ("dog", 0.01)]
     assert dropped == [Dropped(KEY, "person", 0.59, "min_score 0.6"),
                        Dropped(KEY, "car", 0.39, "min_score 0.4")]  # fmt: skip
+
+
+def test_the_thresholds_drop_quietly_unless_the_cameras_entry_sets_the_labels_own() -> None:
+    """HOOK_MIN_SCORE / HOOK_LABEL_SCORES make no candidate of a low score (no `dropped` line),
+    and a camera's own min_score for a label replaces them, lower or higher."""
+    limits = Thresholds(0.35, {"person": 0.3})
+    found = [box("person", 0.32), box("dog", 0.32), box("cat", 0.5), box("car", 0.25)]
+    assert Rules().apply("cam", KEY, found, SIZE, limits) == ([found[0], found[2]], [])
+    lower = Rules((CameraRule(match="*", min_score={"car": 0.22, "cat": 0.6}),))
+    kept, dropped = lower.apply("cam", KEY, found, SIZE, limits)
+    assert kept == [found[0], found[3]]  # the car at 0.25 is kept at this camera's 0.22
+    assert [(d.label, d.why) for d in dropped] == [("cat", "min_score 0.6")]
+    everything = Rules((CameraRule(match="*", min_score=0.3),))  # every label at 0.3 here
+    kept, dropped = everything.apply("cam", KEY, found, SIZE, limits)
+    assert kept == found[:3] and [d.label for d in dropped] == ["car"]
+    other = Rules((CameraRule(match="back*", min_score=0.1),))  # fits no "cam": thresholds
+    assert other.apply("cam", KEY, found, SIZE, limits) == ([found[0], found[2]], [])
 
 
 def test_min_area_is_a_fraction_of_the_image_area() -> None:
@@ -190,7 +208,7 @@ def test_describe_says_what_each_entry_does(tmp_path: Path) -> None:
     assert describe(Rules.load(path)).splitlines()[2:] == [
         'camera[0] (line 1): match "front*"',
         "  labels: reports only person, car",
-        "  min_score: drops person below 0.6; other labels at any score",
+        "  min_score: drops person below 0.6; other labels at HOOK_MIN_SCORE or HOOK_LABEL_SCORES",
         "  min_area: drops boxes under 0.002 of the image area",
         "  rename: reports person as human (the other keys name labels as detected)",
         "  ignore_zones[0]: drops objects standing in (0, 0) (1, 0) (1, 0.3) (0, 0.3)",

@@ -1,0 +1,84 @@
+"""Tiled detection: merging what the tiles see with the whole frame, by hand and on real photos."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from hook import ensemble
+from hook.detector import Detection, Detects
+from hook.fusion import CLOSE_VEHICLES, FusionRules, iou
+from hook.tiled import Tiled, merge
+from hook.tiling import tiles
+from tests.factories import DATA, make_settings
+
+RULES = FusionRules((1.0,), near=0.5, kin=(CLOSE_VEHICLES,))
+
+
+def det(label: str, score: float, box: tuple[float, float, float, float]) -> Detection:
+    return Detection(label, score, box)
+
+
+def test_an_object_in_two_tiles_overlap_is_counted_once() -> None:
+    seen = [det("person", 0.8, (600, 100, 640, 200)), det("person", 0.7, (601, 102, 641, 199))]
+    assert merge([], seen, RULES, 0.5) == [seen[0]]
+
+
+def test_a_tile_seeing_a_whole_frame_object_surer_lends_it_its_score_not_a_second_box() -> None:
+    whole = [det("car", 0.31, (100, 100, 140, 130))]  # under its threshold on the whole frame
+    tile = [det("truck", 0.8, (102, 101, 141, 131))]  # kin: the same vehicle
+    assert merge(whole, tile, RULES, 0.5) == [det("car", 0.8, (100, 100, 140, 130))]
+
+
+def test_a_tile_naming_a_whole_frame_object_otherwise_is_one_object_under_the_surer_name() -> None:
+    bicycle = det("bicycle", 0.75, (924, 431, 1022, 593))  # the whole frame took it for a person
+    assert merge([det("person", 0.45, (920, 440, 1020, 600))], [bicycle], RULES, 0.5) == [bicycle]
+    horse = det("horse", 0.8, (917, 437, 1118, 627))
+    assert merge([horse], [det("sheep", 0.76, (924, 431, 1122, 593))], RULES, 0.5) == [horse]
+
+
+def test_what_only_a_tile_sees_is_added_at_the_tile_score() -> None:
+    whole = [det("person", 0.9, (0, 0, 100, 300))]
+    tile = [det("dog", 0.55, (500, 500, 530, 520)), det("cat", 0.45, (700, 500, 730, 520))]
+    assert merge(whole, tile, RULES, 0.5) == [whole[0], tile[0]]
+
+
+@pytest.fixture(scope="module")
+def detectors() -> tuple[Detects, Detects]:
+    """The default detector (tiles auto) and the same without tiles, in f32."""
+    tiled = ensemble.from_settings(make_settings(HOOK_PRECISION="f32"))
+    whole = ensemble.from_settings(make_settings(HOOK_PRECISION="f32", HOOK_TILES="off"))
+    assert isinstance(tiled, Tiled)
+    return tiled, whole
+
+
+def frame_with(scale: float, at: tuple[int, int]) -> Image.Image:
+    """person.jpg (a woman, her dog and a horse) pasted at `scale` into an empty 1080p frame."""
+    photo = Image.open(DATA / "person.jpg").convert("RGB")
+    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)))
+    frame = Image.new("RGB", (1920, 1080), (90, 110, 80))
+    frame.paste(photo, at)
+    return frame
+
+
+def people(found: list[Detection]) -> list[Detection]:
+    return [d for d in found if d.label == "person" and d.score >= 0.3]
+
+
+def test_a_distant_person_the_whole_frame_misses_is_found_by_a_tile_and_counted_once(
+    detectors: tuple[Detects, Detects],
+) -> None:
+    tiled, whole = detectors
+    frame = frame_with(1 / 3, (700, 520))  # the woman about 90 px tall, 19 px on the canvas
+    assert people(whole.detect(frame)) == []
+    (person,) = people(tiled.detect(frame))
+    # where she is: 187..276 x 102..377 in the photo, at a third, moved to (700, 520)
+    assert iou(person.box, (762, 554, 792, 646)) >= 0.6, person
+
+
+def test_a_person_cut_by_tile_edges_is_counted_once(detectors: tuple[Detects, Detects]) -> None:
+    tiled, _ = detectors
+    frame = frame_with(1.0, (510, 300))  # the woman spans x 697-786 and y 402-677
+    edges = tiles((1920, 1080), (3, 2))
+    assert edges[0][2] == 738 and edges[3][1] == 480  # she crosses a column and a row edge
+    assert len(people(tiled.detect(frame))) == 1
