@@ -1,12 +1,16 @@
 """The int8 builds of the default models: models/<stem>.int8.onnx, for HOOK_PRECISION=int8.
 
 Each is models/quantize.py's shipped variant of the f32 model beside it, calibrated on the
-repository's photo set (bench/photos, fetched into tests/data/photos by `python -m bench.photoset
-photos`), all 44 photos in name order, so the build is the same on every machine and is the
-model whose accuracy bench/precision.py and bench/engines.py measure. There is no fallback to
-other photos: a build calibrated on whatever a machine has would be a different model under the
-same name. Its stamp (`<stem>.int8.onnx.sha256`) records what it was made from; a build is
-intact while the int8 file, the f32 model and the photos (when present) still match it.
+repository's photo set (bench/photos, fetched into tests/data/photos) and, where the checkout has
+its manifests, the camera-like frames (bench/cameras -> tests/data/cameras), every photo of each
+set in name order (`python -m bench.photoset photos cameras` fetches them), so the build is the
+same on every machine and is the model whose accuracy bench/precision.py and bench/engines.py
+measure. The held-out set (bench/holdout) is never calibrated on. There is no fallback to other
+photos: a build calibrated on whatever a machine has would be a different model under the same
+name. Its stamp (`<stem>.int8.onnx.sha256`) records what it was made from (the f32 model, the
+variant, and `calibration`: the sha256 of the list of calibration photos, set/name and sha256
+each); a build is intact while the int8 file, the f32 model and the photos (when present) still
+match it.
 """
 
 from __future__ import annotations
@@ -19,34 +23,52 @@ from pathlib import Path
 
 from hook.model_files import file_sha256, int8_path, read_stamp, stamp_path
 
-SHIPPED = "conv-percentile"  # models/quantize.py's variant these builds use
+SHIPPED = "conv-rr"  # models/quantize.py's variant these builds use
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODELS = (HERE / "yolov3-tiny.onnx", HERE / "nanodet-g.onnx")  # the default detector's
-MANIFESTS = ROOT / "bench" / "photos"
-PHOTOS = ROOT / "tests" / "data" / "photos"
+BENCH = ROOT / "bench"
+DATA = ROOT / "tests" / "data"
+CALIBRATION_SETS = ("photos", "cameras")  # never "holdout": it is kept for an independent check
+REQUIRED = "photos"  # the others calibrate where the checkout has their manifests
 SUFFIXES = (".jpg", ".png")
-FETCH = ".venv/bin/python -m bench.photoset photos"
+FETCH = ".venv/bin/python -m bench.photoset photos cameras"
 
 
 def calibration_photos() -> list[Path] | None:
-    """The repository's photo set in name order, or None unless every photo of it is here."""
-    manifests = sorted(MANIFESTS.glob("*.toml"))
+    """The calibration sets' photos, set by set and each in name order: the repository's photo
+    set and, where bench/cameras has manifests, the camera-like frames; None unless every photo
+    of each such set is here."""
     found = []
-    for manifest in manifests:
-        hits = [p for p in (PHOTOS / f"{manifest.stem}{s}" for s in SUFFIXES) if p.is_file()]
-        if not hits:
+    for name in CALIBRATION_SETS:
+        manifests = sorted((BENCH / name).glob("*.toml"))
+        if not manifests and name == REQUIRED:
             return None
-        found.append(hits[0])
+        for manifest in manifests:
+            folder = DATA / name
+            hits = [p for p in (folder / f"{manifest.stem}{s}" for s in SUFFIXES) if p.is_file()]
+            if not hits:
+                return None
+            found.append(hits[0])
     return found or None
+
+
+def described(photos: Sequence[Path]) -> str:
+    """`44 photos of tests/data/photos and 47 of tests/data/cameras`."""
+    counts: dict[str, int] = {}
+    for photo in photos:
+        counts[photo.parent.name] = counts.get(photo.parent.name, 0) + 1
+    parts = [f"{n} of tests/data/{name}" for name, n in counts.items()]
+    parts[0] = parts[0].replace(" of ", " photos of ", 1)
+    return " and ".join(parts)
 
 
 def recipe(model: Path, photos: Sequence[Path] | None) -> dict[str, str]:
     """What an int8 build is made of: its f32 model, its variant and (when here) its photos."""
     made = {"source": file_sha256(model), "variant": SHIPPED}
     if photos is not None:
-        listing = "".join(f"{p.name} {file_sha256(p)}\n" for p in photos)
+        listing = "".join(f"{p.parent.name}/{p.name} {file_sha256(p)}\n" for p in photos)
         made["calibration"] = hashlib.sha256(listing.encode()).hexdigest()
     return made
 
@@ -100,5 +122,5 @@ def run(force: bool, required: bool) -> bool:
             continue
         build(model, photos)
         print(f"models/build.py: wrote {built} ({built.stat().st_size / 1e6:.1f} MB), "
-              f"calibrated on the {len(photos)} photos of tests/data/photos")  # fmt: skip
+              f"calibrated on {described(photos)}")  # fmt: skip
     return True
