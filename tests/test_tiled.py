@@ -24,10 +24,12 @@ def test_an_object_in_two_tiles_overlap_is_counted_once() -> None:
     assert merge([], seen, RULES, 0.5) == [seen[0]]
 
 
-def test_a_tile_seeing_a_whole_frame_object_surer_lends_it_its_score_not_a_second_box() -> None:
+def test_a_tile_seeing_a_whole_frame_object_surer_stands_for_it_not_beside_it() -> None:
     whole = [det("car", 0.31, (100, 100, 140, 130))]  # under its threshold on the whole frame
     tile = [det("truck", 0.8, (102, 101, 141, 131))]  # kin: the same vehicle
-    assert merge(whole, tile, RULES, 0.5) == [det("car", 0.8, (100, 100, 140, 130))]
+    assert merge(whole, tile, RULES, 0.5) == tile
+    sure = [det("car", 0.9, (100, 100, 140, 130))]
+    assert merge(sure, tile, RULES, 0.5) == sure
 
 
 def test_a_tile_naming_a_whole_frame_object_otherwise_is_one_object_under_the_surer_name() -> None:
@@ -65,15 +67,20 @@ def people(found: list[Detection]) -> list[Detection]:
     return [d for d in found if d.label == "person" and d.score >= 0.3]
 
 
-def test_a_distant_person_the_whole_frame_misses_is_found_by_a_tile_and_counted_once(
-    detectors: tuple[Detects, Detects],
+@pytest.mark.parametrize("at", [(100, 100), (300, 600), (700, 520), (1000, 300), (1500, 700)])
+def test_a_distant_person_is_found_by_the_tiles_surer_than_by_the_whole_frame_and_once(
+    detectors: tuple[Detects, Detects], at: tuple[int, int]
 ) -> None:
+    """The woman about 110 px tall in 1080p: 24 px on the whole frame's canvas, 62 on a tile's."""
     tiled, whole = detectors
-    frame = frame_with(1 / 3, (700, 520))  # the woman about 90 px tall, 19 px on the canvas
-    assert people(whole.detect(frame)) == []
+    frame = frame_with(0.4, at)
     (person,) = people(tiled.detect(frame))
-    # where she is: 187..276 x 102..377 in the photo, at a third, moved to (700, 520)
-    assert iou(person.box, (762, 554, 792, 646)) >= 0.6, person
+    x, y = at  # she stands at 187..276 x 102..377 in the photo
+    assert iou(person.box, (x + 75, y + 41, x + 110, y + 151)) >= 0.5, person
+    alone = people(whole.detect(frame))
+    assert all(d.score < person.score for d in alone)
+    if at == (300, 600):
+        assert alone == []  # missed without tiles
 
 
 def test_a_person_cut_by_tile_edges_is_counted_once(detectors: tuple[Detects, Detects]) -> None:
