@@ -93,8 +93,7 @@ def build(settings: Settings) -> Worker:
         batch_images=layout.batch_images,
     )
     # a wrong file, or a label the model never reports, stops the start: ConfigError, exit 2
-    rules = RulesFile.open(settings.rules, known=ensemble.label_names(detectors[0]),
-                           thresholds=settings.thresholds)  # fmt: skip
+    rules = RulesFile.open(settings.rules, known=ensemble.label_names(detectors[0]))
     wake = WakeUp.open(settings.data_dir)  # the web rings it the moment a task is stored
     return Worker(store, detectors, config, rules=rules, round_trips=round_trips, wake=wake)
 

@@ -23,6 +23,7 @@ from PIL import Image
 
 from hook import engines, yolo
 from hook.errors import ConfigError
+from hook.thresholds import NO_THRESHOLDS, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ class Detects:
 
     canvas: tuple[int, int]  # the model's input (w, h); an ensemble's largest
     load_seconds: float
+    # what the rules report from (hook.ensemble.from_settings: HOOK_MIN_SCORE and
+    # HOOK_LABEL_SCORES); a detector built by hand reports every detection it keeps
+    thresholds: Thresholds = NO_THRESHOLDS
 
     def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
         """What an image of `size` must be decoded to cover (hook.images.decode_image's fit)."""

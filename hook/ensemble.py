@@ -56,7 +56,7 @@ class Ensemble(Detects):
             )
         if sure and len(sure) != len(members):
             raise ConfigError(
-                f"HOOK_SURE_SCORES needs one score per model ({len(members)} models), or none"
+                f"HOOK_MODEL_SURE needs one score per model ({len(members)} models), or none"
             )
         self.min_score, self.iou = min_score, iou
         self.rules = FusionRules(
@@ -139,11 +139,14 @@ def from_settings(settings: Settings) -> Detects:
             " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in whole.weights),
             "/".join(f"{s:g}" for s in settings.model_sure) or "never",
         )  # fmt: skip
-    if settings.tiles.mode == "off":
-        return whole
-    log.info("detector: tiles %s by %s, added at %.2f", settings.tiles, members[0].model.name,
-             settings.tile_score)  # fmt: skip
-    return Tiled(whole, members[0], settings.tiles, tile_score=settings.tile_score, rules=rules)
+    detector: Detects = whole
+    if settings.tiles.mode != "off":
+        log.info("detector: tiles %s by %s, added at %.2f", settings.tiles,
+                 members[0].model.name, settings.tile_score)  # fmt: skip
+        detector = Tiled(whole, members[0], settings.tiles, tile_score=settings.tile_score,
+                         rules=rules)  # fmt: skip
+    detector.thresholds = settings.thresholds
+    return detector
 
 
 def _check_labels(settings: Settings, known: set[str]) -> None:

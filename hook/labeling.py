@@ -62,7 +62,7 @@ class Labeler:
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = detector.postprocess(output, box)
                 reported, refused = rules.apply(job.task.camera, meta.key, found, box.source,
-                                                self.rules.thresholds)  # fmt: skip
+                                                detector.thresholds)  # fmt: skip
                 per_image.append((meta.key, box.source, reported))
                 kept.append(reported)
                 dropped.extend(refused)

@@ -22,7 +22,7 @@ from hook.camera_rule import CameraRule
 from hook.errors import ConfigError
 from hook.rules_toml import Source, read_entries
 from hook.task import Dropped
-from hook.thresholds import Thresholds
+from hook.thresholds import NO_THRESHOLDS, Thresholds
 from hook.zones import Polygon
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["CameraRule", "Rules", "RulesFile", "describe"]
 
 log = logging.getLogger(__name__)
-
-NO_THRESHOLDS = Thresholds(0.0)  # every detection is a candidate
 
 
 @dataclass(frozen=True)
@@ -188,27 +186,22 @@ class RulesFile:
     """
 
     def __init__(
-        self, path: Path | None, rules: Rules, seen: Stamp, known: Collection[str] | None = None,
-        thresholds: Thresholds = NO_THRESHOLDS,
-    ) -> None:  # fmt: skip
+        self, path: Path | None, rules: Rules, seen: Stamp, known: Collection[str] | None = None
+    ) -> None:
         self.path = path
         self.known = known  # the model's labels, when given: names outside them are mistakes
-        self.thresholds = thresholds  # where no entry sets a label's min_score
         self._rules = rules
         self._seen = seen
         self._lock = threading.Lock()
 
     @classmethod
-    def open(
-        cls, path: Path | None, known: Collection[str] | None = None,
-        thresholds: Thresholds = NO_THRESHOLDS,
-    ) -> RulesFile:  # fmt: skip
+    def open(cls, path: Path | None, known: Collection[str] | None = None) -> RulesFile:
         """Load `path` (None: no rules); a ConfigError if it cannot be read or is invalid,
         or (with `known`, the model's labels) names a label the model never reports."""
         if path is None:
-            return cls(None, Rules(), None, known, thresholds)
+            return cls(None, Rules(), None, known)
         seen = _stamp(path)  # before reading: a change made while reading is seen next time
-        return cls(path, _load(path, known), seen, known, thresholds)
+        return cls(path, _load(path, known), seen, known)
 
     def current(self) -> Rules:
         """The rules in force, read again first if the file changed (and has settled)."""

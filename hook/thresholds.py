@@ -31,6 +31,9 @@ class Thresholds:
         return min(FLOOR, self.default, *self.labels.values())
 
 
+NO_THRESHOLDS = Thresholds(0.0)  # every detection is a candidate
+
+
 def parse_label_scores(raw: str) -> dict[str, float]:
     """`person=0.3, car=0.3` -> {"person": 0.3, "car": 0.3}; ValueError naming the bad part."""
     scores: dict[str, float] = {}

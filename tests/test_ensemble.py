@@ -92,6 +92,7 @@ def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first
     assert isinstance(tiled, Tiled) and isinstance(tiled.whole, Ensemble)
     assert tiled.tiler is tiled.whole.members[0] and tiled.tile_score == 0.6
     assert ensemble.members_of(tiled) == tiled.whole.members
+    assert tiled.thresholds == make_settings().thresholds  # what the rules report from
 
 
 def test_label_scores_must_name_labels_the_model_knows() -> None:
