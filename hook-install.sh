@@ -143,8 +143,8 @@ copy_code() {
   cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/pyproject.toml" "$SOURCE_DIR/requirements.txt" \
     "$SOURCE_DIR/README.md" "$SOURCE_DIR/hook-install.sh" "$APP/"
   cp "$SOURCE_DIR"/models/*.py "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
-  # the checkout's int8 builds (scripts/setup.sh makes them from its photo set): the worker
-  # uses them by default (HOOK_PRECISION=auto), else f32
+  # the checkout's int8 builds (scripts/setup.sh makes them from its photo sets), for
+  # HOOK_PRECISION=int8 or auto; the default is f32
   local built
   for built in "$SOURCE_DIR"/models/*.int8.onnx; do
     if [ -f "$built" ] && [ -f "$built.sha256" ]; then

@@ -103,7 +103,7 @@ def variants(default: Settings) -> list[Variant]:
         Variant("+ tiles 3x2", rules, chosen, "3x2", default.tile_score),
         Variant(f"+ tiles {grid} (the default)", rules, chosen, grid, default.tile_score),
         Variant(f"  tiles {grid}, tile score 0.4", rules, chosen, grid, 0.4),
-        Variant(f"  tiles {grid}, tile score 0.6", rules, chosen, grid, 0.6),
+        Variant(f"  tiles {grid}, tile score 0.5", rules, chosen, grid, 0.5),
         Variant(f"  tiles {grid} by nanodet-g, tile score 0.55", rules, chosen, grid, 0.55, 1),
         Variant(f"  tiles {grid} by nanodet-g, tile score 0.65", rules, chosen, grid, 0.65, 1),
     ]

