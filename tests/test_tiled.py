@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from PIL import Image
 
 from hook import ensemble
 from hook.detector import Detection, Detects
 from hook.fusion import CLOSE_VEHICLES, FusionRules, iou
+from hook.images import decode_image
 from hook.tiled import Tiled, merge
 from hook.tiling import tiles
 from tests.factories import DATA, make_settings
@@ -89,3 +92,20 @@ def test_a_person_cut_by_tile_edges_is_counted_once(detectors: tuple[Detects, De
     edges = tiles((1920, 1080), (3, 2))
     assert edges[0][2] == 738 and edges[3][1] == 480  # she crosses a column and a row edge
     assert len(people(tiled.detect(frame))) == 1
+
+
+def test_a_4k_frame_decoded_small_as_the_worker_does_maps_its_tiles_back_to_the_frame(
+    detectors: tuple[Detects, Detects],
+) -> None:
+    """A JPEG decodes at the smallest DCT scale covering the tiles' (here 1/2 of 3840x2160), and
+    the tiles' boxes come back in the frame's own pixels."""
+    tiled, _ = detectors
+    frame = Image.new("RGB", (3840, 2160), (90, 110, 80))
+    frame.paste(frame_with(0.4, (300, 600)).resize((3840, 2160)))  # every pixel doubled
+    data = io.BytesIO()
+    frame.save(data, format="JPEG", quality=92)
+    fit = tiled.fit_for(frame.size)
+    image, size = decode_image(data.getvalue(), max_pixels=16_777_216, fit=fit)
+    assert size == (3840, 2160) and image.size == (1920, 1080)
+    (person,) = people(tiled.detect(image, size))
+    assert iou(person.box, (750, 1282, 820, 1502)) >= 0.5, person  # (x + 75, y + 41, ...) x 2
