@@ -59,7 +59,7 @@ def look(photo: Photo, models: Sequence[Detector]) -> Seen:
                 continue
             started = time.perf_counter()
             placed, _ = tiled.to_canvas(image, size)
-            seen.tiled[name, m] = tiled.in_tiles(tiled.run([placed])[0])
+            seen.tiled[name, m] = tiled.in_tiles(tiled.run([placed])[0], size)
             # the whole frame ran again beside the tiles: its time is counted once, above
             seen.ms[name, m] = (time.perf_counter() - started) * 1000 - seen.ms["whole", m]
     return seen

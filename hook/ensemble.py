@@ -2,8 +2,9 @@
 
 An Ensemble offers what the worker uses of a Detector (canvas, to_canvas, run, postprocess,
 detect, detect_many), so a worker labels with one model or several alike. Models with the same
-canvas share one letterboxed picture. Members keep their candidates down to MEMBER_FLOOR; the
-fused score (hook.fusion) is what HOOK_MIN_SCORE applies to.
+canvas share one letterboxed picture. Members keep their candidates down to MEMBER_FLOOR, the
+fusion (hook.fusion) down to the thresholds' floor; the thresholds themselves (HOOK_MIN_SCORE,
+HOOK_LABEL_SCORES) travel with the detector and are applied with the rules per camera.
 
 The members run side by side, each in a thread (the engines release the GIL): an event on an
 idle worker is labeled in the time of the slowest member, not of all of them in turn, while a
@@ -23,7 +24,8 @@ from hook import engines, yolo
 from hook.detector import Detection, Detector, Detects
 from hook.errors import ConfigError
 from hook.fusion import CLOSE_VEHICLES, FusionRules, fuse
-from hook.settings import Settings
+from hook.settings import DEFAULT_LABEL_SCORES, Settings
+from hook.thresholds import Thresholds, parse_label_scores
 from hook.tiled import Tiled
 
 log = logging.getLogger(__name__)
@@ -125,7 +127,7 @@ def from_settings(settings: Settings) -> Detects:
                  threads=settings.threads, engine=settings.engine, precision=precision)
         for path in settings.models
     ]  # fmt: skip
-    _check_labels(settings, set().union(*(m.labels for m in members)))
+    thresholds = _thresholds(settings, set().union(*(m.labels for m in members)))
     whole: Detector | Ensemble = members[0]
     rules = FusionRules((1.0,), near=FUSION_NEAR, kin=KIN, nms_iou=settings.iou)
     if len(members) > 1:
@@ -145,13 +147,17 @@ def from_settings(settings: Settings) -> Detects:
                  members[0].model.name, settings.tile_score)  # fmt: skip
         detector = Tiled(whole, members[0], settings.tiles, tile_score=settings.tile_score,
                          rules=rules)  # fmt: skip
-    detector.thresholds = settings.thresholds
+    detector.thresholds = thresholds
     return detector
 
 
-def _check_labels(settings: Settings, known: set[str]) -> None:
+def _thresholds(settings: Settings, known: set[str]) -> Thresholds:
+    """The settings' thresholds for the labels the models know. HOOK_LABEL_SCORES naming another
+    is a mistake (a typo), unless it is the default, written for the default models' labels."""
     unknown = sorted(set(settings.label_scores) - known)
-    if unknown:
+    if unknown and settings.label_scores != parse_label_scores(DEFAULT_LABEL_SCORES):
         raise ConfigError(
             f"HOOK_LABEL_SCORES names labels the model does not know: {', '.join(unknown)}"
         )
+    labels = {k: v for k, v in settings.label_scores.items() if k in known}
+    return Thresholds(settings.min_score, labels)

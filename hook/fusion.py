@@ -24,6 +24,7 @@ from hook.detector import Detection
 
 Box = tuple[float, float, float, float]
 CLOSE_VEHICLES = frozenset({"car", "truck", "bus"})  # one model's van is another's car or truck
+NEAR_SIZES = 4.0  # the near-centre rule joins boxes whose areas are within this ratio
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,20 @@ def centre_gap(a: Sequence[float], b: Sequence[float]) -> float:
     return math.hypot(dx, dy) / side
 
 
+def _alike_in_size(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Areas within NEAR_SIZES of each other: a far person's box near a close one's centre is
+    not the same object."""
+    small, large = sorted(((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])))
+    return large <= NEAR_SIZES * max(small, 1e-9)
+
+
 def fit(a: Box, b: Box, rules: FusionRules) -> float:
     """How well two boxes are one object: their IoU, or for near centres a value just above 0;
     0 when they are not."""
     overlap = iou(a, b)
     if overlap > rules.iou:
         return overlap
-    if rules.near and centre_gap(a, b) < rules.near:
+    if rules.near and _alike_in_size(a, b) and centre_gap(a, b) < rules.near:
         return overlap + 1e-6  # near but barely overlapping: a match, ranked below overlaps
     return 0.0
 

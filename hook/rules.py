@@ -90,14 +90,10 @@ class Rules:
         """One image's detections -> (kept, renamed; dropped, each with why). `size` = (w, h).
 
         A detection under `thresholds` (HOOK_MIN_SCORE, HOOK_LABEL_SCORES) is no candidate and
-        goes without a word, unless the camera's entry sets its label's min_score itself.
+        goes without a word, unless the camera's entry sets a lower min_score for its label.
         """
         entry = self.entry_for(camera)
-        candidates = [
-            d for d in detections
-            if d.score >= thresholds.of(d.label)
-            or (entry is not None and entry.score_floor(d.label) is not None)
-        ]  # fmt: skip
+        candidates = [d for d in detections if d.score >= _lowest(entry, thresholds, d.label)]
         if entry is None:
             return candidates, []
         kept: list[Detection] = []
@@ -109,6 +105,14 @@ class Rules:
             else:
                 dropped.append(Dropped(key, detection.label, detection.score, why))
         return kept, dropped
+
+
+def _lowest(entry: CameraRule | None, thresholds: Thresholds, label: str) -> float:
+    """The lowest score a detection of `label` is a candidate from: the threshold, or the
+    entry's own min_score for it when lower (a higher one drops, and says so)."""
+    floor = entry.score_floor(label) if entry is not None else None
+    limit = thresholds.of(label)
+    return limit if floor is None else min(floor, limit)
 
 
 def describe(rules: Rules) -> str:

@@ -96,6 +96,9 @@ def weights(raw: str) -> tuple[float, ...]:
 
 
 def fractions(raw: str) -> tuple[float, ...]:
+    """Numbers from 0 to 1, one per model; `none` for none."""
+    if raw.strip().lower() == "none":
+        return ()
     parts = raw.split(",")
     if any(not part.strip() for part in parts):
         raise ValueError("must be numbers from 0 to 1, comma-separated, one per model")

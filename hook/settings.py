@@ -157,15 +157,16 @@ SPECS: tuple[Spec, ...] = (
          "yolov3-tiny and 1.5 for nanodet-g when HOOK_MODEL names those two, equal otherwise."),
     Spec("HOOK_MODEL_SURE", "model_sure", value.fractions, None,
          "With several models: each one's score at which a box it alone finds keeps that score "
-         "in the fusion, comma-separated. Unset: 0.6 for yolov3-tiny and 0.55 for nanodet-g "
-         "when HOOK_MODEL names those two, none otherwise."),
+         "in the fusion, comma-separated; `none`: never. Unset: 0.6 for yolov3-tiny and 0.55 "
+         "for nanodet-g when HOOK_MODEL names those two, none otherwise."),
     Spec("HOOK_MIN_SCORE", "min_score", value.fraction, "0.35",
          "Lowest detection score reported (of the fused score, with several models), for "
          "labels HOOK_LABEL_SCORES does not name."),
     Spec("HOOK_LABEL_SCORES", "label_scores", parse_label_scores, DEFAULT_LABEL_SCORES,
          "Lowest score reported per label, `label=score` comma-separated, in place of "
          "HOOK_MIN_SCORE for those labels (people and vehicles far off score lower than close "
-         "ups); empty: HOOK_MIN_SCORE for all."),
+         "ups); `none`: HOOK_MIN_SCORE for all. Labels a custom model lacks are left out of the "
+         "default."),
     Spec("HOOK_TILES", "tiles", parse_tiling, "auto",
          "Large frames also looked at in overlapping tiles by the first model of HOOK_MODEL, so "
          "small distant objects are found: auto (frames of 1000 px or more, tiles of at most "
@@ -304,7 +305,9 @@ class Settings:
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
         if values["model_sure"] is None:
             values["model_sure"] = default_sure(values["models"])
-        elif len(values["model_sure"]) != len(values["models"]) or len(values["models"]) == 1:
+        elif values["model_sure"] and (
+            len(values["model_sure"]) != len(values["models"]) or len(values["models"]) == 1
+        ):
             raise ConfigError(
                 f"HOOK_MODEL_SURE has {len(values['model_sure'])} scores for "
                 f"{len(values['models'])} models: give one per model of several, or none"

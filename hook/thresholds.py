@@ -35,8 +35,11 @@ NO_THRESHOLDS = Thresholds(0.0)  # every detection is a candidate
 
 
 def parse_label_scores(raw: str) -> dict[str, float]:
-    """`person=0.3, car=0.3` -> {"person": 0.3, "car": 0.3}; ValueError naming the bad part."""
+    """`person=0.3, car=0.3` -> {"person": 0.3, "car": 0.3}, `none` -> {}; ValueError naming
+    the bad part."""
     scores: dict[str, float] = {}
+    if raw.strip().lower() == "none":
+        return scores
     for part in (p.strip() for p in raw.split(",")):
         if not part:
             continue

@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from hook.detector import Detection, Detects
-from hook.fusion import FusionRules, fit, iou, suppress
+from hook.fusion import FusionRules, fit, suppress
 from hook.tiling import Tiling, Windows, cut_by_inner_edge, grid_for, windows
 from hook.yolo import Letterbox
 
@@ -33,7 +33,8 @@ class Tiled(Detects):
         self.whole, self.tiler, self.tiling = whole, tiler, tiling
         self.tile_score, self.rules = tile_score, rules
         self.canvas = whole.canvas
-        self.load_seconds = whole.load_seconds + (0.0 if tiler is whole else tiler.load_seconds)
+        members = getattr(whole, "members", (whole,))  # the tiler is usually one of them
+        self.load_seconds = whole.load_seconds + (0.0 if tiler in members else tiler.load_seconds)
 
     def windows_of(self, size: tuple[int, int]) -> Windows | None:
         grid = grid_for(size, self.tiling)
@@ -42,10 +43,11 @@ class Tiled(Detects):
     def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
         """A decode large enough for the whole frame's canvas and for the tiles' scale."""
         whole = self.whole.fit_for(size)
-        tiled = self.windows_of(size)
-        if tiled is None:
+        # `size` may be the header's, before EXIF turns the image: cover either orientation
+        scales = [w.scale for w in (self.windows_of(size), self.windows_of(size[::-1])) if w]
+        if not scales:
             return whole
-        side = math.ceil(max(size) * tiled.scale)  # square: either orientation fits
+        side = math.ceil(max(size) * max(scales))  # square: either orientation fits
         return max(side, whole[0]), max(side, whole[1])
 
     def to_canvas(
@@ -61,7 +63,9 @@ class Tiled(Detects):
         shrunk = image
         if image.size != tiled.size:
             shrunk = image.resize(tiled.size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-        whole, box = self.whole.to_canvas(shrunk, size)  # from the shrunk frame: less to resize
+        # the whole frame's canvas from the shrunk frame (less to resize), unless it needs more
+        enough = tiled.scale >= min(c / s for c, s in zip(self.whole.canvas, size, strict=True))
+        whole, box = self.whole.to_canvas(shrunk if enough else image, size)
         views = tuple(self.tiler.to_canvas(shrunk.crop(rect), None) for rect in tiled.rects)
         return (whole, (tiled, views)), box
 
@@ -80,11 +84,11 @@ class Tiled(Detects):
     def postprocess(self, output: Any, box: Letterbox) -> list[Detection]:
         whole_output = output[0]
         found = self.whole.postprocess(whole_output, box)
-        return merge(found, self.in_tiles(output), self.rules, self.tile_score)
+        return merge(found, self.in_tiles(output, box.source), self.rules, self.tile_score)
 
-    def in_tiles(self, output: Any) -> list[Detection]:
-        """What the tiles saw, in frame pixels, less boxes cut by an edge shared with another
-        tile (that neighbour, or the whole frame, sees the object whole)."""
+    def in_tiles(self, output: Any, size: tuple[int, int]) -> list[Detection]:
+        """What the tiles saw, in the pixels of a frame of `size`, less boxes cut by an edge
+        shared with another tile (that neighbour, or the whole frame, sees the object whole)."""
         _, tiled, outputs = output
         if tiled is None:
             return []
@@ -95,10 +99,17 @@ class Tiled(Detects):
                 moved = (d.box[0] + rect[0], d.box[1] + rect[1], d.box[2] + rect[0],
                          d.box[3] + rect[1])  # fmt: skip
                 if not cut_by_inner_edge(moved, rect, windows_.size):
-                    framed = (moved[0] / windows_.scale, moved[1] / windows_.scale,
-                              moved[2] / windows_.scale, moved[3] / windows_.scale)  # fmt: skip
-                    seen.append(Detection(d.label, d.score, framed))
+                    seen.append(Detection(d.label, d.score, _in_frame(moved, windows_, size)))
         return seen
+
+
+def _in_frame(
+    box: tuple[float, float, float, float], shrunk: Windows, size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """A box on the shrunk frame in the frame's pixels (per axis: the shrunk size is rounded)."""
+    fx, fy = size[0] / shrunk.size[0], size[1] / shrunk.size[1]
+    return (max(0.0, box[0] * fx), max(0.0, box[1] * fy),
+            min(float(size[0]), box[2] * fx), min(float(size[1]), box[3] * fy))  # fmt: skip
 
 
 def merge(
@@ -109,8 +120,7 @@ def merge(
     Tiles' own duplicates (an object in the overlap of two tiles) go first, by NMS. A tile's
     detection that matches one of the whole frame's (by fusion's IoU or centre rule, label or
     kin) is that object, and the surer of the two stays (a tile sees a small object larger, so
-    its box is the tighter). One that overlaps whole-frame objects of other labels by more than
-    NMS's IoU is one of them named otherwise: again the surer stays. The others are added.
+    its box is the tighter). The others are added: a rider and her horse overlap, and are two.
     """
     ranked = sorted((d for d in tiled if d.score >= tile_score), key=lambda d: -d.score)
     merged = list(whole)
@@ -118,15 +128,8 @@ def merge(
         fits = [(fit(w.box, t.box, rules), i) for i, w in enumerate(merged)
                 if rules.kindred(w.label, t.label)]  # fmt: skip
         how, at = max(fits, default=(0.0, -1))
-        if how > 0:
-            if t.score > merged[at].score:
-                merged[at] = t
-            continue
-        named = [i for i, w in enumerate(merged) if iou(w.box, t.box) > rules.nms_iou]
-        if not named:
+        if how == 0:
             merged.append(t)
-            continue
-        surest = max(named, key=lambda i: merged[i].score)
-        if t.score > merged[surest].score:
-            merged[surest] = t
+        elif t.score > merged[at].score:
+            merged[at] = t
     return sorted(merged, key=lambda d: -d.score)

@@ -21,6 +21,7 @@ AUTO_TILE = 700  # ... cut so each tile's longer side is at most about this many
 AUTO_MOST = 6  # ... in at most this many tiles
 OVERLAP = 0.2  # of a tile's width (height) shared with its neighbour
 EDGE = 0.01  # a box within this fraction of a tile's side of an inner edge was cut by it
+MIN_TILE = 32  # pixels: a grid that would cut a frame finer than this leaves it whole
 _GRID = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*$", re.IGNORECASE)
 
 
@@ -55,20 +56,19 @@ def grid_for(size: tuple[int, int], tiling: Tiling) -> Grid | None:
     `auto` leaves frames under AUTO_FROM alone and cuts larger ones into tiles of at most
     about AUTO_TILE pixels a side, but never more than AUTO_MOST of them.
     """
-    if tiling.mode == "grid":
-        return tiling.grid
     w, h = size
+    if tiling.mode == "grid":  # a frame too small to cut is looked at whole
+        cols, rows = tiling.grid
+        return tiling.grid if min(w / cols, h / rows) >= MIN_TILE else None
     if tiling.mode == "off" or max(w, h) < AUTO_FROM:
         return None
     # n tiles with overlap cover n - (n - 1) * OVERLAP tile lengths
     cols, rows = (max(1, math.ceil((s / AUTO_TILE - OVERLAP) / (1 - OVERLAP))) for s in (w, h))
-    while cols * rows > AUTO_MOST:  # shrink the side whose tiles are the smaller
-        if w / cols >= h / rows and rows > 1:
+    while cols * rows > AUTO_MOST:  # take a tile from the side whose tiles are the smaller
+        if rows > 1 and (cols == 1 or (w / cols, cols) > (h / rows, rows)):
             rows -= 1
-        elif cols > 1:
-            cols -= 1
         else:
-            rows -= 1
+            cols -= 1
     return (cols, rows) if cols * rows > 1 else None
 
 

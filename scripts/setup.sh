@@ -83,12 +83,13 @@ make_venv() {
 # requirements-dev.txt. Skipped while the files it was made from are unchanged; pip's own
 # output goes to a log, shown only when pip fails.
 install_requirements() {
-  local want_tests=$1 files=(pyproject.toml requirements.txt) args=(-e .) what stamp log
-  what="this checkout (editable) and requirements.txt"
+  local want_tests=$1 files=(pyproject.toml requirements.txt requirements-bench.txt)
+  local args=(-e . -r requirements-bench.txt) what stamp log
+  what="this checkout (editable), requirements.txt and requirements-bench.txt"
   if [ "$want_tests" = 1 ]; then
     files+=(requirements-dev.txt)
     args+=(-r requirements-dev.txt)
-    what="this checkout (editable), requirements.txt and requirements-dev.txt"
+    what="this checkout (editable), requirements.txt, requirements-bench.txt and requirements-dev.txt"
   fi
   stamp="$PWD $(cat "${files[@]}" | sha256sum)"
   # the .pth file earlier set-ups wrote: the editable install replaces it

@@ -102,6 +102,8 @@ def test_label_scores_must_name_labels_the_model_knows() -> None:
         make_settings(HOOK_LABEL_SCORES="person")
     with pytest.raises(ConfigError, match="HOOK_MODEL_SURE has 1 scores for 2 models"):
         make_settings(HOOK_MODEL_SURE="0.5")
+    assert make_settings(HOOK_MODEL_SURE="none").model_sure == ()
+    assert make_settings(HOOK_LABEL_SCORES="none").thresholds.labels == {}
 
 
 def test_weights_that_do_not_fit_the_models_are_a_start_up_error() -> None:

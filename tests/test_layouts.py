@@ -16,8 +16,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from hook import ensemble
 from hook.detector import Detection, Detector
 from hook.errors import ConfigError
+from tests.factories import make_settings
 
 CANVAS_NCHW = [3, 64, 96]  # canvas 96 x 64 (w x h)
 CANVAS_NHWC = [64, 96, 3]
@@ -255,3 +257,16 @@ def test_tf_ssd_names_with_wrong_shapes_are_refused(tmp_path: Path) -> None:
     model = graph_model(tmp_path / "bad.onnx", outputs, image_shape=[1, *CANVAS_NHWC])
     with pytest.raises(ConfigError, match=r"detection_boxes \[1, 5, 3\].*TF SSD outputs are not"):
         Detector(with_names(model, "a\n"))
+
+
+def test_a_model_without_the_default_label_scores_labels_runs_on_the_default_settings(
+    tmp_path: Path,
+) -> None:
+    """HOOK_LABEL_SCORES' default names COCO's people and vehicles: a model that lacks some keeps
+    the ones it knows; naming an unknown label yourself stays a start-up error."""
+    model = detr_model(tmp_path)  # labels dog, car, cat, ...
+    detector = ensemble.from_settings(make_settings(HOOK_MODEL=str(model), HOOK_TILES="off"))
+    known = set(ensemble.label_names(detector))
+    assert "motorcycle" not in known and detector.thresholds.labels == {"car": 0.3}
+    with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES names labels the model does not"):
+        ensemble.from_settings(make_settings(HOOK_MODEL=str(model), HOOK_LABEL_SCORES="horse=0.2"))

@@ -26,7 +26,9 @@ def test_the_setting_is_off_auto_or_a_grid() -> None:
         ((1920, 1080), (3, 2)),
         ((1080, 1920), (2, 3)),  # a portrait frame turns the grid
         ((3840, 2160), (3, 2)),  # 4K: tiles larger, never more than 6
-        ((4096, 4096), (3, 2)),
+        ((4096, 4096), (2, 3)),  # square: a column goes first, as a portrait frame's would
+        ((2042, 1021), (4, 1)),
+        ((1021, 2042), (1, 4)),  # the same frame turned gets the same grid turned
     ],
 )
 def test_auto_tiles_large_frames_into_at_most_six_tiles(
@@ -35,6 +37,12 @@ def test_auto_tiles_large_frames_into_at_most_six_tiles(
     assert grid_for(size, AUTO) == grid
     assert grid_for(size, Tiling("off")) is None
     assert grid_for(size, Tiling("grid", (2, 2))) == (2, 2)
+
+
+def test_a_grid_leaves_a_frame_too_small_to_cut_whole() -> None:
+    assert grid_for((1, 1), Tiling("grid", (3, 2))) is None
+    assert grid_for((1000, 1), Tiling("grid", (2, 3))) is None
+    assert grid_for((64, 64), Tiling("grid", (2, 2))) == (2, 2)
 
 
 @pytest.mark.parametrize(("size", "grid"), [((1920, 1080), (3, 2)), ((1280, 720), (2, 1)),
