@@ -174,14 +174,15 @@ def gunicorn(
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> requests.Response:
-    """Poll `url` until it answers (any status), failing early if `process` dies."""
+    """Poll `url` until it answers (any status), failing early if `process` dies. A slow first
+    answer (a server still warming up on a loaded machine) is asked again, like a refusal."""
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise AssertionError(f"process exited with {process.returncode} before {url} answered")
         try:
             return requests.get(url, timeout=2)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
