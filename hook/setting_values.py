@@ -89,20 +89,21 @@ def paths(raw: str) -> tuple[Path, ...]:
 
 
 def weights(raw: str) -> tuple[float, ...]:
-    parts = raw.split(",")
-    if any(not part.strip() for part in parts):
-        raise ValueError("must be positive numbers, comma-separated, one per model")
-    return tuple(positive_float(part) for part in parts)
+    return _per_model(raw, positive_float, "positive numbers")
 
 
 def fractions(raw: str) -> tuple[float, ...]:
     """Numbers from 0 to 1, one per model; `none` for none."""
     if raw.strip().lower() == "none":
         return ()
+    return _per_model(raw, fraction, "numbers from 0 to 1")
+
+
+def _per_model(raw: str, parse: Callable[[str], float], what: str) -> tuple[float, ...]:
     parts = raw.split(",")
     if any(not part.strip() for part in parts):
-        raise ValueError("must be numbers from 0 to 1, comma-separated, one per model")
-    return tuple(fraction(part) for part in parts)
+        raise ValueError(f"must be {what}, comma-separated, one per model")
+    return tuple(parse(part) for part in parts)
 
 
 def mongo_uri(raw: str) -> str | None:

@@ -110,9 +110,8 @@ def test_the_default_detector_finds_what_a_person_names_with_few_false_labels(na
     photos = photoset.repository_set(name)
     if not all(p.path.is_file() for p in photos):
         pytest.skip(f"the {name} set is fetched by: bash scripts/setup.sh --test")
-    settings = make_settings()
-    detector = ensemble.from_settings(settings)
-    figures = score(photos, accuracy.detect_all(detector, photos), settings.thresholds)
+    detector = ensemble.from_settings(make_settings())
+    figures = score(photos, accuracy.detect_all(detector, photos), detector.thresholds)
     recall, false_labels, noisy, people = FLOORS[name]
     assert figures.recall >= recall, figures
     assert figures.false_labels <= false_labels, figures
