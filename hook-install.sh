@@ -188,7 +188,7 @@ write_config() {
   workers=$(nproc 2>/dev/null || echo 2)
   [ "$workers" -ge 2 ] || workers=2
   # a worker process per core, at most 4; each runs detector lanes of one thread on its share of
-  # the cores (hook/lanes.py), which labels the most images per second (README, Benchmarks)
+  # the cores (hook/worker/lanes.py), which labels the most images per second (README, Benchmarks)
   labelers=$((workers < 4 ? workers : 4))
   (
     umask 027

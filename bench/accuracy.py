@@ -29,13 +29,13 @@ import onnxruntime as ort
 
 from bench.photoset import SETS, Photo, PhotoSetError, folder_set, repository_set
 from bench.stack import cpu
-from hook import ensemble
-from hook.detector import Detection, Detector, Detects
-from hook.ensemble import MEMBER_FLOOR, Ensemble
+from hook.config.settings import Settings
+from hook.detect import ensemble
+from hook.detect.detector import Detection, Detector, Detects
+from hook.detect.ensemble import MEMBER_FLOOR, Ensemble
+from hook.detect.thresholds import Thresholds
 from hook.errors import ConfigError
-from hook.images import decode_image, inspect_image
-from hook.settings import Settings
-from hook.thresholds import Thresholds
+from hook.intake.images import decode_image, inspect_image
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

@@ -30,11 +30,11 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from hook import yolo
-from hook.detector import Detector
-from hook.engines import Engine
-from hook.images import decode_image
-from hook.settings import DEFAULT_MODEL
+from hook.config.settings import DEFAULT_MODEL
+from hook.detect import yolo
+from hook.detect.detector import Detector
+from hook.detect.engines import Engine
+from hook.intake.images import decode_image
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = sorted((ROOT / "tests" / "data").glob("*.jpg"))

@@ -28,11 +28,11 @@ import onnxruntime as ort
 from bench.accuracy import MAX_PIXELS, Figures, detect_all, score
 from bench.photoset import SETS, Photo, PhotoSetError, repository_set
 from bench.stack import cpu
-from hook import ensemble
-from hook.detector import Detects
+from hook.config.settings import Settings
+from hook.detect import ensemble
+from hook.detect.detector import Detects
 from hook.errors import ConfigError
-from hook.images import decode_image
-from hook.settings import Settings
+from hook.intake.images import decode_image
 
 CONFIGS = (("onnxruntime", "f32"), ("onnxruntime", "int8"), ("openvino", "f32"),
            ("openvino", "bf16"), ("openvino", "int8"))  # fmt: skip
@@ -59,7 +59,7 @@ class Row:
 
 def machine() -> str:
     """The CPU, the flags that decide which arithmetic is fast, and the engines' versions."""
-    import openvino  # type: ignore[import-untyped]  # noqa: PLC0415 - as in hook.engines
+    import openvino  # type: ignore[import-untyped]  # noqa: PLC0415 - as in hook.detect.engines
 
     name, flags = cpu()
     present = [f for f in FLAGS if f in flags]

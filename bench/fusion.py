@@ -22,14 +22,14 @@ from typing import Any
 from bench.accuracy import Seen as Found
 from bench.accuracy import Threshold, machine, score, table
 from bench.photoset import Photo, repository_set
-from hook.detector import Detection, Detector
-from hook.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR
-from hook.fusion import FusionRules, fuse
-from hook.images import decode_image
-from hook.settings import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS, Settings
-from hook.thresholds import FLOOR
-from hook.tiled import Tiled, merge
-from hook.tiling import parse_tiling
+from hook.config.settings import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS, Settings
+from hook.detect.detector import Detection, Detector
+from hook.detect.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR
+from hook.detect.fusion import FusionRules, fuse
+from hook.detect.thresholds import FLOOR
+from hook.detect.tiled import Tiled, merge
+from hook.detect.tiling import parse_tiling
+from hook.intake.images import decode_image
 
 MAX_PIXELS = 40_000_000
 GRIDS = ("auto", "2x1", "3x2")
@@ -75,7 +75,7 @@ class Variant:
     grid: str | None = None  # tiles by the `tiler`th model, merged at tile_score
     tile_score: float = 0.5
     tiler: int = 0
-    wbf: str | None = None  # ensemble-boxes' conf_type, in place of hook.fusion
+    wbf: str | None = None  # ensemble-boxes' conf_type, in place of hook.detect.fusion
 
     def labels(self, seen: Seen) -> tuple[list[Detection], float]:
         fused = _wbf(seen, self) if self.wbf else fuse(seen.whole, self.rules, FLOOR)

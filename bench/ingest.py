@@ -26,8 +26,8 @@ from PIL import Image, ImageDraw, ImageFilter
 from pymongo import MongoClient
 
 from bench.stack import Stack, percentile, run_threads
-from hook.event import Limits, parse_event
-from hook.hosts import HostAllowList
+from hook.callbacks.hosts import HostAllowList
+from hook.intake.event import Limits, parse_event
 from hook.store import TaskStore
 
 CALLBACK = "https://www.camio.com/api/callbacks/bench"

@@ -24,7 +24,7 @@ import requests
 from PIL import Image
 
 from bench.stack import Stack, peak_rss_mb
-from hook.settings import Settings
+from hook.config.settings import Settings
 from tests.procs import children_of
 
 MAKE = """
@@ -38,7 +38,7 @@ Image.fromarray(pixels, "RGBA").save(sys.argv[2], "PNG", compress_level=1)
 DECODE = """
 import resource, sys
 from pathlib import Path
-from hook.images import decode_image
+from hook.intake.images import decode_image
 data = Path(sys.argv[2]).read_bytes()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 decode_image(data, max_pixels=int(sys.argv[1]) ** 2, fit=(416, 416))

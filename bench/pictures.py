@@ -20,10 +20,10 @@ from pathlib import Path
 from PIL import Image
 
 from bench.detector import per_call
-from hook import ensemble
-from hook.images import decode_image
-from hook.pictures import QUALITY, annotate, picture_fit
-from hook.settings import Settings
+from hook.config.settings import Settings
+from hook.detect import ensemble
+from hook.intake.images import decode_image
+from hook.worker.drawing import QUALITY, annotate, picture_fit
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -55,9 +55,9 @@ from bench.accuracy import (
     table,
 )
 from bench.photoset import Photo, repository_set
-from hook.detector import Detector, Detects
-from hook.images import decode_image
-from hook.settings import Settings
+from hook.config.settings import Settings
+from hook.detect.detector import Detector, Detects
+from hook.intake.images import decode_image
 from models.int8 import SHIPPED, calibration_photos, described
 from models.quantize import MAX_PIXELS, VARIANTS, calibration, quantize
 

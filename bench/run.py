@@ -26,8 +26,8 @@ from bench.stack import ROOT, cpu
 LOAD = """
 import time
 started = time.perf_counter()
-from hook import ensemble
-from hook.settings import Settings
+from hook.detect import ensemble
+from hook.config.settings import Settings
 detector = ensemble.from_settings(Settings.from_env({}, require_api_key=False))
 print(detector.load_seconds, time.perf_counter() - started)
 """

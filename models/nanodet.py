@@ -100,7 +100,8 @@ def _decode(t: Translator, level: Level) -> str:
 
 
 def convert(model_json: str | Json, weights: bytes, labels: Sequence[str] = ()) -> onnx.ModelProto:
-    """Build the ONNX model (tests/test_nanodet.py checks it against a numpy run of the json).
+    """Build the ONNX model (tests/models/test_nanodet.py checks it against a numpy run of the
+    json).
 
     `labels`, if given, go into the model's `names` metadata, so it carries its own labels.
     """

@@ -59,9 +59,9 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from hook import yolo
-from hook.detector import Detector
-from hook.images import decode_image
+from hook.detect import yolo
+from hook.detect.detector import Detector
+from hook.intake.images import decode_image
 
 MAX_PIXELS = 40_000_000  # the photo sets' largest, decoded whole before letterboxing
 

@@ -155,11 +155,11 @@ main() {
       say "installing Debian's shellcheck, for the installer's test"
       apt-get install -y -qq shellcheck >/dev/null 2>&1 || say "shellcheck not installed"
     fi
-    # tests/test_view_browser.py renders the live page in headless Chromium (skipped without it)
+    # tests/web/test_view_browser.py renders the live page in headless Chromium (skipped without it)
     if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's chromium, for the live page's browser test (a few minutes)"
       { apt-get update -qq && apt-get install -y -qq chromium; } >/dev/null 2>&1 ||
-        say "chromium not installed; tests/test_view_browser.py will be skipped"
+        say "chromium not installed; tests/web/test_view_browser.py will be skipped"
     fi
     say "ready to test: .venv/bin/python -m pytest"
   else

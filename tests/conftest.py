@@ -1,7 +1,9 @@
 """Shared fixtures: a real nx-27017 server on a free port with a temporary data dir.
 
 Fixtures only: helpers live in tests/factories.py (data), tests/loopback.py (in-process HTTP),
-tests/receiver.py (the callback receiver) and tests/procs.py (the real processes).
+tests/receiver.py (the callback receiver), tests/procs.py (the real processes) and a
+folder's own support module (tests/worker/support.py). Test folders mirror hook's packages;
+e2e/ starts the real processes, models/ and bench/ test the builders and benchmarks.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from hook.embedded import EmbeddedMongo
-from tests.factories import SIGNING_SECRET
+from hook.store import TaskStore
+from hook.store.embedded import EmbeddedMongo
+from tests.factories import SIGNING_SECRET, FakeClock
 from tests.loopback import free_port
 from tests.receiver import Receiver
 
@@ -38,6 +41,24 @@ def db(mongo: EmbeddedMongo, db_name: str) -> Iterator[Database]:
     yield client[db_name]
     client.drop_database(db_name)
     client.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The time the store runs on, moved by hand: `clock.now += 5`."""
+    return FakeClock()
+
+
+@pytest.fixture
+def store(db: Database, clock: FakeClock) -> TaskStore:
+    """A store on a fresh database, at the hand-moved `clock`'s time."""
+    return TaskStore(db, clock=clock)
+
+
+@pytest.fixture
+def live_store(db: Database) -> TaskStore:
+    """A store on a fresh database at the real time, for a worker or web running beside it."""
+    return TaskStore(db)
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,11 @@ from typing import Any
 
 from PIL import Image
 
-from hook.detector import Detection
-from hook.event import Event, Limits, parse_event
-from hook.hosts import HostAllowList
-from hook.labels import camio_labels
-from hook.settings import Settings
+from hook.callbacks.hosts import HostAllowList
+from hook.callbacks.labels import camio_labels
+from hook.config.settings import Settings
+from hook.detect.detector import Detection
+from hook.intake.event import Event, Limits, parse_event
 from hook.store import TaskStore
 
 

@@ -18,7 +18,7 @@ from typing import Any, Self
 import requests
 
 from hook.cli.argv import gunicorn_argv, worker_argv
-from hook.embedded import EmbeddedMongo
+from hook.store.embedded import EmbeddedMongo
 from tests.factories import API_KEY, ROOT, SIGNING_SECRET
 from tests.loopback import free_port
 

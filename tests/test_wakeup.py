@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from hook.store import TaskStore
 from hook.wakeup import MAX_PATH, Doorbell, WakeUp, wake_dir
-from hook.web import create_app
+from hook.web.app import create_app
 from tests.factories import API_KEY, ROOT, event, make_settings
 from tests.loopback import serve
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hook.settings import PROJECT_DIR, Settings
+from hook.config.settings import PROJECT_DIR, Settings
 
 CONNECTIONS = 1000  # per gunicorn worker process
 HEADER_SECONDS = 5  # a client's time to send a request's line and headers, in all
@@ -23,7 +23,8 @@ def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None)
         # gevent: a connection is a greenlet, so hundreds of slow or idle clients hold no
         # worker; --keep-alive bounds the time a client has to send each request's headers
         # (gunicorn's async workers read them under that timeout), the body has its own.
-        "--worker-class", "hook.gunicorn_worker.Worker", "--worker-connections", str(CONNECTIONS),
+        "--worker-class", "hook.web.gevent_worker.ClosingGeventWorker",
+        "--worker-connections", str(CONNECTIONS),
         "--keep-alive", str(HEADER_SECONDS),
         "--logger-class", "hook.redact.GunicornLogger",
         "--graceful-timeout", "10", "--no-control-socket", *https,

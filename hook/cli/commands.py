@@ -18,7 +18,6 @@ from pathlib import Path
 
 from pymongo.errors import PyMongoError
 
-from hook import ensemble
 from hook.cli import parser
 from hook.cli.argv import web_argv
 from hook.cli.camio_hooks import CamioClient, camera_query
@@ -30,11 +29,12 @@ from hook.cli.settings_report import effective_table, settings_table, update_rea
 from hook.cli.simulator import simulate
 from hook.cli.task_commands import forget_command, retry_command, show_command
 from hook.cli.verify import verify_command
+from hook.config.mongo import connect, embedded_for
+from hook.config.settings import PROJECT_DIR, Settings
+from hook.detect import ensemble
 from hook.errors import ConfigError, HookError
 from hook.logs import configure
-from hook.mongo import connect, embedded_for
 from hook.redact import redact
-from hook.settings import PROJECT_DIR, Settings
 from hook.store import TaskStore
 
 INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
@@ -107,7 +107,7 @@ def rules_command(args: argparse.Namespace) -> int:
 
 def _model_labels() -> set[str] | str:
     """The labels of the models HOOK_MODEL names, or why they could not be had."""
-    logging.getLogger("hook.detector").setLevel(logging.WARNING)  # no model-loading chatter
+    logging.getLogger("hook.detect.detector").setLevel(logging.WARNING)  # no model-loading chatter
     try:
         settings = Settings.from_env(require_api_key=False)
         return ensemble.label_names(ensemble.from_settings(settings))

@@ -21,10 +21,10 @@ from types import FrameType
 from hook.cli.argv import web_argv, worker_argv
 from hook.cli.readiness import Readiness, describe
 from hook.cli.simulator import DEFAULT_PORT
-from hook.embedded import EmbeddedMongo
+from hook.config.mongo import embedded_for
+from hook.config.settings import Settings
 from hook.errors import ConfigError
-from hook.mongo import embedded_for
-from hook.settings import Settings
+from hook.store.embedded import EmbeddedMongo
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hook.host_metrics import MAX_HOSTS, HostFigures, figures
+from hook.metrics.hosts import MAX_HOSTS, HostFigures, figures
 from hook.store import TaskStore
 from hook.store.records import Heartbeat
 from hook.task import Status, iso

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from hook.errors import ConfigError
-from hook.rules import Rules, describe
+from hook.rules.ruleset import Rules, describe
 
 
 def check(path: Path | None, known: Collection[str] | str = ()) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hook.cli.launcher import TRY_IT_HOST
+from hook.config.settings import DEFAULT_MODELS, PROJECT_DIR, SPECS, Settings, Spec
 from hook.errors import HookError
-from hook.settings import DEFAULT_MODELS, PROJECT_DIR, SPECS, Settings, Spec
 
 START, END = "<!-- settings -->", "<!-- /settings -->"
 HIDDEN = "<hidden>"

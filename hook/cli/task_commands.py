@@ -17,11 +17,11 @@ from typing import Any
 
 from pymongo.errors import ConnectionFailure, PyMongoError
 
+from hook.config.mongo import connect
+from hook.config.settings import Settings
 from hook.errors import HookError, NotFound
 from hook.logs import configure
-from hook.mongo import connect
 from hook.result import result
-from hook.settings import Settings
 from hook.store import TaskStore
 from hook.store.operations import ForgetOutcome, Forgotten, Retried, RetryOutcome
 

@@ -11,8 +11,8 @@ import os
 import sys
 import time
 
+from hook.callbacks.signing import key_of, verify
 from hook.errors import BadSignature, ConfigError
-from hook.signing import key_of, verify
 
 
 def verify_command(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from bson import Binary, ObjectId
 from bson.errors import InvalidDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from hook.event import Event
+from hook.intake.event import Event
 from hook.store.base import FAILURE, Base, image_ids, log
 from hook.task import Status
 

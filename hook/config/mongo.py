@@ -1,0 +1,61 @@
+"""Connecting to MongoDB: the configured URI, or the embedded server started on demand."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo import MongoClient
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from hook.config.settings import Settings
+from hook.store import TaskStore
+from hook.store.embedded import EmbeddedMongo
+from hook.store.round_trips import RoundTrips
+
+log = logging.getLogger(__name__)
+
+
+def embedded_for(settings: Settings) -> EmbeddedMongo:
+    """The embedded server this installation uses when HOOK_MONGO_URI is unset."""
+    return EmbeddedMongo(settings.data_dir / "mongo", settings.embedded_port)
+
+
+def mongo_uri(settings: Settings, *, start_embedded: bool = True) -> str:
+    """HOOK_MONGO_URI, or the embedded server's URI, after making sure it runs (once per
+    data dir) unless start_embedded is False (tools that only look, like `status`)."""
+    if settings.mongo_uri:
+        return settings.mongo_uri
+    embedded = embedded_for(settings)
+    if start_embedded:
+        embedded.ensure_running()
+    return embedded.uri
+
+
+def connect(
+    settings: Settings, *, app_name: str, start_embedded: bool = True,
+    round_trips: RoundTrips | None = None,
+) -> Database:  # fmt: skip
+    """A client of this process's own (PyMongo is not fork-safe) and the hook database.
+
+    Short server-selection timeouts make a MongoDB outage a quick 503 instead of a hung request.
+    `round_trips`, if given, counts every command the client sends.
+    """
+    client: MongoClient = MongoClient(
+        mongo_uri(settings, start_embedded=start_embedded),
+        appname=app_name,
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+        socketTimeoutMS=max(30_000, settings.mongo_timeout_ms),
+        retryWrites=True,
+        event_listeners=[round_trips] if round_trips else [],
+    )
+    return client[settings.mongo_db]
+
+
+def make_indexes(store: TaskStore) -> None:
+    """Make the indexes at start-up if MongoDB answers; else the store makes them on first use."""
+    try:
+        store.ensure_indexes()
+    except PyMongoError as exc:
+        log.warning("MongoDB not reachable at start-up (%s); indexes will be made later", exc)

@@ -1,0 +1,281 @@
+"""Detector: one object detector's model in an engine (hook.detect.engines), and `detect(image)`.
+
+Everything about the model is read from the model itself (input name, shape, layout, dtype,
+dynamic batch, output layout, a second `orig_target_sizes` input) or from settings (thresholds,
+classes, engine, precision, device); the math lives in hook.detect.yolo as pure functions. Output
+layouts: YOLOv5, YOLOv8/YOLO11, end-to-end [B, N, 6] (YOLOv10, Ultralytics end2end), split
+boxes/scores/labels (RT-DETR, D-FINE) and TF's SSD-style four outputs; see yolo.plan_outputs
+for how they are told apart and yolo.label_offset for how class ids map to the label file.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from hook.detect import engines, yolo
+from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
+from hook.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DYNAMIC_SIZE = 640  # canvas for models whose input height/width are symbolic (Ultralytics')
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
+SIZE_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object: its label, score 0..1 and box (x1, y1, x2, y2) in original-image pixels."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+class Detects:
+    """`detect` and `detect_many` from a class's to_canvas, run and postprocess.
+
+    The worker calls the three stages itself (in different threads); tests, benchmarks and tools
+    call these. Detector, hook.detect.ensemble.Ensemble and hook.detect.tiled.Tiled share them.
+    """
+
+    canvas: tuple[int, int]  # the model's input (w, h); an ensemble's largest
+    load_seconds: float
+    # what the rules report from (hook.detect.ensemble.from_settings: HOOK_MIN_SCORE and
+    # HOOK_LABEL_SCORES); a detector built by hand reports every detection it keeps
+    thresholds: Thresholds = NO_THRESHOLDS
+
+    def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
+        """What an image of `size` must be decoded to cover (decode_image's fit)."""
+        return self.canvas
+
+    def to_canvas(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def run(self, canvases: list[Any]) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def postprocess(self, output: Any, box: Any) -> list[Detection]:
+        raise NotImplementedError
+
+    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
+        return self.detect_many([(image, source)])[0]
+
+    def detect_many(
+        self, images: Sequence[tuple[Image.Image, tuple[int, int] | None]]
+    ) -> list[list[Detection]]:
+        """Detect in several images (one event's), batched when the model allows it."""
+        if not images:
+            return []
+        placed = [self.to_canvas(image, source) for image, source in images]
+        outputs = self.run([canvas for canvas, _ in placed])
+        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, placed, strict=True)]
+
+
+class Detector(Detects):
+    """Owns one engine (`engine.run`, onnxruntime's session.run contract); one lane's own."""
+
+    def __init__(
+        self,
+        model: Path,
+        *,
+        min_score: float = 0.25,
+        iou: float = 0.45,
+        classes: tuple[str, ...] = (),
+        device: str = "cpu",
+        threads: int = 0,
+        engine: str = "onnxruntime",
+        precision: str = "f32",
+    ) -> None:
+        model = Path(model)
+        if not model.is_file():
+            raise ConfigError(
+                f"model {model} does not exist; build the default models with: "
+                ".venv/bin/python models/build.py all (or set HOOK_MODEL)"
+            )
+        started = time.perf_counter()
+        # the labels file and the log name are the model's; int8 loads its build beside it
+        self.engine = engines.load(
+            model, engine=engine, precision=precision, device=device, threads=threads
+        )
+        self.model = model
+        self.min_score, self.iou = min_score, iou
+        self._read_input()
+        self.sizes_input = _sizes_input(self.engine.inputs)
+        self.labels = _labels(model, self.engine.metadata)
+        self.class_mask = _class_mask(self.labels, classes)
+        self.layout, self.output_names = self._warm_up()
+        self.id_offset = yolo.label_offset(self.layout, self.labels)
+        self.load_seconds = time.perf_counter() - started
+        log.info(
+            "detector %s: %s layout (%s), input %s %dx%d%s%s, %d labels, %s, ready in %.2f s",
+            model.name, self.layout.value, ", ".join(self.output_names),
+            "NCHW" if self.channels_first else "NHWC", *self.canvas,
+            ", dynamic batch" if self.batchable else "",
+            f", canvas size fed to {self.sizes_input[0]}" if self.sizes_input else "",
+            len(self.labels), self.engine.description, self.load_seconds,
+        )  # fmt: skip
+
+    def _read_input(self) -> None:
+        first = self.engine.inputs[0]
+        shape = list(first.shape)
+        if len(shape) != 4 or 3 not in (shape[1], shape[3]):
+            raise ConfigError(f"model input {first.name} has shape {shape}, not an RGB image batch")
+        self.input_name = first.name
+        self.channels_first = shape[1] == 3
+        h, w = (shape[2], shape[3]) if self.channels_first else (shape[1], shape[2])
+        self.canvas = (
+            w if isinstance(w, int) else DYNAMIC_SIZE,
+            h if isinstance(h, int) else DYNAMIC_SIZE,
+        )
+        self.batchable = not isinstance(shape[0], int)
+        if first.type not in ORT_TYPES:
+            raise ConfigError(f"model input type {first.type} is not supported")
+        self.dtype = np.dtype(ORT_TYPES[first.type])
+
+    def _warm_up(self) -> tuple[yolo.Layout, tuple[str, ...]]:
+        """One inference on a blank canvas: pays the first-run cost and reveals the layout.
+
+        Returns the layout and the names of the outputs it reads, in its decoder's order.
+        """
+        blank = Image.new("RGB", self.canvas, (yolo.PAD_GRAY,) * 3)
+        tensor = yolo.to_tensor([blank], channels_first=self.channels_first, dtype=self.dtype)
+        outputs = self.engine.run(None, self.feeds(tensor))
+        names = list(self.engine.outputs)
+        try:
+            plan = yolo.plan_outputs(
+                names, outputs, len(self.labels), end2end=_marked_end2end(self.engine.metadata)
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model {self.model}: {exc}") from None
+        return plan.layout, tuple(names[i] for i in plan.outputs)
+
+    # -- inference --------------------------------------------------------------------------
+    def to_canvas(
+        self, image: Image.Image, source: tuple[int, int] | None = None
+    ) -> tuple[Image.Image, yolo.Letterbox]:
+        """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""
+        return yolo.letterbox(image, self.canvas, source)
+
+    def feeds(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """The engine's inputs for an image batch: the images, and the canvas size if asked.
+
+        RT-DETR/D-FINE exports scale their boxes by `orig_target_sizes` (w, h); fed the canvas,
+        they answer in canvas pixels like every other layout, and un-letterboxing follows.
+        """
+        feeds = {self.input_name: tensor}
+        if self.sizes_input:
+            name, dtype = self.sizes_input
+            feeds[name] = np.tile(np.array(self.canvas, dtype=dtype), (len(tensor), 1))
+        return feeds
+
+    def infer(self, tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        """One engine run on a batch tensor -> per image, the outputs its layout reads."""
+        return yolo.per_image(self.engine.run(list(self.output_names), self.feeds(tensor)))
+
+    def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
+        """Model outputs per letterboxed canvas, in one batch when the model allows it."""
+        tensor = yolo.to_tensor(canvases, channels_first=self.channels_first, dtype=self.dtype)
+        if self.batchable or len(canvases) == 1:
+            return self.infer(tensor)
+        return [out for i in range(len(canvases)) for out in self.infer(tensor[i : i + 1])]
+
+    def postprocess(self, output: Sequence[np.ndarray], box: yolo.Letterbox) -> list[Detection]:
+        """One image's outputs (an item of `run`) -> detections in original-image pixels."""
+        boxes, scores, class_ids = yolo.decode_outputs(
+            output, self.layout, canvas=self.canvas, min_score=self.min_score,
+            classes=len(self.labels), class_mask=self.class_mask, id_offset=self.id_offset,
+            pixels=self.sizes_input is not None,
+        )  # fmt: skip
+        keep = yolo.nms(boxes, scores, class_ids, self.iou)
+        mapped = yolo.unletterbox(boxes[keep], box)
+        return [
+            Detection(
+                self.labels[int(c)], float(s), (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+            )
+            for b, s, c in zip(mapped, scores[keep], class_ids[keep], strict=True)
+        ]
+
+
+def _sizes_input(inputs: Sequence[engines.Port]) -> tuple[str, np.dtype] | None:
+    """A second input [B, 2] (RT-DETR/D-FINE's orig_target_sizes), or None; others refused."""
+    extra = inputs[1:]
+    if not extra:
+        return None
+    first = extra[0]
+    if (
+        len(extra) > 1
+        or len(first.shape) != 2
+        or first.shape[1] != 2
+        or (first.type not in SIZE_TYPES)
+    ):
+        listed = ", ".join(f"{i.name} {list(i.shape)} {i.type}" for i in extra)
+        raise ConfigError(
+            f"model inputs beyond the image are not understood: {listed}; the only one accepted "
+            "is a target size [B, 2] (RT-DETR/D-FINE orig_target_sizes), fed the canvas (w, h)"
+        )
+    return first.name, np.dtype(SIZE_TYPES[first.type])
+
+
+def _marked_end2end(meta: dict[str, str]) -> bool:
+    """Ultralytics marks end-to-end exports ([B, N, 6] boxes, score, class) in metadata.
+
+    `end2end: True` (YOLOv10, YOLO26) or `args` with `nms: True` (exported with NMS), the keys
+    Ultralytics' own AutoBackend reads; the shape alone is ambiguous (yolo.plan_outputs).
+    """
+    if meta.get("end2end", "").strip().lower() == "true":
+        return True
+    try:
+        args = ast.literal_eval(meta.get("args", "{}"))
+    except (ValueError, SyntaxError):
+        return False
+    return isinstance(args, dict) and bool(args.get("nms"))
+
+
+def _labels(model: Path, meta: dict[str, str]) -> list[str]:
+    """Label names: a .names/.txt file beside the model, else the `names` metadata."""
+    for candidate in (model.with_suffix(".names"), model.with_suffix(".txt")):
+        if candidate.is_file():
+            names = [line.strip() for line in candidate.read_text().splitlines()]
+            return [name for name in names if name]
+    raw = meta.get("names")
+    if raw:
+        parsed: object
+        try:
+            parsed = ast.literal_eval(raw)  # Ultralytics: "{0: 'person', 1: 'bicycle', ...}"
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, dict):
+            return [str(parsed[k]) for k in sorted(parsed)]
+        if isinstance(parsed, list):
+            return [str(n) for n in parsed]
+    raise ConfigError(
+        f"model {model} has no label names: put one name per line in "
+        f"{model.with_suffix('.names')}, or use a model with `names` metadata"
+    )
+
+
+def _class_mask(labels: list[str], classes: tuple[str, ...]) -> np.ndarray | None:
+    """1 for each label to report, 0 for the rest and for placeholders (`???`, `background`)."""
+    placeholders = [i for i, label in enumerate(labels) if yolo.is_placeholder(label)]
+    if not classes and not placeholders:
+        return None
+    known = {label.lower(): i for i, label in enumerate(labels)}
+    unknown = [c for c in classes if c.lower() not in known]
+    if unknown:
+        raise ConfigError(
+            f"HOOK_CLASSES names labels the model does not know: {', '.join(unknown)}"
+        )
+    mask = np.zeros(len(labels), dtype=np.float32) if classes else np.ones(len(labels), np.float32)
+    mask[[known[c.lower()] for c in classes]] = 1.0
+    mask[placeholders] = 0.0
+    return mask

@@ -1,0 +1,81 @@
+"""Housekeeping: the queue's chores that no single task owns, run by every worker in turn.
+
+    sweep   tasks whose lease ran out (their worker died or hung) back to the queue, or
+            failed when out of attempts (owing a failure report, when reporting is on):
+            every few seconds
+    purge   finished tasks past retention, images whose task never appeared (a failed
+            enqueue), annotated pictures past their keep time and the heartbeats of workers
+            gone a day: every hour
+
+Each worker does both between claims, so they go on while any worker runs; all are idempotent,
+so workers doing them at once do no harm. A chore that fails stays due and is tried again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from hook.store import TaskStore
+from hook.task import Target
+from hook.worker.reporting import REPORT_ATTEMPTS
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 5.0  # at most this between sweeps for expired leases (less with short leases)
+PURGE_SECONDS = 3600.0  # between purges; also how old an orphan image must be to go
+FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
+KEEP_PICTURES_SECONDS = 86400.0  # HOOK_KEEP_PICTURES_HOURS' default
+
+
+class Housekeeper:
+    """Runs the chores that are due; `clock` is wall time, `monotonic` paces the chores."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        lease_seconds: float,
+        retention_seconds: float,
+        max_attempts: int,
+        keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
+        report: Sequence[Target] = (),
+        report_attempts: int = REPORT_ATTEMPTS,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.clock, self.monotonic = store, clock, monotonic
+        self.retention_seconds, self.max_attempts = retention_seconds, max_attempts
+        self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures are off, and any left go
+        self.report = tuple(report)  # what a task failed by the sweep owes (none: reporting off)
+        self.report_attempts = report_attempts
+        self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
+        self.next_sweep = self.next_purge = 0.0  # both due at once
+
+    def run_due(self) -> None:
+        """Do the chores that are due; PyMongoError (or a bug) leaves them due."""
+        now = self.monotonic()
+        if now >= self.next_sweep:
+            self.store.requeue_expired(self.max_attempts, self.report)
+            # a dead sender's report comes back even where reporting is off now (it stays due
+            # for a worker that sends, or is kept), never left "sending" for good
+            self.store.requeue_expired_reports(self.report_attempts)
+            self.next_sweep = now + self.sweep_every
+        if now >= self.next_purge:
+            self.purge()
+            self.next_purge = now + PURGE_SECONDS
+
+    def purge(self) -> tuple[int, int, int, int]:
+        """Remove what is past keeping: (finished tasks, orphan images, old heartbeats, old
+        pictures)."""
+        now = self.clock()
+        removed = self.store.purge(before=now - self.retention_seconds)
+        orphans = self.store.purge_orphans(before=now - PURGE_SECONDS)
+        forgotten = self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
+        # 0 turns pictures off: those made before go too, none is served any longer
+        pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
+        if removed or orphans or pictures:
+            log.info("purged %d finished task(s) past retention, %d orphan image(s) and %d "
+                     "picture(s) past keeping", removed, orphans, pictures)  # fmt: skip
+        return removed, orphans, forgotten, pictures

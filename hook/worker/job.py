@@ -1,0 +1,63 @@
+"""Job: a claimed task on its way through the worker's stages, its stage said in one field.
+
+    CLAIMED --load--> LOADED --label--> LABELED --deliver--> SETTLED
+       |                 |                                      ^
+       +-- stored labels of an earlier try: LABELED             |
+       +-- bad image, lease lost, unexpected error: SETTLED ----+
+
+A settled job is finished with: done, rescheduled, failed, given back or lost to another
+worker. Only a LABELED job goes to the delivery pool, so one settled early takes no slot there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from PIL import Image
+
+from hook.detect import yolo
+from hook.detect.detector import Detection
+from hook.task import Task
+
+
+class Stage(StrEnum):
+    CLAIMED = "claimed"  # leased to this worker; its images not yet loaded
+    LOADED = "loaded"  # images decoded and letterboxed: for the detector
+    LABELED = "labeled"  # labels stored with the task (now or by an earlier try): to deliver
+    SETTLED = "settled"  # nothing more to do here
+
+
+@dataclass
+class Job:
+    """A claimed task and what the stages made of it so far."""
+
+    task: Task
+    owner: str  # this claim's lease owner: unique per claim, so a stale job cannot pass for new
+    claimed: float  # monotonic time of the claim, for the claim-to-done figure
+    stage: Stage = Stage.CLAIMED
+    canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
+    boxes: list[yolo.Letterbox] = field(default_factory=list)
+    images: list[Image.Image] = field(default_factory=list)  # decoded, for the pictures
+    body: str | None = None  # the labels JSON, once LABELED
+    kept: list[list[Detection]] = field(default_factory=list)  # per image: what was delivered
+    infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
+
+    def loaded(
+        self, canvases: list[Any], boxes: list[yolo.Letterbox], images: list[Image.Image]
+    ) -> None:
+        self.canvases, self.boxes, self.images = canvases, boxes, images
+        self.stage = Stage.LOADED
+
+    def labeled(self, body: str, kept: list[list[Detection]] | None = None) -> None:
+        self.body, self.kept, self.stage = body, kept or [], Stage.LABELED
+        self.canvases = []  # the detector's input is not needed any more: free it early
+
+    def settle(self) -> None:
+        self.stage = Stage.SETTLED
+        self.canvases = []
+
+    def pictured(self) -> None:
+        """The pictures are made (or will not be): the decoded images can go."""
+        self.images, self.kept = [], []

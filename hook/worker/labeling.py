@@ -1,0 +1,78 @@
+"""Labeling: a lane's run of the detector over LOADED jobs, and their labels stored.
+
+The images of several jobs may go through the model in one run (a GPU wants that); each job's
+labels are then built from its own outputs, the rules applied per camera, and stored with the
+task before any POST, so every retry sends the very same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from hook.callbacks.labels import camio_labels
+from hook.detect.detector import Detects
+from hook.rules.ruleset import RulesFile
+from hook.store import TaskStore
+from hook.worker.job import Job
+from hook.worker.pictures import Snapshots
+from hook.worker.settling import Settler
+
+log = logging.getLogger(__name__)
+
+
+class Labeler:
+    """LOADED jobs to LABELED (or retried); shared by the lanes, each with its own detector."""
+
+    def __init__(
+        self, store: TaskStore, settler: Settler, rules: RulesFile, snapshots: Snapshots
+    ) -> None:
+        self.store, self.settler, self.rules, self.snapshots = store, settler, rules, snapshots
+
+    def label(self, jobs: Sequence[Job], detector: Detects) -> None:
+        """Detect in every image of `jobs` in one run, then label each job."""
+        if not jobs:
+            return
+        try:
+            started = time.perf_counter()
+            canvases = [canvas for job in jobs for canvas in job.canvases]
+            outputs: Sequence[Any] = detector.run(canvases)  # as postprocess takes them
+            per_image_ms = (time.perf_counter() - started) * 1000 / len(canvases)
+        except Exception as exc:  # logged with the task ids; the tasks are retried
+            log.exception("tasks %s: detection failed", ", ".join(job.task.id for job in jobs))
+            for job in jobs:
+                self.settler.retry(job, f"unexpected error while labeling: "
+                                        f"{type(exc).__name__}: {exc}")  # fmt: skip
+            return
+        at = 0
+        for job in jobs:
+            count = len(job.canvases)
+            job.infer_ms = per_image_ms * count
+            self._store(job, detector, outputs[at : at + count])
+            at += count
+
+    def _store(self, job: Job, detector: Detects, outputs: Sequence[Any]) -> None:
+        """Build the Camio labels from the job's outputs; store them before any POST."""
+        try:
+            rules = self.rules.current()
+            per_image, kept, dropped = [], [], []
+            for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
+                found = detector.postprocess(output, box)
+                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source,
+                                                detector.thresholds)  # fmt: skip
+                per_image.append((meta.key, box.source, reported))
+                kept.append(reported)
+                dropped.extend(refused)
+            body = json.dumps(camio_labels(per_image), separators=(",", ":"))
+            if not self.store.save_result(job.task.id, job.owner, body, dropped):
+                log.warning("task %s: lease lost before its labels were stored", job.task.id)
+                job.settle()
+                return
+            job.labeled(body, kept)
+            self.snapshots.take(job)  # drawn beside the detector and the POST, not after
+        except Exception as exc:  # logged with the task id; the task is retried
+            log.exception("task %s: labeling failed", job.task.id)
+            self.settler.retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")

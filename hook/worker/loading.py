@@ -1,0 +1,70 @@
+"""Loading: claimed jobs' images read in one query, decoded and letterboxed for the detector.
+
+JPEGs decode at the smallest DCT scale that still covers what the detector needs (the canvas,
+a large frame's tiles, or the picture when pictures are on), the cheapest way to the same
+pixels. A job whose labels an earlier attempt stored needs no image: it goes straight to
+delivery. A missing or bad image fails its own job with the reason; any other trouble retries
+that job; the others of the batch go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from hook.detect.detector import Detects
+from hook.errors import BadImage
+from hook.intake.images import decode_image
+from hook.store import TaskStore
+from hook.worker.drawing import picture_fit
+from hook.worker.job import Job
+from hook.worker.settling import Settler
+
+log = logging.getLogger(__name__)
+
+
+class Loader:
+    """Turns CLAIMED jobs into LOADED (or LABELED, or settled); one per worker."""
+
+    def __init__(
+        self, store: TaskStore, settler: Settler, detector: Detects, *,
+        max_pixels: int, pictures: bool,
+    ) -> None:  # fmt: skip
+        self.store, self.settler, self.detector = store, settler, detector
+        self.max_pixels, self.pictures = max_pixels, pictures
+
+    def images_of(self, jobs: Sequence[Job]) -> dict[str, list[bytes]]:
+        """The bytes of every job that needs its images, in one round trip."""
+        wanted = [job.task for job in jobs if not job.task.result_json]
+        return self.store.load_images_of(wanted) if wanted else {}
+
+    def load(self, job: Job, images: list[bytes] | None) -> None:
+        """Decode and letterbox the job's images, or take the labels an earlier try stored."""
+        task = job.task
+        if task.result_json:
+            job.labeled(task.result_json)
+            return
+        try:
+            if images is None or len(images) != len(task.images):
+                missing = len(task.images) - len(images or ())
+                self.settler.fail(job, f"{missing} of {len(task.images)} images missing")
+                return
+            canvases, boxes, decoded = [], [], []
+            for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
+                fit = self.detector.fit_for((meta.width, meta.height))
+                if self.pictures:  # the picture may want more pixels than the model
+                    fit = picture_fit(fit, (meta.width, meta.height))
+                try:
+                    image, size = decode_image(data, max_pixels=self.max_pixels, fit=fit)
+                except BadImage as exc:
+                    self.settler.fail(job, f"image {index} (timestamp {meta.key}): {exc}")
+                    return
+                canvas, box = self.detector.to_canvas(image, size)
+                canvases.append(canvas)
+                boxes.append(box)
+                if self.pictures:
+                    decoded.append(image)
+            job.loaded(canvases, boxes, decoded)
+        except Exception as exc:  # one task's trouble must never stop the worker
+            log.exception("task %s: loading failed", task.id)
+            self.settler.retry(job, f"unexpected error while loading: {type(exc).__name__}: {exc}")

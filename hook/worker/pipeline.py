@@ -1,0 +1,324 @@
+"""Worker: claimed tasks in, Camio labels out at their callback_url.
+
+Three stages overlap, so the detectors are busy while the rest waits on I/O or decodes:
+
+    fetch thread   claim due tasks, read their images, decode and letterbox   -> ready queue
+    lane threads   run a detector, build the labels, store them with the task -> delivery pool
+    delivery pool  POST to callback_url; done, retry later, or failed with the reason
+
+Each lane has detectors (model sessions) of its own, so lanes label different tasks side by
+side: on a CPU, one single-threaded session per core does more images a second than one
+session spread over the cores (`lanes` plans how many). A lane may take the images of several
+ready tasks in one run (`batch_images`), which a GPU wants.
+
+A job's stage (`job`) says where it is; one settled early (a bad image, a lease lost, an
+unexpected error) leaves the pipeline where that happened and takes no delivery slot. Loading
+is `loading`'s, a lane's run `labeling`'s, the pool `delivery`'s; what becomes of a job is
+`settling`'s alone (delivered jobs recorded done in batches by `completions`); the queue's
+chores are `housekeeping`'s, failure reports `reporting`'s (a thread of their own, so
+labeling never waits on them).
+
+MongoDB round trips are what a busy worker spends besides the model: CLAIM_BATCH due tasks are
+claimed in one go and their images read in one query, completions and counters are written in
+batches, pictures too (bench/worker.py counts the round trips per task).
+
+An idle worker waits for a ring (hook.wakeup: the web's datagram the moment it stores a task,
+or hook.worker.change_feed's change stream where MongoDB has one) and polls MongoDB as the fallback.
+
+Every task in flight is leased to this worker; a keeper thread renews the leases while they
+last, so a long task is not taken by another worker, and a dead worker's tasks return to the
+queue when their leases run out. Labels are stored before the first POST, so every retry (by
+this worker or another) sends the very same labels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import requests
+from pymongo.errors import PyMongoError
+
+from hook.callbacks.hosts import HostAllowList
+from hook.callbacks.outbound import Outbound
+from hook.callbacks.post import session as callback_session
+from hook.detect.detector import Detects
+from hook.metrics.recorder import Metrics
+from hook.retry import RetryPolicy
+from hook.rules.ruleset import RulesFile
+from hook.store import TaskStore
+from hook.store.round_trips import RoundTrips
+from hook.wakeup import WakeUp
+from hook.worker.change_feed import ChangeFeed
+from hook.worker.completions import Completions
+from hook.worker.delivery import DeliveryPool
+from hook.worker.housekeeping import Housekeeper
+from hook.worker.job import Job, Stage
+from hook.worker.labeling import Labeler
+from hook.worker.leases import Holding, LeaseKeeper
+from hook.worker.loading import Loader
+from hook.worker.pictures import Snapshots
+from hook.worker.reporting import ReportConfig, Reporter
+from hook.worker.settling import Settlement, Settler
+
+log = logging.getLogger(__name__)
+
+IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
+READY_PER_LANE = 2  # decoded tasks waiting for the detectors, per lane
+CLAIM_BATCH = 4  # tasks claimed (and their images read) in one go, when that many are due
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the worker needs from settings."""
+
+    lease_seconds: float
+    callback_timeout: float
+    retention_seconds: float
+    max_image_pixels: int
+    policy: RetryPolicy
+    hosts: HostAllowList
+    keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
+    outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
+    reports: ReportConfig = field(default_factory=ReportConfig)  # failure reports: off if unset
+    batch_images: int = 1  # most images of ready tasks a lane runs together (1: a task a run)
+
+
+class Worker:
+    """One worker process's loop; `run()` returns after `stop()` once its tasks are settled."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        detectors: Sequence[Detects],
+        config: WorkerConfig,
+        *,
+        http: requests.Session | None = None,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+        rules: RulesFile | None = None,
+        round_trips: RoundTrips | None = None,
+        wake: WakeUp | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not detectors:
+            raise ValueError("a worker needs a detector for each lane, and one lane at least")
+        self.store, self.lanes, self.config = store, tuple(detectors), config
+        self.rules = rules or RulesFile.open(None)
+        self.round_trips = round_trips
+        self.wake = wake or WakeUp(None, None)  # rung by the web, the change feed and stop()
+        self.snapshots = Snapshots(store, enabled=config.keep_pictures_seconds > 0)
+        self.http = http or callback_session()
+        self.metrics = metrics or Metrics(store, buffered=True)
+        self.completions = Completions(store, self.metrics, self._delivered)
+        self.settler = Settler(store, self.metrics, config.policy, report=config.reports.targets,
+                               completions=self.completions, clock=clock)  # fmt: skip
+        self.loader = Loader(store, self.settler, self.lanes[0], pictures=self.snapshots.enabled,
+                             max_pixels=config.max_image_pixels)  # fmt: skip
+        self.labeler = Labeler(store, self.settler, self.rules, self.snapshots)
+        self.deliveries = DeliveryPool(
+            store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
+            finished=self._delivered, outbound=config.outbound, clock=clock,
+        )  # fmt: skip
+        self.housekeeper = Housekeeper(
+            store, lease_seconds=config.lease_seconds, clock=clock,
+            retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
+            keep_pictures_seconds=config.keep_pictures_seconds, report=config.reports.targets,
+            report_attempts=config.reports.policy.max_attempts,
+        )  # fmt: skip
+        self.done = 0
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+        self.fetch_failed = False
+        self.ready: queue.Queue[Job | None] = queue.Queue(
+            maxsize=READY_PER_LANE * len(self.lanes) + CLAIM_BATCH
+        )
+        self.in_flight: dict[str, Job] = {}
+        self.lock = threading.Lock()
+        self.claims = itertools.count(1)
+        self.keeper = LeaseKeeper(store, self.id, config.lease_seconds, self._holding,
+                                  self.stopping, started_at=clock())  # fmt: skip
+        self.reporter = Reporter(
+            store, config.reports, hosts=config.hosts, timeout=config.callback_timeout,
+            lease_seconds=config.lease_seconds, worker_id=self.id, stopping=self.stopping,
+            outbound=config.outbound, metrics=self.metrics, clock=clock,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
+        settle what is (labeled, or in delivery); then return from run()."""
+        self.stopping.set()
+        self.wake.ring()
+
+    # -- the stages --------------------------------------------------------------------------
+    def run(self) -> None:
+        log.info("worker %s started (lease %.0f s, %d lane(s))", self.id,
+                 self.config.lease_seconds, len(self.lanes))  # fmt: skip
+        helpers = [
+            threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
+            threading.Thread(target=self.keeper.run, name="leases", daemon=True),
+            threading.Thread(target=self.reporter.run, name="reports", daemon=True),
+            threading.Thread(target=ChangeFeed(self.store, self.wake, self.stopping).run,
+                             name="change-feed", daemon=True),
+        ]  # fmt: skip
+        lanes = [threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
+                 for n, detector in enumerate(self.lanes)]  # fmt: skip
+        self.completions.start()
+        for thread in helpers + lanes:
+            thread.start()
+        for thread in lanes:
+            thread.join()
+        self.deliveries.close()
+        self.completions.close()
+        self.snapshots.close()
+        for thread in helpers:
+            thread.join()
+        self.wake.close()
+        log.info("worker %s stopped", self.id)
+        if self.fetch_failed:  # the process exits 1, so systemd starts it again
+            raise RuntimeError("the fetch thread failed (its traceback is logged above)")
+
+    def _lane(self, detector: Detects) -> None:
+        """Label what the fetch thread made ready until it says there is no more."""
+        while jobs := take_ready(self.ready, self.config.batch_images):
+            self._advance(jobs, detector)
+
+    def _advance(self, jobs: list[Job], detector: Detects) -> None:
+        """Jobs from the ready queue: given back (stopping), labeled, sent for delivery; one
+        that cannot be handed on (a bug) is let go, its lease brings the task back."""
+        if self.stopping.is_set():
+            for job in jobs:
+                if job.stage is Stage.LOADED:
+                    self._give_back(job)  # not started: another worker takes it at once
+        try:
+            self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
+        except Exception:  # the labeler settles what it can; a bug here must not end the lane
+            log.exception("tasks %s: could not be labeled", _ids(jobs))
+        for job in jobs:
+            try:
+                if job.stage is Stage.LABELED:
+                    self.deliveries.submit(job)  # the pool lets it go when it is settled
+                    continue
+            except Exception:
+                log.exception("task %s: could not be handed on", job.task.id)
+            job.settle()
+            self._forget(job)
+
+    def _fetch_loop(self) -> None:
+        """Claim and load tasks until stopped; then tell the lanes there is no more."""
+        idle = IDLE_FIRST
+        outage = False
+        try:
+            while not self.stopping.is_set():
+                try:
+                    self.housekeeper.run_due()
+                    owners = [f"{self.id}#{next(self.claims)}" for _ in range(CLAIM_BATCH)]
+                    claimed = self.store.claim_many(owners, self.config.lease_seconds)
+                except PyMongoError as exc:
+                    log.warning("worker %s: MongoDB unavailable (%s); retrying", self.id, exc)
+                    outage = True
+                    self.stopping.wait(1.0)
+                    continue
+                except Exception:  # a bug in housekeeping must not stop the labeling
+                    log.exception("worker %s: claim or housekeeping failed", self.id)
+                    self.stopping.wait(1.0)
+                    continue
+                if outage:
+                    log.info("worker %s: MongoDB answers again", self.id)
+                    outage = False
+                if not claimed:  # until rung (a new task, or stop) or the next poll is due
+                    idle = IDLE_FIRST if self.wake.wait(idle) else min(idle * 2, IDLE_MAX)
+                    continue
+                idle = IDLE_FIRST
+                self._load([Job(task, owner, time.monotonic()) for owner, task in claimed])
+        except BaseException:  # the worker cannot go on without claims: it stops, and says so
+            log.critical("worker %s: the fetch thread failed; stopping", self.id, exc_info=True)
+            self.fetch_failed = True
+            self.stopping.set()
+            raise
+        finally:
+            self.ready.put(None)  # each lane passes it on to the next
+
+    def _load(self, jobs: list[Job]) -> None:
+        """Hold the claimed jobs, read their images together, and make each ready in turn."""
+        with self.lock:
+            self.in_flight.update((job.owner, job) for job in jobs)
+        try:
+            images = self.loader.images_of(jobs)
+        except Exception as exc:  # MongoDB, or a bug: the batch goes back to the queue
+            log.warning("tasks %s: images not read (%s: %s); given back", _ids(jobs),
+                        type(exc).__name__, exc)  # fmt: skip
+            for job in jobs:
+                self._give_back(job)
+            return
+        for job in jobs:
+            self.loader.load(job, images.get(job.task.id))  # settles the job on any trouble
+            if job.stage is Stage.SETTLED:  # a bad image or an error: failed or retried
+                self._forget(job)
+            else:
+                self.ready.put(job)
+
+    def _give_back(self, job: Job) -> None:
+        job.settle()
+        try:
+            if self.store.release(job.task.id, job.owner):
+                log.info("task %s: given back unstarted", job.task.id)
+        except PyMongoError:
+            log.warning("task %s: could not give it back; its lease will", job.task.id)
+        finally:
+            self._forget(job)
+
+    def _delivered(self, job: Job, settlement: Settlement | None) -> None:
+        """The delivery pool is done with `job`: counted if done, its lease let go."""
+        if settlement is Settlement.DONE:
+            with self.lock:
+                self.done += 1
+        self._forget(job)
+
+    def _forget(self, job: Job) -> None:
+        """Out of this worker's hands: its lease is no longer renewed."""
+        with self.lock:
+            self.in_flight.pop(job.owner, None)
+
+    def _holding(self) -> Holding:
+        """What this worker holds now, for the lease keeper: a consistent snapshot."""
+        with self.lock:
+            return Holding(
+                owners=list(self.in_flight),
+                task_ids=[job.task.id for job in self.in_flight.values()],
+                done=self.done,
+                round_trips=self.round_trips.count if self.round_trips else 0,
+            )
+
+
+def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:
+    """The next ready job, and more already waiting while their images fit one run; empty
+    once the fetch thread has ended (its None is put back for the other lanes)."""
+    first = ready.get()
+    if first is None:
+        ready.put(None)
+        return []
+    jobs, images = [first], len(first.canvases)
+    while images < batch_images:
+        try:
+            more = ready.get_nowait()
+        except queue.Empty:
+            break
+        if more is None:
+            ready.put(None)
+            break
+        jobs.append(more)
+        images += len(more.canvases)
+    return jobs
+
+
+def _ids(jobs: list[Job]) -> str:
+    return ", ".join(job.task.id for job in jobs)

@@ -1,0 +1,340 @@
+"""The command line: Camio registration against a local stand-in for Camio's API, and status."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from pymongo.database import Database
+
+import hook.cli
+from hook.cli.commands import COMMANDS, main
+from hook.errors import ConfigError, HookError
+from hook.metrics.recorder import Metrics
+from hook.store import Heartbeat, TaskStore
+from tests import procs
+from tests.factories import API_KEY, make_event
+from tests.loopback import free_port
+from tests.procs import hook_cli as cli
+from tests.procs import servers_for
+
+TOKEN = "camio-oauth-token-123"
+
+
+class FakeCamio:
+    """Camio's /api/users/me/hooks as far as the CLI uses it; records every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.fail_with: int | None = None
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length)) if length else None
+                fake.requests.append({"method": self.command, "path": self.path, "body": body,
+                                      "auth": self.headers.get("Authorization")})  # fmt: skip
+                status: int
+                payload: Any
+                if fake.fail_with:
+                    status, payload = fake.fail_with, {"error": "token not valid"}
+                elif self.headers.get("Authorization") != f"token {TOKEN}":
+                    status, payload = 401, {"error": "unauthorized"}
+                elif self.command == "POST" and self.path == "/api/users/me/hooks":
+                    status, payload = 200, {"id": "hook-42", **(body or {})}
+                elif self.command == "GET" and self.path == "/api/users/me/hooks":
+                    status, payload = (
+                        200,
+                        [
+                            {
+                                "id": "hook-42",
+                                "type": "query_match",
+                                "parsed_query": "camera == 'porch'",
+                                "callback_url": f"https://h:8000/tasks/{API_KEY}",
+                            }
+                        ],
+                    )
+                elif self.command == "DELETE" and self.path == "/api/users/me/hooks/hook-42":
+                    status, payload = 204, None
+                else:
+                    status, payload = 404, {"error": "no such thing"}
+                data = b"" if payload is None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's names
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/api"
+
+
+@pytest.fixture
+def camio() -> Iterator[FakeCamio]:
+    fake = FakeCamio()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def test_register_by_camera(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h:8000/tasks/k", "--camera", "front door",
+               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hook-42"
+    (req,) = camio.requests
+    assert req["method"] == "POST" and req["path"] == "/api/users/me/hooks"
+    assert req["auth"] == f"token {TOKEN}"
+    assert req["body"] == {
+        "callback_url": "https://h:8000/tasks/k",
+        "type": "query_match",
+        "parsed_query": "camera == 'front door'",
+    }
+
+
+def test_register_fills_in_the_key_from_the_environment(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h:8000/tasks/{key}", "--camera", "x",
+               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url, HOOK_API_KEY=API_KEY)  # fmt: skip
+    assert done.returncode == 0
+    assert camio.requests[0]["body"]["callback_url"] == f"https://h:8000/tasks/{API_KEY}"
+    missing = cli("register", "--callback-url", "https://h/tasks/{key}", "--camera", "x",
+                  CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    assert missing.returncode == 2 and "HOOK_API_KEY is not set" in missing.stderr
+
+
+def test_register_by_query_with_token_option(camio: FakeCamio) -> None:
+    done = cli("register", "--callback-url", "https://h/tasks/k", "--query", "1==1",
+               "--token", TOKEN, "--api-url", camio.url)  # fmt: skip
+    assert done.returncode == 0 and camio.requests[0]["body"]["parsed_query"] == "1==1"
+
+
+def test_list_and_unregister(camio: FakeCamio) -> None:
+    listed = cli("hooks", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)
+    assert listed.returncode == 0
+    assert "hook-42" in listed.stdout and "camera == 'porch'" in listed.stdout
+    assert API_KEY not in listed.stdout and "/tasks/<key>" in listed.stdout
+    deleted = cli("unregister", "hook-42", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)
+    assert deleted.returncode == 0 and "deleted hook hook-42" in deleted.stdout
+    assert [(r["method"], r["path"]) for r in camio.requests] == [
+        ("GET", "/api/users/me/hooks"), ("DELETE", "/api/users/me/hooks/hook-42")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "words"),
+    [
+        (["hooks"], {}, "no Camio token: set CAMIO_OAUTH_TOKEN"),
+        (["hooks"], {"CAMIO_OAUTH_TOKEN": "wrong"}, "Camio answered 401 to GET /users/me/hooks"),
+        (["unregister", "nope"], {"CAMIO_OAUTH_TOKEN": TOKEN}, "Camio answered 404 to DELETE"),
+        (["unregister", ".."], {"CAMIO_OAUTH_TOKEN": TOKEN}, "/users/me/hooks/.."),
+    ],
+)
+def test_errors_are_one_clear_line(
+    camio: FakeCamio, args: list[str], env: dict, words: str
+) -> None:
+    done = cli(*args, CAMIO_API_URL=camio.url, **env)
+    assert done.returncode != 0
+    assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_no_network_is_one_clear_line() -> None:
+    done = cli(
+        "hooks", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=f"http://127.0.0.1:{free_port()}/api"
+    )
+    assert done.returncode == 1 and "cannot reach Camio" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def beat(store: TaskStore, worker: str, **info: Any) -> None:
+    """A heartbeat as worker.py records it: `info` over a running worker's facts."""
+    facts: dict[str, Any] = {
+        "host": "host",
+        "pid": 1,
+        "state": "running",
+        "started_at": time.time(),
+        "every": 10.0,
+        "done": 0,
+        "in_flight": 0,
+    }
+    store.beat(Heartbeat(worker=worker, **{**facts, **info}))
+
+
+def test_status_reports_queue_failures_and_workers(mongo, db: Database, db_name: str) -> None:
+    store = TaskStore(db)
+    ids = [store.enqueue(make_event(seed=s))[0] for s in range(3)]
+    store.claim("w1", 60)
+    store.fail(ids[0], "w1", "callback answered 404: gone")
+    beat(store, "host:1:abc", pid=1, state="running", every=10, done=7, in_flight=1)
+    beat(store, "host:2:old", state="running", every=10)
+    db.workers.update_one({"_id": "host:2:old"}, {"$set": {"seen_at": time.time() - 3600}})
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["tasks"] == {"queued": 2, "running": 0, "done": 0, "failed": 1}
+    assert data["oldest_pending_seconds"] is not None and data["oldest_pending_seconds"] >= 0
+    assert data["recent_failures"][0]["reason"] == "callback answered 404: gone"
+    states = {w["id"]: w["state"] for w in data["workers"]}
+    assert states == {"host:1:abc": "running", "host:2:old": "gone"}
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "tasks: queued 2, running 0, done 0, failed 1" in text
+    assert "workers: 1 alive" in text and "callback answered 404: gone" in text
+
+
+def test_status_with_mongo_down_is_one_line() -> None:
+    done = cli("status", HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}",
+               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
+
+
+def test_status_never_starts_a_server(tmp_path) -> None:
+    done = cli("status", HOOK_DATA_DIR=str(tmp_path), HOOK_EMBEDDED_PORT=str(free_port()),
+               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
+    assert servers_for(tmp_path / "mongo") == []
+
+
+def test_status_shows_stopped_workers_and_retrying_tasks(mongo, db: Database, db_name: str) -> None:
+    store = TaskStore(db)
+    for seed in range(3):
+        store.enqueue(make_event(seed=seed))
+    claimed = store.claim("w1", 60)
+    assert claimed is not None
+    store.reschedule(claimed.id, "w1", time.time() + 60, "callback timed out")
+    beat(store, "host:1:run", pid=1, state="running")
+    beat(store, "host:2:bye", pid=2, state="stopped")
+    beat(store, "host:3:dead", pid=3, state="running")
+    day_ago = time.time() - 20 * 3600  # a clean stop stays "stopped" until housekeeping drops it
+    db.workers.update_many({"_id": {"$in": ["host:2:bye", "host:3:dead"]}},
+                           {"$set": {"seen_at": day_ago}})  # fmt: skip
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["tasks"]["queued"] == 3 and data["retrying"] == 1
+    states = {w["id"]: w["state"] for w in data["workers"]}
+    assert states == {"host:1:run": "running", "host:2:bye": "stopped", "host:3:dead": "gone"}
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "tasks: queued 3 (1 retrying), running 0, done 0, failed 0" in text
+    assert "workers: 1 alive, 1 stopped, 1 gone" in text
+    assert re.search(r"^  host:2:bye  stopped  seen 20\.0 h ago", text, re.M)
+
+
+def test_status_shows_each_callback_hosts_deliveries_failing_first(
+    mongo, db: Database, db_name: str
+) -> None:
+    metrics = Metrics(TaskStore(db))
+    now = time.time()
+    ok, bad = "https://www.camio.com/api/cb/s3cret?t=1", "http://hooks.camio.com:8443/cb/s3cret"
+    for seconds in (0.08, 0.12, 0.1):
+        metrics.delivery(ok, "delivered", seconds, now - 30)
+    metrics.delivery(bad, "delivered", 0.2, now - 600)
+    metrics.delivery(bad, "retried", 10.0, now - 300)
+    metrics.delivery(bad, "refused", 0.05, now - 5)
+    done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.returncode == 0, done.stderr
+    hosts = json.loads(done.stdout)["callback_hosts"]
+    assert [h["host"] for h in hosts] == ["hooks.camio.com:8443", "www.camio.com:443"]
+    failing, fine = hosts
+    assert {k: failing[k] for k in ("delivered", "retried", "refused", "gave_up")} == {
+        "delivered": 1, "retried": 1, "refused": 1, "gave_up": 0}  # fmt: skip
+    assert failing["last_outcome"] == "refused" and 4 <= failing["last_seconds_ago"] < 60
+    assert failing["mean_seconds"] == pytest.approx(10.25 / 3)
+    assert fine["delivered"] == 3 and fine["mean_seconds"] == pytest.approx(0.1)
+    assert fine["last_outcome"] == "delivered" and fine["last_at"].endswith("+00:00")
+    text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    assert "callback hosts: 2 " in text and "s3cret" not in text
+    head, first, second = text.splitlines()[-3:]
+    assert head.split() == ["HOST", "DELIVERED", "RETRIED", "REFUSED", "GAVE", "UP", "MEAN",
+                            "P90", "LAST"]  # fmt: skip
+    assert first.split()[:5] == ["hooks.camio.com:8443", "1", "1", "1", "0"]
+    assert first.split()[5:7] == ["3.4", "s"] and re.search(r" refused \d+ s ago$", first)
+    assert second.split()[:7] == ["www.camio.com:443", "3", "0", "0", "0", "100", "ms"]
+    assert re.search(r" delivered (3\d|4\d) s ago$", second)
+
+
+def test_status_without_deliveries_says_so(mongo, db: Database, db_name: str) -> None:
+    TaskStore(db).enqueue(make_event())
+    done = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
+    assert done.stdout.splitlines()[-1] == "callback hosts: none delivered to yet"
+    data = json.loads(cli("status", "--json", HOOK_MONGO_URI=mongo.uri,
+                          HOOK_MONGO_DB=db_name).stdout)  # fmt: skip
+    assert data["callback_hosts"] == []
+
+
+def test_deliberate_errors_are_one_line_and_bugs_keep_their_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fails_with(exc: Exception) -> Callable[[Any], int]:
+        def command(args: Any) -> int:
+            raise exc
+
+        return command
+
+    monkeypatch.setitem(COMMANDS, "status", fails_with(HookError("MongoDB does not answer")))
+    assert main(["status"]) == 1
+    assert capsys.readouterr().err == "hook status: MongoDB does not answer\n"
+    monkeypatch.setitem(COMMANDS, "status", fails_with(ConfigError("HOOK_X is invalid")))
+    assert main(["status"]) == 2
+    for bug in (ValueError("a bug"), OSError(5, "a bug")):
+        monkeypatch.setitem(COMMANDS, "status", fails_with(bug))
+        with pytest.raises(type(bug)):  # not caught: Python prints the traceback, exit code 1
+            main(["status"])
+
+
+def test_a_bug_shows_its_traceback_and_exits_1() -> None:
+    code = (
+        "import sys; from hook.cli import commands; commands.COMMANDS['status'] = None; "
+        "sys.exit(commands.main(['status']))"
+    )
+    crashed = subprocess.run(
+        [sys.executable, "-c", code], cwd=procs.ROOT, text=True, capture_output=True,
+        env=procs.hook_env(), timeout=60, check=False,
+    )  # fmt: skip
+    assert crashed.returncode == 1 and "Traceback" in crashed.stderr
+    assert "TypeError: 'NoneType' object is not callable" in crashed.stderr
+
+
+def test_the_entry_points_and_their_help() -> None:
+    assert callable(hook.cli.main) and hook.cli.main is main  # the `hook` console script
+    top = cli("--help")
+    assert top.returncode == 0 and "An edge" not in top.stdout
+    assert "examples:" in top.stdout and "python -m hook run" in top.stdout
+    for command in ("run", "web", "mongo", "status", "simulate", "settings"):
+        assert re.search(rf"^    {command} +\w", top.stdout, re.M), command  # each has a help
+    register = cli("register", "--help").stdout
+    assert "{key} is replaced by $HOOK_API_KEY" in " ".join(register.split())
+    simulate = " ".join(cli("simulate", "--help").stdout.split())
+    for option in ("--listen", "--port", "--camera", "--timeout", "--json"):
+        assert re.search(rf"{option} \S+ [a-z]", simulate) or f"{option} print" in simulate
+
+
+def test_settings_effective_shows_the_values_in_force_with_secrets_hidden() -> None:
+    done = cli("settings", "--effective", HOOK_API_KEY=API_KEY, HOOK_WORKERS="3",
+               HOOK_MONGO_URI="mongodb://hook:s3cret-pw@db1,db2/hook?replicaSet=rs0",
+               CAMIO_OAUTH_TOKEN=TOKEN, HOOK_WORKER="2")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line for line in done.stdout.splitlines()}
+    assert API_KEY not in done.stdout and TOKEN not in done.stdout
+    assert "s3cret-pw" not in done.stdout
+    assert re.fullmatch(r"HOOK_API_KEY +<hidden>  \(environment\)", rows["HOOK_API_KEY"])
+    assert re.fullmatch(r"HOOK_WORKERS +3  \(environment\)", rows["HOOK_WORKERS"])
+    assert re.fullmatch(r"HOOK_BIND +127\.0\.0\.1:8000  \(default\)", rows["HOOK_BIND"])
+    assert "mongodb://hook:<hidden>@db1,db2/hook?replicaSet=rs0" in rows["HOOK_MONGO_URI"]
+    assert "<hidden>" in rows["CAMIO_OAUTH_TOKEN"]
+    assert "not settings, so ignored (a typo?): HOOK_WORKER" in done.stdout
+    bad = cli("settings", "--effective", HOOK_BIND="8000")
+    assert bad.returncode == 2 and "HOOK_BIND='8000' is invalid" in bad.stderr

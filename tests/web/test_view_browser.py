@@ -1,0 +1,188 @@
+"""The live page in a real browser: headless Chromium (Debian's `chromium`) against a running
+service (gunicorn, worker.py with the real model) that labeled real photos and drew their
+pictures. The DOM is read after the page's script ran (it polls view.json and rebuilds the
+tables, marking each thumbnail that loaded), and a screenshot is taken.
+
+`HOOK_VIEW_SCREENSHOT=docs/view.png pytest tests/web/test_view_browser.py` also keeps the
+screenshot there: the README's is made this way.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.factories import DATA, ROOT, b64
+from tests.procs import Stack
+from tests.receiver import Receiver
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="Debian's chromium is not installed (scripts/setup.sh --test installs it as root: "
+        "apt-get install chromium)",
+    ),
+]
+
+EVIL = "<script>alert(1)</script>"
+PHOTOS = {"dog.jpg": "driveway", "person.jpg": "back garden", "horses.jpg": "paddock",
+          "kite.jpg": "beach", "giraffe.jpg": EVIL, "eagle.jpg": "roof"}  # fmt: skip
+WINDOW = (1280, 900)
+
+
+class Service:
+    """The stack, what was posted (task id -> camera) and what the receiver got per task."""
+
+    def __init__(self, stack: Stack, posted: dict[str, str], labels: dict[str, set[str]],
+                 failed: str) -> None:  # fmt: skip
+        self.stack, self.posted, self.labels, self.failed = stack, posted, labels, failed
+        self.page = f"{stack.url}/view"
+
+
+def event(photo: str, camera: str, callback: str) -> dict[str, Any]:
+    image = {"type": "image/jpeg", "timestamp": "2017-05-05T01:31:13.0",
+             "image_b64": b64((DATA / photo).read_bytes())}  # fmt: skip
+    return {"callback_url": callback, "user_id": "u1", "camera": camera, "images": [image]}
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    receiver = Receiver()
+    receiver.script["/gone"] = [404]
+    try:
+        with Stack(tmp_path_factory.mktemp("browser")) as stack:
+            stack.start_worker()
+            posted, labels = {}, {}
+            for photo, camera in PHOTOS.items():
+                answer = stack.post(event(photo, camera, receiver.url(f"/cb/{photo}")))
+                posted[answer.json()["task_id"]] = camera
+            failed = stack.post(event("dog.jpg", "gate", receiver.url("/gone"))).json()["task_id"]
+            for task_id, photo in zip(posted, PHOTOS, strict=True):
+                body = receiver.wait_for(f"/cb/{photo}", 1)[0]
+                labels[task_id] = {label for found in body["labels"].values() for label in found}
+            stack.wait_status(failed, "failed")
+            for task_id in posted:
+                wait_for_pictures(stack, task_id)
+            yield Service(stack, posted, labels, failed)
+    finally:
+        receiver.close()
+
+
+def wait_for_pictures(stack: Stack, task_id: str, timeout: float = 30) -> None:
+    """Until the worker stored the task's pictures (it makes them after the delivery)."""
+    deadline = time.monotonic() + timeout
+    while None in [i["picture"] for i in requests.get(f"{stack.url}/{task_id}", timeout=10)
+                   .json()["images"]]:  # fmt: skip
+        assert time.monotonic() < deadline, f"task {task_id}: no pictures after {timeout} s"
+        time.sleep(0.2)
+
+
+def chromium(url: str, profile: Path, *args: str, budget: float = 10) -> str:
+    """Headless Chromium on `url` in a fresh profile, after `budget` s of the page's (virtual)
+    time: 10 s, three refreshes."""
+    assert CHROMIUM is not None
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--no-first-run", f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget * 1000:.0f}", *args, url]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+class Rows(HTMLParser):
+    """The DOM's table rows with a data-id: their text and their images' attributes; and the
+    body's attributes, the #live text and the script elements."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.body: dict[str, str | None] = {}
+        self.scripts: list[dict[str, str | None]] = []
+        self.live = ""
+        self._row: str | None = None
+        self._table: str | None = None
+        self._in_live = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table":
+            self._table = found.get("id")
+        elif tag == "tr" and found.get("data-id"):
+            self._row = str(found["data-id"])
+            key = f"{self._table}:{self._row}"
+            self.rows[key] = {"text": "", "images": []}
+        elif tag == "img" and self._row:
+            self.rows[f"{self._table}:{self._row}"]["images"].append(found)
+        elif tag == "body":
+            self.body = found
+        elif tag == "script":
+            self.scripts.append(found)
+        self._in_live = found.get("id") == "live"  # a span of text alone
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tr":
+            self._row = None
+        self._in_live = False
+
+    def handle_data(self, data: str) -> None:
+        if self._row:
+            self.rows[f"{self._table}:{self._row}"]["text"] += data
+        if self._in_live:
+            self.live += data
+
+
+def test_the_page_shows_what_the_worker_saw(service: Service, tmp_path: Path) -> None:
+    dom = chromium(service.page, tmp_path / "profile", "--dump-dom")
+    page = Rows()
+    page.feed(dom)
+    assert int(page.body.get("data-refreshed") or 0) >= 1, "the script never refreshed the page"
+    assert page.live.strip() == "live, every 3 s"
+    shown = [key.split(":", 1)[1] for key in page.rows if key.startswith("events:")]
+    assert shown == [service.failed, *reversed(service.posted)]  # newest first
+    for task_id, camera in service.posted.items():
+        row = page.rows[f"events:{task_id}"]
+        assert camera in row["text"] and "done" in row["text"]
+        assert service.labels[task_id] and all(f"{label} " in row["text"]
+                                               for label in service.labels[task_id])  # fmt: skip
+        (img,) = row["images"]
+        assert img["src"] == f"{task_id}/images/0.jpg"
+        assert img.get("data-loaded") == "1" and int(img["data-width"] or 0) > 100, img
+    assert "404" in page.rows[f"failures:{service.failed}"]["text"]
+    assert EVIL not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom  # shown, as text
+    assert page.scripts == [{"src": "view.js", "defer": ""}]
+
+
+def test_a_screenshot_of_the_page(service: Service, tmp_path: Path) -> None:
+    shot = screenshot(service.page, tmp_path)
+    assert colours(shot) > 1000, "the screenshot looks blank: no photos on it"
+    if target := os.environ.get("HOOK_VIEW_SCREENSHOT"):
+        path = ROOT / target
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, path)
+
+
+def screenshot(url: str, folder: Path, *args: str, budget: float = 10) -> Path:
+    """A WINDOW-sized PNG of the page, as Chromium shows it after `budget` s."""
+    shot = folder / "view.png"
+    size = f"--window-size={WINDOW[0]},{WINDOW[1]}"
+    chromium(url, folder / "profile", f"--screenshot={shot}", size, "--hide-scrollbars", *args,
+             budget=budget)  # fmt: skip
+    assert Image.open(shot).size == WINDOW
+    return shot
+
+
+def colours(png: Path) -> int:
+    """How many colours the picture has: a page of text has a few hundred, photos thousands."""
+    return len(Image.open(png).convert("RGB").getcolors(maxcolors=1_000_000) or [])

@@ -1,0 +1,13 @@
+"""Fixtures of the worker's tests: the default detector, loaded once per module."""
+
+from __future__ import annotations
+
+import pytest
+
+from hook.config.settings import DEFAULT_MODEL
+from hook.detect.detector import Detector
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(DEFAULT_MODEL)
