@@ -29,9 +29,10 @@ import onnxruntime as ort
 
 from bench.photoset import SETS, Photo, PhotoSetError, folder_set, repository_set
 from bench.stack import cpu
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-from hook.detect import ensemble
-from hook.detect.detector import Detection, Detector, Detects
+from hook.detect.detection import Detection, Detects
+from hook.detect.detector import Detector
 from hook.detect.ensemble import MEMBER_FLOOR, Ensemble
 from hook.detect.thresholds import Thresholds
 from hook.errors import ConfigError
@@ -154,7 +155,7 @@ def configuration(spec: str, threshold: float) -> tuple[Detects, Threshold]:
     settings = settings_of(spec)
     if settings is None:
         return detector_for(spec), threshold
-    detector = ensemble.from_settings(settings)
+    detector = detector_from(settings)
     return detector, detector.thresholds  # what the worker reports from
 
 

@@ -28,9 +28,9 @@ import onnxruntime as ort
 from bench.accuracy import MAX_PIXELS, Figures, detect_all, score
 from bench.photoset import SETS, Photo, PhotoSetError, repository_set
 from bench.stack import cpu
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-from hook.detect import ensemble
-from hook.detect.detector import Detects
+from hook.detect.detection import Detects
 from hook.errors import ConfigError
 from hook.intake.images import decode_image
 
@@ -109,9 +109,7 @@ def compare(rounds: int = 5, threads: int = 0) -> list[Row]:
     threshold = settings_for("onnxruntime", "f32", threads).thresholds
     for engine, precision in CONFIGS:
         try:
-            built[engine, precision] = ensemble.from_settings(
-                settings_for(engine, precision, threads)
-            )
+            built[engine, precision] = detector_from(settings_for(engine, precision, threads))
         except ConfigError as exc:
             refused[engine, precision] = str(exc)
     keys = list(built)

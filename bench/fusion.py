@@ -23,7 +23,8 @@ from bench.accuracy import Seen as Found
 from bench.accuracy import Threshold, machine, score, table
 from bench.photoset import Photo, repository_set
 from hook.config.settings import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS, Settings
-from hook.detect.detector import Detection, Detector
+from hook.detect.detection import Detection
+from hook.detect.detector import Detector
 from hook.detect.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR
 from hook.detect.fusion import FusionRules, fuse
 from hook.detect.thresholds import FLOOR

@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from bench.detector import per_call
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-from hook.detect import ensemble
 from hook.intake.images import decode_image
 from hook.worker.drawing import QUALITY, annotate, picture_fit
 
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timing per measurement")
     parser.add_argument("--save", type=Path, help="write each annotated picture into this folder")
     args = parser.parse_args()
-    detector = ensemble.from_settings(Settings.from_env({}, require_api_key=False))
+    detector = detector_from(Settings.from_env({}, require_api_key=False))
     canvas = detector.canvas
     print(f"canvas {canvas[0]}x{canvas[1]}, JPEG quality {QUALITY} unless shown, KB = 1000 B\n")
     heads = ["photo", "source", "picture", "boxes", *(f"KB q{q}" for q in QUALITIES)]

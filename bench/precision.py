@@ -56,7 +56,8 @@ from bench.accuracy import (
 )
 from bench.photoset import Photo, repository_set
 from hook.config.settings import Settings
-from hook.detect.detector import Detector, Detects
+from hook.detect.detection import Detects
+from hook.detect.detector import Detector
 from hook.intake.images import decode_image
 from models.int8 import SHIPPED, calibration_photos, described
 from models.quantize import MAX_PIXELS, VARIANTS, calibration, quantize

@@ -27,8 +27,9 @@ LOAD = """
 import time
 started = time.perf_counter()
 from hook.detect import ensemble
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-detector = ensemble.from_settings(Settings.from_env({}, require_api_key=False))
+detector = detector_from(Settings.from_env({}, require_api_key=False))
 print(detector.load_seconds, time.perf_counter() - started)
 """
 

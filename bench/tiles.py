@@ -22,9 +22,9 @@ from PIL import Image
 
 from bench.accuracy import machine
 from bench.photoset import repository_set
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-from hook.detect import ensemble
-from hook.detect.detector import Detects
+from hook.detect.detection import Detects
 from hook.intake.images import decode_image, inspect_image
 
 MAX_PIXELS = 40_000_000
@@ -69,7 +69,7 @@ def settings_of(config: str) -> Settings:
 
 
 def run(configs: Sequence[str], rounds: int) -> str:
-    detectors = [ensemble.from_settings(settings_of(c)) for c in configs]
+    detectors = [detector_from(settings_of(c)) for c in configs]
     lines = [
         f"{machine()}; ms per image from JPEG bytes, median of {rounds} interleaved rounds\n",
         "| frame | " + " | ".join(c or "default" for c in configs) + " |",

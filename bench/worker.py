@@ -28,6 +28,7 @@ from pymongo import MongoClient
 
 from bench.stack import Stack, peak_rss_mb, percentile
 from hook.callbacks.hosts import HostAllowList
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
 from hook.detect import ensemble, yolo
 from hook.detect.detector import Detector
@@ -56,7 +57,7 @@ def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
 
 def models_of(settings: Settings) -> tuple[Detector, ...]:
     """The default's models as the worker loads them (engine, precision), one session each."""
-    return ensemble.members_of(ensemble.from_settings(settings))
+    return ensemble.members_of(detector_from(settings))
 
 
 def raw_rate(seconds: float, lanes: int = 1, env: dict[str, str] | None = None) -> float:

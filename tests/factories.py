@@ -18,7 +18,7 @@ from PIL import Image
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.labels import camio_labels
 from hook.config.settings import Settings
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.intake.event import Event, Limits, parse_event
 from hook.store import TaskStore
 

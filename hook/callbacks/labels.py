@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 
 DIGITS = 4  # 1/10000 of the image: finer than any camera's pixels at these sizes
 

@@ -29,6 +29,7 @@ from hook.cli.settings_report import effective_table, settings_table, update_rea
 from hook.cli.simulator import simulate
 from hook.cli.task_commands import forget_command, retry_command, show_command
 from hook.cli.verify import verify_command
+from hook.config.detectors import detector_from
 from hook.config.mongo import connect, embedded_for
 from hook.config.settings import PROJECT_DIR, Settings
 from hook.detect import ensemble
@@ -110,7 +111,7 @@ def _model_labels() -> set[str] | str:
     logging.getLogger("hook.detect.detector").setLevel(logging.WARNING)  # no model-loading chatter
     try:
         settings = Settings.from_env(require_api_key=False)
-        return ensemble.label_names(ensemble.from_settings(settings))
+        return ensemble.label_names(detector_from(settings))
     except HookError as exc:
         return str(exc)
 

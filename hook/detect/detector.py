@@ -14,15 +14,13 @@ import ast
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from hook.detect import engines, yolo
-from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
+from hook.detect.detection import Detection, Detects
 from hook.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -30,55 +28,6 @@ log = logging.getLogger(__name__)
 DYNAMIC_SIZE = 640  # canvas for models whose input height/width are symbolic (Ultralytics')
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8}
 SIZE_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One object: its label, score 0..1 and box (x1, y1, x2, y2) in original-image pixels."""
-
-    label: str
-    score: float
-    box: tuple[float, float, float, float]
-
-
-class Detects:
-    """`detect` and `detect_many` from a class's to_canvas, run and postprocess.
-
-    The worker calls the three stages itself (in different threads); tests, benchmarks and tools
-    call these. Detector, hook.detect.ensemble.Ensemble and hook.detect.tiled.Tiled share them.
-    """
-
-    canvas: tuple[int, int]  # the model's input (w, h); an ensemble's largest
-    load_seconds: float
-    # what the rules report from (hook.detect.ensemble.from_settings: HOOK_MIN_SCORE and
-    # HOOK_LABEL_SCORES); a detector built by hand reports every detection it keeps
-    thresholds: Thresholds = NO_THRESHOLDS
-
-    def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
-        """What an image of `size` must be decoded to cover (decode_image's fit)."""
-        return self.canvas
-
-    def to_canvas(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
-        raise NotImplementedError
-
-    def run(self, canvases: list[Any]) -> Sequence[Any]:
-        raise NotImplementedError
-
-    def postprocess(self, output: Any, box: Any) -> list[Detection]:
-        raise NotImplementedError
-
-    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
-        return self.detect_many([(image, source)])[0]
-
-    def detect_many(
-        self, images: Sequence[tuple[Image.Image, tuple[int, int] | None]]
-    ) -> list[list[Detection]]:
-        """Detect in several images (one event's), batched when the model allows it."""
-        if not images:
-            return []
-        placed = [self.to_canvas(image, source) for image, source in images]
-        outputs = self.run([canvas for canvas, _ in placed])
-        return [self.postprocess(out, box) for out, (_, box) in zip(outputs, placed, strict=True)]
 
 
 class Detector(Detects):

@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 
 Box = tuple[float, float, float, float]
 CLOSE_VEHICLES = frozenset({"car", "truck", "bus"})  # one model's van is another's car or truck

@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from hook.detect.detector import Detection, Detects
+from hook.detect.detection import Detection, Detects
 from hook.detect.fusion import FusionRules, fit, suppress
 from hook.detect.tiling import Tiling, Windows, cut_by_inner_edge, grid_for, windows
 from hook.detect.yolo import Letterbox

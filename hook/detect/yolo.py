@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from hook.detect.decoders import decode_detr, decode_end2end, decode_ssd
+from hook.detect.detection import Letterbox
 
 PAD_GRAY = 114  # the letterbox fill Ultralytics trains with
 
@@ -56,19 +57,6 @@ class Plan:
 
     layout: Layout
     outputs: tuple[int, ...]  # positions in the model's output list
-
-
-@dataclass(frozen=True)
-class Letterbox:
-    """How an image of `source` size was placed on the model's canvas, to map boxes back."""
-
-    source: tuple[int, int]  # width, height of the original image
-    resized: tuple[int, int]  # width, height it was scaled to
-    pad: tuple[int, int]  # left, top offset on the canvas
-
-    @property
-    def scale(self) -> tuple[float, float]:
-        return self.resized[0] / self.source[0], self.resized[1] / self.source[1]
 
 
 def fit(source: tuple[int, int], canvas: tuple[int, int]) -> Letterbox:

@@ -11,12 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
 
+from hook.detect.detection import Detection
 from hook.rules.zones import Polygon, box_area, first_containing, standing_point
-
-if TYPE_CHECKING:
-    from hook.detect.detector import Detection  # a type only: `rules check` needs no onnxruntime
 
 KEYS = ("match", "labels", "min_score", "min_area", "rename", "ignore_zones", "only_zones")
 

@@ -16,17 +16,14 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from hook.detect.detection import Detection
 from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
 from hook.errors import ConfigError
 from hook.rules.camera import CameraRule
 from hook.rules.parsing import Source, read_entries
 from hook.rules.zones import Polygon
 from hook.task import Dropped
-
-if TYPE_CHECKING:
-    from hook.detect.detector import Detection  # a type only: `rules check` needs no onnxruntime
 
 __all__ = ["CameraRule", "Rules", "RulesFile", "describe"]
 

@@ -34,7 +34,10 @@ Contract (huey's storage, with leases), by part:
 Portability (real MongoDB and the embedded nx-27017): times are float epoch seconds, because
 nx-27017 stores a datetime written by `$set` as text, which then no longer compares; ids are
 strings, because nx-27017 cannot match an ObjectId outside `_id`; image bytes live in their
-own collection so task documents stay small and the sorted claim stays fast.
+own collection so task documents stay small and the sorted claim stays fast. The store also
+starts the embedded server (`embedded`) and counts a client's round trips (`round_trips`).
+
+May import: nothing of hook but the shared bottom (what it takes in, it takes by shape).
 """
 
 from hook.store.batches import Batches

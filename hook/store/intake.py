@@ -3,15 +3,42 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from bson import Binary, ObjectId
 from bson.errors import InvalidDocument
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from hook.intake.event import Event
 from hook.store.base import FAILURE, Base, image_ids, log
-from hook.task import Status
+from hook.task import ImageMeta, Status
+
+
+class NewImage(Protocol):
+    """An image as the store takes it in: its bytes and what the task keeps of it."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    def meta(self) -> ImageMeta: ...
+
+
+class Event(Protocol):
+    """An event as the store takes it in (hook.intake.event.Event is one): the store needs
+    only these fields, so it never imports the intake's parsing (or Pillow)."""
+
+    @property
+    def callback_url(self) -> str: ...
+    @property
+    def camera(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def images(self) -> Sequence[NewImage]: ...
+    @property
+    def payload_json(self) -> str: ...
+    @property
+    def dedup_key(self) -> str: ...
 
 
 class Intake(Base):

@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 
 MAX_SIDE = 1280  # longest side of a picture: enough to tell a cat from a dog on a phone or a page
 QUALITY = 75  # JPEG quality: labels read the same down to 65; 80 costs ~10% more bytes, 90 ~50%

@@ -17,8 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from hook.detect import yolo
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection, Letterbox
 from hook.task import Task
 
 
@@ -38,14 +37,14 @@ class Job:
     claimed: float  # monotonic time of the claim, for the claim-to-done figure
     stage: Stage = Stage.CLAIMED
     canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
-    boxes: list[yolo.Letterbox] = field(default_factory=list)
+    boxes: list[Letterbox] = field(default_factory=list)
     images: list[Image.Image] = field(default_factory=list)  # decoded, for the pictures
     body: str | None = None  # the labels JSON, once LABELED
     kept: list[list[Detection]] = field(default_factory=list)  # per image: what was delivered
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
 
     def loaded(
-        self, canvases: list[Any], boxes: list[yolo.Letterbox], images: list[Image.Image]
+        self, canvases: list[Any], boxes: list[Letterbox], images: list[Image.Image]
     ) -> None:
         self.canvases, self.boxes, self.images = canvases, boxes, images
         self.stage = Stage.LOADED

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hook.callbacks.labels import camio_labels
-from hook.detect.detector import Detects
+from hook.detect.detection import Detects
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.worker.job import Job

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from hook.detect.detector import Detects
+from hook.detect.detection import Detects
 from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore

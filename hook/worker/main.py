@@ -27,6 +27,7 @@ from types import FrameType
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
 from hook.callbacks.signing import Signer
+from hook.config.detectors import detector_from
 from hook.config.mongo import connect, make_indexes
 from hook.config.settings import Settings
 from hook.detect import engines, ensemble
@@ -80,7 +81,7 @@ def build(settings: Settings) -> Worker:
              layout.lanes, layout.threads, layout.batch_images)  # fmt: skip
     precision = engines.chosen_precision(settings.precision, settings.models, device)  # once
     per_lane = replace(settings, threads=layout.threads, device=device, precision=precision)
-    detectors = [ensemble.from_settings(per_lane) for _ in range(layout.lanes)]
+    detectors = [detector_from(per_lane) for _ in range(layout.lanes)]
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,
         callback_timeout=settings.callback_timeout,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from PIL import Image
 from pymongo.errors import PyMongoError
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.store import TaskStore
 from hook.worker.drawing import annotate
 from hook.worker.job import Job

@@ -50,7 +50,7 @@ from pymongo.errors import PyMongoError
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
 from hook.callbacks.post import session as callback_session
-from hook.detect.detector import Detects
+from hook.detect.detection import Detects
 from hook.metrics.recorder import Metrics
 from hook.retry import RetryPolicy
 from hook.rules.ruleset import RulesFile

@@ -12,8 +12,8 @@ from bench import accuracy, photoset
 from bench.accuracy import Seen, delivered, score
 from bench.derived import motion_blur
 from bench.photoset import Photo, PhotoSetError, parse
-from hook.detect import ensemble
-from hook.detect.detector import Detection
+from hook.config.detectors import detector_from
+from hook.detect.detection import Detection
 from tests.factories import make_settings
 
 BOX = (0.0, 0.0, 10.0, 10.0)
@@ -110,7 +110,7 @@ def test_the_default_detector_finds_what_a_person_names_with_few_false_labels(na
     photos = photoset.repository_set(name)
     if not all(p.path.is_file() for p in photos):
         pytest.skip(f"the {name} set is fetched by: bash scripts/setup.sh --test")
-    detector = ensemble.from_settings(make_settings())
+    detector = detector_from(make_settings())
     figures = score(photos, accuracy.detect_all(detector, photos), detector.thresholds)
     recall, false_labels, noisy, people = FLOORS[name]
     assert figures.recall >= recall, figures

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hook.callbacks.labels import camio_labels, image_labels, polygon
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 
 
 def test_polygon_is_fractions_with_the_origin_at_the_bottom_left() -> None:

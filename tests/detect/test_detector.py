@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from hook.config.settings import DEFAULT_MODEL
-from hook.detect.detector import Detection, Detector
+from hook.detect.detection import Detection
+from hook.detect.detector import Detector
 from hook.errors import BadImage, ConfigError
 from hook.intake.images import decode_image
 from tests.factories import DATA, REGIONS

@@ -23,9 +23,11 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
+from hook.config.detectors import detector_from
 from hook.config.settings import Settings
 from hook.detect import engines, ensemble
-from hook.detect.detector import Detection, Detector
+from hook.detect.detection import Detection
+from hook.detect.detector import Detector
 from hook.errors import ConfigError
 from tests.factories import DATA
 
@@ -107,7 +109,7 @@ def test_the_fused_detector_takes_engine_and_precision_from_the_settings() -> No
     env = {"HOOK_ENGINE": "openvino", "HOOK_PRECISION": "int8", "HOOK_THREADS": "1"}
     settings = Settings.from_env(env, require_api_key=False)
     assert (settings.engine, settings.precision, settings.threads) == ("openvino", "int8", 1)
-    detector = ensemble.from_settings(settings)
+    detector = detector_from(settings)
     fused = ensemble.members_of(detector)  # the tiles' model is the first of them
     assert [m.engine.description for m in fused] == ["openvino CPU int8"] * 2
     assert [m.model.name for m in fused] == ["yolov3-tiny.onnx", "nanodet-g.onnx"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from hook.config.detectors import detector_from
 from hook.detect import ensemble
 from hook.detect.detector import Detector
 from hook.detect.ensemble import Ensemble
@@ -76,9 +77,9 @@ def test_one_event_in_one_batch_equals_image_by_image(members) -> None:
 
 
 def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first() -> None:
-    single = ensemble.from_settings(make_settings(HOOK_MODEL=str(YOLO), HOOK_TILES="off"))
+    single = detector_from(make_settings(HOOK_MODEL=str(YOLO), HOOK_TILES="off"))
     assert isinstance(single, Detector)
-    pair = ensemble.from_settings(
+    pair = detector_from(
         make_settings(
             HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1.5", HOOK_MIN_SCORE="0.35",
             HOOK_MODEL_SURE="0.7,0.6", HOOK_TILES="off", HOOK_LABEL_SCORES="",
@@ -88,7 +89,7 @@ def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first
     assert pair.weights == (1.0, 1.5) and pair.rules.sure == (0.7, 0.6)
     assert pair.min_score == 0.2  # candidates to the floor: the rules apply the thresholds
     assert [m.model for m in pair.members] == [YOLO, NANODET]
-    tiled = ensemble.from_settings(make_settings(HOOK_TILES="3x2", HOOK_TILE_SCORE="0.6"))
+    tiled = detector_from(make_settings(HOOK_TILES="3x2", HOOK_TILE_SCORE="0.6"))
     assert isinstance(tiled, Tiled) and isinstance(tiled.whole, Ensemble)
     assert tiled.tiler is tiled.whole.members[0] and tiled.tile_score == 0.6
     assert ensemble.members_of(tiled) == tiled.whole.members
@@ -97,7 +98,7 @@ def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first
 
 def test_label_scores_must_name_labels_the_model_knows() -> None:
     with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES names labels the model does not"):
-        ensemble.from_settings(make_settings(HOOK_LABEL_SCORES="persn=0.3"))
+        detector_from(make_settings(HOOK_LABEL_SCORES="persn=0.3"))
     with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES='person' is invalid"):
         make_settings(HOOK_LABEL_SCORES="person")
     with pytest.raises(ConfigError, match="HOOK_MODEL_SURE has 1 scores for 2 models"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, centre_gap, fuse, iou
 
 EQUAL = FusionRules((1.0, 1.0))

@@ -16,8 +16,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from hook.config.detectors import detector_from
 from hook.detect import ensemble
-from hook.detect.detector import Detection, Detector
+from hook.detect.detection import Detection
+from hook.detect.detector import Detector
 from hook.errors import ConfigError
 from tests.factories import make_settings
 
@@ -265,8 +267,8 @@ def test_a_model_without_the_default_label_scores_labels_runs_on_the_default_set
     """HOOK_LABEL_SCORES' default names COCO's people and vehicles: a model that lacks some keeps
     the ones it knows; naming an unknown label yourself stays a start-up error."""
     model = detr_model(tmp_path)  # labels dog, car, cat, ...
-    detector = ensemble.from_settings(make_settings(HOOK_MODEL=str(model), HOOK_TILES="off"))
+    detector = detector_from(make_settings(HOOK_MODEL=str(model), HOOK_TILES="off"))
     known = set(ensemble.label_names(detector))
     assert "motorcycle" not in known and detector.thresholds.labels == {"car": 0.3}
     with pytest.raises(ConfigError, match="HOOK_LABEL_SCORES names labels the model does not"):
-        ensemble.from_settings(make_settings(HOOK_MODEL=str(model), HOOK_LABEL_SCORES="horse=0.2"))
+        detector_from(make_settings(HOOK_MODEL=str(model), HOOK_LABEL_SCORES="horse=0.2"))

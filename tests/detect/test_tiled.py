@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
-from hook.detect import ensemble
-from hook.detect.detector import Detection, Detects
+from hook.config.detectors import detector_from
+from hook.detect.detection import Detection, Detects
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, iou
 from hook.detect.tiled import Tiled, merge
 from hook.detect.tiling import tiles
@@ -52,8 +52,8 @@ def test_what_only_a_tile_sees_is_added_at_the_tile_score() -> None:
 @pytest.fixture(scope="module")
 def detectors() -> tuple[Detects, Detects]:
     """The default detector (tiles auto) and the same without tiles, in f32."""
-    tiled = ensemble.from_settings(make_settings(HOOK_PRECISION="f32"))
-    whole = ensemble.from_settings(make_settings(HOOK_PRECISION="f32", HOOK_TILES="off"))
+    tiled = detector_from(make_settings(HOOK_PRECISION="f32"))
+    whole = detector_from(make_settings(HOOK_PRECISION="f32", HOOK_TILES="off"))
     assert isinstance(tiled, Tiled)
     return tiled, whole
 

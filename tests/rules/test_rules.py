@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.detect.thresholds import Thresholds
 from hook.errors import ConfigError
 from hook.rules.ruleset import QUIET_SECONDS, CameraRule, Rules, RulesFile, describe

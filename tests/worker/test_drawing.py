@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageChops
 
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.intake.images import decode_image
 from hook.worker.drawing import MAX_SIDE, PALETTE, annotate, label_colours, picture_fit, tag_origin
 from tests.factories import DATA

@@ -15,7 +15,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.detect import yolo
-from hook.detect.detector import Detection
+from hook.detect.detection import Detection
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.worker.job import Job

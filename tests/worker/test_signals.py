@@ -26,10 +26,10 @@ pytestmark = pytest.mark.slow
 LEASE = 2.0
 # worker.py with a start-up that fails as no setting explains: a bug, say.
 BROKEN_START = """
-import runpy, hook.detect.ensemble
+import runpy, hook.worker.main
 def broken(settings):
     raise RuntimeError("a bug while building the detector")
-hook.detect.ensemble.from_settings = broken
+hook.worker.main.detector_from = broken
 runpy.run_path("worker.py", run_name="__main__")
 """
 
