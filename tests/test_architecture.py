@@ -102,7 +102,9 @@ def test_the_contract_keeps_the_model_runtime_and_the_store_where_they_belong() 
 
 def test_no_module_imports_itself_round_a_cycle() -> None:
     graph = {module: set(imports_of(module)) for module in MODULES}
-    cycles, on_path, done = [], [], set()
+    cycles: list[list[str]] = []
+    on_path: list[str] = []
+    done: set[str] = set()
 
     def visit(module: str) -> None:
         if module in on_path:

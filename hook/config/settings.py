@@ -22,6 +22,7 @@ from hook.config.values import MAKE_KEY
 from hook.detect.thresholds import Thresholds, parse_label_scores
 from hook.detect.tiling import Tiling, parse_tiling
 from hook.errors import ConfigError
+from hook.retry import RetryPolicy
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout, or /opt/hook (models/ there)
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
@@ -265,6 +266,16 @@ class Settings:
     def thresholds(self) -> Thresholds:
         """HOOK_MIN_SCORE for every label, but those HOOK_LABEL_SCORES names."""
         return Thresholds(self.min_score, self.label_scores)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How deliveries are retried: HOOK_RETRY_BASE_SECONDS, HOOK_MAX_ATTEMPTS."""
+        return RetryPolicy(self.retry_base_seconds, self.max_attempts)
+
+    @property
+    def report_policy(self) -> RetryPolicy:
+        """How failure reports are retried: the same backoff, HOOK_REPORT_ATTEMPTS."""
+        return RetryPolicy(self.retry_base_seconds, self.report_attempts)
 
     def __repr__(self) -> str:  # the key must never reach a log line
         shown = ", ".join(

@@ -6,6 +6,8 @@ seconds after its first job, or at once when BATCH jobs wait. Should the worker 
 between, the task's lease brings it back and its stored labels are resent (the same
 webhook-id): delivered at least once, never lost. The worker's buffered metrics are written
 every FLUSH_SECONDS, and at the end.
+
+It only writes: the Settler (hook.worker.settling) owns it and is told what each write came to.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from pymongo.errors import PyMongoError
 from hook.metrics.recorder import Metrics
 from hook.store import TaskStore
 from hook.worker.job import Job
-from hook.worker.settling import Settlement, done_line, lost_line
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +31,20 @@ FLUSH_SECONDS = 1.0  # buffered metrics are written at least this often
 RETRY_SECONDS = 1.0  # a batch MongoDB did not take is tried again after this
 
 
+Recorded = Callable[[Job, "bool | None"], None]  # done, lease lost, or not written
+
+
 class Completions:
-    """A thread that completes delivered jobs in batches, then tells `finished` of each."""
+    """A thread that completes delivered jobs in batches, then tells `recorded` of each: True
+    (done), False (its lease had passed to another claim) or None (not written: its lease
+    brings the task back)."""
+
+    name = "completions"
 
     def __init__(
-        self,
-        store: TaskStore,
-        metrics: Metrics,
-        finished: Callable[[Job, Settlement | None], None],
-        *,
-        window: float = WINDOW,
+        self, store: TaskStore, metrics: Metrics, recorded: Recorded, *, window: float = WINDOW
     ) -> None:
-        self.store, self.metrics, self.finished, self.window = store, metrics, finished, window
+        self.store, self.metrics, self.recorded, self.window = store, metrics, recorded, window
         self.waiting: list[Job] = []
         self.changed = threading.Condition()
         self.closing = False
@@ -56,7 +59,7 @@ class Completions:
             self.waiting.append(job)
             self.changed.notify()
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Record what waits, then end the thread (after the deliveries have ended)."""
         with self.changed:
             self.closing = True
@@ -75,7 +78,7 @@ class Completions:
             except Exception:  # a bug must not end the thread: the leases bring tasks back
                 log.exception("completions: a batch of %d could not be settled", len(batch))
                 for job in batch:
-                    self.finished(job, None)
+                    self.recorded(job, None)
         self.metrics.flush()
 
     def _next_batch(self) -> list[Job] | None:
@@ -113,14 +116,9 @@ class Completions:
                                 "leases will bring them back", len(batch),
                                 type(exc).__name__)  # fmt: skip
                     for job in batch:
-                        self.finished(job, None)
+                        self.recorded(job, None)
                     return
                 log.warning("%d delivered task(s) not recorded done yet (%s); trying again",
                             len(batch), type(exc).__name__)  # fmt: skip
         for job in batch:
-            if (job.task.id, job.owner) in completed:
-                done_line(job)
-                self.finished(job, Settlement.DONE)
-            else:
-                lost_line(job)
-                self.finished(job, Settlement.LOST)
+            self.recorded(job, (job.task.id, job.owner) in completed)

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from pymongo.errors import PyMongoError
 
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
-from hook.callbacks.post import origin, post_labels
+from hook.callbacks.post import Outcome, origin, post_labels
 from hook.store import TaskStore
 from hook.worker.job import Job
-from hook.worker.settling import Settlement, Settler
+from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
 Origin = tuple[str, str | None, int]  # a callback host: scheme, host, port
@@ -33,9 +32,8 @@ DEFER_SECONDS = 1.0  # a task whose callback host is busy comes back after this
 
 
 class DeliveryPool:
-    """Threads that POST and settle; `finished(job, settlement)` is told when each job leaves
-    (settlement None: deferred, or settling failed and the lease will bring the task back),
-    by hook.worker.completions for a delivered job whose completion is batched."""
+    """Threads that POST and hand the outcome to the Settler, which decides and records what
+    becomes of the job (and lets the worker know)."""
 
     def __init__(
         self,
@@ -45,13 +43,12 @@ class DeliveryPool:
         *,
         hosts: HostAllowList,
         timeout: float,
-        finished: Callable[[Job, Settlement | None], None],
         outbound: Outbound | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store, self.settler, self.http = store, settler, http
         self.outbound = outbound or Outbound()
-        self.hosts, self.timeout, self.finished, self.clock = hosts, timeout, finished, clock
+        self.hosts, self.timeout, self.clock = hosts, timeout, clock
         self.pool = ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="deliver")
         self.slots = threading.Semaphore(IN_FLIGHT)
         self.per_host: collections.Counter[Origin] = collections.Counter()
@@ -71,32 +68,26 @@ class DeliveryPool:
         self.pool.shutdown(wait=True)
 
     def _deliver(self, job: Job, host: Origin) -> None:
-        settlement = None
         try:
-            settlement = self._post_and_settle(job, host)
-        except Exception:  # a bug while settling: the lease brings the task back
-            log.exception("task %s: could not be settled", job.task.id)
-        finally:
-            self.slots.release()
-            if settlement is not Settlement.PENDING:  # else hook.worker.completions tells
-                self.finished(job, settlement)
-
-    def _post_and_settle(self, job: Job, host: Origin) -> Settlement:
-        try:
-            task, body = job.task, job.body or ""
-            headers = self.outbound.headers_for(task.id, body, camera=task.camera,
-                                                user=task.user_id, attempt=task.attempts,
-                                                now=self.clock())  # fmt: skip
-            outcome = post_labels(self.http, task.callback_url, body, hosts=self.hosts,
-                                  timeout=self.timeout, headers=headers)  # fmt: skip
-        except Exception as exc:  # logged with the task id; the task is retried
-            log.exception("task %s: delivery failed", job.task.id)
-            why = f"unexpected error while delivering: {type(exc).__name__}: {exc}"
-            return self.settler.retry(job, why)
+            outcome = self._post(job)
+        except Exception as exc:  # the task is retried, saying why
+            outcome = None
+            self.settler.crashed(job, "delivering", exc)
         finally:
             with self.lock:
                 self.per_host[host] -= 1
-        return self.settler.delivery(job, outcome)
+            self.slots.release()
+        if outcome is not None:
+            self.settler.delivery(job, outcome)
+
+    def _post(self, job: Job) -> Outcome:
+        """The POST of the job's stored labels, with its headers; never raises for HTTP."""
+        task, body = job.task, job.body or ""
+        headers = self.outbound.headers_for(task.id, body, camera=task.camera,
+                                            user=task.user_id, attempt=task.attempts,
+                                            now=self.clock())  # fmt: skip
+        return post_labels(self.http, task.callback_url, body, hosts=self.hosts,
+                           timeout=self.timeout, headers=headers)  # fmt: skip
 
     def _take_host(self, host: Origin) -> bool:
         """A delivery slot for one callback host; False when it already has PER_HOST."""
@@ -107,17 +98,6 @@ class DeliveryPool:
             return True
 
     def _defer(self, job: Job, host: Origin) -> None:
-        """Its host is busy: give the task back for a moment, its attempt not counted.
-
-        The stored labels are resent when it comes back.
-        """
-        job.settle()
-        try:
-            if self.store.release(job.task.id, job.owner, run_at=self.clock() + DEFER_SECONDS):
-                log.info("task %s: callback host %s://%s:%d has %d deliveries in flight; "
-                         "deferred %.0f s", job.task.id, *host, PER_HOST,
-                         DEFER_SECONDS)  # fmt: skip
-        except PyMongoError:
-            log.warning("task %s: could not defer it; its lease will bring it back", job.task.id)
-        finally:
-            self.finished(job, None)
+        """Its host is busy: given back for a moment, its attempt not counted."""
+        why = f"callback host {host[0]}://{host[1]}:{host[2]} has {PER_HOST} deliveries in flight"
+        self.settler.give_back(job, why, after=DEFER_SECONDS)

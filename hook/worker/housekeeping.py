@@ -19,14 +19,12 @@ from collections.abc import Callable, Sequence
 
 from hook.store import TaskStore
 from hook.task import Target
-from hook.worker.reporting import REPORT_ATTEMPTS
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 5.0  # at most this between sweeps for expired leases (less with short leases)
 PURGE_SECONDS = 3600.0  # between purges; also how old an orphan image must be to go
 FORGET_WORKERS_SECONDS = 86400.0  # heartbeats of workers gone a day are dropped
-KEEP_PICTURES_SECONDS = 86400.0  # HOOK_KEEP_PICTURES_HOURS' default
 
 
 class Housekeeper:
@@ -39,9 +37,9 @@ class Housekeeper:
         lease_seconds: float,
         retention_seconds: float,
         max_attempts: int,
-        keep_pictures_seconds: float = KEEP_PICTURES_SECONDS,
+        keep_pictures_seconds: float,
         report: Sequence[Target] = (),
-        report_attempts: int = REPORT_ATTEMPTS,
+        report_attempts: int,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

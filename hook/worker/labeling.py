@@ -18,7 +18,7 @@ from hook.detect.detection import Detects
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.worker.job import Job
-from hook.worker.pictures import Snapshots
+from hook.worker.pictures import Pictures
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ class Labeler:
     """LOADED jobs to LABELED (or retried); shared by the lanes, each with its own detector."""
 
     def __init__(
-        self, store: TaskStore, settler: Settler, rules: RulesFile, snapshots: Snapshots
+        self, store: TaskStore, settler: Settler, rules: RulesFile, pictures: Pictures
     ) -> None:
-        self.store, self.settler, self.rules, self.snapshots = store, settler, rules, snapshots
+        self.store, self.settler, self.rules, self.pictures = store, settler, rules, pictures
 
     def label(self, jobs: Sequence[Job], detector: Detects) -> None:
         """Detect in every image of `jobs` in one run, then label each job."""
@@ -41,11 +41,9 @@ class Labeler:
             canvases = [canvas for job in jobs for canvas in job.canvases]
             outputs: Sequence[Any] = detector.run(canvases)  # as postprocess takes them
             per_image_ms = (time.perf_counter() - started) * 1000 / len(canvases)
-        except Exception as exc:  # logged with the task ids; the tasks are retried
-            log.exception("tasks %s: detection failed", ", ".join(job.task.id for job in jobs))
+        except Exception as exc:  # each task retried, saying why
             for job in jobs:
-                self.settler.retry(job, f"unexpected error while labeling: "
-                                        f"{type(exc).__name__}: {exc}")  # fmt: skip
+                self.settler.crashed(job, "labeling", exc)
             return
         at = 0
         for job in jobs:
@@ -68,11 +66,9 @@ class Labeler:
                 dropped.extend(refused)
             body = json.dumps(camio_labels(per_image), separators=(",", ":"))
             if not self.store.save_result(job.task.id, job.owner, body, dropped):
-                log.warning("task %s: lease lost before its labels were stored", job.task.id)
-                job.settle()
+                self.settler.lost(job)  # before its labels were stored
                 return
             job.labeled(body, kept)
-            self.snapshots.take(job)  # drawn beside the detector and the POST, not after
-        except Exception as exc:  # logged with the task id; the task is retried
-            log.exception("task %s: labeling failed", job.task.id)
-            self.settler.retry(job, f"unexpected error while labeling: {type(exc).__name__}: {exc}")
+            self.pictures.take(job)  # drawn beside the detector and the POST, not after
+        except Exception as exc:  # the task is retried, saying why
+            self.settler.crashed(job, "labeling", exc)

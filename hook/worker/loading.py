@@ -66,5 +66,4 @@ class Loader:
                     decoded.append(image)
             job.loaded(canvases, boxes, decoded)
         except Exception as exc:  # one task's trouble must never stop the worker
-            log.exception("task %s: loading failed", task.id)
-            self.settler.retry(job, f"unexpected error while loading: {type(exc).__name__}: {exc}")
+            self.settler.crashed(job, "loading", exc)

@@ -33,7 +33,6 @@ from hook.config.settings import Settings
 from hook.detect import engines, ensemble
 from hook.errors import ConfigError
 from hook.logs import configure
-from hook.retry import RetryPolicy
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.store.round_trips import RoundTrips
@@ -87,7 +86,7 @@ def build(settings: Settings) -> Worker:
         callback_timeout=settings.callback_timeout,
         retention_seconds=settings.retention_hours * 3600,
         max_image_pixels=settings.max_image_pixels,
-        policy=RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.max_attempts),
+        policy=settings.retry_policy,
         hosts=HostAllowList(settings.callback_hosts),
         keep_pictures_seconds=settings.keep_pictures_hours * 3600,
         outbound=outbound(settings),
@@ -108,8 +107,7 @@ def outbound(settings: Settings) -> Outbound:
 
 def reports(settings: Settings) -> ReportConfig:
     """Failure reports: to HOOK_FAILURE_URL, the event's callback_url, both or neither."""
-    policy = RetryPolicy(base=settings.retry_base_seconds, max_attempts=settings.report_attempts)
-    return ReportConfig(settings.failure_url, settings.failure_to_callback, policy)
+    return ReportConfig(settings.report_policy, settings.failure_url, settings.failure_to_callback)
 
 
 def serve(worker: Worker, signals: Signals) -> int:

@@ -1,4 +1,4 @@
-"""Snapshots: a labeled job's annotated pictures, made from its decoded images and stored.
+"""Pictures: a labeled job's annotated pictures, made from its decoded images and stored.
 
 Taken the moment the labels are stored, before the POST: a thread of its own draws and
 encodes them while the detector goes on and the callback is under way, so pictures never delay
@@ -34,7 +34,7 @@ BATCH = 32  # pictures that go at once
 
 
 @dataclass(frozen=True)
-class Sitting:
+class Unmade:
     """One job's pictures to make: the decoded images, their full sizes, what was delivered."""
 
     task_id: str
@@ -43,26 +43,30 @@ class Sitting:
     kept: list[list[Detection]]
 
 
-class Snapshots:
+class Pictures:
     """Pictures on (keep time above 0) or off; `take(job)` frees the job's images either way."""
+
+    name = "pictures"
 
     def __init__(self, store: TaskStore, *, enabled: bool, window: float = WINDOW) -> None:
         self.store, self.enabled, self.window = store, enabled, window
-        self.waiting: queue.Queue[Sitting | None] = queue.Queue()
+        self.waiting: queue.Queue[Unmade | None] = queue.Queue()
         self.room = threading.BoundedSemaphore(BACKLOG)
         self.thread = threading.Thread(target=self._run, name="pictures", daemon=True)
-        if enabled:
+
+    def start(self) -> None:
+        if self.enabled:
             self.thread.start()
 
     def take(self, job: Job) -> None:
         """Queue the pictures of a job labeled here; frees its images from the job at once."""
         if self.enabled and job.images and len(job.kept) == len(job.images):
-            sitting = Sitting(job.task.id, job.images, [b.source for b in job.boxes], job.kept)
+            unmade = Unmade(job.task.id, job.images, [b.source for b in job.boxes], job.kept)
             self.room.acquire()
-            self.waiting.put(sitting)
+            self.waiting.put(unmade)
         job.pictured()
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Make and store the pictures queued so far, then end the thread."""
         if self.enabled:
             self.waiting.put(None)
@@ -74,29 +78,29 @@ class Snapshots:
         while True:
             try:
                 wait = max(0.0, deadline - time.monotonic()) if made else None
-                sitting = self.waiting.get(timeout=wait)
+                unmade = self.waiting.get(timeout=wait)
             except queue.Empty:  # the window is over: store what was made
                 made = self._store(made)
                 continue
-            if sitting is None:
+            if unmade is None:
                 self._store(made)
                 return
             if not made:
                 deadline = time.monotonic() + self.window
-            made.extend(self._make(sitting))
+            made.extend(self._make(unmade))
             if len(made) >= BATCH or time.monotonic() >= deadline:
                 made = self._store(made)
 
-    def _make(self, sitting: Sitting) -> list[tuple[str, int, bytes]]:
+    def _make(self, unmade: Unmade) -> list[tuple[str, int, bytes]]:
         try:
             return [
-                (sitting.task_id, index, annotate(image, source, kept))
+                (unmade.task_id, index, annotate(image, source, kept))
                 for index, (image, source, kept) in enumerate(
-                    zip(sitting.images, sitting.sources, sitting.kept, strict=True)
+                    zip(unmade.images, unmade.sources, unmade.kept, strict=True)
                 )
             ]
         except Exception:  # a picture is a convenience: its trouble is logged, never the task's
-            log.exception("task %s: its pictures could not be made", sitting.task_id)
+            log.exception("task %s: its pictures could not be made", unmade.task_id)
             return []
         finally:
             self.room.release()

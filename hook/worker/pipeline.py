@@ -58,14 +58,14 @@ from hook.store import TaskStore
 from hook.store.round_trips import RoundTrips
 from hook.wakeup import WakeUp
 from hook.worker.change_feed import ChangeFeed
-from hook.worker.completions import Completions
 from hook.worker.delivery import DeliveryPool
 from hook.worker.housekeeping import Housekeeper
 from hook.worker.job import Job, Stage
 from hook.worker.labeling import Labeler
 from hook.worker.leases import Holding, LeaseKeeper
 from hook.worker.loading import Loader
-from hook.worker.pictures import Snapshots
+from hook.worker.parts import Loop, Parts
+from hook.worker.pictures import Pictures
 from hook.worker.reporting import ReportConfig, Reporter
 from hook.worker.settling import Settlement, Settler
 
@@ -88,7 +88,7 @@ class WorkerConfig:
     hosts: HostAllowList
     keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
     outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
-    reports: ReportConfig = field(default_factory=ReportConfig)  # failure reports: off if unset
+    reports: ReportConfig | None = None  # failure reports: off if unset
     batch_images: int = 1  # most images of ready tasks a lane runs together (1: a task a run)
 
 
@@ -112,27 +112,28 @@ class Worker:
         if not detectors:
             raise ValueError("a worker needs a detector for each lane, and one lane at least")
         self.store, self.lanes, self.config = store, tuple(detectors), config
+        reports = config.reports or ReportConfig(config.policy)  # none owed: off
         self.rules = rules or RulesFile.open(None)
         self.round_trips = round_trips
         self.wake = wake or WakeUp(None, None)  # rung by the web, the change feed and stop()
-        self.snapshots = Snapshots(store, enabled=config.keep_pictures_seconds > 0)
+        self.pictures = Pictures(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store, buffered=True)
-        self.completions = Completions(store, self.metrics, self._delivered)
-        self.settler = Settler(store, self.metrics, config.policy, report=config.reports.targets,
-                               completions=self.completions, clock=clock)  # fmt: skip
-        self.loader = Loader(store, self.settler, self.lanes[0], pictures=self.snapshots.enabled,
+        self.settler = Settler(store, self.metrics, config.policy, finished=self._let_go,
+                               report=reports.targets, batched=True,
+                               clock=clock)  # fmt: skip
+        self.loader = Loader(store, self.settler, self.lanes[0], pictures=self.pictures.enabled,
                              max_pixels=config.max_image_pixels)  # fmt: skip
-        self.labeler = Labeler(store, self.settler, self.rules, self.snapshots)
+        self.labeler = Labeler(store, self.settler, self.rules, self.pictures)
         self.deliveries = DeliveryPool(
             store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
-            finished=self._delivered, outbound=config.outbound, clock=clock,
+            outbound=config.outbound, clock=clock,
         )  # fmt: skip
         self.housekeeper = Housekeeper(
             store, lease_seconds=config.lease_seconds, clock=clock,
             retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
-            keep_pictures_seconds=config.keep_pictures_seconds, report=config.reports.targets,
-            report_attempts=config.reports.policy.max_attempts,
+            keep_pictures_seconds=config.keep_pictures_seconds, report=reports.targets,
+            report_attempts=reports.policy.max_attempts,
         )  # fmt: skip
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -147,10 +148,17 @@ class Worker:
         self.keeper = LeaseKeeper(store, self.id, config.lease_seconds, self._holding,
                                   self.stopping, started_at=clock())  # fmt: skip
         self.reporter = Reporter(
-            store, config.reports, hosts=config.hosts, timeout=config.callback_timeout,
+            store, reports, hosts=config.hosts, timeout=config.callback_timeout,
             lease_seconds=config.lease_seconds, worker_id=self.id, stopping=self.stopping,
             outbound=config.outbound, metrics=self.metrics, clock=clock,
         )  # fmt: skip
+        self.parts = Parts([  # hook.worker.parts: started in this order, stopped in reverse
+            Loop("leases", self.keeper.run),
+            Loop("reports", self.reporter.run),
+            Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
+            self.pictures,
+            *self.settler.parts,
+        ])  # fmt: skip
 
     def stop(self) -> None:
         """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
@@ -162,26 +170,21 @@ class Worker:
     def run(self) -> None:
         log.info("worker %s started (lease %.0f s, %d lane(s))", self.id,
                  self.config.lease_seconds, len(self.lanes))  # fmt: skip
-        helpers = [
-            threading.Thread(target=self._fetch_loop, name="fetch", daemon=True),
-            threading.Thread(target=self.keeper.run, name="leases", daemon=True),
-            threading.Thread(target=self.reporter.run, name="reports", daemon=True),
-            threading.Thread(target=ChangeFeed(self.store, self.wake, self.stopping).run,
-                             name="change-feed", daemon=True),
-        ]  # fmt: skip
+        fetch = threading.Thread(target=self._fetch_loop, name="fetch", daemon=True)
         lanes = [threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
                  for n, detector in enumerate(self.lanes)]  # fmt: skip
-        self.completions.start()
-        for thread in helpers + lanes:
-            thread.start()
-        for thread in lanes:
-            thread.join()
-        self.deliveries.close()
-        self.completions.close()
-        self.snapshots.close()
-        for thread in helpers:
-            thread.join()
-        self.wake.close()
+        self.parts.start()
+        try:
+            for thread in [fetch, *lanes]:
+                thread.start()
+            for thread in lanes:  # they end once the fetch thread has stopped claiming
+                thread.join()
+            fetch.join()
+            self.deliveries.close()  # every delivery under way settled
+        finally:
+            self.stopping.set()  # the loops among the parts end on it
+            self.parts.stop()
+            self.wake.close()
         log.info("worker %s stopped", self.id)
         if self.fetch_failed:  # the process exits 1, so systemd starts it again
             raise RuntimeError("the fetch thread failed (its traceback is logged above)")
@@ -196,21 +199,21 @@ class Worker:
         that cannot be handed on (a bug) is let go, its lease brings the task back."""
         if self.stopping.is_set():
             for job in jobs:
-                if job.stage is Stage.LOADED:
-                    self._give_back(job)  # not started: another worker takes it at once
+                if job.stage is Stage.LOADED:  # not started: another worker takes it at once
+                    self.settler.give_back(job, "the worker is stopping")
         try:
             self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
-        except Exception:  # the labeler settles what it can; a bug here must not end the lane
-            log.exception("tasks %s: could not be labeled", _ids(jobs))
+        except Exception as exc:  # the labeler settles what it can; a bug must not end the lane
+            for job in jobs:
+                if job.stage is Stage.LOADED:
+                    self.settler.crashed(job, "labeling", exc)
         for job in jobs:
+            if job.stage is not Stage.LABELED:
+                continue  # settled on the way: the Settler has let it go
             try:
-                if job.stage is Stage.LABELED:
-                    self.deliveries.submit(job)  # the pool lets it go when it is settled
-                    continue
-            except Exception:
-                log.exception("task %s: could not be handed on", job.task.id)
-            job.settle()
-            self._forget(job)
+                self.deliveries.submit(job)  # settled, and let go, once delivered
+            except Exception as exc:
+                self.settler.crashed(job, "handing it to delivery", exc)
 
     def _fetch_loop(self) -> None:
         """Claim and load tasks until stopped; then tell the lanes there is no more."""
@@ -254,39 +257,21 @@ class Worker:
         try:
             images = self.loader.images_of(jobs)
         except Exception as exc:  # MongoDB, or a bug: the batch goes back to the queue
-            log.warning("tasks %s: images not read (%s: %s); given back", _ids(jobs),
-                        type(exc).__name__, exc)  # fmt: skip
+            why = f"its images could not be read: {type(exc).__name__}: {exc}"
             for job in jobs:
-                self._give_back(job)
+                self.settler.give_back(job, why)
             return
         for job in jobs:
             self.loader.load(job, images.get(job.task.id))  # settles the job on any trouble
-            if job.stage is Stage.SETTLED:  # a bad image or an error: failed or retried
-                self._forget(job)
-            else:
+            if job.stage is not Stage.SETTLED:  # else failed or retried, and let go
                 self.ready.put(job)
 
-    def _give_back(self, job: Job) -> None:
-        job.settle()
-        try:
-            if self.store.release(job.task.id, job.owner):
-                log.info("task %s: given back unstarted", job.task.id)
-        except PyMongoError:
-            log.warning("task %s: could not give it back; its lease will", job.task.id)
-        finally:
-            self._forget(job)
-
-    def _delivered(self, job: Job, settlement: Settlement | None) -> None:
-        """The delivery pool is done with `job`: counted if done, its lease let go."""
-        if settlement is Settlement.DONE:
-            with self.lock:
-                self.done += 1
-        self._forget(job)
-
-    def _forget(self, job: Job) -> None:
-        """Out of this worker's hands: its lease is no longer renewed."""
+    def _let_go(self, job: Job, settlement: Settlement) -> None:
+        """The Settler is done with `job`: counted if done; its lease no longer renewed."""
         with self.lock:
             self.in_flight.pop(job.owner, None)
+            if settlement is Settlement.DONE:
+                self.done += 1
 
     def _holding(self) -> Holding:
         """What this worker holds now, for the lease keeper: a consistent snapshot."""

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 from pymongo.errors import PyMongoError
@@ -38,7 +38,6 @@ from hook.task import Report, ReportState, Target, Task, iso
 
 log = logging.getLogger(__name__)
 
-REPORT_ATTEMPTS = 5  # HOOK_REPORT_ATTEMPTS' default
 IDLE_FIRST, IDLE_MAX = 0.05, 1.0  # idle polling for due reports: from 50 ms up to 1 s
 
 
@@ -46,9 +45,9 @@ IDLE_FIRST, IDLE_MAX = 0.05, 1.0  # idle polling for due reports: from 50 ms up 
 class ReportConfig:
     """Where failure reports go, and how hard to try; nothing is owed while both are off."""
 
+    policy: RetryPolicy  # hook.config.settings' report_policy
     failure_url: str | None = None  # HOOK_FAILURE_URL
     to_callback: bool = False  # HOOK_FAILURE_TO_CALLBACK
-    policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=REPORT_ATTEMPTS))
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -93,7 +92,7 @@ def message_id(task: Task) -> str:
     return f"{task.id}-failure-{round((task.finished_at or 0.0) * 1000)}"
 
 
-def judge(
+def next_state(
     report: Report, outcomes: Mapping[Target, Outcome], policy: RetryPolicy, now: float
 ) -> Settled:
     """An attempt's outcomes per target in; the report's next state out (pure)."""
@@ -112,8 +111,9 @@ def judge(
             errors[target.value] = f"gave up after {report.attempts} attempts; last: {why}"
         return Settled(ReportState.UNDELIVERABLE, (), delivered, errors)
     wait = max((o.retry_after or 0.0 for o in outcomes.values()), default=0.0)
-    delay = max(policy.next_delay(report.attempts), min(wait, policy.cap))
-    return Settled(ReportState.DUE, again, delivered, errors, now + delay)
+    return Settled(
+        ReportState.DUE, again, delivered, errors, now + policy.delay(report.attempts, wait)
+    )
 
 
 class Reporter:
@@ -182,7 +182,7 @@ class Reporter:
     def send(self, task: Task, report: Report, owner: str) -> Settled:
         """One attempt at `report`: POST to each target it still owes, then settle."""
         outcomes = {target: self._post(task, target, report.attempts) for target in report.targets}
-        settled = judge(report, outcomes, self.config.policy, self.clock())
+        settled = next_state(report, outcomes, self.config.policy, self.clock())
         try:
             kept = self.store.settle_report(task.id, owner, settled.state, targets=settled.targets,
                                             delivered=settled.delivered, errors=settled.errors,

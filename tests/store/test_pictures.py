@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 from PIL import Image
-from pymongo import MongoClient
 from pymongo.database import Database
 
 from hook.store import TaskStore
 from hook.task import Status
 from hook.worker.drawing import annotate
 from hook.worker.housekeeping import PURGE_SECONDS, Housekeeper
-from tests.factories import DATA, FakeClock, make_event
+from tests.factories import DATA, FakeClock, make_event, make_settings
 
 NOW = 1_800_000_000.0
 KEEP = 24 * 3600.0
@@ -92,7 +91,8 @@ def test_retention_purge_takes_a_purged_tasks_pictures(
 
 def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock, keep: float) -> Housekeeper:
     return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
-                       keep_pictures_seconds=keep, clock=clock, monotonic=monotonic)  # fmt: skip
+                       keep_pictures_seconds=keep, report_attempts=5, clock=clock,
+                       monotonic=monotonic)  # fmt: skip
 
 
 def test_housekeeping_purges_pictures_past_keeping_on_its_schedule(
@@ -128,8 +128,7 @@ def test_with_pictures_off_housekeeping_removes_those_made_before(
     assert store.picture_indexes("t1") == []
 
 
-def test_housekeeping_keeps_pictures_a_day_unless_told() -> None:
-    client: MongoClient = MongoClient("mongodb://127.0.0.1:1", connect=False)
-    chores = Housekeeper(TaskStore(client["unused"]), lease_seconds=8,
-                         retention_seconds=RETENTION, max_attempts=3)  # fmt: skip
-    assert chores.keep_pictures_seconds == KEEP  # HOOK_KEEP_PICTURES_HOURS' default
+def test_pictures_are_kept_a_day_unless_told() -> None:
+    """The default lives in the settings table only; the worker gets it from there."""
+    assert make_settings().keep_pictures_hours * 3600 == KEEP
+    assert make_settings(HOOK_KEEP_PICTURES_HOURS="0").keep_pictures_hours == 0

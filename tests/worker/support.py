@@ -18,7 +18,9 @@ from hook.retry import RetryPolicy
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.task import Status, Task
+from hook.worker.job import Job
 from hook.worker.pipeline import Worker, WorkerConfig
+from hook.worker.settling import Settlement
 from tests.factories import DATA, SIGNING_SECRET, make_event
 
 FIRST, SECOND = "2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"  # event()'s
@@ -85,3 +87,21 @@ def running(
 
 def path() -> str:
     return f"/cb/{uuid.uuid4().hex}"
+
+
+class Told:
+    """A Settler's `finished`: what each job came to, by its claim, and how often it was told
+    (the Settler tells of each job once)."""
+
+    def __init__(self) -> None:
+        self.settled: dict[str, Settlement] = {}
+        self.times: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, job: Job, settlement: Settlement) -> None:
+        with self.lock:
+            self.settled[job.owner] = settlement
+            self.times[job.owner] = self.times.get(job.owner, 0) + 1
+
+    def of(self, job: Job) -> Settlement:
+        return self.settled[job.owner]

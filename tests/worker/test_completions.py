@@ -19,7 +19,6 @@ from hook.store.embedded import EmbeddedMongo
 from hook.task import Status
 from hook.worker.completions import BATCH, FLUSH_SECONDS, Completions
 from hook.worker.job import Job
-from hook.worker.settling import Settlement
 from tests.commands import Commands
 from tests.factories import make_event
 from tests.loopback import free_port
@@ -29,21 +28,22 @@ WAIT = 30.0  # generous: reaching it means the batch never went, not that it wen
 
 
 class Told:
-    """What `finished` was told, by job (its claim's owner), for a test to wait on."""
+    """What `recorded` was told, by job (its claim's owner): True done, False lease lost, None
+    not written; for a test to wait on."""
 
     def __init__(self) -> None:
-        self.settled: dict[str, Settlement | None] = {}
+        self.settled: dict[str, bool | None] = {}
         self.twice: list[str] = []  # owners told more than once: checked by wait_for
         self.changed = threading.Condition()
 
-    def __call__(self, job: Job, settlement: Settlement | None) -> None:
+    def __call__(self, job: Job, done: bool | None) -> None:
         with self.changed:
             if job.owner in self.settled:
                 self.twice.append(job.owner)
-            self.settled[job.owner] = settlement
+            self.settled[job.owner] = done
             self.changed.notify_all()
 
-    def wait_for(self, count: int, timeout: float = WAIT) -> dict[str, Settlement | None]:
+    def wait_for(self, count: int, timeout: float = WAIT) -> dict[str, bool | None]:
         with self.changed:
             assert self.changed.wait_for(lambda: len(self.settled) >= count, timeout), (
                 f"told of {len(self.settled)} of {count} jobs: {self.settled}"
@@ -98,8 +98,8 @@ def running(completions: Completions) -> Completions:
 
 
 def closed_in_time(completions: Completions, timeout: float = WAIT) -> None:
-    """close() returns (generous bound: a close that hangs fails here)."""
-    closer = threading.Thread(target=completions.close, name="closer", daemon=True)
+    """stop() returns (generous bound: a stop that hangs fails here)."""
+    closer = threading.Thread(target=completions.stop, name="closer", daemon=True)
     closer.start()
     closer.join(timeout)
     assert not closer.is_alive(), "close() did not return"
@@ -120,7 +120,7 @@ def test_jobs_of_one_window_are_recorded_done_in_one_batch(counted: Client) -> N
         settled = told.wait_for(len(jobs))
     finally:
         closed_in_time(completions)
-    assert settled == {job.owner: Settlement.DONE for job in jobs}
+    assert settled == {job.owner: True for job in jobs}
     assert counted.commands.to("update", "tasks") - updates == 1
     assert counted.commands.to("delete", "images") - deletes == 1
     for job in jobs:
@@ -140,7 +140,7 @@ def test_a_full_batch_goes_without_waiting_out_the_window(counted: Client) -> No
         settled = told.wait_for(BATCH, timeout=20)
     finally:
         closed_in_time(completions)
-    assert set(settled.values()) == {Settlement.DONE}
+    assert set(settled.values()) == {True}
 
 
 def test_a_lost_lease_is_told_lost_and_the_rest_done(counted: Client) -> None:
@@ -159,9 +159,9 @@ def test_a_lost_lease_is_told_lost_and_the_rest_done(counted: Client) -> None:
     finally:
         closed_in_time(completions)
     assert settled == {
-        jobs[0].owner: Settlement.DONE,
-        lost.owner: Settlement.LOST,
-        jobs[2].owner: Settlement.DONE,
+        jobs[0].owner: True,
+        lost.owner: False,
+        jobs[2].owner: True,
     }
     task = store.get(lost.task.id)
     assert task is not None and task.status is Status.QUEUED
@@ -188,7 +188,7 @@ def test_a_stale_claim_and_the_new_claim_of_one_task_in_a_batch_are_told_apart(
         settled = told.wait_for(2)
     finally:
         closed_in_time(completions)
-    assert settled == {fresh.owner: Settlement.DONE, stale.owner: Settlement.LOST}
+    assert settled == {fresh.owner: True, stale.owner: False}
     done = store.get(task.id)
     assert done is not None and done.status is Status.DONE
 
@@ -223,7 +223,7 @@ def test_a_batch_is_retried_while_mongodb_is_down_and_recorded_once_it_answers(
             settled = told.wait_for(len(jobs))
         finally:
             closed_in_time(completions)
-        assert settled == {job.owner: Settlement.DONE for job in jobs}
+        assert settled == {job.owner: True for job in jobs}
         for job in jobs:
             task = store.get(job.task.id)
             assert task is not None and task.status is Status.DONE

@@ -15,6 +15,7 @@ from tests.factories import FakeClock, make_event
 from tests.loopback import free_port
 
 NOW = 1_800_000_000.0
+KEEP = 24 * 3600.0  # pictures, as HOOK_KEEP_PICTURES_HOURS' default
 RETENTION = 7 * 86400.0
 
 
@@ -26,7 +27,8 @@ def monotonic() -> FakeClock:
 @pytest.fixture
 def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock) -> Housekeeper:
     return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
-                       clock=clock, monotonic=monotonic)  # fmt: skip
+                       keep_pictures_seconds=KEEP, report_attempts=5, clock=clock,
+                       monotonic=monotonic)  # fmt: skip
 
 
 def status_of(store: TaskStore, task_id: str) -> Status | None:
@@ -95,7 +97,8 @@ def test_a_failed_chore_stays_due(keeper: Housekeeper, monotonic: FakeClock) -> 
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
                                       serverSelectionTimeoutMS=200)  # fmt: skip
     down = Housekeeper(TaskStore(client["nowhere"]), lease_seconds=8, retention_seconds=RETENTION,
-                       max_attempts=3, monotonic=monotonic)  # fmt: skip
+                       max_attempts=3, keep_pictures_seconds=KEEP, report_attempts=5,
+                       monotonic=monotonic)  # fmt: skip
     with pytest.raises(PyMongoError):
         down.run_due()
     assert down.next_sweep <= monotonic.now and down.next_purge <= monotonic.now

@@ -19,7 +19,7 @@ from hook.detect.detection import Detection
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.worker.job import Job
-from hook.worker.pictures import BATCH, Snapshots
+from hook.worker.pictures import BATCH, Pictures
 from tests.commands import Commands
 from tests.factories import image_bytes, make_event
 
@@ -74,8 +74,8 @@ def wait_pictured(store: TaskStore, jobs: list[Job], timeout: float = WAIT) -> N
             time.sleep(0.05)
 
 
-def closed_in_time(snapshots: Snapshots, timeout: float = WAIT) -> None:
-    closer = threading.Thread(target=snapshots.close, name="closer", daemon=True)
+def closed_in_time(pictures: Pictures, timeout: float = WAIT) -> None:
+    closer = threading.Thread(target=pictures.stop, name="closer", daemon=True)
     closer.start()
     closer.join(timeout)
     assert not closer.is_alive(), "close() did not return"
@@ -86,20 +86,21 @@ def test_the_pictures_of_one_window_are_stored_in_one_round_trip(counted: Counte
     query for forgotten tasks (none, so nothing is deleted); each is a JPEG of its image."""
     store = counted.store
     jobs = labeled_jobs(store, 3)
-    snapshots = Snapshots(store, enabled=True, window=3.0)
+    pictures = Pictures(store, enabled=True, window=3.0)
+    pictures.start()
     try:
         mark = counted.commands.mark()
         for job in jobs:
-            snapshots.take(job)
+            pictures.take(job)
             assert job.images == [] and job.kept == []  # freed from the job at once
         wait_pictured(store, jobs)
         writes = [c for c in counted.commands.since(mark) if c[1] in ("pictures", "tasks")]
-        # the waiting above reads the pictures; the snapshots wrote them and looked once
+        # the waiting above reads the pictures; the thread wrote them and looked once
         assert writes.count(("update", "pictures")) == 1
         assert writes.count(("find", "tasks")) == 1
         assert ("delete", "pictures") not in writes
     finally:
-        closed_in_time(snapshots)
+        closed_in_time(pictures)
     for job in jobs:
         for index in range(2):
             jpeg = store.picture(job.task.id, index)
@@ -114,10 +115,11 @@ def test_a_task_forgotten_before_its_batch_is_stored_ends_with_no_pictures(
     none once the batch is stored; the other task of the batch keeps its pictures."""
     store = counted.store
     kept, gone = labeled_jobs(store, 2, seed=20)
-    snapshots = Snapshots(store, enabled=True, window=3.0)
+    pictures = Pictures(store, enabled=True, window=3.0)
+    pictures.start()
     try:
-        snapshots.take(kept)
-        snapshots.take(gone)
+        pictures.take(kept)
+        pictures.take(gone)
         assert store.forget([gone.task.id], force=True).removed == 1
         mark = counted.commands.mark()  # after the forget's own delete of pictures (none yet)
         wait_pictured(store, [kept])
@@ -126,7 +128,7 @@ def test_a_task_forgotten_before_its_batch_is_stored_ends_with_no_pictures(
             assert time.monotonic() < deadline, "the forgotten task's pictures were not dropped"
             time.sleep(0.05)
     finally:
-        closed_in_time(snapshots)
+        closed_in_time(pictures)
     assert pictured(store, gone) == []
     assert store.picture(gone.task.id, 0) is None
     assert pictured(store, kept) == [0, 1]
@@ -136,12 +138,13 @@ def test_close_stores_the_pictures_that_wait(counted: Counted) -> None:
     """With a minute's window nothing is stored a moment after take(); close() stores it all."""
     store = counted.store
     jobs = labeled_jobs(store, 2, seed=40)
-    snapshots = Snapshots(store, enabled=True, window=60.0)
+    pictures = Pictures(store, enabled=True, window=60.0)
+    pictures.start()
     for job in jobs:
-        snapshots.take(job)
+        pictures.take(job)
     time.sleep(0.5)  # not a bound: only so that a wrongly early write would have happened
     assert all(pictured(store, job) == [] for job in jobs)
-    closed_in_time(snapshots)
+    closed_in_time(pictures)
     for job in jobs:
         assert pictured(store, job) == [0, 1]
 
@@ -151,21 +154,23 @@ def test_a_full_batch_is_stored_without_waiting_out_the_window(counted: Counted)
     per_job = 8
     store = counted.store
     jobs = labeled_jobs(store, -(-BATCH // per_job), images=per_job, seed=60)
-    snapshots = Snapshots(store, enabled=True, window=60.0)
+    pictures = Pictures(store, enabled=True, window=60.0)
+    pictures.start()
     try:
         for job in jobs:
-            snapshots.take(job)
+            pictures.take(job)
         wait_pictured(store, jobs, timeout=20)
     finally:
-        closed_in_time(snapshots)
+        closed_in_time(pictures)
 
 
 def test_pictures_off_takes_nothing_and_frees_the_images(counted: Counted) -> None:
     """Disabled (keep time 0), take() stores nothing but still frees the job's images."""
     store = counted.store
     [job] = labeled_jobs(store, 1, seed=80)
-    snapshots = Snapshots(store, enabled=False)
-    snapshots.take(job)
+    pictures = Pictures(store, enabled=False)
+    pictures.start()
+    pictures.take(job)
     assert job.images == [] and job.kept == []
-    closed_in_time(snapshots)
+    closed_in_time(pictures)
     assert pictured(store, job) == []

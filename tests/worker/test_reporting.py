@@ -24,14 +24,15 @@ from hook.store import TaskStore
 from hook.task import Report, ReportState, Status, Target, Task, iso
 from hook.worker.housekeeping import Housekeeper
 from hook.worker.job import Job
-from hook.worker.reporting import ReportConfig, Reporter, judge, message_id
+from hook.worker.reporting import ReportConfig, Reporter, message_id, next_state
 from hook.worker.settling import Settler
-from tests.factories import FakeClock, make_event
+from tests.factories import FakeClock, make_event, make_settings
 from tests.receiver import Receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks spec's test secret
 LOCAL = HostAllowList(("127.0.0.1",))
 POLICY = RetryPolicy(base=2.0, max_attempts=3)
+SHIPPED = make_settings().report_policy  # HOOK_REPORT_ATTEMPTS and the backoff as shipped
 BOTH = (Target.FAILURE_URL, Target.CALLBACK_URL)
 REASON = 'callback answered 404: {"error": "no such hook"}'
 
@@ -91,7 +92,7 @@ def test_the_report_names_the_failure_and_is_signed(db: Database) -> None:
     try:
         fail_path, cb_path = paths()
         task_id = failed(store, signed.url(cb_path), (Target.FAILURE_URL,))
-        config = ReportConfig(failure_url=signed.url(fail_path))
+        config = ReportConfig(SHIPPED, failure_url=signed.url(fail_path))
         sender = reporter(store, config, outbound=Outbound(Signer([SECRET]), {"X-Ops": "1"}))
         assert sender.run_once()
         (request,) = signed.requests_to(fail_path)
@@ -124,7 +125,7 @@ def test_to_callback_sends_camios_minimal_failure(
     fail_path, cb_path = paths()
     task_id = failed(store, receiver.url(cb_path), (Target.CALLBACK_URL,))
     ops = Outbound(None, {"X-Ops": "1"})
-    assert reporter(store, ReportConfig(to_callback=True), outbound=ops).run_once()
+    assert reporter(store, ReportConfig(SHIPPED, to_callback=True), outbound=ops).run_once()
     assert receiver.bodies(cb_path) == [{"status": "failure", "reason": REASON}]
     (request,) = receiver.requests_to(cb_path)
     assert request.headers.get("X-Ops") == "1"  # the callback's receiver: its custom headers
@@ -140,7 +141,7 @@ def test_the_failure_url_needs_no_entry_in_the_callback_hosts(
     store = TaskStore(db, clock=clock)
     fail_path, cb_path = paths()
     task_id = failed(store, receiver.url(cb_path))
-    config = ReportConfig(failure_url=receiver.url(fail_path), to_callback=True)
+    config = ReportConfig(SHIPPED, failure_url=receiver.url(fail_path), to_callback=True)
     assert reporter(store, config, hosts=HostAllowList(("camio.com",))).run_once()
     assert len(receiver.bodies(fail_path)) == 1 and receiver.bodies(cb_path) == []
     report = report_of(store, task_id)
@@ -156,7 +157,7 @@ def test_a_report_is_retried_with_backoff_then_kept_undeliverable(
     fail_path, cb_path = paths()
     receiver.script[fail_path] = [503, 503, 503]
     task_id = failed(store, receiver.url(cb_path), (Target.FAILURE_URL,))
-    sender = reporter(store, ReportConfig(failure_url=receiver.url(fail_path), policy=POLICY))
+    sender = reporter(store, ReportConfig(POLICY, failure_url=receiver.url(fail_path)))
     for attempt, (low, high) in enumerate([(1, 2), (2, 4)], 1):  # equal jitter on base 2
         assert sender.run_once()
         report = report_of(store, task_id)
@@ -193,7 +194,7 @@ def test_a_refusal_makes_the_report_undeliverable_at_once(
     fail_path, cb_path = paths()
     receiver.script[fail_path] = [410]
     task_id = failed(store, receiver.url(cb_path), (Target.FAILURE_URL,))
-    assert reporter(store, ReportConfig(failure_url=receiver.url(fail_path))).run_once()
+    assert reporter(store, ReportConfig(SHIPPED, failure_url=receiver.url(fail_path))).run_once()
     report = report_of(store, task_id)
     assert report.state is ReportState.UNDELIVERABLE and report.attempts == 1
     assert report.last_error == 'failure_url: callback answered 410: {"status": 410}'
@@ -206,7 +207,7 @@ def test_a_target_that_took_the_report_is_not_sent_it_again(
     fail_path, cb_path = paths()
     receiver.script[cb_path] = [503]
     task_id = failed(store, receiver.url(cb_path))
-    config = ReportConfig(failure_url=receiver.url(fail_path), to_callback=True, policy=POLICY)
+    config = ReportConfig(POLICY, failure_url=receiver.url(fail_path), to_callback=True)
     sender = reporter(store, config)
     assert sender.run_once()
     report = report_of(store, task_id)
@@ -226,7 +227,7 @@ def test_a_warm_stop_settles_the_report_in_flight(db: Database, receiver: Receiv
     receiver.delay[fail_path] = 1.0
     task_id = failed(store, receiver.url(cb_path), (Target.FAILURE_URL,))
     stopping = threading.Event()
-    sender = reporter(store, ReportConfig(failure_url=receiver.url(fail_path)),
+    sender = reporter(store, ReportConfig(SHIPPED, failure_url=receiver.url(fail_path)),
                       stopping=stopping)  # fmt: skip
     thread = threading.Thread(target=sender.run)
     thread.start()
@@ -238,8 +239,8 @@ def test_a_warm_stop_settles_the_report_in_flight(db: Database, receiver: Receiv
 
 
 def test_with_reporting_off_nothing_runs(db: Database) -> None:
-    assert ReportConfig().targets == ()
-    thread = threading.Thread(target=reporter(TaskStore(db), ReportConfig()).run)
+    assert ReportConfig(SHIPPED).targets == ()
+    thread = threading.Thread(target=reporter(TaskStore(db), ReportConfig(SHIPPED)).run)
     thread.start()
     thread.join(2)  # returns at once although never stopped
     assert not thread.is_alive()
@@ -251,7 +252,7 @@ def test_a_target_turned_off_since_is_undeliverable_saying_so(
     store = TaskStore(db, clock=clock)
     _, cb_path = paths()
     task_id = failed(store, receiver.url(cb_path))
-    assert reporter(store, ReportConfig(to_callback=True)).run_once()
+    assert reporter(store, ReportConfig(SHIPPED, to_callback=True)).run_once()
     report = report_of(store, task_id)
     assert report.state is ReportState.UNDELIVERABLE
     assert report.delivered == (Target.CALLBACK_URL,)
@@ -261,9 +262,9 @@ def test_a_target_turned_off_since_is_undeliverable_saying_so(
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
     owed = Report(ReportState.SENDING, (Target.FAILURE_URL,), attempts=1)
     busy = {Target.FAILURE_URL: Outcome(Verdict.RETRY, "callback answered 429", 300.0)}
-    assert judge(owed, busy, POLICY, 1000.0).run_at == 1300.0
+    assert next_state(owed, busy, POLICY, 1000.0).run_at == 1300.0
     busy = {Target.FAILURE_URL: Outcome(Verdict.RETRY, "callback answered 429", 1e6)}
-    assert judge(owed, busy, POLICY, 1000.0).run_at == 1000.0 + POLICY.cap
+    assert next_state(owed, busy, POLICY, 1000.0).run_at == 1000.0 + POLICY.cap
 
 
 def test_the_message_id_is_new_for_each_failure(db: Database, clock: FakeClock) -> None:
@@ -303,7 +304,8 @@ def test_every_way_a_task_fails_owes_a_report_when_reporting_is_on(
     dead = claimed_job(store, 4)
     clock.now += 31  # its lease runs out on its last attempt: the sweep fails it
     Housekeeper(store, lease_seconds=30, retention_seconds=3600, max_attempts=1,
-                report=targets, clock=clock).run_due()  # fmt: skip
+                keep_pictures_seconds=0, report=targets, report_attempts=SHIPPED.max_attempts,
+                clock=clock).run_due()  # fmt: skip
     for job in (refused, used_up, bad, dead):
         task = task_of(store, job.task.id)
         assert task.status is Status.FAILED

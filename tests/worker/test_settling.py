@@ -8,6 +8,7 @@ import time
 
 import pytest
 from pymongo import MongoClient
+from pymongo.database import Database
 
 from hook.callbacks.post import Outcome, Verdict
 from hook.metrics.hosts import Admissions
@@ -19,6 +20,7 @@ from hook.worker.job import Job, Stage
 from hook.worker.settling import Settlement, Settler, objects_summary
 from tests.factories import CALLBACK, FakeClock, make_event
 from tests.loopback import free_port
+from tests.worker.support import Told
 
 NOW = 1_800_000_000.0
 POLICY = RetryPolicy(base=2.0, cap=600.0, max_attempts=3)
@@ -30,8 +32,13 @@ LABELS = {"status": "success", "labels": {
 
 
 @pytest.fixture
-def settler(store: TaskStore, clock: FakeClock) -> Settler:
-    return Settler(store, Metrics(store), POLICY, clock=clock)
+def told() -> Told:
+    return Told()
+
+
+@pytest.fixture
+def settler(store: TaskStore, clock: FakeClock, told: Told) -> Settler:
+    return Settler(store, Metrics(store), POLICY, finished=told, clock=clock)
 
 
 def claimed(store: TaskStore, *, attempt: int = 1, seed: int = 0, url: str = CALLBACK) -> Job:
@@ -66,13 +73,18 @@ def counted(store: TaskStore) -> dict[str, float]:
 
 
 def test_delivered_completes_the_task_and_logs_its_objects(
-    store: TaskStore, settler: Settler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    store: TaskStore,
+    settler: Settler,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    told: Told,
 ) -> None:
     job = claimed(store)
     clock.now = NOW + 3  # three seconds from the event's arrival to its delivery
     with caplog.at_level(logging.INFO, logger="hook.worker.settling"):
-        settled = settler.delivery(job, Outcome(Verdict.DELIVERED, "callback answered 200"))
-    assert settled is Settlement.DONE and job.stage is Stage.SETTLED
+        settler.delivery(job, Outcome(Verdict.DELIVERED, "callback answered 200"))
+    assert told.of(job) is Settlement.DONE and job.stage is Stage.SETTLED
+    assert told.times[job.owner] == 1
     task = now_of(store, job)
     assert task.status is Status.DONE and task.last_error is None and task.lease_owner is None
     assert store.load_images(task) == []
@@ -82,19 +94,25 @@ def test_delivered_completes_the_task_and_logs_its_objects(
     assert line.endswith("; objects: dog 3, person 1")  # objects, not images per label
 
 
-def test_refused_fails_the_task_with_the_reason(store: TaskStore, settler: Settler) -> None:
+def test_refused_fails_the_task_with_the_reason(
+    store: TaskStore, settler: Settler, told: Told
+) -> None:
     job = claimed(store)
     reason = 'callback answered 404: {"error": "no such hook"}'
-    assert settler.delivery(job, Outcome(Verdict.REFUSED, reason)) is Settlement.FAILED
+    settler.delivery(job, Outcome(Verdict.REFUSED, reason))
+    assert told.of(job) is Settlement.FAILED
     task = now_of(store, job)
     assert task.status is Status.FAILED and task.last_error == reason and task.attempts == 1
     assert counted(store) == {"refused": 1}
 
 
-def test_retry_reschedules_with_the_policys_backoff(store: TaskStore, settler: Settler) -> None:
+def test_retry_reschedules_with_the_policys_backoff(
+    store: TaskStore, settler: Settler, told: Told
+) -> None:
     job = claimed(store)
     outcome = Outcome(Verdict.RETRY, "callback answered 503: busy")
-    assert settler.delivery(job, outcome) is Settlement.RESCHEDULED
+    settler.delivery(job, outcome)
+    assert told.of(job) is Settlement.RESCHEDULED
     task = now_of(store, job)
     assert task.status is Status.QUEUED and task.lease_owner is None
     assert task.last_error == "callback answered 503: busy"
@@ -105,45 +123,60 @@ def test_retry_reschedules_with_the_policys_backoff(store: TaskStore, settler: S
 
 @pytest.mark.parametrize(("asked", "waited"), [(300.0, 300.0), (10_000.0, 600.0)])
 def test_retry_after_is_honoured_up_to_the_cap(
-    store: TaskStore, settler: Settler, asked: float, waited: float
+    store: TaskStore, settler: Settler, asked: float, waited: float, told: Told
 ) -> None:
     job = claimed(store)
     outcome = Outcome(Verdict.RETRY, "callback answered 429", retry_after=asked)
-    assert settler.delivery(job, outcome) is Settlement.RESCHEDULED
+    settler.delivery(job, outcome)
+    assert told.of(job) is Settlement.RESCHEDULED
     assert now_of(store, job).run_at == NOW + waited
 
 
-def test_a_retry_on_the_last_attempt_gives_up(store: TaskStore, settler: Settler) -> None:
+def test_a_retry_on_the_last_attempt_gives_up(
+    store: TaskStore, settler: Settler, told: Told
+) -> None:
     job = claimed(store, attempt=3)
     outcome = Outcome(Verdict.RETRY, "callback answered 503")
-    assert settler.delivery(job, outcome) is Settlement.FAILED
+    settler.delivery(job, outcome)
+    assert told.of(job) is Settlement.FAILED
     task = now_of(store, job)
     assert task.status is Status.FAILED and task.attempts == 3
     assert task.last_error == "gave up after 3 attempts; last: callback answered 503"
     assert counted(store) == {"gave_up": 1}
 
 
-def test_errors_settle_without_counting_a_delivery(store: TaskStore, settler: Settler) -> None:
+def test_errors_settle_without_counting_a_delivery(
+    store: TaskStore, settler: Settler, told: Told
+) -> None:
     bad, broken = claimed(store, seed=1), claimed(store, seed=2)
     why = "image 0 (timestamp 2017-05-05T01:31:10.738647): image does not decode: OSError"
-    assert settler.fail(bad, why) is Settlement.FAILED
-    assert settler.retry(broken, "unexpected error while labeling: X") is Settlement.RESCHEDULED
+    settler.fail(bad, why)
+    assert told.of(bad) is Settlement.FAILED
+    settler.retry(broken, "unexpected error while labeling: X")
+    assert told.of(broken) is Settlement.RESCHEDULED
     assert now_of(store, bad).last_error == why
     assert now_of(store, broken).status is Status.QUEUED
     assert counted(store) == {}
 
 
 def test_a_lost_lease_writes_nothing(
-    store: TaskStore, settler: Settler, clock: FakeClock, caplog: pytest.LogCaptureFixture
+    store: TaskStore,
+    settler: Settler,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    told: Told,
 ) -> None:
     job = claimed(store)
     clock.now = NOW + 60  # the lease ran out; another worker has the task now
     store.requeue_expired(POLICY.max_attempts)
     assert store.claim("other#1", 30) is not None
     with caplog.at_level(logging.WARNING, logger="hook.worker.settling"):
-        assert settler.delivery(job, Outcome(Verdict.DELIVERED, "ok")) is Settlement.LOST
-        assert settler.fail(job, "refused") is Settlement.LOST
-        assert settler.retry(job, "busy") is Settlement.LOST
+        settler.delivery(job, Outcome(Verdict.DELIVERED, "ok"))
+        assert told.of(job) is Settlement.LOST
+        settler.fail(job, "refused")
+        assert told.of(job) is Settlement.LOST
+        settler.retry(job, "busy")
+        assert told.of(job) is Settlement.LOST
     task = now_of(store, job)
     assert task.status is Status.RUNNING and task.lease_owner == "other#1"
     assert "lease lost before it could be settled" in caplog.text
@@ -155,11 +188,15 @@ def test_mongodb_down_leaves_the_task_to_its_lease(store: TaskStore) -> None:
     client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
                                       serverSelectionTimeoutMS=200)  # fmt: skip
     down = TaskStore(client["nowhere"])
-    settler = Settler(down, Metrics(down), POLICY)
+    told = Told()
+    settler = Settler(down, Metrics(down), POLICY, finished=told)
     delivered, refused, busy = jobs
-    assert settler.delivery(delivered, Outcome(Verdict.DELIVERED, "ok")) is Settlement.UNRECORDED
-    assert settler.delivery(refused, Outcome(Verdict.REFUSED, "no")) is Settlement.UNRECORDED
-    assert settler.delivery(busy, Outcome(Verdict.RETRY, "busy")) is Settlement.UNRECORDED
+    settler.delivery(delivered, Outcome(Verdict.DELIVERED, "ok"))
+    assert told.of(delivered) is Settlement.UNRECORDED
+    settler.delivery(refused, Outcome(Verdict.REFUSED, "no"))
+    assert told.of(refused) is Settlement.UNRECORDED
+    settler.delivery(busy, Outcome(Verdict.RETRY, "busy"))
+    assert told.of(busy) is Settlement.UNRECORDED
     for job in jobs:  # untouched, still leased: the lease brings each back
         task = now_of(store, job)
         assert task.status is Status.RUNNING and task.lease_owner == job.owner
@@ -218,3 +255,67 @@ def test_the_objects_summary_counts_objects_per_label() -> None:
     assert objects_summary(json.dumps(LABELS)) == "dog 3, person 1"
     assert objects_summary('{"status":"success","labels":{"a":{},"b":{}}}') == "none"
     assert objects_summary(None) == "none"
+
+
+def test_giving_back_releases_the_task_unstarted_at_once_or_later(
+    store: TaskStore, settler: Settler, clock: FakeClock, told: Told
+) -> None:
+    now, later = claimed(store, seed=1), claimed(store, seed=2)
+    settler.give_back(now, "the worker is stopping")
+    settler.give_back(later, "its callback host is busy", after=1.0)
+    for job, due in ((now, NOW), (later, NOW + 1.0)):
+        task = now_of(store, job)
+        assert told.of(job) is Settlement.GIVEN_BACK and job.stage is Stage.SETTLED
+        assert task.status is Status.QUEUED and task.attempts == 0 and task.run_at == due
+    settler.give_back(now, "again")  # its claim is spent: nothing is released twice
+    assert told.of(now) is Settlement.LOST
+
+
+def test_a_crash_is_logged_with_its_traceback_and_the_task_retried_saying_why(
+    store: TaskStore, settler: Settler, told: Told, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = claimed(store)
+    with caplog.at_level(logging.ERROR, logger="hook.worker.settling"):
+        settler.crashed(job, "labeling", KeyError("boxes"))
+    assert told.of(job) is Settlement.RESCHEDULED
+    assert now_of(store, job).last_error == "unexpected error while labeling: KeyError: 'boxes'"
+    assert "unexpected error while labeling" in caplog.text and job.task.id in caplog.text
+
+
+def test_a_lease_lost_while_labeling_is_settled_as_lost(
+    store: TaskStore, settler: Settler, told: Told
+) -> None:
+    job = claimed(store)
+    settler.lost(job)
+    assert told.of(job) is Settlement.LOST and job.stage is Stage.SETTLED
+    assert now_of(store, job).status is Status.RUNNING  # nothing written: its lease decides
+
+
+class Broken(TaskStore):
+    """A store whose writes fail as no MongoDB error would: a bug."""
+
+    def fail(self, *args: object, **kwargs: object) -> bool:
+        raise TypeError("a bug in the store")
+
+
+def test_whatever_goes_wrong_while_settling_the_job_is_let_go_once(
+    db: Database, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Else the worker would hold it, and renew its lease, for ever."""
+    store, told = Broken(db, clock=clock), Told()
+    settler = Settler(store, Metrics(store), POLICY, finished=told, clock=clock)
+    job = claimed(store)
+    with caplog.at_level(logging.ERROR, logger="hook.worker.settling"):
+        settler.delivery(job, Outcome(Verdict.REFUSED, "callback answered 404"))
+    assert told.of(job) is Settlement.UNRECORDED and told.times[job.owner] == 1
+    assert job.stage is Stage.SETTLED and "its lease will bring it back" in caplog.text
+
+
+def test_a_listener_that_fails_does_not_undo_the_settlement(store: TaskStore) -> None:
+    def listener(job: Job, settlement: Settlement) -> None:
+        raise RuntimeError("a bug in the worker")
+
+    settler = Settler(store, Metrics(store), POLICY, finished=listener, clock=store.clock)
+    job = claimed(store)
+    settler.fail(job, "refused")
+    assert now_of(store, job).status is Status.FAILED
