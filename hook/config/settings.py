@@ -19,6 +19,7 @@ from hook.callbacks.outbound import parse_custom_headers
 from hook.callbacks.signing import parse_secrets
 from hook.config import values as value
 from hook.config.values import MAKE_KEY
+from hook.detect.registry import DEFAULT_ENGINE, ENGINES, PRECISIONS
 from hook.detect.thresholds import Thresholds, parse_label_scores
 from hook.detect.tiling import Tiling, parse_tiling
 from hook.errors import ConfigError
@@ -194,10 +195,10 @@ SPECS: tuple[Spec, ...] = (
          "Detector lanes per worker process: threads of their own, each with its own model "
          "sessions, labeling different tasks side by side (0: one per core, each of one thread "
          "unless HOOK_THREADS says otherwise)."),
-    Spec("HOOK_ENGINE", "engine", value.choice("onnxruntime", "openvino"), "onnxruntime",
-         "Inference engine for the same ONNX files: onnxruntime, or openvino (its CPU runtime; "
-         "its GPU with HOOK_DEVICE=auto when one is present)."),
-    Spec("HOOK_PRECISION", "precision", value.choice("auto", "f32", "bf16", "int8"), "f32",
+    Spec("HOOK_ENGINE", "engine", value.choice(*ENGINES), DEFAULT_ENGINE,
+         "Inference engine for the same ONNX files: "
+         + ", or ".join(info.about for info in ENGINES.values()) + "."),
+    Spec("HOOK_PRECISION", "precision", value.choice("auto", *PRECISIONS), "f32",
          "Arithmetic of the models: f32, bf16 (HOOK_ENGINE=openvino on a CPU with AVX-512 BF16 "
          "or AMX) or int8 (each model's static int8 build beside it, <stem>.int8.onnx, which "
          "models/build.py int8 makes, calibrated on the repository's photo sets: about 0.7 of "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,7 @@ import numpy as np
 import onnxruntime as ort
 
 from hook.detect.model_files import file_sha256, int8_path, read_stamp
+from hook.detect.registry import ENGINES, PRECISIONS, engines_running, runs
 from hook.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     import openvino as ov  # type: ignore[import-untyped]
 
-ENGINES = ("onnxruntime", "openvino")
-PRECISIONS = ("f32", "bf16", "int8")
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 OV_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "u8": "tensor(uint8)",
             "i64": "tensor(int64)", "i32": "tensor(int32)"}  # fmt: skip
@@ -129,14 +128,13 @@ def load(
     precision = chosen_precision(precision, [model], device)
     if precision not in PRECISIONS:
         raise ConfigError(f"HOOK_PRECISION={precision} is unknown; choose {', '.join(PRECISIONS)}")
-    if engine == "onnxruntime":
-        if precision == "bf16":
-            raise ConfigError(
-                "HOOK_PRECISION=bf16 is OpenVINO's: set HOOK_ENGINE=openvino with it "
-                "(onnxruntime's CPU runs f32 or int8)"
-            )
-        return OnnxRuntime(weights_for(model, precision), device, threads, precision)
-    return OpenVino(weights_for(model, precision), device, threads, precision)
+    if not runs(engine, precision):
+        raise ConfigError(
+            f"HOOK_PRECISION={precision} is not {engine}'s: set "
+            f"HOOK_ENGINE={' or '.join(engines_running(precision))} with it ({engine} runs "
+            f"{' or '.join(ENGINES[engine].precisions)})"
+        )
+    return KINDS[engine](weights_for(model, precision), device, threads, precision)
 
 
 class OnnxRuntime:
@@ -271,3 +269,11 @@ def _metadata(model: ov.Model) -> dict[str, str]:
         return {}
     framework = model.get_rt_info()["framework"]
     return {str(key): str(framework[key].astype(str)) for key in framework}
+
+
+# the class of each engine hook.detect.registry names (tests/detect/test_engines.py keeps the two
+# in step)
+KINDS: dict[str, Callable[[Path, str, int, str], Engine]] = {
+    "onnxruntime": OnnxRuntime,
+    "openvino": OpenVino,
+}

@@ -25,11 +25,11 @@ from PIL import Image
 
 from hook.config.detectors import detector_from
 from hook.config.settings import Settings
-from hook.detect import engines, ensemble
+from hook.detect import engines, ensemble, registry
 from hook.detect.detection import Detection
 from hook.detect.detector import Detector
 from hook.errors import ConfigError
-from tests.factories import DATA
+from tests.factories import DATA, make_settings
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 NAMES = ("yolov3-tiny", "nanodet-g")
@@ -264,3 +264,14 @@ def test_auto_device_is_cuda_only_where_onnxruntime_has_its_provider() -> None:
     assert engines.chosen_device("auto", "onnxruntime") == ("cuda" if has_cuda else "cpu")
     assert engines.chosen_device("cpu", "onnxruntime") == "cpu"
     assert engines.chosen_device("auto", "openvino") == "auto"  # OpenVINO picks its own
+
+
+def test_the_registry_is_the_one_list_of_engines() -> None:
+    """Settings, their check and the dispatch all come from hook.detect.registry."""
+    assert set(engines.KINDS) == set(registry.ENGINES)
+    for name in registry.ENGINES:
+        assert make_settings(HOOK_ENGINE=name).engine == name
+    with pytest.raises(ConfigError, match="HOOK_ENGINE"):
+        make_settings(HOOK_ENGINE="tensorrt")
+    with pytest.raises(ConfigError, match="set HOOK_ENGINE=openvino with it"):
+        engines.load(MODELS / "yolov3-tiny.onnx", engine="onnxruntime", precision="bf16")

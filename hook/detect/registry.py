@@ -1,0 +1,47 @@
+"""The engines a model can run in, and the arithmetic each offers: the one list HOOK_ENGINE's
+and HOOK_PRECISION's choices and help (hook.config.settings) and hook.detect.engines' dispatch
+come from. Light: naming an engine loads none of them.
+
+Adding an engine: an entry here, its class in hook.detect.engines (the `Engine` protocol) under
+the same name in `engines.KINDS`; the settings, their check and the README follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRECISIONS = ("f32", "bf16", "int8")  # what HOOK_PRECISION may name, beside auto
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine: its HOOK_ENGINE name, what the settings' help says of it, what it runs."""
+
+    name: str
+    about: str
+    precisions: tuple[str, ...]
+
+
+ENGINES = {
+    info.name: info
+    for info in (
+        EngineInfo("onnxruntime", "onnxruntime (the default; f32 or int8)", ("f32", "int8")),
+        EngineInfo(
+            "openvino",
+            "openvino (its CPU runtime, f32, bf16 or int8; its GPU with HOOK_DEVICE=auto when "
+            "one is present)",
+            ("f32", "bf16", "int8"),
+        ),
+    )
+}
+DEFAULT_ENGINE = "onnxruntime"
+
+
+def runs(engine: str, precision: str) -> bool:
+    """Whether `engine` runs models at `precision`."""
+    return precision in ENGINES[engine].precisions
+
+
+def engines_running(precision: str) -> list[str]:
+    """The engines that run `precision`, for an error that says what to choose instead."""
+    return [name for name, info in ENGINES.items() if precision in info.precisions]
