@@ -269,7 +269,7 @@ def decode(
     return boxes, best[keep], class_ids[keep]
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def ious(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over union of one box with each of `boxes`."""
     x1 = np.maximum(box[0], boxes[:, 0])
     y1 = np.maximum(box[1], boxes[:, 1])
@@ -298,7 +298,7 @@ def nms(
     while order.size and len(keep) < max_detections:
         first, rest = order[0], order[1:]
         keep.append(int(first))
-        order = rest[iou(shifted[first], shifted[rest]) <= threshold]
+        order = rest[ious(shifted[first], shifted[rest]) <= threshold]
     return np.array(keep, dtype=np.int64)
 
 

@@ -176,7 +176,7 @@ class _Collector(Collector):
         yield from host_metrics.families(counters)
 
 
-def render(store: TaskStore) -> bytes:
+def exposition(store: TaskStore) -> bytes:
     """The Prometheus text exposition of the installation's figures."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector(store))

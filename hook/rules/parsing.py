@@ -37,7 +37,7 @@ def read_entries(path: Path) -> tuple[CameraRule, ...]:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
-    source = Source(path, text)
+    source = RulesText(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -45,7 +45,7 @@ def read_entries(path: Path) -> tuple[CameraRule, ...]:
     return source.entries(data)
 
 
-class Source:
+class RulesText:
     """One file's text: validates what tomllib made of it and finds the line of a key."""
 
     def __init__(self, path: Path, text: str) -> None:

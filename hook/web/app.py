@@ -26,7 +26,7 @@ from hook.callbacks.hosts import HostAllowList
 from hook.config.settings import Settings
 from hook.errors import Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
 from hook.intake.event import Limits, parse_event
-from hook.metrics.recorder import EVENTS, Metrics, rejection_reason, render
+from hook.metrics.recorder import EVENTS, Metrics, exposition, rejection_reason
 from hook.store import TaskStore
 from hook.task import PENDING, Status
 from hook.wakeup import Doorbell
@@ -122,7 +122,7 @@ def create_app(
 
     @app.get("/metrics")
     def prometheus() -> HTTPResponse:
-        return HTTPResponse(body=render(store), status=200,
+        return HTTPResponse(body=exposition(store), status=200,
                             headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
 
     @app.get("/tasks/<api_key>")

@@ -16,7 +16,7 @@ GPU_BATCH = 32  # images of several tasks in one run when a GPU labels (HOOK_BAT
 
 
 @dataclass(frozen=True)
-class Layout:
+class LanePlan:
     """A worker's lanes, each a thread with its own model sessions of `threads` threads."""
 
     lanes: int
@@ -27,7 +27,7 @@ class Layout:
 def plan(
     *, cores: int, processes: int, lanes: int, threads: int, device: str = "cpu",
     batch_images: int = 0,
-) -> Layout:  # fmt: skip
+) -> LanePlan:  # fmt: skip
     """The layout for settings where 0 means "choose": HOOK_LANES, HOOK_THREADS, batch size.
 
     The cores are shared among `processes` workers; lanes x threads per worker fill its share
@@ -35,12 +35,12 @@ def plan(
     """
     share = max(1, cores // max(1, processes))
     if device == "cuda":
-        return Layout(lanes or 1, threads, batch_images or GPU_BATCH)
+        return LanePlan(lanes or 1, threads, batch_images or GPU_BATCH)
     if lanes == 0:
         lanes = max(1, share // (threads or 1))
     if threads == 0:
         threads = max(1, share // lanes)
-    return Layout(lanes, threads, batch_images or 1)
+    return LanePlan(lanes, threads, batch_images or 1)
 
 
 def usable_cores() -> int:

@@ -19,7 +19,7 @@ from pymongo.errors import PyMongoError
 
 from hook.store import Heartbeat, TaskStore
 
-log = logging.getLogger("hook.worker.pipeline")
+log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 10.0  # how often a worker records that it is alive
 EAGER_SECONDS = 1.0  # a beat comes this soon after a task is done, not a whole period later

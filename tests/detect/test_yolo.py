@@ -122,7 +122,7 @@ def test_nms_suppresses_within_a_class_only() -> None:
 def test_iou() -> None:
     box = np.array([0, 0, 10, 10], dtype=np.float32)
     others = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=np.float32)
-    np.testing.assert_allclose(yolo.iou(box, others), [1.0, 1 / 3, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(yolo.ious(box, others), [1.0, 1 / 3, 0.0], rtol=1e-6)
 
 
 def test_nms_keeps_classes_apart_even_with_negative_coordinates() -> None:

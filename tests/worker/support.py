@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
+from hook.callbacks.post import Outcome
 from hook.callbacks.signing import Signer
 from hook.detect.detector import Detector
 from hook.metrics.recorder import Metrics
@@ -20,7 +21,7 @@ from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker.job import Job
 from hook.worker.pipeline import Worker, WorkerConfig
-from hook.worker.settling import Settlement
+from hook.worker.settling import Settlement, Settler
 from tests.factories import DATA, SIGNING_SECRET, make_event
 
 FIRST, SECOND = "2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"  # event()'s
@@ -105,3 +106,51 @@ class Told:
 
     def of(self, job: Job) -> Settlement:
         return self.settled[job.owner]
+
+
+Call = tuple[
+    str, Job, tuple[object, ...]
+]  # a Settler method's name, the job, the rest of its arguments
+
+
+class FakeSettler(Settler):
+    """Records what a stage (the pool, the loader, the labeler) hands the Settler, in order;
+    settles and stores nothing."""
+
+    def __init__(self) -> None:  # no store, metrics or policy: nothing here may use them
+        self.calls: list[Call] = []
+        self.cond = threading.Condition()
+
+    def _record(self, method: str, job: Job, *args: object) -> None:
+        with self.cond:
+            self.calls.append((method, job, args))
+            self.cond.notify_all()
+
+    def delivery(self, job: Job, outcome: Outcome) -> None:
+        self._record("delivery", job, outcome)
+
+    def fail(self, job: Job, reason: str) -> None:
+        self._record("fail", job, reason)
+
+    def retry(self, job: Job, reason: str, *, retry_after: float | None = None) -> None:
+        self._record("retry", job, reason, retry_after)
+
+    def crashed(self, job: Job, doing: str, exc: Exception) -> None:
+        self._record("crashed", job, doing, exc)
+
+    def give_back(self, job: Job, why: str, *, after: float = 0.0) -> None:
+        self._record("give_back", job, why, after)
+
+    def lost(self, job: Job) -> None:
+        self._record("lost", job)
+
+    def of(self, job: Job) -> list[tuple[str, tuple[object, ...]]]:
+        """What the Settler was told of `job`."""
+        with self.cond:
+            return [(method, args) for method, told, args in self.calls if told is job]
+
+    def wait_for(self, job: Job, timeout: float = 10) -> list[tuple[str, tuple[object, ...]]]:
+        """What it was told of `job`, once it was told anything; AssertionError after `timeout`."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.of(job), timeout), f"{job.task.id}: untold"
+            return self.of(job)

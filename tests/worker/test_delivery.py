@@ -20,56 +20,12 @@ from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker.delivery import DEFER_SECONDS, IN_FLIGHT, PER_HOST, DeliveryPool
 from hook.worker.job import Job
-from hook.worker.settling import Settler
 from tests.factories import SIGNING_SECRET
 from tests.receiver import Receiver
-from tests.worker.support import LOCAL, path
+from tests.worker.support import LOCAL, FakeSettler, path
 
 BODY = ('{"status":"success","labels":{"2017-05-05T01:31:10.738647":'
         '{"dog":{"probability":0.9,"polygon":[[0,0],[1,0],[1,1],[0,1]]}}}}')  # fmt: skip
-Call = tuple[str, Job, tuple[object, ...]]
-
-
-class FakeSettler(Settler):
-    """Records what the pool hands the Settler, in order; settles and stores nothing."""
-
-    def __init__(self) -> None:  # no store, metrics or policy: nothing here may use them
-        self.calls: list[Call] = []
-        self.cond = threading.Condition()
-
-    def _record(self, method: str, job: Job, *args: object) -> None:
-        with self.cond:
-            self.calls.append((method, job, args))
-            self.cond.notify_all()
-
-    def delivery(self, job: Job, outcome: Outcome) -> None:
-        self._record("delivery", job, outcome)
-
-    def fail(self, job: Job, reason: str) -> None:
-        self._record("fail", job, reason)
-
-    def retry(self, job: Job, reason: str, *, retry_after: float | None = None) -> None:
-        self._record("retry", job, reason, retry_after)
-
-    def crashed(self, job: Job, doing: str, exc: Exception) -> None:
-        self._record("crashed", job, doing, exc)
-
-    def give_back(self, job: Job, why: str, *, after: float = 0.0) -> None:
-        self._record("give_back", job, why, after)
-
-    def lost(self, job: Job) -> None:
-        self._record("lost", job)
-
-    def of(self, job: Job) -> list[tuple[str, tuple[object, ...]]]:
-        """What the Settler was told of `job`."""
-        with self.cond:
-            return [(method, args) for method, told, args in self.calls if told is job]
-
-    def wait_for(self, job: Job, timeout: float = 10) -> list[tuple[str, tuple[object, ...]]]:
-        """What it was told of `job`, once it was told anything; AssertionError after `timeout`."""
-        with self.cond:
-            assert self.cond.wait_for(lambda: self.of(job), timeout), f"{job.task.id}: untold"
-            return self.of(job)
 
 
 class Unused(TaskStore):

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from hook.callbacks.post import Outcome
 from hook.detect.detection import Detection, Detects, Letterbox
 from hook.detect.thresholds import Thresholds
 from hook.rules.ruleset import RulesFile
@@ -24,8 +23,8 @@ from hook.task import Dropped, ImageMeta, Status, Task
 from hook.worker.job import Job, Stage
 from hook.worker.labeling import Labeler
 from hook.worker.pictures import Pictures
-from hook.worker.settling import Settler
 from tests.factories import CALLBACK, write
+from tests.worker.support import FakeSettler
 
 SIZE = (64, 48)  # every image's full size here
 RUN_SECONDS = 0.03  # how long the fake model takes per run, so infer_ms has something to share
@@ -37,32 +36,6 @@ CAT = Detection("cat", 0.3, (0, 0, 64, 48))
 MIDDLE = [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]
 TOP_LEFT = [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
 BOTTOM_LEFT = [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5], [0.0, 0.5]]
-Call = tuple[str, Job, tuple[object, ...]]
-
-
-class FakeSettler(Settler):
-    """Records what the labeler hands the Settler, in order; settles and stores nothing."""
-
-    def __init__(self) -> None:  # no store, metrics or policy: nothing here may use them
-        self.calls: list[Call] = []
-
-    def delivery(self, job: Job, outcome: Outcome) -> None:
-        self.calls.append(("delivery", job, (outcome,)))
-
-    def fail(self, job: Job, reason: str) -> None:
-        self.calls.append(("fail", job, (reason,)))
-
-    def retry(self, job: Job, reason: str, *, retry_after: float | None = None) -> None:
-        self.calls.append(("retry", job, (reason, retry_after)))
-
-    def crashed(self, job: Job, doing: str, exc: Exception) -> None:
-        self.calls.append(("crashed", job, (doing, exc)))
-
-    def give_back(self, job: Job, why: str, *, after: float = 0.0) -> None:
-        self.calls.append(("give_back", job, (why, after)))
-
-    def lost(self, job: Job) -> None:
-        self.calls.append(("lost", job, ()))
 
 
 class FakeStore(TaskStore):

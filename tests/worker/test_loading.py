@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from hook.callbacks.post import Outcome
 from hook.detect.detection import Detection, Detects, Letterbox
 from hook.errors import BadImage
 from hook.intake.images import decode_image
@@ -22,38 +21,11 @@ from hook.store import TaskStore
 from hook.task import ImageMeta, Status, Task
 from hook.worker.job import Job, Stage
 from hook.worker.loading import Loader
-from hook.worker.settling import Settler
 from tests.factories import CALLBACK, image_bytes
-from tests.worker.support import TRUNCATED_JPEG
+from tests.worker.support import TRUNCATED_JPEG, FakeSettler
 
 MAX_PIXELS = 40_000_000
 STORED = '{"status":"success","labels":{"2017-05-05T01:31:10.738647":{}}}'
-Call = tuple[str, Job, tuple[object, ...]]
-
-
-class FakeSettler(Settler):
-    """Records what the loader hands the Settler, in order; settles and stores nothing."""
-
-    def __init__(self) -> None:  # no store, metrics or policy: nothing here may use them
-        self.calls: list[Call] = []
-
-    def delivery(self, job: Job, outcome: Outcome) -> None:
-        self.calls.append(("delivery", job, (outcome,)))
-
-    def fail(self, job: Job, reason: str) -> None:
-        self.calls.append(("fail", job, (reason,)))
-
-    def retry(self, job: Job, reason: str, *, retry_after: float | None = None) -> None:
-        self.calls.append(("retry", job, (reason, retry_after)))
-
-    def crashed(self, job: Job, doing: str, exc: Exception) -> None:
-        self.calls.append(("crashed", job, (doing, exc)))
-
-    def give_back(self, job: Job, why: str, *, after: float = 0.0) -> None:
-        self.calls.append(("give_back", job, (why, after)))
-
-    def lost(self, job: Job) -> None:
-        self.calls.append(("lost", job, ()))
 
 
 class FakeStore(TaskStore):

@@ -258,7 +258,7 @@ def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
     worker.stop()
     failures: list[BaseException] = []
     thread = threading.Thread(target=lambda: _keep_leases(worker, failures))
-    with caplog.at_level(logging.WARNING, logger="hook.worker.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="hook.worker.leases"):
         thread.start()
         thread.join(10)
     assert not thread.is_alive() and failures == []
