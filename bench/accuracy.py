@@ -97,11 +97,15 @@ def score(photos: Sequence[Photo], seen: Sequence[Seen], threshold: Threshold) -
         if photo.people is not None:
             errors.append(abs(labels.get("person", 0) - photo.people))
     return Figures(
-        recall=found / wanted if wanted else 1.0, found=found, wanted=wanted,
-        false_labels=false_labels, noisy_negatives=noisy, negatives=negatives,
+        recall=found / wanted if wanted else 1.0,
+        found=found,
+        wanted=wanted,
+        false_labels=false_labels,
+        noisy_negatives=noisy,
+        negatives=negatives,
         people_error=statistics.mean(errors) if errors else None,
         ms=statistics.mean(r.ms for r in seen) if seen else 0.0,
-    )  # fmt: skip
+    )
 
 
 def model_path(name: str) -> Path:
@@ -134,8 +138,9 @@ def detector_for(spec: str, threads: int = 0) -> Detects:
         raise ValueError(f"{spec}: weights are for models fused with +")
     if "+" not in names:
         return Detector(model_path(names), min_score=FLOOR, threads=threads)
-    members = [Detector(model_path(n), min_score=MEMBER_FLOOR, threads=threads)
-               for n in names.split("+")]  # fmt: skip
+    members = [
+        Detector(model_path(n), min_score=MEMBER_FLOOR, threads=threads) for n in names.split("+")
+    ]
     parsed = [float(w) for w in weights.split(",")] if weights else None
     return Ensemble(members, weights=parsed, min_score=FLOOR)
 
@@ -177,12 +182,14 @@ def measure(repeats: int = 2) -> list[tuple[str, str]]:
             )
         for label, detector, threshold in configs:
             f = score(photos, detect_all(detector, photos, repeats), threshold)
-            rows.append((
-                f"accuracy on {name}, {label} at {shown(threshold)}: recall, false labels, "
-                "ms/image",
-                f"{f.recall:.2f} ({f.found}/{f.wanted}), {f.false_labels} "
-                f"({f.noisy_negatives}/{f.negatives} photos of nothing), {f.ms:.1f} ms",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    f"accuracy on {name}, {label} at {shown(threshold)}: recall, false labels, "
+                    "ms/image",
+                    f"{f.recall:.2f} ({f.found}/{f.wanted}), {f.false_labels} "
+                    f"({f.noisy_negatives}/{f.negatives} photos of nothing), {f.ms:.1f} ms",
+                )
+            )
     return rows
 
 
@@ -253,8 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         "models fused: a+b, a+b:WEIGHT,WEIGHT, or the worker's detector: default, "
         "default:HOOK_TILES=off;HOOK_MIN_SCORE=0.4 (its own thresholds, not --thresholds)",
     )
-    parser.add_argument("--thresholds", default="0.25,0.35,0.45", type=_thresholds,
-                        help="comma-separated scores from 0 to 1")  # fmt: skip
+    parser.add_argument(
+        "--thresholds",
+        default="0.25,0.35,0.45",
+        type=_thresholds,
+        help="comma-separated scores from 0 to 1",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timing: best of this many runs")
     parser.add_argument("--details", action="store_true", help="per-photo labels")
     args = parser.parse_args(argv)
@@ -265,8 +276,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     missing = [p.name for p in photos if not p.path.is_file()]
     if missing:
-        print(f"accuracy: {len(missing)} photos missing (run: .venv/bin/python -m bench.photoset)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"accuracy: {len(missing)} photos missing (run: .venv/bin/python -m bench.photoset)",
+            file=sys.stderr,
+        )
         return 1
     rows: list[tuple[str, Threshold, Figures]] = []
     notes = []

@@ -30,7 +30,7 @@ from onnxruntime.quantization import (
     quantize_static,
 )
 
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.detect import yolo
 from hook.detect.detector import Detector
 from hook.detect.engines import Engine
@@ -82,13 +82,15 @@ def phases(detector: Detector, seconds: float) -> list[tuple[str, float, float, 
             canvas, _ = detector.to_canvas(image, size)
             return yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
 
-        rows.append((
-            path.name,
-            per_call(decode, seconds / 4),
-            per_call(prepare, seconds / 4),
-            per_call(partial(detector.engine.run, None, {"images": tensor}), seconds),
-            per_call(partial(detector.postprocess, output, box), seconds / 4),
-        ))  # fmt: skip
+        rows.append(
+            (
+                path.name,
+                per_call(decode, seconds / 4),
+                per_call(prepare, seconds / 4),
+                per_call(partial(detector.engine.run, None, {"images": tensor}), seconds),
+                per_call(partial(detector.postprocess, output, box), seconds / 4),
+            )
+        )
     return rows
 
 
@@ -118,8 +120,10 @@ def parallel(
     """Images/s of `processes` independent sessions side by side."""
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_loop, args=(str(model), threads, tensor, seconds, out))
-             for _ in range(processes)]  # fmt: skip
+    procs = [
+        ctx.Process(target=_loop, args=(str(model), threads, tensor, seconds, out))
+        for _ in range(processes)
+    ]
     for p in procs:
         p.start()
     total = sum(out.get(timeout=seconds + 120) for _ in procs)
@@ -149,8 +153,13 @@ def labels_of(
         tensor = yolo.to_tensor([canvas], channels_first=True, dtype=detector.dtype)
         outputs = sess.run(list(detector.output_names), detector.feeds(tensor))
         dets = detector.postprocess(yolo.per_image(outputs)[0], box)
-        found.append([(d.label, ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2))
-                      for d in dets if d.score >= 0.5])  # fmt: skip
+        found.append(
+            [
+                (d.label, ((d.box[0] + d.box[2]) / 2, (d.box[1] + d.box[3]) / 2))
+                for d in dets
+                if d.score >= 0.5
+            ]
+        )
     return found
 
 
@@ -160,8 +169,9 @@ def agreement(reference: list, other: list) -> str:
     for ref, got in zip(reference, other, strict=True):
         for label, (cx, cy) in ref:
             total += 1
-            hits += any(lab == label and abs(x - cx) < 15 and abs(y - cy) < 15
-                        for lab, (x, y) in got)  # fmt: skip
+            hits += any(
+                lab == label and abs(x - cx) < 15 and abs(y - cy) < 15 for lab, (x, y) in got
+            )
     return f"{hits}/{total}"
 
 
@@ -235,11 +245,15 @@ def main() -> None:
         quantize_dynamic(str(DEFAULT_MODEL), str(dynamic), weight_type=QuantType.QUInt8)
         # Only the convolutions: quantizing the in-graph YOLO decode (sigmoid, exp) ruins it.
         quantize_static(
-            str(DEFAULT_MODEL), str(static), Photos(calibration),
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=["Conv"], per_channel=True,
+            str(DEFAULT_MODEL),
+            str(static),
+            Photos(calibration),
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["Conv"],
+            per_channel=True,
             calibrate_method=CalibrationMethod.Percentile,
-        )  # fmt: skip
+        )
         for name, path in (
             ("int8 dynamic (quantize_dynamic)", dynamic),
             ("int8 static, convs only, per channel", static),

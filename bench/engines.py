@@ -34,8 +34,13 @@ from hook.detect.detection import Detects
 from hook.errors import ConfigError
 from hook.intake.images import decode_image
 
-CONFIGS = (("onnxruntime", "f32"), ("onnxruntime", "int8"), ("openvino", "f32"),
-           ("openvino", "bf16"), ("openvino", "int8"))  # fmt: skip
+CONFIGS = (
+    ("onnxruntime", "f32"),
+    ("onnxruntime", "int8"),
+    ("openvino", "f32"),
+    ("openvino", "bf16"),
+    ("openvino", "int8"),
+)
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
@@ -63,8 +68,10 @@ def machine() -> str:
 
     name, flags = cpu()
     present = [f for f in FLAGS if f in flags]
-    return (f"{name} ({', '.join(present) or 'no AVX2'}), onnxruntime {ort.__version__}, "
-            f"openvino {openvino.get_version().split('-')[0]}")  # fmt: skip
+    return (
+        f"{name} ({', '.join(present) or 'no AVX2'}), onnxruntime {ort.__version__}, "
+        f"openvino {openvino.get_version().split('-')[0]}"
+    )
 
 
 def settings_for(engine: str, precision: str, threads: int) -> Settings:
@@ -74,8 +81,10 @@ def settings_for(engine: str, precision: str, threads: int) -> Settings:
 
 def timing(detectors: Sequence[Detects], photos: Sequence[Photo], rounds: int) -> list[list[float]]:
     """Per detector, each round's mean ms/image; each photo goes through every one in turn."""
-    decoded = [decode_image(p.path.read_bytes(), max_pixels=MAX_PIXELS,
-                            fit=detectors[0].canvas) for p in photos]  # fmt: skip
+    decoded = [
+        decode_image(p.path.read_bytes(), max_pixels=MAX_PIXELS, fit=detectors[0].canvas)
+        for p in photos
+    ]
     for detector in detectors:
         detector.detect(*decoded[0])  # warm-up
     ms: list[list[float]] = [[] for _ in detectors]
@@ -123,18 +132,31 @@ def compare(rounds: int = 5, threads: int = 0) -> list[Row]:
         own = ms[keys.index((engine, precision))]
         ratios = [b / a for a, b in zip(base, own, strict=True)]
         detector = built[engine, precision]
-        figures = {name: score(photos, detect_all(detector, photos), threshold)
-                   for name, photos in sets.items()}  # fmt: skip
+        figures = {
+            name: score(photos, detect_all(detector, photos), threshold)
+            for name, photos in sets.items()
+        }
         spread = (min(ratios), max(ratios))
-        rows.append(Row(engine, precision, min(own), statistics.median(own),
-                        statistics.median(ratios), spread, figures))  # fmt: skip
+        rows.append(
+            Row(
+                engine,
+                precision,
+                min(own),
+                statistics.median(own),
+                statistics.median(ratios),
+                spread,
+                figures,
+            )
+        )
     return rows
 
 
 def _figures(f: Figures) -> str:
     people = "-" if f.people_error is None else f"{f.people_error:.2f}"
-    return (f"{f.recall:.2f} ({f.found}/{f.wanted}) | {f.false_labels} "
-            f"| {f.noisy_negatives}/{f.negatives} | {people}")  # fmt: skip
+    return (
+        f"{f.recall:.2f} ({f.found}/{f.wanted}) | {f.false_labels} "
+        f"| {f.noisy_negatives}/{f.negatives} | {people}"
+    )
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -166,11 +188,13 @@ def measure(rounds: int = 3, threads: int = 0) -> list[tuple[str, str]]:
             rows.append((label + "false labels", f"not run here: {r.refused}"))
             continue
         ours, held = r.accuracy["photos"], r.accuracy["holdout"]
-        rows.append((
-            label + "false labels (holdout's)",
-            f"{r.median_ms:.1f} ms ({r.ratio:.2f}); {ours.recall:.2f}, {ours.false_labels} "
-            f"({held.recall:.2f}, {held.false_labels})",
-        ))  # fmt: skip
+        rows.append(
+            (
+                label + "false labels (holdout's)",
+                f"{r.median_ms:.1f} ms ({r.ratio:.2f}); {ours.recall:.2f}, {ours.false_labels} "
+                f"({held.recall:.2f}, {held.false_labels})",
+            )
+        )
     return rows
 
 
@@ -191,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sets = photo_sets()
     counted = ", ".join(f"{name} ({len(photos)})" for name, photos in sets.items())
-    print(f"{machine()}\nthe default detector, {args.rounds} rounds over the "
-          f"{len(sets['photos'])} photos; accuracy on {counted}\n")  # fmt: skip
+    print(
+        f"{machine()}\nthe default detector, {args.rounds} rounds over the "
+        f"{len(sets['photos'])} photos; accuracy on {counted}\n"
+    )
     print(table(rows))
     return 0
 

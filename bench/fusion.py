@@ -22,7 +22,8 @@ from typing import Any
 from bench.accuracy import Seen as Found
 from bench.accuracy import Threshold, machine, score, table
 from bench.photoset import Photo, repository_set
-from hook.config.settings import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS, Settings
+from hook.config.settings import Settings
+from hook.config.table import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS
 from hook.detect.detection import Detection
 from hook.detect.detector import Detector
 from hook.detect.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR
@@ -113,8 +114,16 @@ def variants(default: Settings) -> list[Variant]:
             Variant(f"ensemble-boxes WBF {kind}", before, one, wbf=kind)
             for kind in ("avg", "max", "absent_model_aware_avg")
         ]
-        out.append(Variant(f"ensemble-boxes WBF avg, per label, tiles {grid}", rules, chosen,
-                           grid, default.tile_score, wbf="avg"))  # fmt: skip
+        out.append(
+            Variant(
+                f"ensemble-boxes WBF avg, per label, tiles {grid}",
+                rules,
+                chosen,
+                grid,
+                default.tile_score,
+                wbf="avg",
+            )
+        )
     return out
 
 
@@ -134,14 +143,23 @@ def _wbf(seen: Seen, variant: Variant) -> list[Detection]:
     boxes, scores, labels = [], [], []
     for found in seen.whole:
         kept = found or [Detection("", 0.0, (0.0, 0.0, 1.0, 1.0))]  # it wants no empty list
-        boxes.append([[max(0.0, min(1.0, v / s)) for v, s in zip(d.box, (w, h, w, h), strict=True)]
-                      for d in kept])  # fmt: skip
+        boxes.append(
+            [
+                [max(0.0, min(1.0, v / s)) for v, s in zip(d.box, (w, h, w, h), strict=True)]
+                for d in kept
+            ]
+        )
         scores.append([d.score for d in kept])
         labels.append([names.setdefault(d.label, len(names)) for d in kept])
     fused: Any = weighted_boxes_fusion(
-        boxes, scores, labels, weights=list(variant.rules.weights), iou_thr=FUSION_IOU,
-        skip_box_thr=MEMBER_FLOOR, conf_type=variant.wbf,
-    )  # fmt: skip
+        boxes,
+        scores,
+        labels,
+        weights=list(variant.rules.weights),
+        iou_thr=FUSION_IOU,
+        skip_box_thr=MEMBER_FLOOR,
+        conf_type=variant.wbf,
+    )
     label_of = {v: k for k, v in names.items()}
     return [
         Detection(label_of[int(c)], float(s), (b[0] * w, b[1] * h, b[2] * w, b[3] * h))

@@ -148,8 +148,13 @@ def measure(seconds: float = 8.0, levels: tuple[int, ...] = (1, 8, 32)) -> dict[
     with Stack() as stack:
         ceiling = pymongo_ceiling(stack.mongo.uri, maker, seconds)
         rows = {c: run_clients(stack.url, maker, c, seconds) for c in levels}
-    return {"rows": rows, "ceiling": ceiling, "jpeg_kb": sum(map(len, jpegs)) / 1000,
-            "json_kb": len(maker.body()) / 1000, "seconds": seconds}  # fmt: skip
+    return {
+        "rows": rows,
+        "ceiling": ceiling,
+        "jpeg_kb": sum(map(len, jpegs)) / 1000,
+        "json_kb": len(maker.body()) / 1000,
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -172,8 +177,10 @@ def main() -> None:
             f"{clients:>8} {r['events']:>7.0f} {r['errors']:>6.0f} {r['rate']:>9.1f} "
             f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['rate'] / ceiling:>10.2f}"
         )
-    print(f"{'pymongo':>8} {'':>7} {'':>6} {ceiling:>9.1f} {'':>8} {'':>8} {1:>10.2f}"
-          "   (bare TaskStore.enqueue loop, one client, no HTTP)")  # fmt: skip
+    print(
+        f"{'pymongo':>8} {'':>7} {'':>6} {ceiling:>9.1f} {'':>8} {'':>8} {1:>10.2f}"
+        "   (bare TaskStore.enqueue loop, one client, no HTTP)"
+    )
 
 
 if __name__ == "__main__":

@@ -74,8 +74,11 @@ def processes(stack: Stack) -> dict[str, list[int]]:
     """PIDs by role: gunicorn master and workers, worker.py processes, nx-27017."""
     assert stack.web is not None and stack.mongo.process is not None
     children = Path(f"/proc/{stack.web.pid}/task/{stack.web.pid}/children").read_text().split()
-    return {"web": [stack.web.pid, *map(int, children)], "worker": [w.pid for w in stack.workers],
-            "mongo": [stack.mongo.process.pid]}  # fmt: skip
+    return {
+        "web": [stack.web.pid, *map(int, children)],
+        "worker": [w.pid for w in stack.workers],
+        "mongo": [stack.mongo.process.pid],
+    }
 
 
 def memory(pids: dict[str, list[int]]) -> dict[str, float]:
@@ -102,8 +105,9 @@ def main() -> None:
             ctx = multiprocessing.get_context("spawn")
             out = ctx.Queue()
             started = time.monotonic()
-            gen = ctx.Process(target=client, args=(stack.url, receiver.url(""), args.events,
-                                                   args.clients, out))  # fmt: skip
+            gen = ctx.Process(
+                target=client, args=(stack.url, receiver.url(""), args.events, args.clients, out)
+            )
             gen.start()
             posted = out.get(timeout=args.max_seconds)
             gen.join()

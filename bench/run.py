@@ -36,8 +36,9 @@ print(detector.load_seconds, time.perf_counter() - started)
 
 def model_load() -> tuple[float, float]:
     """(session + warm-up seconds, with imports seconds) in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", LOAD], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout.split()  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     return float(out[0]), float(out[1])
 
 
@@ -58,16 +59,22 @@ def worker_rows(name: str, w: dict) -> list[tuple[str, str]]:
     inference = 1000 / w["ceiling"]  # ms of one image through the raw runs, default threads
     cpu_ms = w["cpu_ms"]
     return [
-        (f"{name}: images/s (of raw {w['models']} images/s; of bare lanes)",
-         f"{w['rate']:.1f} ({w['rate'] / w['ceiling']:.2f} of {w['ceiling']:.1f}; "
-         f"{w['rate'] / w['lanes_ceiling']:.2f} of {w['lanes_ceiling']:.1f})"),
-        (f"{name}: CPU per image, worker / nx-27017; MongoDB round trips per task",
-         f"{cpu_ms['worker']:.1f} / {cpu_ms['mongo']:.1f} ms; {w['round_trips']:.2f}"),
-        (f"{name}: POST-to-callback latency p50 / p99, idle (raw inference of one image)",
-         f"{w['p50']:.0f} / {w['p99']:.0f} ms ({inference:.0f} ms; p50 is inference + "
-         f"{w['p50'] - inference:.0f} ms)"),
+        (
+            f"{name}: images/s (of raw {w['models']} images/s; of bare lanes)",
+            f"{w['rate']:.1f} ({w['rate'] / w['ceiling']:.2f} of {w['ceiling']:.1f}; "
+            f"{w['rate'] / w['lanes_ceiling']:.2f} of {w['lanes_ceiling']:.1f})",
+        ),
+        (
+            f"{name}: CPU per image, worker / nx-27017; MongoDB round trips per task",
+            f"{cpu_ms['worker']:.1f} / {cpu_ms['mongo']:.1f} ms; {w['round_trips']:.2f}",
+        ),
+        (
+            f"{name}: POST-to-callback latency p50 / p99, idle (raw inference of one image)",
+            f"{w['p50']:.0f} / {w['p99']:.0f} ms ({inference:.0f} ms; p50 is inference + "
+            f"{w['p50'] - inference:.0f} ms)",
+        ),
         (f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"),
-    ]  # fmt: skip
+    ]
 
 
 def main() -> None:
@@ -78,9 +85,13 @@ def main() -> None:
     rows: list[tuple[str, str]] = []
     ing = ingest.measure(seconds)
     for clients, r in ing["rows"].items():
-        rows.append((f"ingest, {clients} client(s): events/s (of the pymongo loop), p50 / p99",
-                     f"{r['rate']:.0f} ({r['rate'] / ing['ceiling']:.2f}), "
-                     f"{r['p50']:.0f} / {r['p99']:.0f} ms"))  # fmt: skip
+        rows.append(
+            (
+                f"ingest, {clients} client(s): events/s (of the pymongo loop), p50 / p99",
+                f"{r['rate']:.0f} ({r['rate'] / ing['ceiling']:.2f}), "
+                f"{r['p50']:.0f} / {r['p99']:.0f} ms",
+            )
+        )
     rows.append(
         ("ingest reference: one bare pymongo enqueue loop, events/s", f"{ing['ceiling']:.0f}")
     )

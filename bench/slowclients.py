@@ -97,8 +97,12 @@ def legitimate(base: str, seconds: float) -> dict[str, list[float] | int]:
                 health.append((time.perf_counter() - started) * 1000)
             else:
                 body = json.dumps(event(1, seed=n, callback_url="http://127.0.0.1:9/cb"))
-                ok = requests.post(f"{base}/tasks/{API_KEY}", data=body, timeout=10,
-                                   headers={"Content-Type": "application/json"}).ok  # fmt: skip
+                ok = requests.post(
+                    f"{base}/tasks/{API_KEY}",
+                    data=body,
+                    timeout=10,
+                    headers={"Content-Type": "application/json"},
+                ).ok
                 posts.append((time.perf_counter() - started) * 1000)
         except requests.RequestException:
             ok = False
@@ -111,8 +115,10 @@ def show(name: str, result: dict) -> None:
     for what in ("health", "posts"):
         values = result[what]
         if values:
-            print(f"  {name}: {what} p50 {percentile(values, 0.5):.0f} ms, "
-                  f"p99 {percentile(values, 0.99):.0f} ms over {len(values)}")  # fmt: skip
+            print(
+                f"  {name}: {what} p50 {percentile(values, 0.5):.0f} ms, "
+                f"p99 {percentile(values, 0.99):.0f} ms over {len(values)}"
+            )
     print(f"  {name}: failures (timeouts or errors) {result['failures']}")
 
 
@@ -131,14 +137,18 @@ def main() -> None:
         attackers.open("idle", args.idle)
         attackers.open("body", args.slow_bodies)
         time.sleep(2)
-        show(f"{args.slow} slow + {args.idle} idle + {args.slow_bodies} slow bodies",
-             legitimate(stack.base, args.seconds))  # fmt: skip
+        show(
+            f"{args.slow} slow + {args.idle} idle + {args.slow_bodies} slow bodies",
+            legitimate(stack.base, args.seconds),
+        )
         attackers.stop.set()
         cut = sorted(attackers.lifetimes)
         total = args.slow + args.idle + args.slow_bodies
         if cut:
-            print(f"  the server closed {len(cut)} of {total} attacking connections, "
-                  f"after {percentile(cut, 0.5):.1f} s (p50), {cut[-1]:.1f} s at most")  # fmt: skip
+            print(
+                f"  the server closed {len(cut)} of {total} attacking connections, "
+                f"after {percentile(cut, 0.5):.1f} s (p50), {cut[-1]:.1f} s at most"
+            )
         else:
             print(f"  the server closed none of the {total} attacking connections")
 

@@ -57,8 +57,9 @@ def frames(size: tuple[int, int], count: int = 3) -> list[bytes]:
 def once(detector: Detects, data: bytes) -> float:
     started = time.perf_counter()
     info = inspect_image(data, max_pixels=MAX_PIXELS)
-    image, size = decode_image(data, max_pixels=MAX_PIXELS,
-                               fit=detector.fit_for((info.width, info.height)))  # fmt: skip
+    image, size = decode_image(
+        data, max_pixels=MAX_PIXELS, fit=detector.fit_for((info.width, info.height))
+    )
     detector.detect(image, size)
     return (time.perf_counter() - started) * 1000
 

@@ -48,11 +48,19 @@ def distinct(jpeg: bytes, n: int) -> bytes:
 
 
 def event(receiver: Receiver, path: str, jpeg: bytes) -> bytes:
-    return json.dumps({
-        "callback_url": receiver.url(path), "camera": "bench", "user_id": "bench",
-        "images": [{"timestamp": "2026-11-23T12:00:00.000000",
-                    "image_b64": base64.b64encode(jpeg).decode()}],
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "callback_url": receiver.url(path),
+            "camera": "bench",
+            "user_id": "bench",
+            "images": [
+                {
+                    "timestamp": "2026-11-23T12:00:00.000000",
+                    "image_b64": base64.b64encode(jpeg).decode(),
+                }
+            ],
+        }
+    ).encode()
 
 
 def models_of(settings: Settings) -> tuple[Detector, ...]:
@@ -73,13 +81,17 @@ def raw_rate(seconds: float, lanes: int = 1, env: dict[str, str] | None = None) 
     sets = [models_of(settings) for _ in range(lanes)]
     tensors = []
     for path in PHOTOS:
-        image, size = decode_image(path.read_bytes(), max_pixels=40_000_000,
-                                   fit=sets[0][0].canvas)  # fmt: skip
-        tensors.append([
-            {d.input_name: yolo.to_tensor([d.to_canvas(image, size)[0]], channels_first=True,
-                                          dtype=d.dtype)}
-            for d in sets[0]
-        ])  # fmt: skip
+        image, size = decode_image(path.read_bytes(), max_pixels=40_000_000, fit=sets[0][0].canvas)
+        tensors.append(
+            [
+                {
+                    d.input_name: yolo.to_tensor(
+                        [d.to_canvas(image, size)[0]], channels_first=True, dtype=d.dtype
+                    )
+                }
+                for d in sets[0]
+            ]
+        )
     counts = [0] * lanes
     started = time.perf_counter()
 
@@ -160,14 +172,20 @@ def measure(
     finally:
         receiver.close()
     return {
-        "rate": (len(times) - 1) / (times[-1] - times[0]), "first": times[0] - started,
+        "rate": (len(times) - 1) / (times[-1] - times[0]),
+        "first": times[0] - started,
         "ceiling": (before_raw + raw_rate(6, env=env)) / 2,
-        "lanes_ceiling": raw_rate(6, usable_cores(), env), "models": describe(env),
+        "lanes_ceiling": raw_rate(6, usable_cores(), env),
+        "models": describe(env),
         "p50": statistics.median(latencies),
         "p99": percentile(latencies, 0.99),
-        "round_trips": trips, "cpu_ms": {k: v * 1000 / (events - 1) for k, v in spent.items()},
-        "peak_rss_mb": rss, "workers": workers, "threads": threads, "events": events,
-    }  # fmt: skip
+        "round_trips": trips,
+        "cpu_ms": {k: v * 1000 / (events - 1) for k, v in spent.items()},
+        "peak_rss_mb": rss,
+        "workers": workers,
+        "threads": threads,
+        "events": events,
+    }
 
 
 def describe(env: dict[str, str]) -> str:

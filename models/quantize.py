@@ -117,8 +117,7 @@ def calibration(photos: Sequence[Path], detector: Detector, mirror: bool) -> np.
     """The photos as the detector is fed them: decoded, letterboxed, to its input tensor."""
     canvases = []
     for photo in photos:
-        image, size = decode_image(photo.read_bytes(), max_pixels=MAX_PIXELS,
-                                   fit=detector.canvas)  # fmt: skip
+        image, size = decode_image(photo.read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas)
         canvases.append(detector.to_canvas(image, size)[0])
     batch = yolo.to_tensor(canvases, channels_first=detector.channels_first, dtype=detector.dtype)
     if not mirror:
@@ -201,12 +200,18 @@ def quantize(model: Path, out: Path, variant: Variant, batch: np.ndarray, input_
         extra["ActivationSymmetric"] = True
     with quiet():
         quantize_static(
-            str(model), str(out), Tensors(batch, input_name),
+            str(model),
+            str(out),
+            Tensors(batch, input_name),
             quant_format=QuantFormat.QOperator if variant.qoperator else QuantFormat.QDQ,
-            activation_type=variant.activations, weight_type=variant.weights,
-            per_channel=variant.per_channel, reduce_range=variant.reduce_range,
-            calibrate_method=variant.method, extra_options=extra, **options,
-        )  # fmt: skip
+            activation_type=variant.activations,
+            weight_type=variant.weights,
+            per_channel=variant.per_channel,
+            reduce_range=variant.reduce_range,
+            calibrate_method=variant.method,
+            extra_options=extra,
+            **options,
+        )
     return out
 
 

@@ -44,11 +44,17 @@ DATA = ROOT / "tests" / "data"
 # Where the objects are, measured once by eye on the photos in DATA: (x1, x2, y1, y2) that the
 # centre of the object's box must fall in, in original-image pixels.
 REGIONS = {
-    "dog.jpg": {"dog": (180, 300, 300, 420), "bicycle": (300, 420, 240, 340),
-                "car": (530, 620, 95, 150)},
-    "person.jpg": {"person": (200, 260, 200, 290), "dog": (100, 170, 280, 330),
-                   "horse": (460, 545, 200, 275)},
-}  # fmt: skip
+    "dog.jpg": {
+        "dog": (180, 300, 300, 420),
+        "bicycle": (300, 420, 240, 340),
+        "car": (530, 620, 95, 150),
+    },
+    "person.jpg": {
+        "person": (200, 260, 200, 290),
+        "dog": (100, 170, 280, 330),
+        "horse": (460, 545, 200, 275),
+    },
+}
 
 
 def make_settings(**env: str) -> Settings:
@@ -163,8 +169,10 @@ def worked_task(
     assert task is not None and task.id == task_id, "another task was due first"
     if found is not None:
         size = (parsed.images[0].info.width, parsed.images[0].info.height)
-        detections = [Detection(label, score, (1, 1, size[0] / 2, size[1] / 2))
-                      for label, score in found.items()]  # fmt: skip
+        detections = [
+            Detection(label, score, (1, 1, size[0] / 2, size[1] / 2))
+            for label, score in found.items()
+        ]
         images = [(key, size, detections) for key in task.image_keys]
         store.save_result(task_id, "test-worker", json.dumps(camio_labels(images)))
     for index, jpeg in (pictures or {}).items():

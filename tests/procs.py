@@ -50,11 +50,14 @@ class Stack:
         self.logs = logs
         self.own_mongo = mongo is None
         self.mongo = mongo or EmbeddedMongo(mongo_dir or self.logs / "mongo", free_port())
-        defaults = {"HOOK_API_KEY": API_KEY, "HOOK_MONGO_URI": self.mongo.uri,
-                    "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com",
-                    "HOOK_SIGNING_SECRET": SIGNING_SECRET,
-                    # its own wake-up sockets (hook.wakeup): parallel stacks never ring each other
-                    "HOOK_DATA_DIR": str(self.logs / "data")}  # fmt: skip
+        defaults = {
+            "HOOK_API_KEY": API_KEY,
+            "HOOK_MONGO_URI": self.mongo.uri,
+            "HOOK_CALLBACK_HOSTS": "127.0.0.1,camio.com",
+            "HOOK_SIGNING_SECRET": SIGNING_SECRET,
+            # its own wake-up sockets (hook.wakeup): parallel stacks never ring each other
+            "HOOK_DATA_DIR": str(self.logs / "data"),
+        }
         self.env = hook_env(**{**defaults, **env})
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -231,5 +234,6 @@ def children_of(pid: int) -> list[int]:
 def hook_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """`python -m hook ARGS` from the checkout with only `env` for HOOK_* settings."""
     argv = [sys.executable, "-m", "hook", *args]
-    return subprocess.run(argv, cwd=ROOT, text=True, capture_output=True,
-                          env=hook_env(**env), timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        argv, cwd=ROOT, text=True, capture_output=True, env=hook_env(**env), timeout=60, check=False
+    )

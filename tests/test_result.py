@@ -31,14 +31,20 @@ def test_a_delivered_task_shows_its_labels_times_and_pictures(db: Database) -> N
     assert shown["times"]["arrived"] and shown["times"]["labeled"] and shown["times"]["delivered"]
     assert shown["times"]["failed"] is None and shown["times"]["next_run"] is None
     assert shown["dropped"] == [
-        {"timestamp": "2017-05-05T01:31:11.738647", "label": "car", "score": 0.4,
-         "why": "min_score 0.5"}
-    ]  # fmt: skip
+        {
+            "timestamp": "2017-05-05T01:31:11.738647",
+            "label": "car",
+            "score": 0.4,
+            "why": "min_score 0.5",
+        }
+    ]
     first, second = shown["images"]
     assert first["picture"] is None and second["picture"] == f"/tasks/KEY/{task_id}/images/1.jpg"
     assert (first["timestamp"], first["width"], first["height"]) == (
-        "2017-05-05T01:31:10.738647", 64, 48,
-    )  # fmt: skip
+        "2017-05-05T01:31:10.738647",
+        64,
+        48,
+    )
 
 
 def test_a_queued_task_has_no_labels_yet(db: Database) -> None:

@@ -26,9 +26,12 @@ def test_exhausted_counts_the_first_try() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"base": 0, "max_attempts": 8}, {"base": 10, "cap": 5, "max_attempts": 8},
-     {"base": 2, "max_attempts": 0}],
-)  # fmt: skip
+    [
+        {"base": 0, "max_attempts": 8},
+        {"base": 10, "cap": 5, "max_attempts": 8},
+        {"base": 2, "max_attempts": 0},
+    ],
+)
 def test_invalid_policies_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="invalid retry policy"):
         RetryPolicy(**kwargs)

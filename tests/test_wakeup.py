@@ -33,8 +33,14 @@ def test_a_ring_from_another_process_wakes_the_wait(tmp_path: Path) -> None:
     with WakeUp.open(tmp_path) as wake:
         assert wake.path is not None and wake.path.parent == tmp_path / "wake"
         ring = "import sys; from hook.wakeup import Doorbell; print(Doorbell(sys.argv[1]).ring())"
-        bell = subprocess.run([sys.executable, "-c", ring, str(tmp_path)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        bell = subprocess.run(
+            [sys.executable, "-c", ring, str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert bell.stdout.strip() == "1"
         started = time.monotonic()
         assert wake.wait(30) is True

@@ -111,8 +111,7 @@ class HostAllowList:
         if not isinstance(url, str) or not url:
             raise Invalid(f"{field} must be a non-empty string", field=field)
         if _UNSAFE.search(url):  # parsers disagree on these (a backslash ends urllib3's host)
-            raise Invalid(f"{field} contains a backslash, space or control character",
-                             field=field)  # fmt: skip
+            raise Invalid(f"{field} contains a backslash, space or control character", field=field)
         try:
             parts = urlsplit(url)
             if parts.port == 0:  # .port itself raises ValueError on a malformed port

@@ -24,8 +24,12 @@ def polygon(box: tuple[float, float, float, float], size: tuple[int, int]) -> li
     width, height = size
     x1, x2 = _fraction(box[0], width), _fraction(box[2], width)
     bottom, top = 1 - _fraction(box[3], height), 1 - _fraction(box[1], height)
-    return [[x1, round(bottom, DIGITS)], [x2, round(bottom, DIGITS)],
-            [x2, round(top, DIGITS)], [x1, round(top, DIGITS)]]  # fmt: skip
+    return [
+        [x1, round(bottom, DIGITS)],
+        [x2, round(bottom, DIGITS)],
+        [x2, round(top, DIGITS)],
+        [x1, round(top, DIGITS)],
+    ]
 
 
 def image_labels(detections: Sequence[Detection], size: tuple[int, int]) -> dict[str, Any]:

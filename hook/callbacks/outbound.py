@@ -29,9 +29,21 @@ from hook.callbacks.signing import MSG_ID, Signer
 
 # Framing and hop-by-hop headers (the HTTP client sets them) and ours: refused as custom ones.
 RESERVED = frozenset(
-    ("host", "content-length", "transfer-encoding", "connection", "content-type", "keep-alive",
-     "proxy-connection", "te", "trailer", "upgrade", "expect", "content-encoding")
-)  # fmt: skip
+    (
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-type",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "content-encoding",
+    )
+)
 RESERVED_PREFIXES = ("webhook-", "x-hook-")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field name
 VALUE = re.compile(r"[\x20-\x7e\xa0-\xff\t]*")  # printable latin-1 (HTTP/1.1's bytes), no CR/LF
@@ -133,25 +145,32 @@ def parse_custom_headers(raw: str) -> dict[str, str]:
 def check_header(name: str, value: Any) -> None:
     """ValueError naming the header (never showing its value) if it may not be sent."""
     if not TOKEN.fullmatch(name):
-        raise ValueError(f"header name {_shown(name)} is not an HTTP token "
-                         "(letters, digits and !#$%&'*+-.^_`|~ only)")  # fmt: skip
+        raise ValueError(
+            f"header name {_shown(name)} is not an HTTP token "
+            "(letters, digits and !#$%&'*+-.^_`|~ only)"
+        )
     lower = name.lower()
     if lower in RESERVED or lower.startswith(RESERVED_PREFIXES):
         refused = f"{', '.join(sorted(RESERVED))}, webhook-*, X-Hook-*"
-        raise ValueError(f"header {name} is not allowed: the HTTP client or hook sets it "
-                         f"(refused: {refused})")  # fmt: skip
+        raise ValueError(
+            f"header {name} is not allowed: the HTTP client or hook sets it (refused: {refused})"
+        )
     if not isinstance(value, str):
         raise ValueError(f"header {name}: its value must be a JSON string")
     if not VALUE.fullmatch(value):
-        raise ValueError(f"header {name}: its value holds a line break, a control character "
-                         "or a character outside Latin-1")  # fmt: skip
+        raise ValueError(
+            f"header {name}: its value holds a line break, a control character "
+            "or a character outside Latin-1"
+        )
     if value != value.strip(" \t"):
         raise ValueError(f"header {name}: its value starts or ends with whitespace")
     try:  # the HTTP client's own rule, or it would refuse the header on every POST
         check_header_validity((name, value))
     except InvalidHeader:
-        raise ValueError(f"header {name}: the HTTP client refuses its value (it may not "
-                         "start with a space of any kind)") from None  # fmt: skip
+        raise ValueError(
+            f"header {name}: the HTTP client refuses its value (it may not "
+            "start with a space of any kind)"
+        ) from None
 
 
 def _shown(name: Any) -> str:

@@ -89,8 +89,11 @@ def post_labels(
         if isinstance(result, Outcome):
             return replace(result, elapsed=time.monotonic() - started)
         url = result.url  # a redirect to the same origin: check it and go again
-    return Outcome(Verdict.REFUSED, f"callback redirected more than {MAX_REDIRECTS} times",
-                   elapsed=time.monotonic() - started)  # fmt: skip
+    return Outcome(
+        Verdict.REFUSED,
+        f"callback redirected more than {MAX_REDIRECTS} times",
+        elapsed=time.monotonic() - started,
+    )
 
 
 def _attempt(
@@ -144,8 +147,14 @@ def _post(
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
-    with http.post(url, data=body.encode(), timeout=left, allow_redirects=False, stream=True,
-                   headers={**sent, "Content-Type": "application/json"}) as answer:  # fmt: skip
+    with http.post(
+        url,
+        data=body.encode(),
+        timeout=left,
+        allow_redirects=False,
+        stream=True,
+        headers={**sent, "Content-Type": "application/json"},
+    ) as answer:
         data, cut = b"", ""
         try:
             # read1: whatever has arrived, so an answer trickling in cannot outlast the deadline
@@ -257,9 +266,11 @@ def check_destination(url: str, hosts: HostAllowList) -> Outcome | None:
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not is_public(address):
-            return Outcome(Verdict.REFUSED,
-                           f"callback host {host} resolves to {address}, a non-public address; "
-                           "list the host exactly in HOOK_CALLBACK_HOSTS to allow it")  # fmt: skip
+            return Outcome(
+                Verdict.REFUSED,
+                f"callback host {host} resolves to {address}, a non-public address; "
+                "list the host exactly in HOOK_CALLBACK_HOSTS to allow it",
+            )
     return None
 
 

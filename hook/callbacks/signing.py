@@ -71,8 +71,11 @@ class Signer:
         if not MSG_ID.fullmatch(msg_id):
             raise ValueError(f"message id {msg_id!r} must be 1 to 128 of A-Z a-z 0-9 _ -")
         signatures = " ".join(sign(key, msg_id, timestamp, body) for key in self._keys)
-        return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-                "webhook-signature": signatures}  # fmt: skip
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signatures,
+        }
 
 
 def parse_secrets(raw: str) -> tuple[str, ...]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hook.config.settings import PROJECT_DIR, Settings
+from hook.config.settings import Settings
+from hook.config.table import PROJECT_DIR
 
 CONNECTIONS = 1000  # per gunicorn worker process
 HEADER_SECONDS = 5  # a client's time to send a request's line and headers, in all
@@ -18,17 +19,32 @@ def gunicorn_argv(bind: str, workers: int, tls: tuple[Path, Path] | None = None)
     """gunicorn serving hook.wsgi:app; no --preload, so each worker opens its own MongoClient."""
     https = ["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls else []
     return [
-        sys.executable, "-m", "gunicorn", "hook.wsgi:app", "--chdir", str(PROJECT_DIR),
-        "--workers", str(workers), "--bind", bind,
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "hook.wsgi:app",
+        "--chdir",
+        str(PROJECT_DIR),
+        "--workers",
+        str(workers),
+        "--bind",
+        bind,
         # gevent: a connection is a greenlet, so hundreds of slow or idle clients hold no
         # worker; --keep-alive bounds the time a client has to send each request's headers
         # (gunicorn's async workers read them under that timeout), the body has its own.
-        "--worker-class", "hook.web.gevent_worker.ClosingGeventWorker",
-        "--worker-connections", str(CONNECTIONS),
-        "--keep-alive", str(HEADER_SECONDS),
-        "--logger-class", "hook.redact.GunicornLogger",
-        "--graceful-timeout", "10", "--no-control-socket", *https,
-    ]  # fmt: skip
+        "--worker-class",
+        "hook.web.gevent_worker.ClosingGeventWorker",
+        "--worker-connections",
+        str(CONNECTIONS),
+        "--keep-alive",
+        str(HEADER_SECONDS),
+        "--logger-class",
+        "hook.redact.GunicornLogger",
+        "--graceful-timeout",
+        "10",
+        "--no-control-socket",
+        *https,
+    ]
 
 
 def web_argv(settings: Settings) -> list[str]:

@@ -55,10 +55,13 @@ class CamioClient:
         assert self.http is not None
         try:
             answer = self.http.request(
-                method, url, timeout=self.timeout, allow_redirects=False,
+                method,
+                url,
+                timeout=self.timeout,
+                allow_redirects=False,
                 headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
                 **kwargs,
-            )  # fmt: skip
+            )
         except requests.RequestException as exc:
             raise CamioError(
                 f"cannot reach Camio at {self.api_url}: {type(exc).__name__}"

@@ -31,7 +31,8 @@ from hook.cli.task_commands import forget_command, retry_command, show_command
 from hook.cli.verify import verify_command
 from hook.config.detectors import detector_from
 from hook.config.mongo import connect, embedded_for
-from hook.config.settings import PROJECT_DIR, Settings
+from hook.config.settings import Settings
+from hook.config.table import PROJECT_DIR
 from hook.detect import ensemble
 from hook.errors import ConfigError, HookError
 from hook.logs import configure
@@ -82,8 +83,10 @@ def camio_command(args: argparse.Namespace) -> int:
             print("no hooks registered")
         for hook in hooks:
             query = hook.get("parsed_query") or hook.get("parsedQuery") or hook.get("query")
-            print(f"{hook.get('id')}  {hook.get('type')}  {query!r}  "
-                  f"{redact(str(hook.get('callback_url', '')))}")  # fmt: skip
+            print(
+                f"{hook.get('id')}  {hook.get('type')}  {query!r}  "
+                f"{redact(str(hook.get('callback_url', '')))}"
+            )
     else:
         client.unregister(args.hook_id)
         print(f"deleted hook {args.hook_id}")
@@ -92,9 +95,17 @@ def camio_command(args: argparse.Namespace) -> int:
 
 def simulate_command(args: argparse.Namespace) -> int:
     photos, others = photos_in(args.images)
-    return simulate(args.url, photos, listen=args.listen, port=args.port, camera=args.camera,
-                    timeout=args.timeout, out=sys.stdout, skipped=others,
-                    as_json=args.json)  # fmt: skip
+    return simulate(
+        args.url,
+        photos,
+        listen=args.listen,
+        port=args.port,
+        camera=args.camera,
+        timeout=args.timeout,
+        out=sys.stdout,
+        skipped=others,
+        as_json=args.json,
+    )
 
 
 def rules_command(args: argparse.Namespace) -> int:

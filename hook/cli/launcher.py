@@ -91,10 +91,13 @@ class Launcher:
             signal.signal(signum, self._on_signal)
         self.env = child_env(self.environ, self.settings)
         if self.env.get("HOOK_CALLBACK_HOSTS") != self.environ.get("HOOK_CALLBACK_HOSTS"):
-            log.info("HOOK_CALLBACK_HOSTS is unset, so for trying hook out labels may go to %s "
-                     "and to %s (simulate's callback) only; set HOOK_CALLBACK_HOSTS to choose "
-                     "(camio.com alone in production)",
-                     ",".join(self.settings.callback_hosts), TRY_IT_HOST)  # fmt: skip
+            log.info(
+                "HOOK_CALLBACK_HOSTS is unset, so for trying hook out labels may go to %s "
+                "and to %s (simulate's callback) only; set HOOK_CALLBACK_HOSTS to choose "
+                "(camio.com alone in production)",
+                ",".join(self.settings.callback_hosts),
+                TRY_IT_HOST,
+            )
         try:
             if self.settings.mongo_uri:
                 uri = self.settings.mongo_uri
@@ -150,22 +153,34 @@ class Launcher:
             return None
         pid = child.process.pid
         if code == CONFIG_ERROR:
-            log.critical("%s (pid %d) exited with code %d, a configuration error; stopping "
-                         "everything", child.name, pid, code)  # fmt: skip
+            log.critical(
+                "%s (pid %d) exited with code %d, a configuration error; stopping everything",
+                child.name,
+                pid,
+                code,
+            )
             return code
         quick = now - child.started < STABLE_SECONDS
         child.quick_deaths = child.quick_deaths + 1 if quick else 1
         child.restart_at = now + restart_delay(child.quick_deaths)
-        log.error("%s (pid %d) exited with code %d; restarting it in %.0f s", child.name, pid,
-                  code, child.restart_at - now)  # fmt: skip
+        log.error(
+            "%s (pid %d) exited with code %d; restarting it in %.0f s",
+            child.name,
+            pid,
+            code,
+            child.restart_at - now,
+        )
         return code
 
     def _check_up(self, now: float) -> None:
         """Until it is so: is the web answering and has every worker loaded its model?"""
         if self.readiness is None:
             return
-        running = {c.name: (c.process.pid, c.since) for c in self.children
-                   if c.name.startswith("worker") and c.restart_at is None}  # fmt: skip
+        running = {
+            c.name: (c.process.pid, c.since)
+            for c in self.children
+            if c.name.startswith("worker") and c.restart_at is None
+        }
         waiting = self.readiness.waiting_for(running)
         if len(running) < self.settings.workers:
             waiting.append("a worker being restarted")
@@ -180,11 +195,18 @@ class Launcher:
     def _announce(self) -> None:
         base = describe(self.settings.bind, tls=self.tls)
         # "$HOOK_API_KEY" in quotes: pasteable, and not a key segment for the log's redaction
-        log.info('hook is up: POST events to %s/tasks/"$HOOK_API_KEY"; health at %s/tasks/ ; '
-                 "Ctrl-C stops everything", base, base)  # fmt: skip
+        log.info(
+            'hook is up: POST events to %s/tasks/"$HOOK_API_KEY"; health at %s/tasks/ ; '
+            "Ctrl-C stops everything",
+            base,
+            base,
+        )
         if TRY_IT_HOST in self.env.get("HOOK_CALLBACK_HOSTS", "").split(","):
-            log.info("try it from another terminal: python -m hook simulate "
-                     '%s/tasks/"$HOOK_API_KEY" --images tests/data', base)  # fmt: skip
+            log.info(
+                "try it from another terminal: python -m hook simulate "
+                '%s/tasks/"$HOOK_API_KEY" --images tests/data',
+                base,
+            )
 
     def _keep_mongo(self, now: float) -> None:
         """Restart the embedded MongoDB this launcher started if it died (reaping it)."""
@@ -197,16 +219,23 @@ class Launcher:
                 return
             self.mongo_deaths += 1
             self.mongo_restart_at = now + restart_delay(self.mongo_deaths)
-            log.error("the embedded MongoDB (pid %d) exited with code %d; restarting it in %.0f s",
-                      process.pid, process.returncode, self.mongo_restart_at - now)  # fmt: skip
+            log.error(
+                "the embedded MongoDB (pid %d) exited with code %d; restarting it in %.0f s",
+                process.pid,
+                process.returncode,
+                self.mongo_restart_at - now,
+            )
         elif now >= self.mongo_restart_at:
             try:
                 embedded.start()
             except ConfigError as exc:
                 self.mongo_deaths += 1
                 self.mongo_restart_at = now + restart_delay(self.mongo_deaths)
-                log.error("the embedded MongoDB did not restart (%s); trying again in %.0f s",
-                          exc, self.mongo_restart_at - now)  # fmt: skip
+                log.error(
+                    "the embedded MongoDB did not restart (%s); trying again in %.0f s",
+                    exc,
+                    self.mongo_restart_at - now,
+                )
                 return
             self.mongo_restart_at = None
             log.info("the embedded MongoDB is back")

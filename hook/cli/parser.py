@@ -216,8 +216,10 @@ def _verify_command(commands: argparse._SubParsersAction) -> None:
 
 def _task_commands(commands: argparse._SubParsersAction) -> None:
     """retry, forget, show: one task or a few, by id (as `status` and the listing show them)."""
-    where = (" It reads MongoDB as `status` does (HOOK_MONGO_URI, HOOK_MONGO_DB) and never "
-             "starts the embedded one.")  # fmt: skip
+    where = (
+        " It reads MongoDB as `status` does (HOOK_MONGO_URI, HOOK_MONGO_DB) and never "
+        "starts the embedded one."
+    )
     retry = commands.add_parser(
         "retry",
         help="queue failed tasks again, to be labeled and delivered again",

@@ -48,28 +48,40 @@ def _worker(beat: Heartbeat, now: float) -> dict[str, Any]:
     if state != "stopped" and age >= 3 * beat.every:
         state = "gone"
     return {
-        "id": beat.worker, "host": beat.host, "pid": beat.pid, "state": state,
-        "seen_seconds_ago": round(age, 1), "done": beat.done, "in_flight": beat.in_flight,
-    }  # fmt: skip
+        "id": beat.worker,
+        "host": beat.host,
+        "pid": beat.pid,
+        "state": state,
+        "seen_seconds_ago": round(age, 1),
+        "done": beat.done,
+        "in_flight": beat.in_flight,
+    }
 
 
 def report(data: dict[str, Any]) -> str:
     """The same, as lines for a person."""
     counts = [f"{status} {n}" for status, n in data["tasks"].items()]
     if data["retrying"]:  # queued again after a failed attempt, waiting for the next one
-        counts = [f"{c} ({data['retrying']} retrying)" if c.startswith("queued ") else c
-                  for c in counts]  # fmt: skip
+        counts = [
+            f"{c} ({data['retrying']} retrying)" if c.startswith("queued ") else c for c in counts
+        ]
     lines = ["tasks: " + ", ".join(counts)]
     oldest = data["oldest_pending_seconds"]
-    lines.append(f"oldest pending task: {_age(oldest)} old" if oldest is not None
-                 else "oldest pending task: none pending")  # fmt: skip
+    lines.append(
+        f"oldest pending task: {_age(oldest)} old"
+        if oldest is not None
+        else "oldest pending task: none pending"
+    )
     states = [w["state"] for w in data["workers"]]
     alive = sum(state not in ("stopped", "gone") for state in states)
-    lines.append(f"workers: {alive} alive, {states.count('stopped')} stopped, "
-                 f"{states.count('gone')} gone")  # fmt: skip
+    lines.append(
+        f"workers: {alive} alive, {states.count('stopped')} stopped, {states.count('gone')} gone"
+    )
     for w in data["workers"]:
-        lines.append(f"  {w['id']}  {w['state']:<8} seen {_age(w['seen_seconds_ago'])} ago, "
-                     f"{w['done']} done, {w['in_flight']} in hand")  # fmt: skip
+        lines.append(
+            f"  {w['id']}  {w['state']:<8} seen {_age(w['seen_seconds_ago'])} ago, "
+            f"{w['done']} done, {w['in_flight']} in hand"
+        )
     lines.append(f"recent failures: {len(data['recent_failures'])}")
     for f in data["recent_failures"]:
         lines.append(f"  {f['finished_at']}  {f['id']}  camera={f['camera']!r}: {f['reason']}")
@@ -86,15 +98,20 @@ def _host_table(hosts: list[dict[str, Any]]) -> list[str]:
         return ["callback hosts: none delivered to yet"]
     width = max(len("HOST"), *(len(h["host"]) for h in hosts))
     heads = "  ".join(c.replace("_", " ").upper() for c in HOST_COLUMNS)
-    lines = [f"callback hosts: {len(hosts)} (deliveries since counting began; after the first "
-             f"{MAX_HOSTS}, hosts count as other)",
-             f"  {'HOST':<{width}}  {heads}  {'MEAN':>7}  {'P90':>7}  LAST"]  # fmt: skip
+    lines = [
+        f"callback hosts: {len(hosts)} (deliveries since counting began; after the first "
+        f"{MAX_HOSTS}, hosts count as other)",
+        f"  {'HOST':<{width}}  {heads}  {'MEAN':>7}  {'P90':>7}  LAST",
+    ]
     for h in hosts:
         counts = "  ".join(f"{h[c]:>{len(c)}}" for c in HOST_COLUMNS)
-        last = (f"{h['last_outcome']} {_age(h['last_seconds_ago'])} ago"
-                if h["last_outcome"] else "-")  # fmt: skip
-        lines.append(f"  {h['host']:<{width}}  {counts}  {_seconds(h['mean_seconds']):>7}  "
-                     f"{_seconds(h['p90_seconds']):>7}  {last}")  # fmt: skip
+        last = (
+            f"{h['last_outcome']} {_age(h['last_seconds_ago'])} ago" if h["last_outcome"] else "-"
+        )
+        lines.append(
+            f"  {h['host']:<{width}}  {counts}  {_seconds(h['mean_seconds']):>7}  "
+            f"{_seconds(h['p90_seconds']):>7}  {last}"
+        )
     return lines
 
 

@@ -114,8 +114,11 @@ class Readiness:
             return ["MongoDB"]
         started = dict(workers.values())
         missing = set(workers_waiting(beats, started, self.host))
-        return [f"{name} (pid {pid}) to load its model"
-                for name, (pid, _) in workers.items() if pid in missing]  # fmt: skip
+        return [
+            f"{name} (pid {pid}) to load its model"
+            for name, (pid, _) in workers.items()
+            if pid in missing
+        ]
 
     def close(self) -> None:
         if self.client is not None:
@@ -125,7 +128,11 @@ class Readiness:
     def _store(self) -> TaskStore:
         if self.client is None:
             ms = int(PROBE_SECONDS * 1000)
-            self.client = MongoClient(self.mongo_uri, appname="hook-run",
-                                      serverSelectionTimeoutMS=ms, connectTimeoutMS=ms,
-                                      socketTimeoutMS=4 * ms)  # fmt: skip
+            self.client = MongoClient(
+                self.mongo_uri,
+                appname="hook-run",
+                serverSelectionTimeoutMS=ms,
+                connectTimeoutMS=ms,
+                socketTimeoutMS=4 * ms,
+            )
         return TaskStore(self.client[self.mongo_db])

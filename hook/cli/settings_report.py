@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hook.cli.launcher import TRY_IT_HOST
-from hook.config.settings import DEFAULT_MODELS, PROJECT_DIR, SPECS, Settings, Spec
+from hook.config.settings import Settings
+from hook.config.table import DEFAULT_MODELS, PROJECT_DIR, SPECS, Spec
 from hook.errors import HookError
 
 START, END = "<!-- settings -->", "<!-- /settings -->"

@@ -213,10 +213,17 @@ class Simulation:
             self.say(result.line(), result.data())
             return True
         cb = f"/labels/{uuid.uuid4().hex}"
-        image = {"type": "image/jpeg", "timestamp": stamp,
-                 "image_b64": base64.b64encode(jpeg).decode()}  # fmt: skip
-        event = {"callback_url": self.base + cb, "camera": self.camera, "user_id": "simulate",
-                 "images": [image]}  # fmt: skip
+        image = {
+            "type": "image/jpeg",
+            "timestamp": stamp,
+            "image_b64": base64.b64encode(jpeg).decode(),
+        }
+        event = {
+            "callback_url": self.base + cb,
+            "camera": self.camera,
+            "user_id": "simulate",
+            "images": [image],
+        }
         result.posted = time.monotonic()
         try:
             answer = requests.post(self.hook_url, json=event, timeout=POST_TIMEOUT)
@@ -234,8 +241,9 @@ class Simulation:
         self.say(result.line(), result.data())
         if answer.status_code == 403:
             stop = "the hook refused the key in the URL (403), so it would refuse every photo"
-            self.say(f"stopped: {stop}; check it against the server's HOOK_API_KEY",
-                     {"stopped": stop})  # fmt: skip
+            self.say(
+                f"stopped: {stop}; check it against the server's HOOK_API_KEY", {"stopped": stop}
+            )
             return False
         return True
 

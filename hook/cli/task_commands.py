@@ -71,12 +71,16 @@ def forget_line(entry: Forgotten) -> str:
     if entry.outcome is ForgetOutcome.UNKNOWN:
         return f"{entry.task_id}: not removed: no such task"
     if entry.outcome is ForgetOutcome.RUNNING:
-        return (f"{entry.task_id}: not removed: a worker ({entry.worker}) is on it and would "
-                "still deliver its labels; --force removes it anyway")  # fmt: skip
+        return (
+            f"{entry.task_id}: not removed: a worker ({entry.worker}) is on it and would "
+            "still deliver its labels; --force removes it anyway"
+        )
     line = f"{entry.task_id}: removed, with {entry.images} image(s) and {entry.pictures} picture(s)"
     if entry.worker:
-        line += (f"; it was running on {entry.worker}, which now finds nothing to settle "
-                 "(a callback it had begun may still arrive)")  # fmt: skip
+        line += (
+            f"; it was running on {entry.worker}, which now finds nothing to settle "
+            "(a callback it had begun may still arrive)"
+        )
     return line
 
 
@@ -88,8 +92,11 @@ def show_command(args: argparse.Namespace) -> int:
         document = result(task, store.picture_indexes(task.id), base=f"/tasks/{KEY}/{task.id}")
         saved = _save_pictures(store, task.id, args.save) if args.save else []
     if args.json:
-        print(json.dumps({**document, "saved": [str(p) for p in saved]} if args.save
-                         else document, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {**document, "saved": [str(p) for p in saved]} if args.save else document, indent=2
+            )
+        )
     else:
         print(describe(document))
         for path in saved:
@@ -120,9 +127,11 @@ def _save_pictures(store: TaskStore, task_id: str, folder: Path) -> list[Path]:
 def _no_pictures(document: dict[str, Any]) -> str:
     if document["times"]["labeled"] is None:
         return "no annotated pictures to save: the task is not labeled yet (they are made then)"
-    return ("no annotated pictures to save: none are kept for this task (with "
-            "HOOK_KEEP_PICTURES_HOURS=0 none are made; else they were older than that and "
-            "removed)")  # fmt: skip
+    return (
+        "no annotated pictures to save: none are kept for this task (with "
+        "HOOK_KEEP_PICTURES_HOURS=0 none are made; else they were older than that and "
+        "removed)"
+    )
 
 
 def describe(document: dict[str, Any]) -> str:
@@ -163,8 +172,10 @@ def _image_lines(
     image: dict[str, Any], labels: dict[str, Any] | None, dropped: list[dict[str, Any]]
 ) -> list[str]:
     stamp = image["timestamp"]
-    lines = [f"  image {image['index']}: {stamp}, {image['width']}x{image['height']} "
-             f"{image['format']}, {_size(image['bytes'])}"]  # fmt: skip
+    lines = [
+        f"  image {image['index']}: {stamp}, {image['width']}x{image['height']} "
+        f"{image['format']}, {_size(image['bytes'])}"
+    ]
     if labels is not None:
         found = labels.get(stamp) or {}
         named = [_label(name, entry) for name, entry in found.items()]

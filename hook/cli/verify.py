@@ -26,8 +26,11 @@ def verify_command(args: argparse.Namespace) -> int:
         except ValueError as exc:  # by position: the value is never shown
             raise ConfigError(f"secret {n} of {len(secrets)} {exc}") from None
     body = args.body.read_bytes() if args.body else sys.stdin.buffer.read()
-    headers = {"webhook-id": args.id, "webhook-timestamp": args.timestamp,
-               "webhook-signature": args.signature}  # fmt: skip
+    headers = {
+        "webhook-id": args.id,
+        "webhook-timestamp": args.timestamp,
+        "webhook-signature": args.signature,
+    }
     now = time.time() if args.now is None else args.now
     reasons = []
     for n, secret in enumerate(secrets, 1):

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from hook.config.settings import DEFAULT_LABEL_SCORES, Settings
+from hook.config.settings import Settings
+from hook.config.table import DEFAULT_LABEL_SCORES
 from hook.detect import engines
 from hook.detect.detection import Detects
 from hook.detect.detector import Detector
@@ -28,31 +29,49 @@ def detector_from(settings: Settings) -> Detects:
     precision = engines.chosen_precision(settings.precision, settings.models, settings.device)
     floor = settings.thresholds.floor
     members = [
-        Detector(path, min_score=min(MEMBER_FLOOR, floor) if len(settings.models) > 1 else floor,
-                 iou=settings.iou, classes=settings.classes, device=settings.device,
-                 threads=settings.threads, engine=settings.engine, precision=precision)
+        Detector(
+            path,
+            min_score=min(MEMBER_FLOOR, floor) if len(settings.models) > 1 else floor,
+            iou=settings.iou,
+            classes=settings.classes,
+            device=settings.device,
+            threads=settings.threads,
+            engine=settings.engine,
+            precision=precision,
+        )
         for path in settings.models
-    ]  # fmt: skip
+    ]
     thresholds = _thresholds(settings, set().union(*(m.labels for m in members)))
     whole: Detector | Ensemble = members[0]
     rules = FusionRules((1.0,), near=FUSION_NEAR, kin=KIN, nms_iou=settings.iou)
     if len(members) > 1:
         whole = Ensemble(
-            members, weights=settings.model_weights, sure=settings.model_sure, min_score=floor,
-            iou=settings.iou, near=FUSION_NEAR, kin=KIN,
-        )  # fmt: skip
+            members,
+            weights=settings.model_weights,
+            sure=settings.model_sure,
+            min_score=floor,
+            iou=settings.iou,
+            near=FUSION_NEAR,
+            kin=KIN,
+        )
         rules = whole.rules
         log.info(
             "detector: %s fused, weights %s, sure at %s",
-            " + ".join(m.model.name for m in members), "/".join(f"{w:g}" for w in whole.weights),
+            " + ".join(m.model.name for m in members),
+            "/".join(f"{w:g}" for w in whole.weights),
             "/".join(f"{s:g}" for s in settings.model_sure) or "never",
-        )  # fmt: skip
+        )
     detector: Detects = whole
     if settings.tiles.mode != "off":
-        log.info("detector: tiles %s by %s, added at %.2f", settings.tiles,
-                 members[0].model.name, settings.tile_score)  # fmt: skip
-        detector = Tiled(whole, members[0], settings.tiles, tile_score=settings.tile_score,
-                         rules=rules)  # fmt: skip
+        log.info(
+            "detector: tiles %s by %s, added at %.2f",
+            settings.tiles,
+            members[0].model.name,
+            settings.tile_score,
+        )
+        detector = Tiled(
+            whole, members[0], settings.tiles, tile_score=settings.tile_score, rules=rules
+        )
     detector.thresholds = thresholds
     return detector
 

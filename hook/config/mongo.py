@@ -33,9 +33,12 @@ def mongo_uri(settings: Settings, *, start_embedded: bool = True) -> str:
 
 
 def connect(
-    settings: Settings, *, app_name: str, start_embedded: bool = True,
+    settings: Settings,
+    *,
+    app_name: str,
+    start_embedded: bool = True,
     round_trips: RoundTrips | None = None,
-) -> Database:  # fmt: skip
+) -> Database:
     """A client of this process's own (PyMongo is not fork-safe) and the hook database.
 
     Short server-selection timeouts make a MongoDB outage a quick 503 instead of a hung request.

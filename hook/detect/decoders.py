@@ -21,8 +21,9 @@ def decode_end2end(
     """[N, 6] rows of x1, y1, x2, y2, score, class id (a float) -> canvas-pixel detections."""
     rows = rows.astype(np.float32, copy=False)
     boxes = to_pixels(rows[:, :4], canvas, fractions=None)
-    return _select(boxes, rows[:, 4], rows[:, 5], classes=classes, min_score=min_score,
-                   class_mask=class_mask)  # fmt: skip
+    return _select(
+        boxes, rows[:, 4], rows[:, 5], classes=classes, min_score=min_score, class_mask=class_mask
+    )
 
 
 def decode_detr(
@@ -38,8 +39,14 @@ def decode_detr(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split outputs: boxes [N, 4] x1, y1, x2, y2, scores [N], class ids [N] -> detections."""
     xyxy = to_pixels(boxes.astype(np.float32, copy=False), canvas, fractions=fractions)
-    return _select(xyxy, scores.astype(np.float32, copy=False), class_ids, classes=classes,
-                   min_score=min_score, class_mask=class_mask)  # fmt: skip
+    return _select(
+        xyxy,
+        scores.astype(np.float32, copy=False),
+        class_ids,
+        classes=classes,
+        min_score=min_score,
+        class_mask=class_mask,
+    )
 
 
 def decode_ssd(
@@ -60,8 +67,14 @@ def decode_ssd(
     yxyx = boxes[:count].astype(np.float32, copy=False)
     xyxy = to_pixels(yxyx[:, [1, 0, 3, 2]], canvas, fractions=True)
     ids = np.asarray(class_ids[:count], dtype=np.float64) - id_offset
-    return _select(xyxy, scores[:count].astype(np.float32, copy=False), ids, classes=classes,
-                   min_score=min_score, class_mask=class_mask)  # fmt: skip
+    return _select(
+        xyxy,
+        scores[:count].astype(np.float32, copy=False),
+        ids,
+        classes=classes,
+        min_score=min_score,
+        class_mask=class_mask,
+    )
 
 
 def to_pixels(boxes: np.ndarray, canvas: tuple[int, int], *, fractions: bool | None) -> np.ndarray:

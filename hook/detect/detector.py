@@ -67,12 +67,17 @@ class Detector(Detects):
         self.load_seconds = time.perf_counter() - started
         log.info(
             "detector %s: %s layout (%s), input %s %dx%d%s%s, %d labels, %s, ready in %.2f s",
-            model.name, self.layout.value, ", ".join(self.output_names),
-            "NCHW" if self.channels_first else "NHWC", *self.canvas,
+            model.name,
+            self.layout.value,
+            ", ".join(self.output_names),
+            "NCHW" if self.channels_first else "NHWC",
+            *self.canvas,
             ", dynamic batch" if self.batchable else "",
             f", canvas size fed to {self.sizes_input[0]}" if self.sizes_input else "",
-            len(self.labels), self.engine.description, self.load_seconds,
-        )  # fmt: skip
+            len(self.labels),
+            self.engine.description,
+            self.load_seconds,
+        )
 
     def _read_input(self) -> None:
         first = self.engine.inputs[0]
@@ -141,10 +146,15 @@ class Detector(Detects):
     def postprocess(self, output: Sequence[np.ndarray], box: yolo.Letterbox) -> list[Detection]:
         """One image's outputs (an item of `run`) -> detections in original-image pixels."""
         boxes, scores, class_ids = yolo.decode_outputs(
-            output, self.layout, canvas=self.canvas, min_score=self.min_score,
-            classes=len(self.labels), class_mask=self.class_mask, id_offset=self.id_offset,
+            output,
+            self.layout,
+            canvas=self.canvas,
+            min_score=self.min_score,
+            classes=len(self.labels),
+            class_mask=self.class_mask,
+            id_offset=self.id_offset,
             pixels=self.sizes_input is not None,
-        )  # fmt: skip
+        )
         keep = yolo.nms(boxes, scores, class_ids, self.iou)
         mapped = yolo.unletterbox(boxes[keep], box)
         return [

@@ -32,8 +32,13 @@ if TYPE_CHECKING:
     import openvino as ov  # type: ignore[import-untyped]
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-OV_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "u8": "tensor(uint8)",
-            "i64": "tensor(int64)", "i32": "tensor(int32)"}  # fmt: skip
+OV_TYPES = {
+    "f32": "tensor(float)",
+    "f16": "tensor(float16)",
+    "u8": "tensor(uint8)",
+    "i64": "tensor(int64)",
+    "i32": "tensor(int32)",
+}
 INT8_BUILD = ".venv/bin/python -m bench.photoset photos && .venv/bin/python models/build.py int8"
 
 
@@ -79,8 +84,12 @@ def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu"
         stale = [model.name for model in models if not made_from(model)]
         if not stale:
             return "int8"
-        log.warning("HOOK_PRECISION=auto: f32, as the int8 builds of %s were made from other "
-                    "models; rebuild them: %s", ", ".join(stale), INT8_BUILD)  # fmt: skip
+        log.warning(
+            "HOOK_PRECISION=auto: f32, as the int8 builds of %s were made from other "
+            "models; rebuild them: %s",
+            ", ".join(stale),
+            INT8_BUILD,
+        )
     else:
         log.info("HOOK_PRECISION=auto: f32, as the int8 builds are not made (%s)", INT8_BUILD)
     return "f32"
@@ -119,9 +128,13 @@ def weights_for(model: Path, precision: str) -> Path:
 
 
 def load(
-    model: Path, *, engine: str = "onnxruntime", precision: str = "f32", device: str = "cpu",
+    model: Path,
+    *,
+    engine: str = "onnxruntime",
+    precision: str = "f32",
+    device: str = "cpu",
     threads: int = 0,
-) -> Engine:  # fmt: skip
+) -> Engine:
     """The engine HOOK_ENGINE names for `model` at HOOK_PRECISION; ConfigError naming them."""
     if engine not in ENGINES:
         raise ConfigError(f"HOOK_ENGINE={engine} is unknown; choose {' or '.join(ENGINES)}")
@@ -194,9 +207,10 @@ class OpenVino:
                 )
         # one stream of latency-minded work per lane; the float parts of an int8 build run f32
         config: dict[str, Any] = {
-            "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
-        }  # fmt: skip
+        }
         if threads > 0 and target == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         try:
@@ -209,10 +223,13 @@ class OpenVino:
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
         self.inputs = tuple(
-            Port(p.get_any_name(), _shape(p.get_partial_shape()),
-                 OV_TYPES.get(p.get_element_type().get_type_name(), "unsupported"))
+            Port(
+                p.get_any_name(),
+                _shape(p.get_partial_shape()),
+                OV_TYPES.get(p.get_element_type().get_type_name(), "unsupported"),
+            )
             for p in self.compiled.inputs
-        )  # fmt: skip
+        )
         self.outputs = tuple(p.get_any_name() for p in self.compiled.outputs)
         # an output may carry several tensor names; any of them asks for it
         self.names = [set(p.get_names()) for p in self.compiled.outputs]

@@ -44,10 +44,16 @@ class Ensemble(Detects):
     """Detectors run side by side on each image; their detections fused per label."""
 
     def __init__(
-        self, members: Sequence[Detector], *, weights: Sequence[float] | None = None,
-        sure: Sequence[float] = (), min_score: float = 0.25, iou: float = 0.45,
-        near: float = 0.0, kin: Sequence[frozenset[str]] = (),
-    ) -> None:  # fmt: skip
+        self,
+        members: Sequence[Detector],
+        *,
+        weights: Sequence[float] | None = None,
+        sure: Sequence[float] = (),
+        min_score: float = 0.25,
+        iou: float = 0.45,
+        near: float = 0.0,
+        kin: Sequence[frozenset[str]] = (),
+    ) -> None:
         if len(members) < 2:
             raise ConfigError("an ensemble needs two models or more")
         self.members = tuple(members)

@@ -27,9 +27,14 @@ class Tiled(Detects):
     """`whole` on every frame, `tiler` on the tiles of large ones; merged per label."""
 
     def __init__(
-        self, whole: Detects, tiler: Detects, tiling: Tiling, *, tile_score: float,
+        self,
+        whole: Detects,
+        tiler: Detects,
+        tiling: Tiling,
+        *,
+        tile_score: float,
         rules: FusionRules,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.whole, self.tiler, self.tiling = whole, tiler, tiling
         self.tile_score, self.rules = tile_score, rules
         self.canvas = whole.canvas
@@ -96,8 +101,12 @@ class Tiled(Detects):
         seen: list[Detection] = []
         for tile_output, (_, where), rect in zip(outputs, views, windows_.rects, strict=True):
             for d in self.tiler.postprocess(tile_output, where):
-                moved = (d.box[0] + rect[0], d.box[1] + rect[1], d.box[2] + rect[0],
-                         d.box[3] + rect[1])  # fmt: skip
+                moved = (
+                    d.box[0] + rect[0],
+                    d.box[1] + rect[1],
+                    d.box[2] + rect[0],
+                    d.box[3] + rect[1],
+                )
                 if not cut_by_inner_edge(moved, rect, windows_.size):
                     seen.append(Detection(d.label, d.score, _in_frame(moved, windows_, size)))
         return seen
@@ -108,8 +117,12 @@ def _in_frame(
 ) -> tuple[float, float, float, float]:
     """A box on the shrunk frame in the frame's pixels (per axis: the shrunk size is rounded)."""
     fx, fy = size[0] / shrunk.size[0], size[1] / shrunk.size[1]
-    return (max(0.0, box[0] * fx), max(0.0, box[1] * fy),
-            min(float(size[0]), box[2] * fx), min(float(size[1]), box[3] * fy))  # fmt: skip
+    return (
+        max(0.0, box[0] * fx),
+        max(0.0, box[1] * fy),
+        min(float(size[0]), box[2] * fx),
+        min(float(size[1]), box[3] * fy),
+    )
 
 
 def merge(
@@ -125,8 +138,11 @@ def merge(
     ranked = sorted((d for d in tiled if d.score >= tile_score), key=lambda d: -d.score)
     merged = list(whole)
     for t in suppress(ranked, rules.nms_iou, tile_score, rules):
-        fits = [(fit(w.box, t.box, rules), i) for i, w in enumerate(merged)
-                if rules.kindred(w.label, t.label)]  # fmt: skip
+        fits = [
+            (fit(w.box, t.box, rules), i)
+            for i, w in enumerate(merged)
+            if rules.kindred(w.label, t.label)
+        ]
         how, at = max(fits, default=(0.0, -1))
         if how == 0:
             merged.append(t)

@@ -142,9 +142,12 @@ def _ssd_plan(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Plan | None
         return None
     num, boxes, scores, ids = (arrays[found[name]].shape for name in SSD_NAMES)
     if not (
-        len(boxes) == 3 and boxes[2] == 4 and scores == ids == boxes[:2]
-        and num[:1] == boxes[:1] and (len(num) == 1 or (len(num) == 2 and num[1] == 1))
-    ):  # fmt: skip
+        len(boxes) == 3
+        and boxes[2] == 4
+        and scores == ids == boxes[:2]
+        and num[:1] == boxes[:1]
+        and (len(num) == 1 or (len(num) == 2 and num[1] == 1))
+    ):
         raise ValueError("TF SSD outputs are not [B], [B, N, 4], [B, N], [B, N]")
     return Plan(Layout.SSD, tuple(found[name] for name in SSD_NAMES))
 
@@ -152,8 +155,10 @@ def _ssd_plan(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Plan | None
 def _detr_plan(names: Sequence[str], arrays: Sequence[np.ndarray]) -> Plan | None:
     """Split end-to-end outputs, by name when named so, else by shape and dtype."""
     base = [_base_name(n) for n in names]
-    named = [[i for i, n in enumerate(base) if n in group][:1]
-             for group in (BOX_NAMES, SCORE_NAMES, CLASS_NAMES)]  # fmt: skip
+    named = [
+        [i for i, n in enumerate(base) if n in group][:1]
+        for group in (BOX_NAMES, SCORE_NAMES, CLASS_NAMES)
+    ]
     roles = [i for found in named for i in found]
     if len(roles) != 3:
         roles = _detr_roles_by_shape(arrays)
@@ -223,19 +228,35 @@ def decode_outputs(
     are known to be canvas pixels; `id_offset` comes from `label_offset`.
     """
     if layout in (Layout.V5, Layout.V8):
-        return decode(outputs[0], layout, canvas=canvas, min_score=min_score,
-                      class_mask=class_mask)  # fmt: skip
+        return decode(outputs[0], layout, canvas=canvas, min_score=min_score, class_mask=class_mask)
     if layout == Layout.END2END:
-        return decode_end2end(outputs[0], canvas=canvas, min_score=min_score,
-                              classes=classes, class_mask=class_mask)  # fmt: skip
+        return decode_end2end(
+            outputs[0], canvas=canvas, min_score=min_score, classes=classes, class_mask=class_mask
+        )
     if layout == Layout.DETR:
         boxes, scores, ids = outputs
-        return decode_detr(boxes, scores, ids, canvas=canvas, min_score=min_score,
-                           classes=classes, class_mask=class_mask,
-                           fractions=False if pixels else None)  # fmt: skip
+        return decode_detr(
+            boxes,
+            scores,
+            ids,
+            canvas=canvas,
+            min_score=min_score,
+            classes=classes,
+            class_mask=class_mask,
+            fractions=False if pixels else None,
+        )
     num, boxes, scores, ids = outputs
-    return decode_ssd(num, boxes, scores, ids, canvas=canvas, min_score=min_score,
-                      classes=classes, class_mask=class_mask, id_offset=id_offset)  # fmt: skip
+    return decode_ssd(
+        num,
+        boxes,
+        scores,
+        ids,
+        canvas=canvas,
+        min_score=min_score,
+        classes=classes,
+        class_mask=class_mask,
+        id_offset=id_offset,
+    )
 
 
 def decode(

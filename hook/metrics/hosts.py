@@ -81,9 +81,10 @@ def families(counters: Iterable[Counter]) -> Iterator[Metric]:
         labels=["host", "outcome"],
     )
     seconds = HistogramMetricFamily(
-        "hook_host_delivery_seconds", "Seconds one callback POST took, per callback host",
+        "hook_host_delivery_seconds",
+        "Seconds one callback POST took, per callback host",
         labels=["host"],
-    )  # fmt: skip
+    )
     for host, doc in hosts:
         for outcome in OUTCOMES:
             deliveries.add_metric([host, outcome], doc.get(outcome))
@@ -128,12 +129,16 @@ def _figures(host: str, doc: Counter) -> HostFigures:
     last = max(OUTCOMES, key=lambda o: doc.get(f"last_{o}_at"))
     last_at = doc.get(f"last_{last}_at") or None
     return HostFigures(
-        host, delivered=int(doc.get("delivered")), retried=int(doc.get("retried")),
-        refused=int(doc.get("refused")), gave_up=int(doc.get("gave_up")),
+        host,
+        delivered=int(doc.get("delivered")),
+        retried=int(doc.get("retried")),
+        refused=int(doc.get("refused")),
+        gave_up=int(doc.get("gave_up")),
         mean_seconds=doc.get("sum") / count if count else None,
         p90_seconds=quantile(0.9, doc) if count else None,
-        last_outcome=last if last_at else None, last_at=last_at,
-    )  # fmt: skip
+        last_outcome=last if last_at else None,
+        last_at=last_at,
+    )
 
 
 def quantile(q: float, doc: Counter) -> float:

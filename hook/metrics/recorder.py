@@ -65,8 +65,9 @@ class Metrics:
         if not pending:
             return
         try:
-            self.store.add_many([(key, sums, latest or None)
-                                 for key, (sums, latest) in pending.items()])  # fmt: skip
+            self.store.add_many(
+                [(key, sums, latest or None) for key, (sums, latest) in pending.items()]
+            )
         except PyMongoError as exc:
             self._hush(f"{len(pending)} counters", exc)
             for key, (sums, latest) in pending.items():  # kept for the next flush
@@ -125,8 +126,12 @@ class Metrics:
 
     def _hush(self, key: str, exc: PyMongoError) -> None:
         self.quiet_until = time.monotonic() + QUIET_SECONDS
-        log.warning("metrics: could not count %s (%s); not counting for %.0f s",
-                    key, type(exc).__name__, QUIET_SECONDS)  # fmt: skip
+        log.warning(
+            "metrics: could not count %s (%s); not counting for %.0f s",
+            key,
+            type(exc).__name__,
+            QUIET_SECONDS,
+        )
 
 
 def rejection_reason(field: str | None, status: int) -> str:
@@ -146,9 +151,10 @@ class _Collector(Collector):
             tasks.add_metric([status], n)
         yield tasks
         events = CounterMetricFamily(
-            "hook_events", "Events POSTed to the hook, by outcome and reason",
+            "hook_events",
+            "Events POSTed to the hook, by outcome and reason",
             labels=["outcome", "reason"],
-        )  # fmt: skip
+        )
         deliveries = CounterMetricFamily(
             "hook_deliveries", "Label deliveries to callback URLs, by outcome", labels=["outcome"]
         )

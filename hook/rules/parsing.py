@@ -144,8 +144,13 @@ class RulesText:
 
     def polygon(self, n: int, key: str, i: int, zone: Any) -> Polygon:
         if isinstance(zone, list) and zone and all(_number(v) for v in zone):
-            raise self.error(n, key, f"is a point, not a polygon: {key} is a list of polygons, "
-                             "[ [[x, y], [x, y], [x, y]] ]", f"[{i}]")  # fmt: skip
+            raise self.error(
+                n,
+                key,
+                f"is a point, not a polygon: {key} is a list of polygons, "
+                "[ [[x, y], [x, y], [x, y]] ]",
+                f"[{i}]",
+            )
         if not isinstance(zone, list) or len(zone) < 3:
             count = f"it has {len(zone)}" if isinstance(zone, list) else f"not {_shown(zone)}"
             raise self.error(n, key, f"a polygon needs at least 3 [x, y] points; {count}", f"[{i}]")

@@ -151,8 +151,10 @@ def _what(entry: CameraRule) -> list[str]:
         said.append(f"labels: reports only {names}" if names else "labels: none, drops everything")
     if isinstance(entry.min_score, Mapping):
         floors = ", ".join(f"{label} below {score:g}" for label, score in entry.min_score.items())
-        said.append(f"min_score: drops {floors or 'nothing'}; other labels at HOOK_MIN_SCORE "
-                    "or HOOK_LABEL_SCORES")  # fmt: skip
+        said.append(
+            f"min_score: drops {floors or 'nothing'}; other labels at HOOK_MIN_SCORE "
+            "or HOOK_LABEL_SCORES"
+        )
     elif entry.min_score is not None:
         said.append(f"min_score: drops detections scoring below {entry.min_score:g}")
     if entry.min_area is not None:

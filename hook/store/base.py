@@ -75,8 +75,10 @@ class Base:
         try:
             self.images.delete_many({"_id": {"$in": ids}})
         except PyMongoError:
-            log.warning("task(s) %s: could not delete their images; purge will",
-                        ", ".join(task_id for task_id, _ in tasks))  # fmt: skip
+            log.warning(
+                "task(s) %s: could not delete their images; purge will",
+                ", ".join(task_id for task_id, _ in tasks),
+            )
 
     def _queue_again(self, failed: Mapping[str, Any], unset: Iterable[str] = ()) -> bool:
         """Queue a failed task again: a new series of attempts, its failure the newest entry of
@@ -87,13 +89,25 @@ class Base:
             f"attempt(s): {failed.get('last_error')}"
         )
         history = [*list(failed.get("history") or [])[-(HISTORY - 1) :], entry]
-        return self.tasks.update_one(
-            {"_id": failed["_id"], "status": Status.FAILED.value,
-             "finished_at": failed.get("finished_at")},
-            {"$set": {"status": Status.QUEUED.value, "attempts": 0, "run_at": self.clock(),
-                      "history": history},
-             "$unset": dict.fromkeys(("finished_at", "last_error", "report", *unset), "")},
-        ).modified_count == 1  # fmt: skip
+        return (
+            self.tasks.update_one(
+                {
+                    "_id": failed["_id"],
+                    "status": Status.FAILED.value,
+                    "finished_at": failed.get("finished_at"),
+                },
+                {
+                    "$set": {
+                        "status": Status.QUEUED.value,
+                        "attempts": 0,
+                        "run_at": self.clock(),
+                        "history": history,
+                    },
+                    "$unset": dict.fromkeys(("finished_at", "last_error", "report", *unset), ""),
+                },
+            ).modified_count
+            == 1
+        )
 
     def drop_pictures(self, task_ids: Sequence[str]) -> int:
         """Delete every picture of these tasks (removed or forgotten)."""

@@ -41,32 +41,55 @@ class Batches(Base):
     ) -> list[tuple[str, Task]] | None:
         """The tasks this try took; None if none was due."""
         now = self.clock()
-        docs = list(self.tasks.find({"status": Status.QUEUED.value, "run_at": {"$lte": now}},
-                                    sort=[("run_at", ASCENDING)], limit=len(owners)))  # fmt: skip
+        docs = list(
+            self.tasks.find(
+                {"status": Status.QUEUED.value, "run_at": {"$lte": now}},
+                sort=[("run_at", ASCENDING)],
+                limit=len(owners),
+            )
+        )
         if not docs:
             return None
         taken = {
-            "status": Status.RUNNING.value, "lease_until": now + lease_seconds, "claimed_at": now,
-        }  # fmt: skip
+            "status": Status.RUNNING.value,
+            "lease_until": now + lease_seconds,
+            "claimed_at": now,
+        }
         claims = [
             UpdateOne(
-                {"_id": doc["_id"], "status": Status.QUEUED.value,
-                 "claimed_at": doc.get("claimed_at")},
+                {
+                    "_id": doc["_id"],
+                    "status": Status.QUEUED.value,
+                    "claimed_at": doc.get("claimed_at"),
+                },
                 {"$set": {**taken, "lease_owner": owner}, "$inc": {"attempts": 1}},
             )
             for doc, owner in zip(docs, owners, strict=False)
-        ]  # fmt: skip
+        ]
         result = self.tasks.bulk_write(claims, ordered=False)
         pairs = list(zip(owners, docs, strict=False))
         if result.modified_count == len(docs):  # all ours: as read, with the claim applied
             return [
-                (owner, Task.from_doc({**doc, **taken, "lease_owner": owner,
-                                       "attempts": doc.get("attempts", 0) + 1}))
+                (
+                    owner,
+                    Task.from_doc(
+                        {
+                            **doc,
+                            **taken,
+                            "lease_owner": owner,
+                            "attempts": doc.get("attempts", 0) + 1,
+                        }
+                    ),
+                )
                 for owner, doc in pairs
-            ]  # fmt: skip
-        mine = self.tasks.find({"_id": {"$in": [doc["_id"] for doc in docs]},
-                                "status": Status.RUNNING.value,
-                                "lease_owner": {"$in": [owner for owner, _ in pairs]}})  # fmt: skip
+            ]
+        mine = self.tasks.find(
+            {
+                "_id": {"$in": [doc["_id"] for doc in docs]},
+                "status": Status.RUNNING.value,
+                "lease_owner": {"$in": [owner for owner, _ in pairs]},
+            }
+        )
         return [(str(doc["lease_owner"]), Task.from_doc(doc)) for doc in mine]
 
     def load_images_of(self, tasks: Sequence[Task]) -> dict[str, list[bytes]]:
@@ -93,11 +116,13 @@ class Batches(Base):
         done = [
             UpdateOne(
                 self._owned(task_id, owner),
-                {"$set": {"status": Status.DONE.value, "finished_at": now, "settled_by": owner},
-                 "$unset": {"lease_until": "", "lease_owner": "", "last_error": ""}},
+                {
+                    "$set": {"status": Status.DONE.value, "finished_at": now, "settled_by": owner},
+                    "$unset": {"lease_until": "", "lease_owner": "", "last_error": ""},
+                },
             )
             for task_id, owner, _ in claims
-        ]  # fmt: skip
+        ]
         result = self.tasks.bulk_write(done, ordered=False)
         asked = {(task_id, owner) for task_id, owner, _ in claims}
         if result.matched_count == len(claims):
@@ -109,6 +134,7 @@ class Batches(Base):
             }
             found = self.tasks.find(query, {"settled_by": 1})
             completed = asked & {(str(doc["_id"]), str(doc.get("settled_by"))) for doc in found}
-        self._drop_images_of([(task_id, n) for task_id, owner, n in claims
-                              if (task_id, owner) in completed])  # fmt: skip
+        self._drop_images_of(
+            [(task_id, n) for task_id, owner, n in claims if (task_id, owner) in completed]
+        )
         return completed

@@ -30,10 +30,12 @@ class Counters(Base):
         """`add` for several keys in one round trip: (key, amounts, latest) each."""
         if adds:
             self.counters.bulk_write(
-                [UpdateOne({"_id": key}, _addition(amounts, latest), upsert=True)
-                 for key, amounts, latest in adds],
+                [
+                    UpdateOne({"_id": key}, _addition(amounts, latest), upsert=True)
+                    for key, amounts, latest in adds
+                ],
                 ordered=False,
-            )  # fmt: skip
+            )
 
     def admit(self, key: str, name: str, cap: int) -> bool:
         """Is `name` one of the first `cap` names admitted under `key`? Admitted if there is room.
@@ -41,8 +43,7 @@ class Counters(Base):
         One atomic update decides, so processes admitting names at once never exceed `cap`.
         """
         # $nin, on a list made up front: nx-27017's updates match $ne against a list as a whole
-        self.counters.update_one({"_id": key}, {"$setOnInsert": {"n": 0, "names": []}},
-                                 upsert=True)  # fmt: skip
+        self.counters.update_one({"_id": key}, {"$setOnInsert": {"n": 0, "names": []}}, upsert=True)
         room = {"_id": key, "n": {"$lt": cap}, "names": {"$nin": [name]}}
         taken = self.counters.update_one(room, {"$push": {"names": name}, "$inc": {"n": 1}})
         if taken.modified_count:
@@ -52,10 +53,12 @@ class Counters(Base):
     def counted(self) -> list[Counter]:
         """Every counter, as added to so far (its numbers only)."""
         return [
-            Counter(str(doc["_id"]), {k: float(v) for k, v in doc.items()
-                                      if k != "_id" and isinstance(v, int | float)})
+            Counter(
+                str(doc["_id"]),
+                {k: float(v) for k, v in doc.items() if k != "_id" and isinstance(v, int | float)},
+            )
             for doc in self.counters.find()
-        ]  # fmt: skip
+        ]
 
 
 def _addition(amounts: dict[str, float], latest: dict[str, float] | None) -> dict[str, Any]:

@@ -13,13 +13,19 @@ from hook.task import Status
 # an insert is a new task; an update setting status queued is one released, retried or
 # requeued; only the resume token (_id) comes back, never a task's fields
 QUEUED_CHANGES: list[dict[str, Any]] = [
-    {"$match": {"$or": [
-        {"operationType": "insert"},
-        {"operationType": "update",
-         "updateDescription.updatedFields.status": Status.QUEUED.value},
-    ]}},
+    {
+        "$match": {
+            "$or": [
+                {"operationType": "insert"},
+                {
+                    "operationType": "update",
+                    "updateDescription.updatedFields.status": Status.QUEUED.value,
+                },
+            ]
+        }
+    },
     {"$project": {"_id": 1}},
-]  # fmt: skip
+]
 
 
 class Feed(Base):

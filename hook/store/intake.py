@@ -63,11 +63,18 @@ class Intake(Base):
         count = len(event.images)
         images = self._image_docs(task_id, event, now)
         task = {
-            "_id": task_id, "status": Status.QUEUED.value, "attempts": 0, "dedup_key": key,
-            "callback_url": event.callback_url, "camera": event.camera, "user_id": event.user_id,
+            "_id": task_id,
+            "status": Status.QUEUED.value,
+            "attempts": 0,
+            "dedup_key": key,
+            "callback_url": event.callback_url,
+            "camera": event.camera,
+            "user_id": event.user_id,
             "images": [image.meta().to_doc() for image in event.images],
-            "payload_json": event.payload_json, "created_at": now, "run_at": now,
-        }  # fmt: skip
+            "payload_json": event.payload_json,
+            "created_at": now,
+            "run_at": now,
+        }
         try:
             self.images.insert_many(images)
         except (PyMongoError, InvalidDocument):
@@ -93,10 +100,15 @@ class Intake(Base):
     def _image_docs(self, task_id: str, event: Event, now: float) -> list[dict[str, Any]]:
         ids = image_ids(task_id, len(event.images))
         return [
-            {"_id": ids[index], "task_id": task_id, "index": index, "data": Binary(image.data),
-             "created_at": now}
+            {
+                "_id": ids[index],
+                "task_id": task_id,
+                "index": index,
+                "data": Binary(image.data),
+                "created_at": now,
+            }
             for index, image in enumerate(event.images)
-        ]  # fmt: skip
+        ]
 
     def _requeue(self, task_id: str, event: Event) -> bool:
         """A failed task's event sent again: a new series of attempts, the failure in `history`.

@@ -54,11 +54,17 @@ class Leases(Base):
     def release(self, task_id: str, worker: str, run_at: float | None = None) -> bool:
         """Give a claimed task back, its attempt not counted: at once (shutdown) or at `run_at`
         (its callback host is busy)."""
-        return self.tasks.update_one(
-            {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker},
-            {"$set": {"status": Status.QUEUED.value, "run_at": run_at or self.clock()},
-             "$unset": {"lease_until": "", "lease_owner": ""}, "$inc": {"attempts": -1}},
-        ).matched_count == 1  # fmt: skip
+        return (
+            self.tasks.update_one(
+                {"_id": task_id, "status": Status.RUNNING.value, "lease_owner": worker},
+                {
+                    "$set": {"status": Status.QUEUED.value, "run_at": run_at or self.clock()},
+                    "$unset": {"lease_until": "", "lease_owner": ""},
+                    "$inc": {"attempts": -1},
+                },
+            ).matched_count
+            == 1
+        )
 
     def save_result(
         self, task_id: str, worker: str, result_json: str, dropped: Sequence[Dropped] = ()
@@ -67,9 +73,12 @@ class Leases(Base):
         return self._update_owned(
             task_id,
             worker,
-            {"result_json": result_json, "labeled_at": self.clock(),
-             "dropped": [d.to_doc() for d in dropped]},
-        )  # fmt: skip
+            {
+                "result_json": result_json,
+                "labeled_at": self.clock(),
+                "dropped": [d.to_doc() for d in dropped],
+            },
+        )
 
     def complete(self, task_id: str, worker: str) -> bool:
         """Done; the image bytes are deleted (the labels are what is kept)."""

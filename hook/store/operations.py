@@ -149,5 +149,10 @@ class Operations(Pictures):
         images = self.images.delete_many({"_id": {"$in": ids}}).deleted_count
         pictures = self.drop_pictures([task_id])
         running = doc["status"] == Status.RUNNING.value
-        return Forgotten(task_id, ForgetOutcome.REMOVED, images, pictures,
-                         doc.get("lease_owner") if running else None)  # fmt: skip
+        return Forgotten(
+            task_id,
+            ForgetOutcome.REMOVED,
+            images,
+            pictures,
+            doc.get("lease_owner") if running else None,
+        )

@@ -36,12 +36,24 @@ class Pictures(Base):
             return
         self._ready()
         now = self.clock()
-        self.pictures.bulk_write([
-            UpdateOne({"_id": picture_id(task_id, index)},
-                      {"$set": {"task_id": task_id, "index": index, "data": Binary(jpeg),
-                                "created_at": now}}, upsert=True)
-            for task_id, index, jpeg in pictures
-        ], ordered=False)  # fmt: skip
+        self.pictures.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": picture_id(task_id, index)},
+                    {
+                        "$set": {
+                            "task_id": task_id,
+                            "index": index,
+                            "data": Binary(jpeg),
+                            "created_at": now,
+                        }
+                    },
+                    upsert=True,
+                )
+                for task_id, index, jpeg in pictures
+            ],
+            ordered=False,
+        )
 
     def existing(self, task_ids: Sequence[str]) -> set[str]:
         """Which of these tasks are still there (not forgotten), in one round trip."""

@@ -25,8 +25,14 @@ SENDING = ReportState.SENDING.value
 
 def owed(targets: Iterable[Target], now: float) -> dict[str, Any]:
     """The `report` a task failing now gets: due at once, to each of `targets`."""
-    return {"state": ReportState.DUE.value, "targets": [Target(t).value for t in targets],
-            "delivered": [], "errors": {}, "attempts": 0, "run_at": now}  # fmt: skip
+    return {
+        "state": ReportState.DUE.value,
+        "targets": [Target(t).value for t in targets],
+        "delivered": [],
+        "errors": {},
+        "attempts": 0,
+        "run_at": now,
+    }
 
 
 class Reports(Base):
@@ -38,13 +44,18 @@ class Reports(Base):
         now = self.clock()
         doc = self.tasks.find_one_and_update(
             {"report.state": ReportState.DUE.value, "report.run_at": {"$lte": now}},
-            {"$set": {"report.state": SENDING, "report.owner": owner,
-                      "report.until": now + lease_seconds},
-             "$inc": {"report.attempts": 1}},
+            {
+                "$set": {
+                    "report.state": SENDING,
+                    "report.owner": owner,
+                    "report.until": now + lease_seconds,
+                },
+                "$inc": {"report.attempts": 1},
+            },
             sort=[("report.run_at", ASCENDING)],
             projection={"payload_json": 0, "result_json": 0},
             return_document=ReturnDocument.AFTER,
-        )  # fmt: skip
+        )
         return Task.from_doc(doc) if doc else None
 
     def settle_report(
@@ -61,18 +72,22 @@ class Reports(Base):
         """Record an attempt's outcome while `owner` holds the report: due again at `run_at`,
         sent or undeliverable. False if the lease was lost (or the task queued again)."""
         fields: dict[str, Any] = {
-            "report.state": state.value, "report.targets": [Target(t).value for t in targets],
+            "report.state": state.value,
+            "report.targets": [Target(t).value for t in targets],
             "report.delivered": [Target(t).value for t in delivered],
             "report.errors": {str(k): str(v) for k, v in errors.items()},
-        }  # fmt: skip
+        }
         if state is ReportState.DUE:
             fields["report.run_at"] = run_at if run_at is not None else self.clock()
         else:
             fields["report.settled_at"] = self.clock()
-        return self.tasks.update_one(
-            {"_id": task_id, "report.state": SENDING, "report.owner": owner},
-            {"$set": fields, "$unset": {"report.owner": "", "report.until": ""}},
-        ).matched_count == 1  # fmt: skip
+        return (
+            self.tasks.update_one(
+                {"_id": task_id, "report.state": SENDING, "report.owner": owner},
+                {"$set": fields, "$unset": {"report.owner": "", "report.until": ""}},
+            ).matched_count
+            == 1
+        )
 
     def requeue_expired_reports(self, max_attempts: int) -> tuple[int, int]:
         """Reports whose sender died or hung: due again, or undeliverable when that was their
@@ -93,11 +108,18 @@ class Reports(Base):
             errors = dict(report.errors) | {t.value: why for t in report.targets}
             state = ReportState.UNDELIVERABLE if last else ReportState.DUE
             targets = () if last else report.targets
-            if self.settle_report(doc["_id"], report.owner, state, targets=targets,
-                                  delivered=report.delivered, errors=errors,
-                                  run_at=now):  # fmt: skip
+            if self.settle_report(
+                doc["_id"],
+                report.owner,
+                state,
+                targets=targets,
+                delivered=report.delivered,
+                errors=errors,
+                run_at=now,
+            ):
                 gone, again = gone + last, again + (not last)
         if again or gone:
-            log.warning("report leases expired: %d report(s) due again, %d undeliverable",
-                        again, gone)  # fmt: skip
+            log.warning(
+                "report leases expired: %d report(s) due again, %d undeliverable", again, gone
+            )
         return again, gone

@@ -15,8 +15,11 @@ class Retention(Base):
         until the report is sent or given up on."""
         removed = 0
         owed = [ReportState.DUE.value, ReportState.SENDING.value]
-        finished = {"status": {"$in": [Status.DONE.value, Status.FAILED.value]},
-                    "finished_at": {"$lt": before}, "report.state": {"$nin": owed}}  # fmt: skip
+        finished = {
+            "status": {"$in": [Status.DONE.value, Status.FAILED.value]},
+            "finished_at": {"$lt": before},
+            "report.state": {"$nin": owed},
+        }
         while docs := list(self.tasks.find(finished, {"images": 1}).limit(batch)):
             images = [i for doc in docs for i in image_ids(doc["_id"], len(doc["images"]))]
             ids = [d["_id"] for d in docs]

@@ -39,8 +39,12 @@ log = logging.getLogger(__name__)
 MAX_LIST = 1000
 READ_CHUNK = 64 * 1024
 STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
-    (TooLarge, 413), (WrongKey, 403), (TooSlow, 408), (Invalid, 400), (NotFound, 404),
-)  # fmt: skip
+    (TooLarge, 413),
+    (WrongKey, 403),
+    (TooSlow, 408),
+    (Invalid, 400),
+    (NotFound, 404),
+)
 STATUS_CHOICES = {"pending": PENDING, **{s.value: (s,) for s in Status}}
 
 
@@ -115,15 +119,20 @@ def create_app(
         metrics.count(EVENTS, "accepted" if created else "duplicate")
         log.info(
             "task %s %s: camera=%r images=%d body=%d bytes in %.1f ms",
-            task_id, "queued" if created else "already known (duplicate delivery)",
-            event.camera, len(event.images), len(body), (time.perf_counter() - started) * 1000,
-        )  # fmt: skip
+            task_id,
+            "queued" if created else "already known (duplicate delivery)",
+            event.camera,
+            len(event.images),
+            len(body),
+            (time.perf_counter() - started) * 1000,
+        )
         return json_answer(200, {"ok": True, "task_id": task_id, "duplicate": not created})
 
     @app.get("/metrics")
     def prometheus() -> HTTPResponse:
-        return HTTPResponse(body=exposition(store), status=200,
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})  # fmt: skip
+        return HTTPResponse(
+            body=exposition(store), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     @app.get("/tasks/<api_key>")
     def listing(api_key: str) -> HTTPResponse:

@@ -116,15 +116,28 @@ def render(data: dict[str, Any]) -> str:
             f'<span id="now">{_time(data["now"])}</span> UTC <span id="live"></span></p></header>',
             "<main>",
             _section("Queue", f'<div id="queue" class="queue">{queue_html(data["queue"])}</div>'),
-            _section("Workers", _table("workers", WORKER_HEADS, map(worker_html, data["workers"]),
-                                       "no worker has reported yet")),
-            _section("Recent events", _table("events", EVENT_HEADS, map(event_html, data["events"]),
-                                             "no events yet")),
-            _section("Failures", _table("failures", FAILURE_HEADS,
-                                        map(failure_html, data["failures"]), "no failures")),
+            _section(
+                "Workers",
+                _table(
+                    "workers",
+                    WORKER_HEADS,
+                    map(worker_html, data["workers"]),
+                    "no worker has reported yet",
+                ),
+            ),
+            _section(
+                "Recent events",
+                _table("events", EVENT_HEADS, map(event_html, data["events"]), "no events yet"),
+            ),
+            _section(
+                "Failures",
+                _table(
+                    "failures", FAILURE_HEADS, map(failure_html, data["failures"]), "no failures"
+                ),
+            ),
             "</main></body></html>",
         ]
-    )  # fmt: skip
+    )
 
 
 EVENT_HEADS = ("picture", "camera", "labels", "status", "arrived", "labeled", "finished", "")
@@ -157,29 +170,39 @@ def event_html(row: dict[str, Any]) -> str:
     if row["last_error"] and row["status"] != Status.DONE.value:
         status += f'<div class="why">{e(row["last_error"])}</div>'
     cells = (
-        thumb, e(row["camera"] or ""), labels, status, _time(row["arrived"]),
-        _seconds(row["labeled_after"]), _seconds(row["finished_after"]),
+        thumb,
+        e(row["camera"] or ""),
+        labels,
+        status,
+        _time(row["arrived"]),
+        _seconds(row["labeled_after"]),
+        _seconds(row["finished_after"]),
         f'<a href="{e(row["id"])}">result</a>',
-    )  # fmt: skip
+    )
     return _row(row["id"], cells)
 
 
 def failure_html(row: dict[str, Any]) -> str:
     cells = (
-        _time(row["failed"]), e(row["camera"] or ""), str(int(row["attempts"])),
+        _time(row["failed"]),
+        e(row["camera"] or ""),
+        str(int(row["attempts"])),
         f'<span class="why">{e(row["reason"] or "")}</span>',
         f'<a href="{e(row["id"])}">result</a>',
-    )  # fmt: skip
+    )
     return _row(row["id"], cells)
 
 
 def worker_html(row: dict[str, Any]) -> str:
     cells = (
-        e(row["host"]), str(int(row["pid"])),
+        e(row["host"]),
+        str(int(row["pid"])),
         f'<span class="state {e(row["state"])}">{e(row["state"])}</span>',
-        f"{float(row['seen_ago']):.0f} s ago", _time(row["started"]),
-        str(int(row["done"])), str(int(row["in_flight"])),
-    )  # fmt: skip
+        f"{float(row['seen_ago']):.0f} s ago",
+        _time(row["started"]),
+        str(int(row["done"])),
+        str(int(row["in_flight"])),
+    )
     return _row(None, cells)
 
 

@@ -123,8 +123,10 @@ class ChangeFeed:
     def _pause(self, exc: BaseException, delay: float) -> float:
         log.warning(
             "change feed: %s: %s; opening it again in %.1f s (polling meanwhile)",
-            type(exc).__name__, exc, delay,
-        )  # fmt: skip
+            type(exc).__name__,
+            exc,
+            delay,
+        )
         self.wake.ring()  # a task may have come meanwhile: look now
         self.stopping.wait(delay)
         return min(delay * 2, self.backoff[1])

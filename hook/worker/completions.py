@@ -112,13 +112,19 @@ class Completions:
                         lambda: self.closing, RETRY_SECONDS
                     )
                 if closing:
-                    log.warning("%d delivered task(s) could not be recorded done (%s); their "
-                                "leases will bring them back", len(batch),
-                                type(exc).__name__)  # fmt: skip
+                    log.warning(
+                        "%d delivered task(s) could not be recorded done (%s); their "
+                        "leases will bring them back",
+                        len(batch),
+                        type(exc).__name__,
+                    )
                     for job in batch:
                         self.recorded(job, None)
                     return
-                log.warning("%d delivered task(s) not recorded done yet (%s); trying again",
-                            len(batch), type(exc).__name__)  # fmt: skip
+                log.warning(
+                    "%d delivered task(s) not recorded done yet (%s); trying again",
+                    len(batch),
+                    type(exc).__name__,
+                )
         for job in batch:
             self.recorded(job, (job.task.id, job.owner) in completed)

@@ -83,11 +83,22 @@ class DeliveryPool:
     def _post(self, job: Job) -> Outcome:
         """The POST of the job's stored labels, with its headers; never raises for HTTP."""
         task, body = job.task, job.body or ""
-        headers = self.outbound.headers_for(task.id, body, camera=task.camera,
-                                            user=task.user_id, attempt=task.attempts,
-                                            now=self.clock())  # fmt: skip
-        return post_labels(self.http, task.callback_url, body, hosts=self.hosts,
-                           timeout=self.timeout, headers=headers)  # fmt: skip
+        headers = self.outbound.headers_for(
+            task.id,
+            body,
+            camera=task.camera,
+            user=task.user_id,
+            attempt=task.attempts,
+            now=self.clock(),
+        )
+        return post_labels(
+            self.http,
+            task.callback_url,
+            body,
+            hosts=self.hosts,
+            timeout=self.timeout,
+            headers=headers,
+        )
 
     def _take_host(self, host: Origin) -> bool:
         """A delivery slot for one callback host; False when it already has PER_HOST."""

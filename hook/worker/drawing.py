@@ -24,10 +24,29 @@ MIN_FONT = 12  # pixels; smaller than this the built-in font stops being legible
 # picture unless two labels in one picture would share one.
 PALETTE: tuple[tuple[int, int, int], ...] = tuple(
     (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16))
-    for h in ("FF3838", "2C99A8", "FF9D97", "FF701F", "FFB21D", "CFD231", "48F90A", "92CC17",
-              "3DDB86", "1A9334", "00D4BB", "FF37C7", "00C2FF", "344593", "6473FF", "0018EC",
-              "8438FF", "520085", "CB38FF", "FF95C8")
-)  # fmt: skip
+    for h in (
+        "FF3838",
+        "2C99A8",
+        "FF9D97",
+        "FF701F",
+        "FFB21D",
+        "CFD231",
+        "48F90A",
+        "92CC17",
+        "3DDB86",
+        "1A9334",
+        "00D4BB",
+        "FF37C7",
+        "00C2FF",
+        "344593",
+        "6473FF",
+        "0018EC",
+        "8438FF",
+        "520085",
+        "CB38FF",
+        "FF95C8",
+    )
+)
 
 Box = tuple[float, float, float, float]
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
@@ -87,9 +106,11 @@ def scaled(box: Box, scale: tuple[float, float], size: tuple[int, int]) -> Box:
     x1, y1, x2, y2 = box
     width, height = size[0] - 1, size[1] - 1
     return (
-        min(max(x1 * scale[0], 0.0), width), min(max(y1 * scale[1], 0.0), height),
-        min(max(x2 * scale[0], 0.0), width), min(max(y2 * scale[1], 0.0), height),
-    )  # fmt: skip
+        min(max(x1 * scale[0], 0.0), width),
+        min(max(y1 * scale[1], 0.0), height),
+        min(max(x2 * scale[0], 0.0), width),
+        min(max(y2 * scale[1], 0.0), height),
+    )
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, tuple[int, int, int]]:

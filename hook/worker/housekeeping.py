@@ -74,6 +74,11 @@ class Housekeeper:
         # 0 turns pictures off: those made before go too, none is served any longer
         pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
         if removed or orphans or pictures:
-            log.info("purged %d finished task(s) past retention, %d orphan image(s) and %d "
-                     "picture(s) past keeping", removed, orphans, pictures)  # fmt: skip
+            log.info(
+                "purged %d finished task(s) past retention, %d orphan image(s) and %d "
+                "picture(s) past keeping",
+                removed,
+                orphans,
+                pictures,
+            )
         return removed, orphans, forgotten, pictures

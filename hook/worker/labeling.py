@@ -59,8 +59,9 @@ class Labeler:
             per_image, kept, dropped = [], [], []
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = detector.postprocess(output, box)
-                reported, refused = rules.apply(job.task.camera, meta.key, found, box.source,
-                                                detector.thresholds)  # fmt: skip
+                reported, refused = rules.apply(
+                    job.task.camera, meta.key, found, box.source, detector.thresholds
+                )
                 per_image.append((meta.key, box.source, reported))
                 kept.append(reported)
                 dropped.extend(refused)

@@ -25,9 +25,14 @@ class LanePlan:
 
 
 def plan(
-    *, cores: int, processes: int, lanes: int, threads: int, device: str = "cpu",
+    *,
+    cores: int,
+    processes: int,
+    lanes: int,
+    threads: int,
+    device: str = "cpu",
     batch_images: int = 0,
-) -> LanePlan:  # fmt: skip
+) -> LanePlan:
     """The layout for settings where 0 means "choose": HOOK_LANES, HOOK_THREADS, batch size.
 
     The cores are shared among `processes` workers; lanes x threads per worker fill its share

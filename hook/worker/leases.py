@@ -60,8 +60,9 @@ class LeaseKeeper:
                 try:
                     self._beat(held, state="stopped")
                 except PyMongoError as exc:  # stopping while MongoDB is down: say so, end cleanly
-                    log.warning("worker %s: could not record that it stopped: %s",
-                                self.worker_id, exc)  # fmt: skip
+                    log.warning(
+                        "worker %s: could not record that it stopped: %s", self.worker_id, exc
+                    )
                 return
             try:
                 if held.task_ids:
@@ -83,8 +84,16 @@ class LeaseKeeper:
                 return
 
     def _beat(self, held: Holding, state: str) -> None:
-        self.store.beat(Heartbeat(
-            worker=self.worker_id, host=socket.gethostname(), pid=os.getpid(), state=state,
-            started_at=self.started_at, every=self.period, done=held.done,
-            in_flight=len(held.task_ids), round_trips=held.round_trips,
-        ))  # fmt: skip
+        self.store.beat(
+            Heartbeat(
+                worker=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                state=state,
+                started_at=self.started_at,
+                every=self.period,
+                done=held.done,
+                in_flight=len(held.task_ids),
+                round_trips=held.round_trips,
+            )
+        )

@@ -10,14 +10,14 @@ that job; the others of the batch go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hook.detect.detection import Detects
 from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore
 from hook.worker.drawing import picture_fit
-from hook.worker.job import Job
+from hook.worker.job import Job, Stage
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,14 @@ class Loader:
     """Turns CLAIMED jobs into LOADED (or LABELED, or settled); one per worker."""
 
     def __init__(
-        self, store: TaskStore, settler: Settler, detector: Detects, *,
-        max_pixels: int, pictures: bool,
-    ) -> None:  # fmt: skip
+        self,
+        store: TaskStore,
+        settler: Settler,
+        detector: Detects,
+        *,
+        max_pixels: int,
+        pictures: bool,
+    ) -> None:
         self.store, self.settler, self.detector = store, settler, detector
         self.max_pixels, self.pictures = max_pixels, pictures
 
@@ -37,6 +42,21 @@ class Loader:
         """The bytes of every job that needs its images, in one round trip."""
         wanted = [job.task for job in jobs if not job.task.result_json]
         return self.store.load_images_of(wanted) if wanted else {}
+
+    def load_batch(self, jobs: Sequence[Job], ready: Callable[[Job], None]) -> None:
+        """Read the jobs' images in one query, then load each and hand it to `ready` at once;
+        a batch whose images cannot be read (MongoDB, or a bug) goes back to the queue."""
+        try:
+            images = self.images_of(jobs)
+        except Exception as exc:
+            why = f"its images could not be read: {type(exc).__name__}: {exc}"
+            for job in jobs:
+                self.settler.give_back(job, why)
+            return
+        for job in jobs:
+            self.load(job, images.get(job.task.id))  # settles the job on any trouble
+            if job.stage is not Stage.SETTLED:
+                ready(job)
 
     def load(self, job: Job, images: list[bytes] | None) -> None:
         """Decode and letterbox the job's images, or take the labels an earlier try stored."""

@@ -73,11 +73,19 @@ def build(settings: Settings) -> Worker:
     make_indexes(store)
     device = engines.chosen_device(settings.device, settings.engine)
     layout = lanes.plan(
-        cores=lanes.usable_cores(), processes=settings.workers, lanes=settings.lanes,
-        threads=settings.threads, device=device, batch_images=settings.batch_images,
-    )  # fmt: skip
-    log.info("%d lane(s) of %d inference thread(s), up to %d image(s) a run",
-             layout.lanes, layout.threads, layout.batch_images)  # fmt: skip
+        cores=lanes.usable_cores(),
+        processes=settings.workers,
+        lanes=settings.lanes,
+        threads=settings.threads,
+        device=device,
+        batch_images=settings.batch_images,
+    )
+    log.info(
+        "%d lane(s) of %d inference thread(s), up to %d image(s) a run",
+        layout.lanes,
+        layout.threads,
+        layout.batch_images,
+    )
     precision = engines.chosen_precision(settings.precision, settings.models, device)  # once
     per_lane = replace(settings, threads=layout.threads, device=device, precision=precision)
     detectors = [detector_from(per_lane) for _ in range(layout.lanes)]
@@ -124,13 +132,18 @@ def serve(worker: Worker, signals: Signals) -> int:
             worker.rules.reload()
         received = signals.received[:]
         if acted == 0 and received:
-            log.info("%s: warm stop: giving back the tasks not started, finishing the tasks in "
-                     "hand, then exiting", signal.Signals(received[0]).name)  # fmt: skip
+            log.info(
+                "%s: warm stop: giving back the tasks not started, finishing the tasks in "
+                "hand, then exiting",
+                signal.Signals(received[0]).name,
+            )
             worker.stop()
             acted = 1
         if len(received) >= 2:
-            log.warning("second %s: exiting now; the tasks still claimed come back when their "
-                        "leases end", signal.Signals(received[1]).name)  # fmt: skip
+            log.warning(
+                "second %s: exiting now; the tasks still claimed come back when their leases end",
+                signal.Signals(received[1]).name,
+            )
             logging.shutdown()
             os._exit(FAILED)
     return FAILED if failed else OK

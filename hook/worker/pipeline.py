@@ -119,22 +119,42 @@ class Worker:
         self.pictures = Pictures(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store, buffered=True)
-        self.settler = Settler(store, self.metrics, config.policy, finished=self._let_go,
-                               report=reports.targets, batched=True,
-                               clock=clock)  # fmt: skip
-        self.loader = Loader(store, self.settler, self.lanes[0], pictures=self.pictures.enabled,
-                             max_pixels=config.max_image_pixels)  # fmt: skip
+        self.settler = Settler(
+            store,
+            self.metrics,
+            config.policy,
+            finished=self._let_go,
+            report=reports.targets,
+            batched=True,
+            clock=clock,
+        )
+        self.loader = Loader(
+            store,
+            self.settler,
+            self.lanes[0],
+            pictures=self.pictures.enabled,
+            max_pixels=config.max_image_pixels,
+        )
         self.labeler = Labeler(store, self.settler, self.rules, self.pictures)
         self.deliveries = DeliveryPool(
-            store, self.settler, self.http, hosts=config.hosts, timeout=config.callback_timeout,
-            outbound=config.outbound, clock=clock,
-        )  # fmt: skip
+            store,
+            self.settler,
+            self.http,
+            hosts=config.hosts,
+            timeout=config.callback_timeout,
+            outbound=config.outbound,
+            clock=clock,
+        )
         self.housekeeper = Housekeeper(
-            store, lease_seconds=config.lease_seconds, clock=clock,
-            retention_seconds=config.retention_seconds, max_attempts=config.policy.max_attempts,
-            keep_pictures_seconds=config.keep_pictures_seconds, report=reports.targets,
+            store,
+            lease_seconds=config.lease_seconds,
+            clock=clock,
+            retention_seconds=config.retention_seconds,
+            max_attempts=config.policy.max_attempts,
+            keep_pictures_seconds=config.keep_pictures_seconds,
+            report=reports.targets,
             report_attempts=reports.policy.max_attempts,
-        )  # fmt: skip
+        )
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
@@ -145,20 +165,30 @@ class Worker:
         self.in_flight: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.claims = itertools.count(1)
-        self.keeper = LeaseKeeper(store, self.id, config.lease_seconds, self._holding,
-                                  self.stopping, started_at=clock())  # fmt: skip
+        self.keeper = LeaseKeeper(
+            store, self.id, config.lease_seconds, self._holding, self.stopping, started_at=clock()
+        )
         self.reporter = Reporter(
-            store, reports, hosts=config.hosts, timeout=config.callback_timeout,
-            lease_seconds=config.lease_seconds, worker_id=self.id, stopping=self.stopping,
-            outbound=config.outbound, metrics=self.metrics, clock=clock,
-        )  # fmt: skip
-        self.parts = Parts([  # hook.worker.parts: started in this order, stopped in reverse
-            Loop("leases", self.keeper.run),
-            Loop("reports", self.reporter.run),
-            Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
-            self.pictures,
-            *self.settler.parts,
-        ])  # fmt: skip
+            store,
+            reports,
+            hosts=config.hosts,
+            timeout=config.callback_timeout,
+            lease_seconds=config.lease_seconds,
+            worker_id=self.id,
+            stopping=self.stopping,
+            outbound=config.outbound,
+            metrics=self.metrics,
+            clock=clock,
+        )
+        self.parts = Parts(
+            [  # hook.worker.parts: started in this order, stopped in reverse
+                Loop("leases", self.keeper.run),
+                Loop("reports", self.reporter.run),
+                Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
+                self.pictures,
+                *self.settler.parts,
+            ]
+        )
 
     def stop(self) -> None:
         """Warm stop: claim nothing more and give back what is not labeled yet; deliver and
@@ -168,11 +198,17 @@ class Worker:
 
     # -- the stages --------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("worker %s started (lease %.0f s, %d lane(s))", self.id,
-                 self.config.lease_seconds, len(self.lanes))  # fmt: skip
+        log.info(
+            "worker %s started (lease %.0f s, %d lane(s))",
+            self.id,
+            self.config.lease_seconds,
+            len(self.lanes),
+        )
         fetch = threading.Thread(target=self._fetch_loop, name="fetch", daemon=True)
-        lanes = [threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
-                 for n, detector in enumerate(self.lanes)]  # fmt: skip
+        lanes = [
+            threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
+            for n, detector in enumerate(self.lanes)
+        ]
         self.parts.start()
         try:
             for thread in [fetch, *lanes]:
@@ -251,20 +287,10 @@ class Worker:
             self.ready.put(None)  # each lane passes it on to the next
 
     def _load(self, jobs: list[Job]) -> None:
-        """Hold the claimed jobs, read their images together, and make each ready in turn."""
+        """Hold the claimed jobs (their leases renewed from now), then load them for the lanes."""
         with self.lock:
             self.in_flight.update((job.owner, job) for job in jobs)
-        try:
-            images = self.loader.images_of(jobs)
-        except Exception as exc:  # MongoDB, or a bug: the batch goes back to the queue
-            why = f"its images could not be read: {type(exc).__name__}: {exc}"
-            for job in jobs:
-                self.settler.give_back(job, why)
-            return
-        for job in jobs:
-            self.loader.load(job, images.get(job.task.id))  # settles the job on any trouble
-            if job.stage is not Stage.SETTLED:  # else failed or retried, and let go
-                self.ready.put(job)
+        self.loader.load_batch(jobs, self.ready.put)
 
     def _let_go(self, job: Job, settlement: Settlement) -> None:
         """The Settler is done with `job`: counted if done; its lease no longer renewed."""

@@ -70,12 +70,19 @@ class Settled:
 
 def failure_body(task: Task) -> str:
     """The report HOOK_FAILURE_URL gets: enough to act on without asking hook anything."""
-    return json.dumps({
-        "status": "failure", "task_id": task.id, "reason": task.last_error,
-        "attempts": task.attempts, "camera": task.camera, "user_id": task.user_id,
-        "callback_url": task.callback_url, "timestamps": task.image_keys,
-        "failed_at": iso(task.finished_at),
-    })  # fmt: skip
+    return json.dumps(
+        {
+            "status": "failure",
+            "task_id": task.id,
+            "reason": task.last_error,
+            "attempts": task.attempts,
+            "camera": task.camera,
+            "user_id": task.user_id,
+            "callback_url": task.callback_url,
+            "timestamps": task.image_keys,
+            "failed_at": iso(task.finished_at),
+        }
+    )
 
 
 def callback_body(task: Task) -> str:
@@ -96,11 +103,13 @@ def next_state(
     report: Report, outcomes: Mapping[Target, Outcome], policy: RetryPolicy, now: float
 ) -> Settled:
     """An attempt's outcomes per target in; the report's next state out (pure)."""
-    delivered = report.delivered + tuple(t for t, o in outcomes.items()
-                                         if o.verdict is Verdict.DELIVERED)  # fmt: skip
+    delivered = report.delivered + tuple(
+        t for t, o in outcomes.items() if o.verdict is Verdict.DELIVERED
+    )
     errors = {t: why for t, why in report.errors if t not in delivered}
-    errors.update({t.value: o.reason for t, o in outcomes.items()
-                   if o.verdict is not Verdict.DELIVERED})  # fmt: skip
+    errors.update(
+        {t.value: o.reason for t, o in outcomes.items() if o.verdict is not Verdict.DELIVERED}
+    )
     again = tuple(t for t, o in outcomes.items() if o.verdict is Verdict.RETRY)
     if not again:
         state = ReportState.UNDELIVERABLE if errors else ReportState.SENT
@@ -184,27 +193,52 @@ class Reporter:
         outcomes = {target: self._post(task, target, report.attempts) for target in report.targets}
         settled = next_state(report, outcomes, self.config.policy, self.clock())
         try:
-            kept = self.store.settle_report(task.id, owner, settled.state, targets=settled.targets,
-                                            delivered=settled.delivered, errors=settled.errors,
-                                            run_at=settled.run_at)  # fmt: skip
+            kept = self.store.settle_report(
+                task.id,
+                owner,
+                settled.state,
+                targets=settled.targets,
+                delivered=settled.delivered,
+                errors=settled.errors,
+                run_at=settled.run_at,
+            )
         except PyMongoError as exc:
-            log.warning("task %s: report attempt %d made, but MongoDB could not record it (%s); "
-                        "its lease will bring it back", task.id, report.attempts,
-                        type(exc).__name__)  # fmt: skip
+            log.warning(
+                "task %s: report attempt %d made, but MongoDB could not record it (%s); "
+                "its lease will bring it back",
+                task.id,
+                report.attempts,
+                type(exc).__name__,
+            )
             return settled
         if not kept:
-            log.warning("task %s: report lease lost (or the task queued again) before it could "
-                        "be settled", task.id)  # fmt: skip
+            log.warning(
+                "task %s: report lease lost (or the task queued again) before it could be settled",
+                task.id,
+            )
         elif settled.state is ReportState.DUE:
-            log.warning("task %s: report attempt %d of %d not delivered (%s); again in %.1f s",
-                        task.id, report.attempts, self.config.policy.max_attempts,
-                        _said(settled), (settled.run_at or 0.0) - self.clock())  # fmt: skip
+            log.warning(
+                "task %s: report attempt %d of %d not delivered (%s); again in %.1f s",
+                task.id,
+                report.attempts,
+                self.config.policy.max_attempts,
+                _said(settled),
+                (settled.run_at or 0.0) - self.clock(),
+            )
         elif settled.state is ReportState.SENT:
-            log.info("task %s: failure report sent to %s (attempt %d)", task.id,
-                     ", ".join(settled.delivered), report.attempts)  # fmt: skip
+            log.info(
+                "task %s: failure report sent to %s (attempt %d)",
+                task.id,
+                ", ".join(settled.delivered),
+                report.attempts,
+            )
         else:
-            log.warning("task %s: failure report undeliverable after %d attempt(s): %s",
-                        task.id, report.attempts, _said(settled))  # fmt: skip
+            log.warning(
+                "task %s: failure report undeliverable after %d attempt(s): %s",
+                task.id,
+                report.attempts,
+                _said(settled),
+            )
         return settled
 
     def _post(self, task: Task, target: Target, attempt: int) -> Outcome:
@@ -221,17 +255,25 @@ class Reporter:
             # HOOK_CALLBACK_HEADERS (an Authorization, say) are for the callback's receiver:
             # the operator's failure URL is another host and gets signature and context only
             custom = target is not Target.FAILURE_URL
-            headers = self.outbound.headers_for(message_id(task), body, camera=task.camera,
-                                                user=task.user_id, attempt=attempt,
-                                                now=self.clock(), custom=custom)  # fmt: skip
-            outcome = post_labels(self.http, url, body, hosts=hosts, timeout=self.timeout,
-                                  headers=headers)  # fmt: skip
+            headers = self.outbound.headers_for(
+                message_id(task),
+                body,
+                camera=task.camera,
+                user=task.user_id,
+                attempt=attempt,
+                now=self.clock(),
+                custom=custom,
+            )
+            outcome = post_labels(
+                self.http, url, body, hosts=hosts, timeout=self.timeout, headers=headers
+            )
         except Exception as exc:
             log.exception("task %s: sending its report to %s failed", task.id, target)
             return Outcome(Verdict.RETRY, f"unexpected error: {type(exc).__name__}: {exc}")
         # the receiver's figures beside the callbacks' (hook_host_*), not in hook_deliveries
-        self.metrics.delivery(url, COUNTED[outcome.verdict], outcome.elapsed, self.clock(),
-                              labels=False)  # fmt: skip
+        self.metrics.delivery(
+            url, COUNTED[outcome.verdict], outcome.elapsed, self.clock(), labels=False
+        )
         return outcome
 
 

@@ -61,8 +61,9 @@ def _guarded(
         try:
             settle(self, job, *args, **kwargs)
         except Exception:
-            log.exception("task %s: could not be settled; its lease will bring it back",
-                          job.task.id)  # fmt: skip
+            log.exception(
+                "task %s: could not be settled; its lease will bring it back", job.task.id
+            )
             job.settle()
             self._tell(job, Settlement.UNRECORDED)
 
@@ -156,9 +157,15 @@ class Settler:
         except PyMongoError as exc:
             self._unrecorded(job, reason, exc)
             return
-        log.warning("task %s failed: camera=%r images=%d attempt %d: %s (%.0f ms)", task.id,
-                    task.camera, len(task.images), task.attempts, reason,
-                    _elapsed_ms(job))  # fmt: skip
+        log.warning(
+            "task %s failed: camera=%r images=%d attempt %d: %s (%.0f ms)",
+            task.id,
+            task.camera,
+            len(task.images),
+            task.attempts,
+            reason,
+            _elapsed_ms(job),
+        )
         self._tell(job, Settlement.FAILED)
 
     @_guarded
@@ -178,8 +185,13 @@ class Settler:
         except PyMongoError as exc:
             self._unrecorded(job, reason, exc)
             return
-        log.warning("task %s: attempt %d failed (%s); retry in %.1f s", task.id, task.attempts,
-                    reason, delay)  # fmt: skip
+        log.warning(
+            "task %s: attempt %d failed (%s); retry in %.1f s",
+            task.id,
+            task.attempts,
+            reason,
+            delay,
+        )
         self._tell(job, Settlement.RESCHEDULED)
 
     @_guarded
@@ -202,8 +214,12 @@ class Settler:
         except PyMongoError as exc:
             self._unrecorded(job, f"given back ({why})", exc)
             return
-        log.info("task %s: given back (%s)%s", job.task.id, why,
-                 f"; due again in {after:.0f} s" if after else "")  # fmt: skip
+        log.info(
+            "task %s: given back (%s)%s",
+            job.task.id,
+            why,
+            f"; due again in {after:.0f} s" if after else "",
+        )
         self._tell(job, Settlement.GIVEN_BACK)
 
     @_guarded
@@ -215,25 +231,37 @@ class Settler:
         self._tell(job, Settlement.LOST)
 
     def _unrecorded(self, job: Job, what: str, exc: PyMongoError) -> None:
-        log.warning("task %s: %s, but MongoDB could not record it (%s); its lease will bring "
-                    "it back", job.task.id, what, type(exc).__name__)  # fmt: skip
+        log.warning(
+            "task %s: %s, but MongoDB could not record it (%s); its lease will bring it back",
+            job.task.id,
+            what,
+            type(exc).__name__,
+        )
         self._tell(job, Settlement.UNRECORDED)
 
     def _tell(self, job: Job, settlement: Settlement) -> None:
         try:
             self.finished(job, settlement)
         except Exception:  # the settlement stands; a bug in the listener must not undo it
-            log.exception("task %s: settled %s, but telling the worker failed", job.task.id,
-                          settlement)  # fmt: skip
+            log.exception(
+                "task %s: settled %s, but telling the worker failed", job.task.id, settlement
+            )
 
 
 def done_line(job: Job) -> None:
     """The log line of a task done: what was found, how fast."""
     task = job.task
     how = f"infer {job.infer_ms:.0f} ms" if job.infer_ms else "stored labels resent"
-    log.info("task %s done: camera=%r images=%d attempt %d, %s, claim-to-done %.0f ms; "
-             "objects: %s", task.id, task.camera, len(task.images), task.attempts, how,
-             _elapsed_ms(job), objects_summary(job.body))  # fmt: skip
+    log.info(
+        "task %s done: camera=%r images=%d attempt %d, %s, claim-to-done %.0f ms; objects: %s",
+        task.id,
+        task.camera,
+        len(task.images),
+        task.attempts,
+        how,
+        _elapsed_ms(job),
+        objects_summary(job.body),
+    )
 
 
 def objects_summary(body: str | None) -> str:

@@ -124,8 +124,9 @@ def test_a_derived_photo_is_made_again_when_its_recipe_or_its_bytes_change(tmp_p
     origin = parse("a", f"source = {source}", tmp_path / "a.png")
     Image.new("RGB", (40, 20), (200, 10, 10)).save(origin.path)
     photoset._save(origin, origin.path.read_bytes())  # as if fetched: it has its stamp
-    derived = parse("b", 'source = { photo = "a", crop = [0, 0, 20, 20], blur = 0.5 }',
-                    tmp_path / "b.png")  # fmt: skip
+    derived = parse(
+        "b", 'source = { photo = "a", crop = [0, 0, 20, 20], blur = 0.5 }', tmp_path / "b.png"
+    )
     assert photoset.fetch([origin, derived]) == 1  # only the derived one was missing
     assert Image.open(derived.path).size == (20, 20)
     assert photoset.fetch([origin, derived]) == 0  # intact: nothing to do

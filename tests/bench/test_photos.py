@@ -17,8 +17,9 @@ def test_a_jpeg_is_sent_as_it_is() -> None:
     assert as_jpeg(DATA / "dog.jpg") == (DATA / "dog.jpg").read_bytes()
 
 
-@pytest.mark.parametrize(("suffix", "mode"), [(".png", "RGBA"), (".webp", "RGB"),
-                                              (".bmp", "RGB"), (".gif", "P")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("suffix", "mode"), [(".png", "RGBA"), (".webp", "RGB"), (".bmp", "RGB"), (".gif", "P")]
+)
 def test_other_formats_become_jpegs_of_the_same_picture(
     tmp_path: Path, suffix: str, mode: str
 ) -> None:

@@ -60,9 +60,13 @@ def test_yuv_is_turned_into_rgb_by_bt601() -> None:
     grey = np.full((1, 1), 128, np.uint8)
     rgb = np.asarray(derived.yuv420_to_rgb(y, grey, grey))
     assert rgb[0, 0].tolist() == [0, 0, 0] and rgb[0, 1].tolist() == [255, 255, 255]
-    red = np.asarray(derived.yuv420_to_rgb(np.full((2, 2), 81, np.uint8),
-                                            np.full((1, 1), 90, np.uint8),
-                                            np.full((1, 1), 240, np.uint8)))  # fmt: skip
+    red = np.asarray(
+        derived.yuv420_to_rgb(
+            np.full((2, 2), 81, np.uint8),
+            np.full((1, 1), 90, np.uint8),
+            np.full((1, 1), 240, np.uint8),
+        )
+    )
     assert np.abs(red[0, 0].astype(int) - [255, 0, 0]).max() <= 2
 
 

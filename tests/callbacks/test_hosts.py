@@ -68,8 +68,13 @@ def test_an_entry_with_a_port_allows_that_port_only() -> None:
     assert hosts.check_url("http://127.0.0.1:8101/cb").port == 8101
     assert hosts.check_url("http://[::1]:8102/cb").port == 8102
     assert hosts.check_url("https://cb.example.org:8443/x").port == 8443
-    for url in ("http://127.0.0.1:8102/cb", "http://127.0.0.1/cb", "http://[::1]:8101/",
-                "https://cb.example.org/x", "https://a.cb.example.org:9000/"):  # fmt: skip
+    for url in (
+        "http://127.0.0.1:8102/cb",
+        "http://127.0.0.1/cb",
+        "http://[::1]:8101/",
+        "https://cb.example.org/x",
+        "https://a.cb.example.org:9000/",
+    ):
         with pytest.raises(Invalid, match="is not allowed"):
             hosts.check_url(url)
     assert hosts.check_url("https://www.camio.com:8443/").hostname == "www.camio.com"
@@ -109,9 +114,12 @@ def test_a_trailing_dot_ip_is_refused_at_ingest_a_trailing_dot_name_is_the_name(
 
 @pytest.mark.parametrize(
     ("url", "host", "port"),
-    [("https://ops.example.com/r?t=1", "ops.example.com", 443),
-     ("http://10.1.2.3:9000/r", "10.1.2.3", 9000), ("http://[::1]:8101/r", "::1", 8101)],
-)  # fmt: skip
+    [
+        ("https://ops.example.com/r?t=1", "ops.example.com", 443),
+        ("http://10.1.2.3:9000/r", "10.1.2.3", 9000),
+        ("http://[::1]:8101/r", "::1", 8101),
+    ],
+)
 def test_an_operator_url_allows_its_own_host_and_port_exactly(
     url: str, host: str, port: int
 ) -> None:

@@ -11,8 +11,11 @@ def test_polygon_is_fractions_with_the_origin_at_the_bottom_left() -> None:
     assert polygon((0, 0, 100, 50), (200, 100)) == [[0.0, 0.5], [0.5, 0.5], [0.5, 1.0], [0.0, 1.0]]
     # bottom-right corner box
     assert polygon((150, 75, 200, 100), (200, 100)) == [
-        [0.75, 0.0], [1.0, 0.0], [1.0, 0.25], [0.75, 0.25]
-    ]  # fmt: skip
+        [0.75, 0.0],
+        [1.0, 0.0],
+        [1.0, 0.25],
+        [0.75, 0.25],
+    ]
     # boxes spilling outside the image are clipped
     assert polygon((-5, -5, 250, 120), (200, 100)) == [[0, 0], [1, 0], [1, 1], [0, 1]]
 
@@ -35,10 +38,16 @@ def test_image_labels_keeps_the_best_box_per_label_and_counts() -> None:
 
 
 def test_camio_body_keys_by_timestamp_and_empty_images_are_empty_objects() -> None:
-    body = camio_labels([
-        ("2017-05-05T01:31:13.738647", (100, 100), [Detection("person", 0.93, (0, 0, 50, 100))]),
-        ("2016-10-09T06:17:36.923-0000", (640, 480), []),
-    ])  # fmt: skip
+    body = camio_labels(
+        [
+            (
+                "2017-05-05T01:31:13.738647",
+                (100, 100),
+                [Detection("person", 0.93, (0, 0, 50, 100))],
+            ),
+            ("2016-10-09T06:17:36.923-0000", (640, 480), []),
+        ]
+    )
     assert body["status"] == "success"
     assert list(body["labels"]) == ["2017-05-05T01:31:13.738647", "2016-10-09T06:17:36.923-0000"]
     assert body["labels"]["2016-10-09T06:17:36.923-0000"] == {}

@@ -23,11 +23,16 @@ TOKEN = "Bearer s3cr3t-t0ken-value"  # a custom header's value: never to be seen
 
 
 def test_every_callback_carries_its_context_and_a_stable_id_without_a_secret() -> None:
-    plain = Outbound().headers_for(TASK_ID, BODY, camera="front door", user="u1", attempt=3,
-                                   now=1_700_000_000.9)  # fmt: skip
-    assert plain == {"webhook-id": TASK_ID, "webhook-timestamp": "1700000000",
-                     "X-Hook-Camera": "front door", "X-Hook-User": "u1",
-                     "X-Hook-Attempt": "3"}  # fmt: skip
+    plain = Outbound().headers_for(
+        TASK_ID, BODY, camera="front door", user="u1", attempt=3, now=1_700_000_000.9
+    )
+    assert plain == {
+        "webhook-id": TASK_ID,
+        "webhook-timestamp": "1700000000",
+        "X-Hook-Camera": "front door",
+        "X-Hook-User": "u1",
+        "X-Hook-Attempt": "3",
+    }
     none = Outbound().headers_for(TASK_ID, BODY, camera=None, user=None, attempt=1, now=5)
     assert "X-Hook-Camera" not in none and "X-Hook-User" not in none
 
@@ -115,8 +120,9 @@ def test_a_file_of_something_else_is_refused_naming_the_file(tmp_path: Path) -> 
 def test_a_bad_signing_secret_is_refused_by_position_never_shown() -> None:
     good = "whsec_" + "A" * 32
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env({"HOOK_API_KEY": API_KEY,
-                           "HOOK_SIGNING_SECRET": f"{good} whsec_N0t~Base64~VALUE"})  # fmt: skip
+        Settings.from_env(
+            {"HOOK_API_KEY": API_KEY, "HOOK_SIGNING_SECRET": f"{good} whsec_N0t~Base64~VALUE"}
+        )
     assert str(caught.value) == (
         "HOOK_SIGNING_SECRET=<hidden> is invalid: secret 2 of 2 is not base64 after whsec_ "
         "(a Standard Webhooks secret)"
@@ -124,8 +130,11 @@ def test_a_bad_signing_secret_is_refused_by_position_never_shown() -> None:
 
 
 def test_the_settings_hold_them_and_never_show_them() -> None:
-    env = {"HOOK_API_KEY": API_KEY, "HOOK_SIGNING_SECRET": f"{SECRET} whsec_{'B' * 32}",
-           "HOOK_CALLBACK_HEADERS": json.dumps({"Authorization": TOKEN})}  # fmt: skip
+    env = {
+        "HOOK_API_KEY": API_KEY,
+        "HOOK_SIGNING_SECRET": f"{SECRET} whsec_{'B' * 32}",
+        "HOOK_CALLBACK_HEADERS": json.dumps({"Authorization": TOKEN}),
+    }
     settings = Settings.from_env(env)
     assert settings.signing_secrets == (SECRET, f"whsec_{'B' * 32}")
     assert settings.callback_headers == {"Authorization": TOKEN}

@@ -38,8 +38,13 @@ def receiver() -> Iterator[Receiver]:
 
 
 def deliver(receiver: Receiver, path: str, hosts: HostAllowList = LOCAL, timeout: float = 5):
-    return post_labels(requests.Session(), receiver.url(path), '{"status":"success","labels":{}}',
-                       hosts=hosts, timeout=timeout)  # fmt: skip
+    return post_labels(
+        requests.Session(),
+        receiver.url(path),
+        '{"status":"success","labels":{}}',
+        hosts=hosts,
+        timeout=timeout,
+    )
 
 
 DELIVERED, RETRY, REFUSED = Verdict.DELIVERED, Verdict.RETRY, Verdict.REFUSED
@@ -47,9 +52,19 @@ DELIVERED, RETRY, REFUSED = Verdict.DELIVERED, Verdict.RETRY, Verdict.REFUSED
 
 @pytest.mark.parametrize(
     ("status", "verdict"),
-    [(200, DELIVERED), (204, DELIVERED), (500, RETRY), (503, RETRY), (429, RETRY), (408, RETRY),
-     (425, RETRY), (400, REFUSED), (404, REFUSED), (410, REFUSED)],
-)  # fmt: skip
+    [
+        (200, DELIVERED),
+        (204, DELIVERED),
+        (500, RETRY),
+        (503, RETRY),
+        (429, RETRY),
+        (408, RETRY),
+        (425, RETRY),
+        (400, REFUSED),
+        (404, REFUSED),
+        (410, REFUSED),
+    ],
+)
 def test_outcome_by_status(receiver: Receiver, status: int, verdict: Verdict) -> None:
     path = f"/status/{status}"
     receiver.script[path] = [status]
@@ -64,8 +79,9 @@ def test_timeout_and_refused_connection_are_retried(receiver: Receiver) -> None:
     slow = deliver(receiver, "/slow", timeout=0.3)
     assert slow.verdict is RETRY and "timed out" in slow.reason
     port = free_port()
-    closed = post_labels(requests.Session(), f"http://127.0.0.1:{port}/x", "{}",
-                         hosts=LOCAL, timeout=2)  # fmt: skip
+    closed = post_labels(
+        requests.Session(), f"http://127.0.0.1:{port}/x", "{}", hosts=LOCAL, timeout=2
+    )
     assert closed.verdict is RETRY
     assert closed.reason == f"callback unreachable: connection refused by 127.0.0.1:{port}"
 
@@ -146,10 +162,18 @@ def test_parser_confusion_cannot_reach_the_local_network(url: str) -> None:
 
 @pytest.mark.parametrize(
     ("address", "public"),
-    [("8.8.8.8", True), ("127.0.0.1", False), ("10.1.2.3", False), ("169.254.169.254", False),
-     ("::ffff:127.0.0.1", False), ("64:ff9b::7f00:1", False), ("64:ff9b::808:808", True),
-     ("::1", False), ("fd00::1", False)],
-)  # fmt: skip
+    [
+        ("8.8.8.8", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("169.254.169.254", False),
+        ("::ffff:127.0.0.1", False),
+        ("64:ff9b::7f00:1", False),
+        ("64:ff9b::808:808", True),
+        ("::1", False),
+        ("fd00::1", False),
+    ],
+)
 def test_is_public_sees_through_mapped_addresses(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
 
@@ -175,8 +199,9 @@ def test_a_trickling_answer_is_cut_at_the_timeout() -> None:
     threading.Thread(target=drip, daemon=True).start()
     started = time.monotonic()
     try:
-        outcome = post_labels(session(), f"http://127.0.0.1:{port}/drip", "{}", hosts=LOCAL,
-                              timeout=1.0)  # fmt: skip
+        outcome = post_labels(
+            session(), f"http://127.0.0.1:{port}/drip", "{}", hosts=LOCAL, timeout=1.0
+        )
     finally:
         server.close()
     assert time.monotonic() - started < 2.5
@@ -214,9 +239,12 @@ def test_an_unreachable_callback_is_told_in_a_few_words() -> None:
     """The root cause, not requests' 400-character chain of wrapped exceptions."""
     url = raw_answer(b"")  # reads the request and closes without a word
     assert reason_for(url) == f"{url[7:-3]} closed the connection without answering"
-    reset = requests.ConnectionError(urllib3.exceptions.ProtocolError(
-        "Connection aborted.", ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
-    ))  # fmt: skip
+    reset = requests.ConnectionError(
+        urllib3.exceptions.ProtocolError(
+            "Connection aborted.",
+            ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+        )
+    )
     assert unreachable(reset, "https://x.camio.com/cb") == "connection reset by x.camio.com:443"
     assert reason_for("http://127.0.0.1:9/cb") == "connection refused by 127.0.0.1:9"
     with socket.socket(socket.AF_INET6) as probe:
@@ -270,10 +298,19 @@ def test_the_headers_given_are_sent_on_every_post_of_a_delivery_redirects_too(
     receiver.script["/signed/moved"] = [308]
     receiver.headers["/signed/moved"] = {"Location": "/signed/home"}
     body = '{"status":"success","labels":{"2017-05-05T01:31:13Z":{}}}'
-    sent = {"webhook-id": "6b042f477050c593dd19606a", "X-Hook-Attempt": "2",
-            "Authorization": "Bearer t"}  # fmt: skip
-    outcome = post_labels(requests.Session(), receiver.url("/signed/moved"), body, hosts=LOCAL,
-                          timeout=5, headers=sent)  # fmt: skip
+    sent = {
+        "webhook-id": "6b042f477050c593dd19606a",
+        "X-Hook-Attempt": "2",
+        "Authorization": "Bearer t",
+    }
+    outcome = post_labels(
+        requests.Session(),
+        receiver.url("/signed/moved"),
+        body,
+        hosts=LOCAL,
+        timeout=5,
+        headers=sent,
+    )
     assert outcome.verdict is DELIVERED
     posts = receiver.requests_to("/signed/moved") + receiver.requests_to("/signed/home")
     assert len(posts) == 2

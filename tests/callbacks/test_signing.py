@@ -25,8 +25,11 @@ def new_secret(size: int = 32) -> str:
 
 def test_the_specs_test_vector() -> None:
     headers = Signer([SECRET]).headers(MSG_ID, BODY, STAMP)
-    assert headers == {"webhook-id": MSG_ID, "webhook-timestamp": str(STAMP),
-                       "webhook-signature": SIGNATURE}  # fmt: skip
+    assert headers == {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(STAMP),
+        "webhook-signature": SIGNATURE,
+    }
     assert sign(key_of(SECRET), MSG_ID, STAMP, BODY.encode()) == SIGNATURE  # bytes alike
     verify(SECRET, headers, BODY, now=STAMP)
     verify(SECRET.removeprefix("whsec_"), headers, BODY.encode(), now=STAMP + 299)  # bare base64
@@ -51,8 +54,9 @@ def test_the_official_library_verifies_what_we_sign() -> None:
     headers = Signer(secrets).headers("6b042f477050c593dd19606a", body, now)
     for secret in secrets:
         assert Webhook(secret).verify(body.encode(), headers) == {
-            "status": "success", "labels": {"2017-05-05T01:31:13Z": {}}
-        }  # fmt: skip
+            "status": "success",
+            "labels": {"2017-05-05T01:31:13Z": {}},
+        }
     with pytest.raises(WebhookVerificationError):
         Webhook(new_secret()).verify(body.encode(), headers)
     with pytest.raises(WebhookVerificationError):
@@ -76,8 +80,11 @@ def test_verify_says_why_a_request_does_not_check_out(
     change: dict[str, str | None], why: str | None
 ) -> None:
     # names ignore case
-    headers = {"Webhook-Id": MSG_ID, "Webhook-Timestamp": str(STAMP),
-               "Webhook-Signature": SIGNATURE}  # fmt: skip
+    headers = {
+        "Webhook-Id": MSG_ID,
+        "Webhook-Timestamp": str(STAMP),
+        "Webhook-Signature": SIGNATURE,
+    }
     for name, value in change.items():
         headers.pop(name.title(), None)
         if value is not None:

@@ -6,10 +6,8 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,66 +19,11 @@ from hook.errors import ConfigError, HookError
 from hook.metrics.recorder import Metrics
 from hook.store import Heartbeat, TaskStore
 from tests import procs
+from tests.cli.camio import TOKEN, FakeCamio
 from tests.factories import API_KEY, make_event
 from tests.loopback import free_port
 from tests.procs import hook_cli as cli
 from tests.procs import servers_for
-
-TOKEN = "camio-oauth-token-123"
-
-
-class FakeCamio:
-    """Camio's /api/users/me/hooks as far as the CLI uses it; records every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.fail_with: int | None = None
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                fake.requests.append({"method": self.command, "path": self.path, "body": body,
-                                      "auth": self.headers.get("Authorization")})  # fmt: skip
-                status: int
-                payload: Any
-                if fake.fail_with:
-                    status, payload = fake.fail_with, {"error": "token not valid"}
-                elif self.headers.get("Authorization") != f"token {TOKEN}":
-                    status, payload = 401, {"error": "unauthorized"}
-                elif self.command == "POST" and self.path == "/api/users/me/hooks":
-                    status, payload = 200, {"id": "hook-42", **(body or {})}
-                elif self.command == "GET" and self.path == "/api/users/me/hooks":
-                    status, payload = (
-                        200,
-                        [
-                            {
-                                "id": "hook-42",
-                                "type": "query_match",
-                                "parsed_query": "camera == 'porch'",
-                                "callback_url": f"https://h:8000/tasks/{API_KEY}",
-                            }
-                        ],
-                    )
-                elif self.command == "DELETE" and self.path == "/api/users/me/hooks/hook-42":
-                    status, payload = 204, None
-                else:
-                    status, payload = 404, {"error": "no such thing"}
-                data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _answer  # noqa: N815 - http.server's names
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api"
 
 
 @pytest.fixture
@@ -92,8 +35,15 @@ def camio() -> Iterator[FakeCamio]:
 
 
 def test_register_by_camera(camio: FakeCamio) -> None:
-    done = cli("register", "--callback-url", "https://h:8000/tasks/k", "--camera", "front door",
-               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    done = cli(
+        "register",
+        "--callback-url",
+        "https://h:8000/tasks/k",
+        "--camera",
+        "front door",
+        CAMIO_OAUTH_TOKEN=TOKEN,
+        CAMIO_API_URL=camio.url,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "hook-42"
     (req,) = camio.requests
@@ -107,18 +57,42 @@ def test_register_by_camera(camio: FakeCamio) -> None:
 
 
 def test_register_fills_in_the_key_from_the_environment(camio: FakeCamio) -> None:
-    done = cli("register", "--callback-url", "https://h:8000/tasks/{key}", "--camera", "x",
-               CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url, HOOK_API_KEY=API_KEY)  # fmt: skip
+    done = cli(
+        "register",
+        "--callback-url",
+        "https://h:8000/tasks/{key}",
+        "--camera",
+        "x",
+        CAMIO_OAUTH_TOKEN=TOKEN,
+        CAMIO_API_URL=camio.url,
+        HOOK_API_KEY=API_KEY,
+    )
     assert done.returncode == 0
     assert camio.requests[0]["body"]["callback_url"] == f"https://h:8000/tasks/{API_KEY}"
-    missing = cli("register", "--callback-url", "https://h/tasks/{key}", "--camera", "x",
-                  CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)  # fmt: skip
+    missing = cli(
+        "register",
+        "--callback-url",
+        "https://h/tasks/{key}",
+        "--camera",
+        "x",
+        CAMIO_OAUTH_TOKEN=TOKEN,
+        CAMIO_API_URL=camio.url,
+    )
     assert missing.returncode == 2 and "HOOK_API_KEY is not set" in missing.stderr
 
 
 def test_register_by_query_with_token_option(camio: FakeCamio) -> None:
-    done = cli("register", "--callback-url", "https://h/tasks/k", "--query", "1==1",
-               "--token", TOKEN, "--api-url", camio.url)  # fmt: skip
+    done = cli(
+        "register",
+        "--callback-url",
+        "https://h/tasks/k",
+        "--query",
+        "1==1",
+        "--token",
+        TOKEN,
+        "--api-url",
+        camio.url,
+    )
     assert done.returncode == 0 and camio.requests[0]["body"]["parsed_query"] == "1==1"
 
 
@@ -130,8 +104,9 @@ def test_list_and_unregister(camio: FakeCamio) -> None:
     deleted = cli("unregister", "hook-42", CAMIO_OAUTH_TOKEN=TOKEN, CAMIO_API_URL=camio.url)
     assert deleted.returncode == 0 and "deleted hook hook-42" in deleted.stdout
     assert [(r["method"], r["path"]) for r in camio.requests] == [
-        ("GET", "/api/users/me/hooks"), ("DELETE", "/api/users/me/hooks/hook-42")
-    ]  # fmt: skip
+        ("GET", "/api/users/me/hooks"),
+        ("DELETE", "/api/users/me/hooks/hook-42"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -196,14 +171,19 @@ def test_status_reports_queue_failures_and_workers(mongo, db: Database, db_name:
 
 
 def test_status_with_mongo_down_is_one_line() -> None:
-    done = cli("status", HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}",
-               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    done = cli(
+        "status", HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}", HOOK_MONGO_TIMEOUT_MS="300"
+    )
     assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
 
 
 def test_status_never_starts_a_server(tmp_path) -> None:
-    done = cli("status", HOOK_DATA_DIR=str(tmp_path), HOOK_EMBEDDED_PORT=str(free_port()),
-               HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    done = cli(
+        "status",
+        HOOK_DATA_DIR=str(tmp_path),
+        HOOK_EMBEDDED_PORT=str(free_port()),
+        HOOK_MONGO_TIMEOUT_MS="300",
+    )
     assert done.returncode == 1 and "MongoDB does not answer" in done.stderr
     assert servers_for(tmp_path / "mongo") == []
 
@@ -219,8 +199,9 @@ def test_status_shows_stopped_workers_and_retrying_tasks(mongo, db: Database, db
     beat(store, "host:2:bye", pid=2, state="stopped")
     beat(store, "host:3:dead", pid=3, state="running")
     day_ago = time.time() - 20 * 3600  # a clean stop stays "stopped" until housekeeping drops it
-    db.workers.update_many({"_id": {"$in": ["host:2:bye", "host:3:dead"]}},
-                           {"$set": {"seen_at": day_ago}})  # fmt: skip
+    db.workers.update_many(
+        {"_id": {"$in": ["host:2:bye", "host:3:dead"]}}, {"$set": {"seen_at": day_ago}}
+    )
     done = cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -250,7 +231,11 @@ def test_status_shows_each_callback_hosts_deliveries_failing_first(
     assert [h["host"] for h in hosts] == ["hooks.camio.com:8443", "www.camio.com:443"]
     failing, fine = hosts
     assert {k: failing[k] for k in ("delivered", "retried", "refused", "gave_up")} == {
-        "delivered": 1, "retried": 1, "refused": 1, "gave_up": 0}  # fmt: skip
+        "delivered": 1,
+        "retried": 1,
+        "refused": 1,
+        "gave_up": 0,
+    }
     assert failing["last_outcome"] == "refused" and 4 <= failing["last_seconds_ago"] < 60
     assert failing["mean_seconds"] == pytest.approx(10.25 / 3)
     assert fine["delivered"] == 3 and fine["mean_seconds"] == pytest.approx(0.1)
@@ -258,8 +243,17 @@ def test_status_shows_each_callback_hosts_deliveries_failing_first(
     text = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
     assert "callback hosts: 2 " in text and "s3cret" not in text
     head, first, second = text.splitlines()[-3:]
-    assert head.split() == ["HOST", "DELIVERED", "RETRIED", "REFUSED", "GAVE", "UP", "MEAN",
-                            "P90", "LAST"]  # fmt: skip
+    assert head.split() == [
+        "HOST",
+        "DELIVERED",
+        "RETRIED",
+        "REFUSED",
+        "GAVE",
+        "UP",
+        "MEAN",
+        "P90",
+        "LAST",
+    ]
     assert first.split()[:5] == ["hooks.camio.com:8443", "1", "1", "1", "0"]
     assert first.split()[5:7] == ["3.4", "s"] and re.search(r" refused \d+ s ago$", first)
     assert second.split()[:7] == ["www.camio.com:443", "3", "0", "0", "0", "100", "ms"]
@@ -270,8 +264,9 @@ def test_status_without_deliveries_says_so(mongo, db: Database, db_name: str) ->
     TaskStore(db).enqueue(make_event())
     done = cli("status", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name)
     assert done.stdout.splitlines()[-1] == "callback hosts: none delivered to yet"
-    data = json.loads(cli("status", "--json", HOOK_MONGO_URI=mongo.uri,
-                          HOOK_MONGO_DB=db_name).stdout)  # fmt: skip
+    data = json.loads(
+        cli("status", "--json", HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name).stdout
+    )
     assert data["callback_hosts"] == []
 
 
@@ -301,9 +296,14 @@ def test_a_bug_shows_its_traceback_and_exits_1() -> None:
         "sys.exit(commands.main(['status']))"
     )
     crashed = subprocess.run(
-        [sys.executable, "-c", code], cwd=procs.ROOT, text=True, capture_output=True,
-        env=procs.hook_env(), timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        cwd=procs.ROOT,
+        text=True,
+        capture_output=True,
+        env=procs.hook_env(),
+        timeout=60,
+        check=False,
+    )
     assert crashed.returncode == 1 and "Traceback" in crashed.stderr
     assert "TypeError: 'NoneType' object is not callable" in crashed.stderr
 
@@ -323,9 +323,15 @@ def test_the_entry_points_and_their_help() -> None:
 
 
 def test_settings_effective_shows_the_values_in_force_with_secrets_hidden() -> None:
-    done = cli("settings", "--effective", HOOK_API_KEY=API_KEY, HOOK_WORKERS="3",
-               HOOK_MONGO_URI="mongodb://hook:s3cret-pw@db1,db2/hook?replicaSet=rs0",
-               CAMIO_OAUTH_TOKEN=TOKEN, HOOK_WORKER="2")  # fmt: skip
+    done = cli(
+        "settings",
+        "--effective",
+        HOOK_API_KEY=API_KEY,
+        HOOK_WORKERS="3",
+        HOOK_MONGO_URI="mongodb://hook:s3cret-pw@db1,db2/hook?replicaSet=rs0",
+        CAMIO_OAUTH_TOKEN=TOKEN,
+        HOOK_WORKER="2",
+    )
     assert done.returncode == 0, done.stderr
     rows = {line.split()[0]: line for line in done.stdout.splitlines()}
     assert API_KEY not in done.stdout and TOKEN not in done.stdout

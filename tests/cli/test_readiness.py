@@ -71,15 +71,30 @@ def test_the_web_answers_over_tcp_or_a_unix_socket(unix_web: str, tmp_path: Path
 
 def heartbeat(host: str, pid: int, seen_at: float) -> Heartbeat:
     return Heartbeat(
-        worker=f"{host}:{pid}:x", host=host, pid=pid, state="running", started_at=seen_at,
-        every=10.0, done=0, in_flight=0, seen_at=seen_at,
-    )  # fmt: skip
+        worker=f"{host}:{pid}:x",
+        host=host,
+        pid=pid,
+        state="running",
+        started_at=seen_at,
+        every=10.0,
+        done=0,
+        in_flight=0,
+        seen_at=seen_at,
+    )
 
 
 def facts(worker: str, pid: int) -> Heartbeat:
     """What worker.py records in a heartbeat (the store adds seen_at)."""
-    return Heartbeat(worker=worker, host=HOST, pid=pid, state="running", started_at=time.time(),
-                     every=10.0, done=0, in_flight=0)  # fmt: skip
+    return Heartbeat(
+        worker=worker,
+        host=HOST,
+        pid=pid,
+        state="running",
+        started_at=time.time(),
+        every=10.0,
+        done=0,
+        in_flight=0,
+    )
 
 
 def test_a_worker_counts_once_it_beat_on_this_host_since_it_started() -> None:
@@ -119,8 +134,9 @@ def test_readiness_waits_for_the_web_then_for_each_worker(
 
 def test_readiness_with_mongodb_down_is_waiting_not_an_error() -> None:
     with serve(hello) as base:
-        ready = Readiness(base.removeprefix("http://"), False, f"mongodb://127.0.0.1:{free_port()}",
-                          "hook")  # fmt: skip
+        ready = Readiness(
+            base.removeprefix("http://"), False, f"mongodb://127.0.0.1:{free_port()}", "hook"
+        )
         try:
             started = time.monotonic()
             assert ready.waiting_for({"worker 1": (1, 0.0)}) == ["MongoDB"]

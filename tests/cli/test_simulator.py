@@ -34,8 +34,15 @@ def stack(mongo: EmbeddedMongo) -> Iterator[procs.Stack]:
 
 def simulate(url: str, photos: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "hook", "simulate", url, "--images", str(photos), *args]
-    return subprocess.run(argv, cwd=procs.ROOT, env=procs.hook_env(), capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        argv,
+        cwd=procs.ROOT,
+        env=procs.hook_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def records(done: subprocess.CompletedProcess[str]) -> tuple[dict[str, dict], dict[str, Any]]:
@@ -58,9 +65,16 @@ def folder(tmp_path: Path, **pictures: str) -> Path:
 
 
 def test_a_line_per_photo_in_every_format_and_a_summary(stack: procs.Stack, tmp_path) -> None:
-    photos = folder(tmp_path, **{"dog.jpg": "dog.jpg", "person.jpg": "person.jpg",
-                                 "kite.webp": "kite.jpg", "giraffe.bmp": "giraffe.jpg",
-                                 "horses.gif": "horses.jpg"})  # fmt: skip
+    photos = folder(
+        tmp_path,
+        **{
+            "dog.jpg": "dog.jpg",
+            "person.jpg": "person.jpg",
+            "kite.webp": "kite.jpg",
+            "giraffe.bmp": "giraffe.jpg",
+            "horses.gif": "horses.jpg",
+        },
+    )
     (photos / "notes.txt").write_text("not a picture")
     done_before = len(stack.listing("done"))
     done = simulate(stack.url, photos, "--port", "0")
@@ -72,8 +86,11 @@ def test_a_line_per_photo_in_every_format_and_a_summary(stack: procs.Stack, tmp_
         assert re.fullmatch(rf"{re.escape(name)}: ([a-z ]+( x\d+)? 0\.\d\d(, )?)+ \(\d+ ms\)", line)
     assert re.search(r"^dog\.jpg: .*\bbicycle 0\.\d\d", done.stdout, re.M)
     assert re.search(r"^person\.jpg: .*\bhorse 0\.\d\d", done.stdout, re.M)
-    summary = re.fullmatch(r"summary: 5 photos, 5 labeled, 1 other files skipped; "
-                           r"latency p50 (\d+) ms, max (\d+) ms", lines[-1])  # fmt: skip
+    summary = re.fullmatch(
+        r"summary: 5 photos, 5 labeled, 1 other files skipped; "
+        r"latency p50 (\d+) ms, max (\d+) ms",
+        lines[-1],
+    )
     assert summary and 0 < int(summary[1]) <= int(summary[2])
     assert API_KEY not in done.stdout + done.stderr
     assert len(stack.wait_listed("done", done_before + 5)) == done_before + 5  # each once

@@ -29,22 +29,33 @@ LABELS = {
     "status": "success",
     "labels": {
         STAMP0: {
-            "dog": {"probability": 0.9123, "polygon": SQUARE, "count": 2,
-                    "boxes": [{"probability": 0.9123, "polygon": SQUARE},
-                              {"probability": 0.5501, "polygon": SQUARE}]},
-            "car": {"probability": 0.41, "polygon": SQUARE, "count": 1,
-                    "boxes": [{"probability": 0.41, "polygon": SQUARE}]},
+            "dog": {
+                "probability": 0.9123,
+                "polygon": SQUARE,
+                "count": 2,
+                "boxes": [
+                    {"probability": 0.9123, "polygon": SQUARE},
+                    {"probability": 0.5501, "polygon": SQUARE},
+                ],
+            },
+            "car": {
+                "probability": 0.41,
+                "polygon": SQUARE,
+                "count": 1,
+                "boxes": [{"probability": 0.41, "polygon": SQUARE}],
+            },
         },
         STAMP1: {},
     },
-}  # fmt: skip
+}
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`python -m hook ARGS` with `env`, as an operator's shell runs it."""
     argv = [sys.executable, "-m", "hook", *args]
-    return subprocess.run(argv, cwd=procs.ROOT, text=True, capture_output=True, env=env,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        argv, cwd=procs.ROOT, text=True, capture_output=True, env=env, timeout=60, check=False
+    )
 
 
 def cli(mongo: EmbeddedMongo, db_name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -181,8 +192,12 @@ def test_show_prints_the_result_for_a_person(
     again = cli(mongo, db_name, "show", task_id).stdout.splitlines()
     assert again[0] == f"task {task_id}: queued"
     assert re.fullmatch(r"  arrived \S+, next run \S+", again[2]), again[2]
-    assert again[3:7] == ["  attempts: 0", "  earlier failures:",
-                          again[5], "  labels: not made yet"]  # fmt: skip
+    assert again[3:7] == [
+        "  attempts: 0",
+        "  earlier failures:",
+        again[5],
+        "  labels: not made yet",
+    ]
     assert again[5].endswith("after 1 attempt(s): callback answered 404: no such hook")
 
 
@@ -198,8 +213,9 @@ def test_show_json_and_saved_pictures(
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["id"] == task_id and document["labels"] == LABELS["labels"]
-    assert document["dropped"] == [{"timestamp": STAMP0, "label": "person", "score": 0.31,
-                                    "why": "min_score 0.5"}]  # fmt: skip
+    assert document["dropped"] == [
+        {"timestamp": STAMP0, "label": "person", "score": 0.31, "why": "min_score 0.5"}
+    ]
     assert [i["picture"] for i in document["images"]] == [
         f"/tasks/<api_key>/{task_id}/images/{n}.jpg" for n in (0, 1)
     ]
@@ -224,8 +240,10 @@ def test_show_says_when_there_are_no_pictures(
     fresh, _ = store.enqueue(make_event(seed=33))
     waiting = cli(mongo, db_name, "show", fresh, "--save", str(tmp_path))
     assert waiting.returncode == 1
-    assert waiting.stderr == ("hook show: no annotated pictures to save: the task is not "
-                              "labeled yet (they are made then)\n")  # fmt: skip
+    assert waiting.stderr == (
+        "hook show: no annotated pictures to save: the task is not "
+        "labeled yet (they are made then)\n"
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -233,8 +251,9 @@ def test_unknown_ids_and_mongo_down_are_one_line(mongo: EmbeddedMongo, db_name: 
     unknown = cli(mongo, db_name, "show", "6b042f477050c593dd19606a")
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr == "hook show: no task '6b042f477050c593dd19606a'\n"
-    down = procs.hook_env(HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}",
-                          HOOK_MONGO_TIMEOUT_MS="300")  # fmt: skip
+    down = procs.hook_env(
+        HOOK_MONGO_URI=f"mongodb://127.0.0.1:{free_port()}", HOOK_MONGO_TIMEOUT_MS="300"
+    )
     for args in (("retry", "abc"), ("retry", "--failed"), ("forget", "abc"), ("show", "abc")):
         done = run(down, *args)
         assert done.returncode == 1, args
@@ -258,11 +277,15 @@ def test_a_task_failed_by_its_receiver_is_labeled_and_delivered_after_retry(
     path = f"/cb/{uuid.uuid4().hex}"
     receiver.script[path] = [404]  # the receiver is misconfigured: a refusal fails the task
     photo = base64.b64encode((DATA / "dog.jpg").read_bytes()).decode()
-    event = {"callback_url": receiver.url(path), "camera": "porch",
-             "images": [{"timestamp": STAMP0, "image_b64": photo}]}  # fmt: skip
+    event = {
+        "callback_url": receiver.url(path),
+        "camera": "porch",
+        "images": [{"timestamp": STAMP0, "image_b64": photo}],
+    }
     try:
-        with Stack(tmp_path, mongo=mongo, HOOK_MONGO_DB=db_name,
-                   HOOK_CALLBACK_HOSTS="127.0.0.1") as stack:  # fmt: skip
+        with Stack(
+            tmp_path, mongo=mongo, HOOK_MONGO_DB=db_name, HOOK_CALLBACK_HOSTS="127.0.0.1"
+        ) as stack:
             stack.start_worker()
             answer = stack.post(event)
             assert answer.status_code == 200, answer.text
@@ -286,17 +309,25 @@ def test_show_prints_the_failure_report(mongo: EmbeddedMongo, db: Database, db_n
     store = TaskStore(db)
     task_id, _ = store.enqueue(make_event(seed=40))
     assert store.claim("w1", 60) is not None
-    assert store.fail(task_id, "w1", "1 of 1 images missing",
-                      report=(Target.FAILURE_URL, Target.CALLBACK_URL))  # fmt: skip
+    assert store.fail(
+        task_id, "w1", "1 of 1 images missing", report=(Target.FAILURE_URL, Target.CALLBACK_URL)
+    )
     assert store.claim_report("r1", 60) is not None
-    assert store.settle_report(task_id, "r1", ReportState.DUE, targets=(Target.FAILURE_URL,),
-                               delivered=(Target.CALLBACK_URL,),
-                               errors={"failure_url": "callback answered 503"},
-                               run_at=1_800_000_000.0)  # fmt: skip
+    assert store.settle_report(
+        task_id,
+        "r1",
+        ReportState.DUE,
+        targets=(Target.FAILURE_URL,),
+        delivered=(Target.CALLBACK_URL,),
+        errors={"failure_url": "callback answered 503"},
+        run_at=1_800_000_000.0,
+    )
     lines = cli(mongo, db_name, "show", task_id).stdout.splitlines()
-    assert lines[5] == ("  failure report: due after 1 attempt(s); sent to callback_url; next "
-                        "attempt 2027-01-15T08:00:00.000+00:00; failure_url: callback answered "
-                        "503")  # fmt: skip
+    assert lines[5] == (
+        "  failure report: due after 1 attempt(s); sent to callback_url; next "
+        "attempt 2027-01-15T08:00:00.000+00:00; failure_url: callback answered "
+        "503"
+    )
     document = json.loads(cli(mongo, db_name, "show", task_id, "--json").stdout)
     assert document["report"]["state"] == "due"
     assert document["report"]["pending"] == ["failure_url"]

@@ -19,17 +19,18 @@ OTHER = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 
 
 def verify_cli(body: Path, *args: str, **env: str) -> tuple[int, str, str]:
-    done = hook_cli("verify", "--id", MSG_ID, "--timestamp", STAMP, "--body", str(body), *args,
-                    **env)  # fmt: skip
+    done = hook_cli(
+        "verify", "--id", MSG_ID, "--timestamp", STAMP, "--body", str(body), *args, **env
+    )
     return done.returncode, done.stdout.strip(), done.stderr.strip()
 
 
 def test_verify_says_valid_for_the_specs_vector(tmp_path: Path) -> None:
     body = tmp_path / "body.json"
     body.write_bytes(BODY)
-    assert verify_cli(body, "--signature", SIGNATURE, "--secret", SECRET, "--now",
-                      "1614265332") == (0, f"valid: webhook-id {MSG_ID}, 20 bytes, signed 2 s "
-                                        "before --now", "")  # fmt: skip
+    assert verify_cli(
+        body, "--signature", SIGNATURE, "--secret", SECRET, "--now", "1614265332"
+    ) == (0, f"valid: webhook-id {MSG_ID}, 20 bytes, signed 2 s before --now", "")
 
 
 def test_verify_says_why_not_and_exits_1(tmp_path: Path) -> None:
@@ -47,11 +48,13 @@ def test_verify_says_why_not_and_exits_1(tmp_path: Path) -> None:
 def test_verify_takes_the_secrets_from_the_environment_any_one_will_do(tmp_path: Path) -> None:
     body = tmp_path / "body.json"
     body.write_bytes(BODY)
-    code, out, _ = verify_cli(body, "--signature", SIGNATURE, "--now", STAMP,
-                              HOOK_SIGNING_SECRET=f"{OTHER} {SECRET}")  # fmt: skip
+    code, out, _ = verify_cli(
+        body, "--signature", SIGNATURE, "--now", STAMP, HOOK_SIGNING_SECRET=f"{OTHER} {SECRET}"
+    )
     assert code == 0 and out.endswith("by secret 2 of 2")
-    code, _, err = verify_cli(body, "--signature", SIGNATURE, "--now", STAMP,
-                              HOOK_SIGNING_SECRET=OTHER)  # fmt: skip
+    code, _, err = verify_cli(
+        body, "--signature", SIGNATURE, "--now", STAMP, HOOK_SIGNING_SECRET=OTHER
+    )
     assert code == 1 and "no signature matches" in err
 
 

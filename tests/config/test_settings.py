@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hook.cli.settings_report import effective_table, settings_table
-from hook.config.settings import SPECS, Settings, Spec
+from hook.config.settings import Settings
+from hook.config.table import SPECS, Spec
 from hook.errors import ConfigError
 from tests.factories import API_KEY, make_settings
 
@@ -90,9 +91,16 @@ def test_callback_hosts_are_checked_at_start_up() -> None:
 
 @pytest.mark.parametrize(
     "bind",
-    ["127.0.0.1:8000", "0.0.0.0:8443", "localhost:80", "hook.example.com:8000", "[::]:8000",
-     "[::1]:65535", "unix:/run/hook/web.sock"],
-)  # fmt: skip
+    [
+        "127.0.0.1:8000",
+        "0.0.0.0:8443",
+        "localhost:80",
+        "hook.example.com:8000",
+        "[::]:8000",
+        "[::1]:65535",
+        "unix:/run/hook/web.sock",
+    ],
+)
 def test_bind_forms_that_run_can_reach_are_accepted(bind: str) -> None:
     assert make_settings(HOOK_BIND=f" {bind} ").bind == bind
 
@@ -122,17 +130,25 @@ def test_a_bind_gunicorn_or_run_could_not_use_is_refused_at_start_up(bind: str, 
 def test_secrets_are_the_key_and_anything_named_like_one() -> None:
     hidden = {spec.env for spec in SPECS if spec.hidden}
     # today's table; a new *_SECRET or *_TOKEN joins it
-    assert hidden == {"HOOK_API_KEY", "HOOK_SIGNING_SECRET", "HOOK_CALLBACK_HEADERS",
-                      "HOOK_FAILURE_URL"}  # fmt: skip
-    named = Spec("HOOK_SIGNING_SECRET", "signing_secret", str, None, "a signing secret")
-    assert named.hidden and not Spec("HOOK_TLS_KEY", "tls_key", str, None, "a path").hidden
+    assert hidden == {
+        "HOOK_API_KEY",
+        "HOOK_SIGNING_SECRET",
+        "HOOK_CALLBACK_HEADERS",
+        "HOOK_FAILURE_URL",
+    }
+    named = Spec("HOOK_SIGNING_SECRET", str, None, "a signing secret")
+    assert named.hidden and not Spec("HOOK_TLS_KEY", str, None, "a path").hidden
 
 
 def test_effective_values_come_from_the_environment_with_secrets_hidden() -> None:
-    table = effective_table({
-        "HOOK_API_KEY": API_KEY, "HOOK_CALLBACK_HOSTS": "Camio.com, 127.0.0.1:8101",
-        "HOOK_MONGO_URI": "mongodb://u:pw@db:27017/hook", "HOOK_LEASE_SECONDS": "30",
-    })  # fmt: skip
+    table = effective_table(
+        {
+            "HOOK_API_KEY": API_KEY,
+            "HOOK_CALLBACK_HOSTS": "Camio.com, 127.0.0.1:8101",
+            "HOOK_MONGO_URI": "mongodb://u:pw@db:27017/hook",
+            "HOOK_LEASE_SECONDS": "30",
+        }
+    )
     rows = {line.split()[0]: line.split(None, 1)[1] for line in table.splitlines()}
     assert API_KEY not in table and "pw@" not in table
     assert rows["HOOK_API_KEY"] == "<hidden>  (environment)"
@@ -151,13 +167,18 @@ def test_failure_reports_are_off_by_default_and_their_url_is_checked_at_start_up
     off = make_settings()
     assert (off.failure_url, off.failure_to_callback, off.report_attempts) == (None, False, 5)
     # the operator's own URL: allowed by being set, on a host HOOK_CALLBACK_HOSTS does not list
-    on = make_settings(HOOK_FAILURE_URL=" http://10.1.2.3:9000/hooks/t0ken ",
-                       HOOK_FAILURE_TO_CALLBACK="1", HOOK_CALLBACK_HOSTS="camio.com")  # fmt: skip
+    on = make_settings(
+        HOOK_FAILURE_URL=" http://10.1.2.3:9000/hooks/t0ken ",
+        HOOK_FAILURE_TO_CALLBACK="1",
+        HOOK_CALLBACK_HOSTS="camio.com",
+    )
     assert on.failure_url == "http://10.1.2.3:9000/hooks/t0ken" and on.failure_to_callback
-    for url, why in [("ftp://ops/t0ken", "must use http or https"),
-                     ("https://u:t0ken@ops/", "must not carry credentials"),
-                     ("https:///t0ken", "has no valid host"),
-                     ("https://ops/t0ken here", "backslash, space or control")]:  # fmt: skip
+    for url, why in [
+        ("ftp://ops/t0ken", "must use http or https"),
+        ("https://u:t0ken@ops/", "must not carry credentials"),
+        ("https:///t0ken", "has no valid host"),
+        ("https://ops/t0ken here", "backslash, space or control"),
+    ]:
         with pytest.raises(
             ConfigError, match=f"HOOK_FAILURE_URL=<hidden> is invalid: .*{why}"
         ) as info:

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.detect.detection import Detection
 from hook.detect.detector import Detector
 from hook.errors import BadImage, ConfigError
@@ -120,11 +120,12 @@ def constant_model(path: Path, output: np.ndarray, input_shape: list, *, names: 
     scale = helper.make_node("Mul", ["low", "zero"], ["nothing"])  # use the input, contribute 0
     add = helper.make_node("Add", ["raw", "nothing"], ["output0"])
     graph = helper.make_graph(
-        [const, zero, scale, add], "constant",
+        [const, zero, scale, add],
+        "constant",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, input_shape)],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))],
         [numpy_helper.from_array(np.array(0, dtype=np.float32), "zero")],
-    )  # fmt: skip
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     if names is not None:
@@ -173,8 +174,11 @@ def test_yolov5_layout_nhwc_with_a_names_file(tmp_path: Path) -> None:
 
 
 def test_start_up_errors_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"does not exist; build the default models with: "
-                       r"\.venv/bin/python models/build\.py all"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"does not exist; build the default models with: "
+        r"\.venv/bin/python models/build\.py all",
+    ):
         Detector(tmp_path / "missing.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(ConfigError, match="cannot be loaded"):

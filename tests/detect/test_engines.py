@@ -36,8 +36,7 @@ NAMES = ("yolov3-tiny", "nanodet-g")
 PHOTOS = sorted(DATA.glob("*.jpg"))
 CLEAR, ALSO = 0.5, 0.3
 TOLERANCES = {"f32": (0.01, 0.99), "bf16": (0.06, 0.95), "int8": (0.15, 0.8)}  # score, IoU
-CONFIGS = [("onnxruntime", "int8"), ("openvino", "f32"), ("openvino", "bf16"),
-           ("openvino", "int8")]  # fmt: skip
+CONFIGS = [("onnxruntime", "int8"), ("openvino", "f32"), ("openvino", "bf16"), ("openvino", "int8")]
 
 
 def bf16_capable() -> bool:
@@ -81,9 +80,12 @@ def reference(images: list[Image.Image]) -> dict[str, list[list[Detection]]]:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize(("engine", "precision"), CONFIGS)
 def test_each_engine_labels_as_onnxruntime_f32(
-    engine: str, precision: str, name: str, images: list[Image.Image],
+    engine: str,
+    precision: str,
+    name: str,
+    images: list[Image.Image],
     reference: dict[str, list[list[Detection]]],
-) -> None:  # fmt: skip
+) -> None:
     needs(engine, precision, name)
     detector = Detector(MODELS / f"{name}.onnx", min_score=0.2, engine=engine, precision=precision)
     assert detector.engine.description == f"{engine} CPU {precision}"
@@ -118,8 +120,10 @@ def test_the_fused_detector_takes_engine_and_precision_from_the_settings() -> No
 
 
 def test_settings_refuse_unknown_engines_and_precisions() -> None:
-    for env, name in (({"HOOK_ENGINE": "tensorrt"}, "HOOK_ENGINE"),
-                      ({"HOOK_PRECISION": "fp16"}, "HOOK_PRECISION")):  # fmt: skip
+    for env, name in (
+        ({"HOOK_ENGINE": "tensorrt"}, "HOOK_ENGINE"),
+        ({"HOOK_PRECISION": "fp16"}, "HOOK_PRECISION"),
+    ):
         with pytest.raises(ConfigError, match=name):
             Settings.from_env(env, require_api_key=False)
     defaults = Settings.from_env({}, require_api_key=False)
@@ -164,8 +168,11 @@ def test_int8_without_its_build_names_the_build_command(engine: str, tmp_path: P
     for suffix in (".onnx", ".names"):
         shutil.copyfile(MODELS / f"yolov3-tiny{suffix}", tmp_path / f"yolov3-tiny{suffix}")
     model = tmp_path / "yolov3-tiny.onnx"
-    with pytest.raises(ConfigError, match=r"HOOK_PRECISION=int8 needs .*yolov3-tiny\.int8\.onnx"
-                       r".*models/build\.py int8") as raised:  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"HOOK_PRECISION=int8 needs .*yolov3-tiny\.int8\.onnx"
+        r".*models/build\.py int8",
+    ) as raised:
         Detector(model, engine=engine, precision="int8")
     assert "HOOK_PRECISION=f32" in str(raised.value)
     Detector(model, engine=engine)  # f32 is the model itself, there
@@ -193,8 +200,10 @@ def two_outputs(path: Path) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
     outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in ("plus", "minus")]
     one = helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
-    nodes = [helper.make_node("Add", ["x", "one"], ["plus"]),
-             helper.make_node("Neg", ["x"], ["minus"])]  # fmt: skip
+    nodes = [
+        helper.make_node("Add", ["x", "one"], ["plus"]),
+        helper.make_node("Neg", ["x"], ["minus"]),
+    ]
     graph = helper.make_graph(nodes, "two", [x], outs, initializer=[one])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path
@@ -206,8 +215,11 @@ def test_outputs_come_back_by_name_in_the_order_asked(engine: str, tmp_path: Pat
     x = np.arange(4, dtype=np.float32).reshape(1, 4)
     plus, minus = x + 1, -x
     assert loaded.outputs == ("plus", "minus")
-    for asked, expected in ((None, [plus, minus]), (["minus", "plus"], [minus, plus]),
-                            (["minus"], [minus])):  # fmt: skip
+    for asked, expected in (
+        (None, [plus, minus]),
+        (["minus", "plus"], [minus, plus]),
+        (["minus"], [minus]),
+    ):
         got = loaded.run(asked, {"x": x})
         assert len(got) == len(expected)
         for g, e in zip(got, expected, strict=True):

@@ -81,10 +81,14 @@ def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first
     assert isinstance(single, Detector)
     pair = detector_from(
         make_settings(
-            HOOK_MODEL=f"{YOLO},{NANODET}", HOOK_MODEL_WEIGHTS="1,1.5", HOOK_MIN_SCORE="0.35",
-            HOOK_MODEL_SURE="0.7,0.6", HOOK_TILES="off", HOOK_LABEL_SCORES="",
+            HOOK_MODEL=f"{YOLO},{NANODET}",
+            HOOK_MODEL_WEIGHTS="1,1.5",
+            HOOK_MIN_SCORE="0.35",
+            HOOK_MODEL_SURE="0.7,0.6",
+            HOOK_TILES="off",
+            HOOK_LABEL_SCORES="",
         )
-    )  # fmt: skip
+    )
     assert isinstance(pair, Ensemble)
     assert pair.weights == (1.0, 1.5) and pair.rules.sure == (0.7, 0.6)
     assert pair.min_score == 0.2  # candidates to the floor: the rules apply the thresholds

@@ -48,13 +48,16 @@ def graph_model(
         helper.make_node("Shape", ["images"], ["image_shape"]),
         helper.make_node("Slice", ["image_shape", "zero", "one"], ["batch"]),
     ]
-    inits = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
-             numpy_helper.from_array(np.array([1], np.int64), "one")]  # fmt: skip
+    inits = [
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+    ]
     inputs = [helper.make_tensor_value_info("images", image_type, image_shape)]
     batch = image_shape[0]
     if sizes_scale:
-        inputs.append(helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64,
-                                                    [batch, 2]))  # fmt: skip
+        inputs.append(
+            helper.make_tensor_value_info("orig_target_sizes", TensorProto.INT64, [batch, 2])
+        )
         nodes += [
             helper.make_node("Cast", ["orig_target_sizes"], ["wh"], to=TensorProto.FLOAT),
             helper.make_node("Concat", ["wh", "wh"], ["whwh"], axis=1),
@@ -63,8 +66,10 @@ def graph_model(
     graph_outputs = []
     for name, value in outputs.items():
         rest = f"{name}_rest"
-        inits += [numpy_helper.from_array(value, f"{name}_value"),
-                  numpy_helper.from_array(np.array(value.shape[1:], np.int64), rest)]  # fmt: skip
+        inits += [
+            numpy_helper.from_array(value, f"{name}_value"),
+            numpy_helper.from_array(np.array(value.shape[1:], np.int64), rest),
+        ]
         expanded = f"{name}_expanded" if name == sizes_scale else name
         nodes += [
             helper.make_node("Concat", ["batch", rest], [f"{name}_shape"], axis=0),
@@ -73,8 +78,7 @@ def graph_model(
         if name == sizes_scale:
             nodes.append(helper.make_node("Mul", [expanded, "scale"], [name]))
         elem = helper.np_dtype_to_tensor_dtype(value.dtype)
-        graph_outputs.append(helper.make_tensor_value_info(name, elem,
-                                                           [batch, *value.shape[1:]]))  # fmt: skip
+        graph_outputs.append(helper.make_tensor_value_info(name, elem, [batch, *value.shape[1:]]))
     graph = helper.make_graph(nodes, "layout", inputs, graph_outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -100,19 +104,35 @@ def box_of(detections: list[Detection], label: str) -> tuple[float, float, float
 # -- RT-DETR / D-FINE: labels, boxes, scores, and the orig_target_sizes input ------------------
 def detr_model(tmp_path: Path) -> Path:
     """Normalised x1, y1, x2, y2 boxes, scaled in the graph by orig_target_sizes (w, h)."""
-    boxes = np.array([[
-        [0.25, 0.375, 0.5, 0.625],  # dog: canvas (24, 24, 48, 40) = original (75, 25, 150, 75)
-        [0.5, 0.3125, 1.0, 0.6875],  # car: canvas (48, 20, 96, 44) = orig. (150, 12.5, 300, 87.5)
-        [0.0, 0.25, 0.25, 0.75],  # cat, weak: canvas (0, 16, 24, 48)
-        [0.1, 0.3, 0.2, 0.4],  # class id 7: no such label
-    ]], dtype=np.float32)  # fmt: skip
+    boxes = np.array(
+        [
+            [
+                [
+                    0.25,
+                    0.375,
+                    0.5,
+                    0.625,
+                ],  # dog: canvas (24, 24, 48, 40) = original (75, 25, 150, 75)
+                [
+                    0.5,
+                    0.3125,
+                    1.0,
+                    0.6875,
+                ],  # car: canvas (48, 20, 96, 44) = orig. (150, 12.5, 300, 87.5)
+                [0.0, 0.25, 0.25, 0.75],  # cat, weak: canvas (0, 16, 24, 48)
+                [0.1, 0.3, 0.2, 0.4],  # class id 7: no such label
+            ]
+        ],
+        dtype=np.float32,
+    )
     outputs: dict[str, np.ndarray] = {
         "labels": np.array([[1, 2, 0, 7]], np.int64),
         "boxes": boxes,
         "scores": np.array([[0.9, 0.6, 0.2, 0.95]], np.float32),
     }
-    model = graph_model(tmp_path / "rtdetr.onnx", outputs, image_shape=["batch", *CANVAS_NCHW],
-                        sizes_scale="boxes")  # fmt: skip
+    model = graph_model(
+        tmp_path / "rtdetr.onnx", outputs, image_shape=["batch", *CANVAS_NCHW], sizes_scale="boxes"
+    )
     return with_names(model, "cat\ndog\ncar\n")
 
 
@@ -132,8 +152,9 @@ def test_detr_dynamic_batch_runs_several_images_at_once(tmp_path: Path) -> None:
     canvases = [detector.to_canvas(Image.new("RGB", size))[0] for size in (WIDE, (96, 64))]
     outputs = detector.run(canvases)  # one session run: orig_target_sizes is [2, 2]
     assert len(outputs) == 2 and [a.shape for a in outputs[0]] == [(4, 4), (4,), (4,)]
-    wide, exact = detector.detect_many([(Image.new("RGB", WIDE), None),
-                                        (Image.new("RGB", (96, 64)), None)])  # fmt: skip
+    wide, exact = detector.detect_many(
+        [(Image.new("RGB", WIDE), None), (Image.new("RGB", (96, 64)), None)]
+    )
     np.testing.assert_allclose(box_of(wide, "dog"), [75, 25, 150, 75], atol=1e-3)
     np.testing.assert_allclose(box_of(exact, "dog"), [24, 24, 48, 40], atol=1e-3)
 
@@ -143,8 +164,9 @@ def test_detr_min_score_and_classes_apply(tmp_path: Path) -> None:
     assert found(Detector(model, min_score=0.1)) == [("dog", 0.9), ("car", 0.6), ("cat", 0.2)]
     assert found(Detector(model, min_score=0.7)) == [("dog", 0.9)]
     assert found(Detector(model, min_score=0.1, classes=("cat", "car"))) == [
-        ("car", 0.6), ("cat", 0.2)
-    ]  # fmt: skip
+        ("car", 0.6),
+        ("cat", 0.2),
+    ]
 
 
 def test_split_outputs_told_apart_by_shape_and_dtype_fixed_batch(tmp_path: Path) -> None:
@@ -154,26 +176,34 @@ def test_split_outputs_told_apart_by_shape_and_dtype_fixed_batch(tmp_path: Path)
         "out_b": np.array([[2, 0]], np.int32),  # class ids
         "out_c": np.array([[[24, 24, 48, 40], [0, 16, 24, 48]]], np.float32),  # canvas pixels
     }
-    model = graph_model(tmp_path / "split.onnx", outputs, image_shape=[1, *CANVAS_NCHW],
-                        image_type=TensorProto.FLOAT16)  # fmt: skip
+    model = graph_model(
+        tmp_path / "split.onnx",
+        outputs,
+        image_shape=[1, *CANVAS_NCHW],
+        image_type=TensorProto.FLOAT16,
+    )
     detector = Detector(with_names(model, "bird\nplane\nboat\n"))
     assert detector.layout.value == "detr" and not detector.batchable
     assert detector.output_names == ("out_c", "out_a", "out_b") and detector.sizes_input is None
     many = detector.detect_many([(Image.new("RGB", WIDE), None)] * 3)  # one by one
     assert len(many) == 3
     for detections in many:
-        assert [(d.label, round(d.score, 3)) for d in detections] == [("boat", 0.8),
-                                                                      ("bird", 0.3)]  # fmt: skip
+        assert [(d.label, round(d.score, 3)) for d in detections] == [("boat", 0.8), ("bird", 0.3)]
         np.testing.assert_allclose(box_of(detections, "boat"), [75, 25, 150, 75], atol=1e-3)
         np.testing.assert_allclose(box_of(detections, "bird"), [0, 0, 75, 100], atol=1e-3)
 
 
 # -- end-to-end [B, N, 6]: YOLOv10 / Ultralytics end2end --------------------------------------
-END2END_ROWS = np.array([[
-    [24, 24, 48, 40, 0.85, 0],  # person: original (75, 25, 150, 75)
-    [48, 20, 96, 44, 0.1, 0],  # weak
-    [0, 0, 0, 0, 0.0, 0],  # padding
-]], dtype=np.float32)  # fmt: skip
+END2END_ROWS = np.array(
+    [
+        [
+            [24, 24, 48, 40, 0.85, 0],  # person: original (75, 25, 150, 75)
+            [48, 20, 96, 44, 0.1, 0],  # weak
+            [0, 0, 0, 0, 0.0, 0],  # padding
+        ]
+    ],
+    dtype=np.float32,
+)
 
 
 @pytest.mark.parametrize(
@@ -183,35 +213,52 @@ def test_end2end_single_output_marked_by_ultralytics_metadata(
     tmp_path: Path, mark: dict[str, str]
 ) -> None:
     """One label: [B, N, 6] is also YOLOv5's 5 + 1 shape; Ultralytics' metadata settles it."""
-    model = graph_model(tmp_path / "e2e.onnx", {"output0": END2END_ROWS},
-                        image_shape=["batch", *CANVAS_NHWC],
-                        metadata={"names": "{0: 'person'}", **mark})  # fmt: skip
+    model = graph_model(
+        tmp_path / "e2e.onnx",
+        {"output0": END2END_ROWS},
+        image_shape=["batch", *CANVAS_NHWC],
+        metadata={"names": "{0: 'person'}", **mark},
+    )
     detector = Detector(model)
     assert detector.layout.value == "end2end" and not detector.channels_first
     (person,) = detector.detect(Image.new("RGB", WIDE))
     assert person.label == "person" and person.score == pytest.approx(0.85)
     np.testing.assert_allclose(person.box, [75, 25, 150, 75], atol=1e-3)
     assert [d.label for d in Detector(model, min_score=0.05).detect(Image.new("RGB", WIDE))] == [
-        "person", "person"
-    ]  # fmt: skip
+        "person",
+        "person",
+    ]
 
 
 def test_unmarked_six_columns_with_one_label_stay_yolov5(tmp_path: Path) -> None:
-    model = graph_model(tmp_path / "v5.onnx", {"output0": END2END_ROWS},
-                        image_shape=[1, *CANVAS_NCHW],
-                        metadata={"names": "{0: 'person'}"})  # fmt: skip
+    model = graph_model(
+        tmp_path / "v5.onnx",
+        {"output0": END2END_ROWS},
+        image_shape=[1, *CANVAS_NCHW],
+        metadata={"names": "{0: 'person'}"},
+    )
     assert Detector(model).layout.value == "yolov5"
 
 
 # -- TF Object Detection API SSD: four outputs, 1-based ids, num_detections -------------------
 def ssd_model(tmp_path: Path) -> Path:
-    boxes = np.array([[
-        [0.375, 0.25, 0.625, 0.5],  # y1, x1, y2, x2: canvas (24, 24, 48, 40)
-        [0.3125, 0.5, 0.6875, 1.0],  # canvas (48, 20, 96, 44)
-        [0.25, 0.0, 0.75, 0.25],  # class id 0: TF's background, never a detection
-        [0.25, 0.25, 0.75, 0.75],  # beyond num_detections: not valid, however high its score
-        [0.0, 0.0, 0.0, 0.0],
-    ]], dtype=np.float32)  # fmt: skip
+    boxes = np.array(
+        [
+            [
+                [0.375, 0.25, 0.625, 0.5],  # y1, x1, y2, x2: canvas (24, 24, 48, 40)
+                [0.3125, 0.5, 0.6875, 1.0],  # canvas (48, 20, 96, 44)
+                [0.25, 0.0, 0.75, 0.25],  # class id 0: TF's background, never a detection
+                [
+                    0.25,
+                    0.25,
+                    0.75,
+                    0.75,
+                ],  # beyond num_detections: not valid, however high its score
+                [0.0, 0.0, 0.0, 0.0],
+            ]
+        ],
+        dtype=np.float32,
+    )
     outputs = {
         "detection_boxes:0": boxes,
         "detection_scores:0": np.array([[0.9, 0.5, 0.8, 0.99, 0.0]], np.float32),
@@ -219,14 +266,19 @@ def ssd_model(tmp_path: Path) -> Path:
         "num_detections:0": np.array([3.0], np.float32),
         "raw_detection_boxes": np.zeros((1, 8, 4), np.float32),  # TF2 exports add these
     }
-    return graph_model(tmp_path / "ssd.onnx", outputs, image_shape=["batch", *CANVAS_NHWC],
-                       image_type=TensorProto.UINT8)  # fmt: skip
+    return graph_model(
+        tmp_path / "ssd.onnx",
+        outputs,
+        image_shape=["batch", *CANVAS_NHWC],
+        image_type=TensorProto.UINT8,
+    )
 
 
 @pytest.mark.parametrize(
-    "names", ["person\nbicycle\ncar\n", "???\nperson\nbicycle\ncar\n", "background\nperson\n"
-              "bicycle\ncar\n"], ids=["label-map-order", "placeholder-first", "background-first"],
-)  # fmt: skip
+    "names",
+    ["person\nbicycle\ncar\n", "???\nperson\nbicycle\ncar\n", "background\nperson\nbicycle\ncar\n"],
+    ids=["label-map-order", "placeholder-first", "background-first"],
+)
 def test_tf_ssd_one_based_ids_and_num_detections(tmp_path: Path, names: str) -> None:
     """TF's id 1 is the first real name, with or without a placeholder line for id 0."""
     detector = Detector(with_names(ssd_model(tmp_path), names))
@@ -242,8 +294,9 @@ def test_tf_ssd_one_based_ids_and_num_detections(tmp_path: Path, names: str) -> 
 # -- what no layout fits ----------------------------------------------------------------------
 def test_unrecognised_outputs_are_a_config_error_naming_them(tmp_path: Path) -> None:
     outputs = {"foo": np.zeros((1, 10, 3), np.float32), "bar": np.zeros((1, 7), np.float32)}
-    model = with_names(graph_model(tmp_path / "odd.onnx", outputs, image_shape=[1, *CANVAS_NCHW]),
-                       "a\nb\n")  # fmt: skip
+    model = with_names(
+        graph_model(tmp_path / "odd.onnx", outputs, image_shape=[1, *CANVAS_NCHW]), "a\nb\n"
+    )
     with pytest.raises(ConfigError, match=r"foo \[1, 10, 3\], bar \[1, 7\] fit no layout") as err:
         Detector(model)
     assert "TF SSD" in str(err.value) and "RT-DETR" in str(err.value)

@@ -10,9 +10,13 @@ from hook.detect.thresholds import FLOOR, Thresholds, parse_label_scores
 def test_label_scores_are_label_equals_score_pairs() -> None:
     assert parse_label_scores(" person=0.3, car = 0.25 ,") == {"person": 0.3, "car": 0.25}
     assert parse_label_scores("") == {} and parse_label_scores(" None ") == {}
-    for bad, why in [("person", "not label=score"), ("=0.3", "not label=score"),
-                     ("person=high", "'high' is not a number"), ("person=1.5", "from 0 to 1"),
-                     ("car=0.3,car=0.4", "'car' is given twice")]:  # fmt: skip
+    for bad, why in [
+        ("person", "not label=score"),
+        ("=0.3", "not label=score"),
+        ("person=high", "'high' is not a number"),
+        ("person=1.5", "from 0 to 1"),
+        ("car=0.3,car=0.4", "'car' is given twice"),
+    ]:
         with pytest.raises(ValueError, match=why):
             parse_label_scores(bad)
 

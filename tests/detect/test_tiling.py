@@ -45,8 +45,9 @@ def test_a_grid_leaves_a_frame_too_small_to_cut_whole() -> None:
     assert grid_for((64, 64), Tiling("grid", (2, 2))) == (2, 2)
 
 
-@pytest.mark.parametrize(("size", "grid"), [((1920, 1080), (3, 2)), ((1280, 720), (2, 1)),
-                                            ((1001, 1003), (4, 3))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("size", "grid"), [((1920, 1080), (3, 2)), ((1280, 720), (2, 1)), ((1001, 1003), (4, 3))]
+)
 def test_tiles_cover_the_frame_and_neighbours_overlap(
     size: tuple[int, int], grid: tuple[int, int]
 ) -> None:

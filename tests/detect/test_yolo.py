@@ -11,9 +11,15 @@ from hook.detect import decoders, yolo
 
 @pytest.mark.parametrize(
     ("source", "canvas"),
-    [((768, 576), (416, 416)), ((640, 424), (416, 416)), ((300, 900), (416, 416)),
-     ((1352, 900), (640, 384)), ((500, 500), (320, 256)), ((37, 1000), (416, 416))],
-)  # fmt: skip
+    [
+        ((768, 576), (416, 416)),
+        ((640, 424), (416, 416)),
+        ((300, 900), (416, 416)),
+        ((1352, 900), (640, 384)),
+        ((500, 500), (320, 256)),
+        ((37, 1000), (416, 416)),
+    ],
+)
 def test_letterbox_maps_boxes_back_exactly(
     source: tuple[int, int], canvas: tuple[int, int]
 ) -> None:
@@ -78,10 +84,13 @@ def test_output_layout_by_shape() -> None:
 
 
 def test_decode_v5_multiplies_objectness_and_class() -> None:
-    rows = np.array([
-        [50, 40, 20, 10, 0.9, 0.1, 0.8],   # score 0.72, class 1
-        [10, 10, 4, 4, 0.2, 0.9, 0.0],     # score 0.18: below threshold
-    ], dtype=np.float32)  # fmt: skip
+    rows = np.array(
+        [
+            [50, 40, 20, 10, 0.9, 0.1, 0.8],  # score 0.72, class 1
+            [10, 10, 4, 4, 0.2, 0.9, 0.0],  # score 0.18: below threshold
+        ],
+        dtype=np.float32,
+    )
     boxes, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.25)
     np.testing.assert_allclose(boxes, [[40, 35, 60, 45]])
     np.testing.assert_allclose(scores, [0.72], rtol=1e-6)
@@ -132,11 +141,13 @@ def test_nms_keeps_classes_apart_even_with_negative_coordinates() -> None:
 
 
 def test_min_score_zero_reports_no_masked_or_empty_rows() -> None:
-    rows = np.array([[50, 40, 20, 10, 1.0, 0.0, 0.0], [50, 40, 20, 10, 1.0, 0.9, 0.0]],
-                    dtype=np.float32)  # fmt: skip
+    rows = np.array(
+        [[50, 40, 20, 10, 1.0, 0.0, 0.0], [50, 40, 20, 10, 1.0, 0.9, 0.0]], dtype=np.float32
+    )
     mask = np.array([0.0, 1.0], dtype=np.float32)
-    _, scores, ids = yolo.decode(rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.0,
-                                 class_mask=mask)  # fmt: skip
+    _, scores, ids = yolo.decode(
+        rows, yolo.Layout.V5, canvas=(100, 80), min_score=0.0, class_mask=mask
+    )
     assert ids.tolist() == [] and scores.tolist() == []
 
 
@@ -146,8 +157,13 @@ def z(*shape: int, dtype: type = np.float32) -> np.ndarray:
 
 
 def test_plan_outputs_tells_the_layouts_apart() -> None:
-    ssd_names = ["detection_boxes:0", "raw_detection_boxes", "detection_scores:0",
-                 "detection_classes:0", "num_detections:0"]  # fmt: skip
+    ssd_names = [
+        "detection_boxes:0",
+        "raw_detection_boxes",
+        "detection_scores:0",
+        "detection_classes:0",
+        "num_detections:0",
+    ]
     ssd = yolo.plan_outputs(ssd_names, [z(1, 100, 4), z(1, 9, 4), z(1, 100), z(1, 100), z(1)], 90)
     assert ssd == yolo.Plan(yolo.Layout.SSD, (4, 0, 2, 3))
     named = yolo.plan_outputs(
@@ -211,6 +227,8 @@ def test_non_finite_and_empty_rows_are_no_detections() -> None:
         np.array([[10, 10, 50, 50], [np.nan, 0, 5, 5], [10, 10, 10, 50], [0, 0, 9, 9]], float),
         np.array([0.9, 0.9, 0.9, np.inf]),
         np.array([0, 0, 0, 0]),
-        canvas=(416, 416), min_score=0.25, classes=1,
-    )  # fmt: skip
+        canvas=(416, 416),
+        min_score=0.25,
+        classes=1,
+    )
     assert split[0].tolist() == [[10, 10, 50, 50]]

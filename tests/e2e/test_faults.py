@@ -43,9 +43,11 @@ class FaultSettings(TypedDict):
 
 
 FAULT_SETTINGS = FaultSettings(
-    HOOK_MONGO_TIMEOUT_MS="500", HOOK_RETRY_BASE_SECONDS="0.3", HOOK_MAX_ATTEMPTS="30",
+    HOOK_MONGO_TIMEOUT_MS="500",
+    HOOK_RETRY_BASE_SECONDS="0.3",
+    HOOK_MAX_ATTEMPTS="30",
     HOOK_LEASE_SECONDS="3",
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -160,8 +162,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 3 MB tmpfs for the embedded MongoDB's data (skipped where mounting is not allowed)."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                          capture_output=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     yield mount
@@ -208,8 +213,15 @@ def test_read_only_data_dir_at_start_is_a_clear_error(tmp_path: Path, small_disk
         HOOK_EMBEDDED_PORT=str(free_port()),
         HOOK_BIND=f"127.0.0.1:{free_port()}",
     )
-    done = subprocess.run([sys.executable, "-m", "hook", "run"], cwd=procs.ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "hook", "run"],
+        cwd=procs.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output
     assert "data dir" in output and "is not usable: Read-only file system" in output, output

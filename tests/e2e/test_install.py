@@ -17,8 +17,13 @@ UNITS = ("hook-web.service", "hook-worker@.service", "hook-mongo.service")
 
 
 def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), "--root", str(root), "--no-start", *args],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    return subprocess.run(
+        ["bash", str(SCRIPT), "--root", str(root), "--no-start", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def config(root: Path) -> dict[str, str]:
@@ -27,11 +32,13 @@ def config(root: Path) -> dict[str, str]:
 
 
 def test_help_and_bad_options() -> None:
-    shown = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True,
-                           check=False)  # fmt: skip
+    shown = subprocess.run(
+        ["bash", str(SCRIPT), "--help"], capture_output=True, text=True, check=False
+    )
     assert shown.returncode == 0 and "--mongo-uri URI" in shown.stdout and "--purge" in shown.stdout
-    bad = subprocess.run(["bash", str(SCRIPT), "--frobnicate"], capture_output=True, text=True,
-                         check=False)  # fmt: skip
+    bad = subprocess.run(
+        ["bash", str(SCRIPT), "--frobnicate"], capture_output=True, text=True, check=False
+    )
     assert bad.returncode == 1 and "unknown option: --frobnicate" in bad.stderr
 
 
@@ -138,8 +145,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     (tmp_path / "bin").mkdir(exist_ok=True)
     shutil.copy("/bin/true", tmp_path / "bin/kill")  # the worker's ExecReload
     units = ["hook-web.service", "hook-worker@1.service", "hook-mongo.service"]
-    done = subprocess.run(["systemd-analyze", "verify", f"--root={tmp_path}", *units],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["systemd-analyze", "verify", f"--root={tmp_path}", *units],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     ours = [line for line in (done.stdout + done.stderr).splitlines() if "hook" in line]
     assert done.returncode == 0, ours
     assert ours == [], ours

@@ -39,9 +39,14 @@ def signed() -> Iterator[Receiver]:
 @pytest.fixture(scope="module")
 def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn for the whole module; each test starts the workers it wants."""
-    with Stack(tmp_path_factory.mktemp("reports"), mongo=mongo, HOOK_MONGO_DB=DB,
-               HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_RETRY_BASE_SECONDS="0.3",
-               HOOK_SIGNING_SECRET=SECRET) as running:  # fmt: skip
+    with Stack(
+        tmp_path_factory.mktemp("reports"),
+        mongo=mongo,
+        HOOK_MONGO_DB=DB,
+        HOOK_CALLBACK_HOSTS="127.0.0.1",
+        HOOK_RETRY_BASE_SECONDS="0.3",
+        HOOK_SIGNING_SECRET=SECRET,
+    ) as running:
         yield running
 
 
@@ -73,8 +78,12 @@ def reporting(signed: Receiver, path: str, **env: str) -> dict[str, str]:
 def payload(signed: Receiver, path: str, image: bytes) -> dict[str, Any]:
     """A one-image event from camera "porch" calling back `path`."""
     image_b64 = base64.b64encode(image).decode()
-    return {"callback_url": signed.url(path), "camera": "porch", "user_id": "u1",
-            "images": [{"timestamp": STAMP, "image_b64": image_b64}]}  # fmt: skip
+    return {
+        "callback_url": signed.url(path),
+        "camera": "porch",
+        "user_id": "u1",
+        "images": [{"timestamp": STAMP, "image_b64": image_b64}],
+    }
 
 
 def send(stack: Stack, event: dict[str, Any]) -> str:
@@ -86,8 +95,14 @@ def send(stack: Stack, event: dict[str, Any]) -> str:
 def reports(signed: Receiver, path: str, task_id: str, count: int = 1) -> list[Request]:
     """The first `count` reports of `task_id` POSTed to `path`, each signature verified."""
     deadline = time.monotonic() + 30
-    while len(found := [r for r in signed.requests_to(path)
-                        if json.loads(r.body).get("task_id") == task_id]) < count:  # fmt: skip
+    while (
+        len(
+            found := [
+                r for r in signed.requests_to(path) if json.loads(r.body).get("task_id") == task_id
+            ]
+        )
+        < count
+    ):
         assert time.monotonic() < deadline, f"{len(found)} of {count} reports of {task_id}"
         time.sleep(0.05)
     assert all(r.verified_by == 0 for r in found)
@@ -117,10 +132,16 @@ def test_a_refusal_is_reported_to_the_failure_url_and_the_callback(
     body = json.loads(report.body)
     failed = report_state(stack, task_id, "sent")
     assert body == {
-        "status": "failure", "task_id": task_id, "reason": failed["last_error"], "attempts": 1,
-        "camera": "porch", "user_id": "u1", "callback_url": signed.url(cb_path),
-        "timestamps": [STAMP], "failed_at": failed["finished_at"],
-    }  # fmt: skip
+        "status": "failure",
+        "task_id": task_id,
+        "reason": failed["last_error"],
+        "attempts": 1,
+        "camera": "porch",
+        "user_id": "u1",
+        "callback_url": signed.url(cb_path),
+        "timestamps": [STAMP],
+        "failed_at": failed["finished_at"],
+    }
     assert body["reason"].startswith("callback answered 404")
     labels, to_callback = signed.wait_for(cb_path, 2)
     assert labels["status"] == "success"
@@ -175,8 +196,9 @@ def test_a_lease_that_ran_out_on_the_last_attempt_is_reported(
     task_id = send(stack, payload(signed, cb_path, image_bytes(seed=4)))
     dead = store.claim("dead-worker#1", 1)  # a worker that dies at once, on its last attempt
     assert dead is not None and dead.id == task_id
-    stack.start_worker(**reporting(signed, fail_path, HOOK_MAX_ATTEMPTS="1",
-                                   HOOK_LEASE_SECONDS="2"))  # fmt: skip
+    stack.start_worker(
+        **reporting(signed, fail_path, HOOK_MAX_ATTEMPTS="1", HOOK_LEASE_SECONDS="2")
+    )
     (report,) = reports(signed, fail_path, task_id)
     body = json.loads(report.body)
     assert body["reason"] == "lease expired on attempt 1 of 1: the worker died or hung"
@@ -197,8 +219,9 @@ def test_an_undeliverable_report_is_retried_then_kept_with_the_task(
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert gaps[0] >= 0.15 and gaps[1] >= 0.3  # half of 0.3 x 2^(n-1) at least
     assert failed["report"]["attempts"] == 3
-    assert failed["report"]["last_error"].startswith("failure_url: gave up after 3 attempts; "
-                                                     "last: callback answered 503")  # fmt: skip
+    assert failed["report"]["last_error"].startswith(
+        "failure_url: gave up after 3 attempts; last: callback answered 503"
+    )
     time.sleep(1.5)
     assert len(signed.requests_to(fail_path)) == 3  # never retried forever
     result = requests.get(f"{stack.url}/{task_id}", timeout=10).json()  # the results API

@@ -37,11 +37,17 @@ CAMERA, USER = "café porch ☂ 100%", "ü-1"
 def stack(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn and the workers, all with both secrets (new first) and a custom header, and
     logging at DEBUG, so that what must never be logged has every chance to be."""
-    with Stack(tmp_path_factory.mktemp("signed"), mongo=mongo, HOOK_MONGO_DB=DB,
-               HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_RETRY_BASE_SECONDS="0.3",
-               HOOK_SIGNING_SECRET=f"whsec_{NEW} whsec_{OLD}", HOOK_LOG_LEVEL="DEBUG",
-               HOOK_CALLBACK_HEADERS=json.dumps({"Authorization": TOKEN}),
-               HOOK_CALLBACK_TIMEOUT="20") as running:  # fmt: skip
+    with Stack(
+        tmp_path_factory.mktemp("signed"),
+        mongo=mongo,
+        HOOK_MONGO_DB=DB,
+        HOOK_CALLBACK_HOSTS="127.0.0.1",
+        HOOK_RETRY_BASE_SECONDS="0.3",
+        HOOK_SIGNING_SECRET=f"whsec_{NEW} whsec_{OLD}",
+        HOOK_LOG_LEVEL="DEBUG",
+        HOOK_CALLBACK_HEADERS=json.dumps({"Authorization": TOKEN}),
+        HOOK_CALLBACK_TIMEOUT="20",
+    ) as running:
         yield running
 
 
@@ -78,9 +84,14 @@ def send(stack: Stack, receiver: Receiver, seed: int, path: str | None = None) -
     """POST a one-image event; return (task id, callback path)."""
     path = path or f"/cb/{uuid.uuid4().hex}"
     image = base64.b64encode(image_bytes(96, 64, seed=seed)).decode()
-    answer = stack.post({"callback_url": receiver.url(path), "camera": CAMERA, "user_id": USER,
-                         "images": [{"timestamp": "2017-05-05T01:31:13Z",
-                                     "image_b64": image}]})  # fmt: skip
+    answer = stack.post(
+        {
+            "callback_url": receiver.url(path),
+            "camera": CAMERA,
+            "user_id": USER,
+            "images": [{"timestamp": "2017-05-05T01:31:13Z", "image_b64": image}],
+        }
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()["task_id"], path
 
@@ -192,8 +203,15 @@ def test_the_next_worker_after_one_killed_mid_delivery_sends_the_same_id(
 def test_a_bad_header_or_secret_stops_the_worker_at_start_up(
     stack: Stack, name: str, value: str, said: str
 ) -> None:
-    done = subprocess.run(worker_argv(), cwd=ROOT, env={**stack.env, name: value},
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        worker_argv(),
+        cwd=ROOT,
+        env={**stack.env, name: value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert "cannot start: " in done.stderr and said in done.stderr
     assert "VALUE" not in done.stderr and NEW not in done.stderr and "Traceback" not in done.stderr
@@ -223,9 +241,14 @@ def test_the_dog_photo_arrives_signed_with_its_labels(
     workers.start_worker()
     path = f"/cb/{uuid.uuid4().hex}"
     image = base64.b64encode((DATA / "dog.jpg").read_bytes()).decode()
-    answer = workers.post({"callback_url": new_only.url(path), "camera": CAMERA, "user_id": USER,
-                           "images": [{"timestamp": "2017-05-05T01:31:13.738647",
-                                       "image_b64": image}]})  # fmt: skip
+    answer = workers.post(
+        {
+            "callback_url": new_only.url(path),
+            "camera": CAMERA,
+            "user_id": USER,
+            "images": [{"timestamp": "2017-05-05T01:31:13.738647", "image_b64": image}],
+        }
+    )
     task_id = answer.json()["task_id"]
     (body,) = new_only.wait_for(path, 1)
     assert "dog" in body["labels"]["2017-05-05T01:31:13.738647"]

@@ -3,15 +3,12 @@ on 127.0.0.1 standing in for Camio's callback endpoint."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import signal
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import requests
@@ -20,6 +17,7 @@ from pymongo import MongoClient
 
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
+from tests.e2e.support import blank_png, send
 from tests.factories import DATA, REGIONS, bad_pngs, image_bytes
 from tests.procs import Stack, hook_cli
 from tests.receiver import Receiver
@@ -31,9 +29,14 @@ DB = "e2e"
 @pytest.fixture(scope="module")
 def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn for the whole module; each test starts the workers it wants."""
-    with Stack(tmp_path_factory.mktemp("e2e"), mongo=mongo, HOOK_MONGO_DB=DB,
-               HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_RETRY_BASE_SECONDS="0.3",
-               HOOK_CALLBACK_TIMEOUT="20") as running:  # fmt: skip
+    with Stack(
+        tmp_path_factory.mktemp("e2e"),
+        mongo=mongo,
+        HOOK_MONGO_DB=DB,
+        HOOK_CALLBACK_HOSTS="127.0.0.1",
+        HOOK_RETRY_BASE_SECONDS="0.3",
+        HOOK_CALLBACK_TIMEOUT="20",
+    ) as running:
         yield running
 
 
@@ -51,35 +54,20 @@ def store(mongo: EmbeddedMongo) -> Iterator[TaskStore]:
     client.close()
 
 
-def send(
-    stack: Stack, receiver: Receiver, images: list[tuple[Any, bytes]], path: str | None = None
-) -> tuple[str, str]:
-    """POST an event with (timestamp, bytes) images; return (task id, callback path)."""
-    path = path or f"/cb/{uuid.uuid4().hex}"
-    payload = {"callback_url": receiver.url(path), "camera": "porch", "user_id": "u1",
-               "images": [{"timestamp": ts, "image_b64": base64.b64encode(data).decode()}
-                          for ts, data in images]}  # fmt: skip
-    answer = stack.post(payload)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["task_id"], path
-
-
-def blank_png() -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (320, 240), (128, 128, 128)).save(out, "PNG")
-    return out.getvalue()
-
-
 def test_event_comes_back_labeled_in_camio_format(
     stack: Stack, receiver: Receiver, store: TaskStore
 ) -> None:
     stack.start_worker()
     dict_stamp = {"meta_class": "datetime.datetime", "date": "2016-10-09T06:17:36.923-0000"}
-    task_id, path = send(stack, receiver, [
-        ("2017-05-05T01:31:13.738647", (DATA / "dog.jpg").read_bytes()),
-        (dict_stamp, (DATA / "person.jpg").read_bytes()),
-        ("2017-05-05T01:31:15Z", blank_png()),
-    ])  # fmt: skip
+    task_id, path = send(
+        stack,
+        receiver,
+        [
+            ("2017-05-05T01:31:13.738647", (DATA / "dog.jpg").read_bytes()),
+            (dict_stamp, (DATA / "person.jpg").read_bytes()),
+            ("2017-05-05T01:31:15Z", blank_png()),
+        ],
+    )
     (body,) = receiver.wait_for(path, 1)
     assert body["status"] == "success"
     labels = body["labels"]
@@ -158,10 +146,16 @@ def test_a_hanging_callback_host_does_not_hold_up_deliveries_to_others(
         for path in slow_paths:
             slow.delay[path] = 8.0
         stack.start_worker()
-        slow_ids = [send(stack, slow, [("2017-05-05T01:31:13Z", image_bytes(64, 48, seed=900 + n))],
-                         path)[0] for n, path in enumerate(slow_paths)]  # fmt: skip
-        fast = [send(stack, receiver, [("2017-05-05T01:31:14Z", image_bytes(64, 48, seed=950 + n))])
-                for n in range(3)]  # fmt: skip
+        slow_ids = [
+            send(stack, slow, [("2017-05-05T01:31:13Z", image_bytes(64, 48, seed=900 + n))], path)[
+                0
+            ]
+            for n, path in enumerate(slow_paths)
+        ]
+        fast = [
+            send(stack, receiver, [("2017-05-05T01:31:14Z", image_bytes(64, 48, seed=950 + n))])
+            for n in range(3)
+        ]
         for _, path in fast:
             receiver.wait_for(path, 1, timeout=6)
         for path in slow_paths:  # and the slow host gets every one of its own in the end
@@ -249,8 +243,15 @@ def test_two_workers_deliver_50_events_exactly_once(stack: Stack, receiver: Rece
     stack.start_worker()
     stack.start_worker()
     prefix = f"/cb/{uuid.uuid4().hex}"
-    sent = [send(stack, receiver, [("2017-05-05T01:31:13Z", image_bytes(96, 64, seed=5000 + n))],
-                 f"{prefix}/{n}") for n in range(50)]  # fmt: skip
+    sent = [
+        send(
+            stack,
+            receiver,
+            [("2017-05-05T01:31:13Z", image_bytes(96, 64, seed=5000 + n))],
+            f"{prefix}/{n}",
+        )
+        for n in range(50)
+    ]
     for task_id, path in sent:
         receiver.wait_for(path, 1)
         stack.wait_status(task_id, "done")
@@ -289,12 +290,15 @@ def test_deliveries_and_latency_reach_the_metrics(stack: Stack, receiver: Receiv
         == value(before, "hook_latency_seconds_count") + 1
     )
     host = f'host="127.0.0.1:{receiver.server.server_port}"'  # the port, never the path
-    for line in (f'hook_host_deliveries_total{{{host},outcome="delivered"}}',
-                 f"hook_host_delivery_seconds_count{{{host}}}",
-                 f'hook_host_delivery_seconds_bucket{{{host},le="+Inf"}}'):  # fmt: skip
+    for line in (
+        f'hook_host_deliveries_total{{{host},outcome="delivered"}}',
+        f"hook_host_delivery_seconds_count{{{host}}}",
+        f'hook_host_delivery_seconds_bucket{{{host},le="+Inf"}}',
+    ):
         assert value(after, line) == value(before, line) + 1, line
     assert value(after, f"hook_host_delivery_seconds_sum{{{host}}}") > value(
-        before, f"hook_host_delivery_seconds_sum{{{host}}}")  # fmt: skip
+        before, f"hook_host_delivery_seconds_sum{{{host}}}"
+    )
     assert path not in after and "/cb/" not in after
 
 
@@ -307,8 +311,7 @@ def test_deliveries_are_counted_per_callback_host_in_metrics_and_status(
         failing.script[where] = [503, 404]
         stack.start_worker()
         done, _ = send(stack, fine, [("2017-05-05T01:31:13Z", image_bytes(seed=4400))], where)
-        refused, _ = send(stack, failing, [("2017-05-05T01:31:13Z", image_bytes(seed=4401))],
-                          where)  # fmt: skip
+        refused, _ = send(stack, failing, [("2017-05-05T01:31:13Z", image_bytes(seed=4401))], where)
         stack.wait_status(done, "done")
         assert stack.wait_status(refused, "failed")["attempts"] == 2
     finally:
@@ -317,9 +320,15 @@ def test_deliveries_are_counted_per_callback_host_in_metrics_and_status(
     ok, bad = (f"127.0.0.1:{r.server.server_port}" for r in (fine, failing))
     counted = 'hook_host_deliveries_total{{host="{}",outcome="{}"}} 1.0'
     text = metrics_once(stack, counted.format(bad, "refused"), counted.format(ok, "delivered"))
-    for host, outcome, n in [(ok, "delivered", 1), (ok, "retried", 0), (ok, "refused", 0),
-                             (bad, "delivered", 0), (bad, "retried", 1), (bad, "refused", 1),
-                             (bad, "gave_up", 0)]:  # fmt: skip
+    for host, outcome, n in [
+        (ok, "delivered", 1),
+        (ok, "retried", 0),
+        (ok, "refused", 0),
+        (bad, "delivered", 0),
+        (bad, "retried", 1),
+        (bad, "refused", 1),
+        (bad, "gave_up", 0),
+    ]:
         assert f'hook_host_deliveries_total{{host="{host}",outcome="{outcome}"}} {n}.0' in text
     assert f'hook_host_delivery_seconds_count{{host="{ok}"}} 1.0' in text
     assert f'hook_host_delivery_seconds_bucket{{host="{bad}",le="+Inf"}} 2.0' in text
@@ -355,8 +364,10 @@ def test_sigterm_gives_back_the_tasks_it_had_not_started(stack: Stack) -> None:
         for host in hosts:
             host.delay["/cb"] = 1.5
         worker = stack.start_worker()
-        ids = [send(stack, host, [("2017-05-05T01:31:13Z", image_bytes(seed=3300 + n))], "/cb")[0]
-               for n, host in enumerate(hosts)]  # fmt: skip
+        ids = [
+            send(stack, host, [("2017-05-05T01:31:13Z", image_bytes(seed=3300 + n))], "/cb")[0]
+            for n, host in enumerate(hosts)
+        ]
         hosts[0].wait_for("/cb", 1)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0

@@ -22,18 +22,27 @@ from hook.web.app import create_app, status_for
 from tests.factories import API_KEY, b64, event, image_bytes, make_settings
 
 JPEG = b64(image_bytes(32, 24, seed=1))
-FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])  # fmt: skip
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**40), max_value=10**40)
-           | st.floats(allow_nan=False) | st.text(max_size=40))  # fmt: skip
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+)
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10),
-                                                                      children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
     max_leaves=25,
-)  # fmt: skip
+)
 timestamps = st.one_of(
     st.text(max_size=40),
     st.datetimes().map(lambda d: d.isoformat()),
@@ -51,12 +60,22 @@ def app(db: Database) -> Iterator[tuple[Any, Database]]:
 def call(app: Any, body: bytes, path: str = f"/tasks/{API_KEY}") -> tuple[int, dict]:
     """One WSGI request, the way a server would make it; returns status and parsed JSON."""
     environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": path, "SERVER_NAME": "x", "SERVER_PORT": "80",
-        "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": "application/json", "wsgi.url_scheme": "http", "wsgi.errors": io.StringIO(),
-        "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.version": (1, 0), "wsgi.multithread": False,
-        "wsgi.multiprocess": False, "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1",
-    }  # fmt: skip
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": path,
+        "SERVER_NAME": "x",
+        "SERVER_PORT": "80",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
     started: list[str] = []
     chunks = app(environ, lambda status, headers, exc_info=None: started.append(status))
     data = b"".join(chunks)
@@ -112,8 +131,10 @@ def test_valid_event_with_one_field_replaced_and_unicode_keys(
 @FUZZ
 @given(st.lists(timestamps, min_size=1, max_size=3), st.sampled_from([JPEG, "", "@@@", 7]))
 def test_odd_timestamps_and_images(app: tuple[Any, Database], stamps: list, image: Any) -> None:
-    payload = {"callback_url": "https://www.camio.com/cb",
-               "images": [{"timestamp": s, "image_b64": image} for s in stamps]}  # fmt: skip
+    payload = {
+        "callback_url": "https://www.camio.com/cb",
+        "images": [{"timestamp": s, "image_b64": image} for s in stamps],
+    }
     check(*app, dumps(payload))
 
 

@@ -43,9 +43,16 @@ def test_the_host_is_host_and_port_only(url: str, host: str) -> None:
 
 def test_a_delivery_adds_its_outcome_and_its_seconds_to_the_buckets_it_fits() -> None:
     assert amounts("retried", 0.3) == {
-        "retried": 1, "count": 1, "sum": 0.3,
-        "le_0_5": 1, "le_1": 1, "le_2_5": 1, "le_5": 1, "le_10": 1, "le_30": 1,
-    }  # fmt: skip
+        "retried": 1,
+        "count": 1,
+        "sum": 0.3,
+        "le_0_5": 1,
+        "le_1": 1,
+        "le_2_5": 1,
+        "le_5": 1,
+        "le_10": 1,
+        "le_30": 1,
+    }
     assert amounts("delivered", 45.0) == {"delivered": 1, "count": 1, "sum": 45.0}  # only +Inf
 
 
@@ -73,12 +80,14 @@ def exposition(counters: list[Counter]) -> str:
 
 
 def test_the_families_by_host_and_outcome_with_a_histogram_per_host() -> None:
-    text = exposition([
-        counter("a.camio.com:443", (0.04, "delivered"), (0.2, "delivered")),
-        counter("b.camio.com:8443", (12.0, "retried"), (0.1, "refused")),
-        Counter("deliveries|delivered", {"n": 2}),  # other families are not theirs
-        Counter("hosts", {"n": 2}),
-    ])  # fmt: skip
+    text = exposition(
+        [
+            counter("a.camio.com:443", (0.04, "delivered"), (0.2, "delivered")),
+            counter("b.camio.com:8443", (12.0, "retried"), (0.1, "refused")),
+            Counter("deliveries|delivered", {"n": 2}),  # other families are not theirs
+            Counter("hosts", {"n": 2}),
+        ]
+    )
     assert "# TYPE hook_host_deliveries_total counter" in text
     assert "# TYPE hook_host_delivery_seconds histogram" in text
     for row in [
@@ -114,17 +123,22 @@ def test_quantiles_interpolate_within_their_bucket() -> None:
 
 
 def test_figures_list_the_most_recently_failing_hosts_first_and_other_last() -> None:
-    rows = figures([
-        counter("fine.camio.com:443", (0.1, "delivered"), at=500),
-        counter(OTHER, (0.1, "refused"), at=900),
-        counter("old.camio.com:443", (0.1, "delivered"), (1.0, "retried"), at=100),
-        counter("down.camio.com:443", (0.1, "delivered"), (2.0, "gave_up"), at=300),
-        counter("b-fine.camio.com:443", (0.3, "delivered"), at=600),
-    ])  # fmt: skip
+    rows = figures(
+        [
+            counter("fine.camio.com:443", (0.1, "delivered"), at=500),
+            counter(OTHER, (0.1, "refused"), at=900),
+            counter("old.camio.com:443", (0.1, "delivered"), (1.0, "retried"), at=100),
+            counter("down.camio.com:443", (0.1, "delivered"), (2.0, "gave_up"), at=300),
+            counter("b-fine.camio.com:443", (0.3, "delivered"), at=600),
+        ]
+    )
     assert [r.host for r in rows] == [
-        "down.camio.com:443", "old.camio.com:443", "b-fine.camio.com:443", "fine.camio.com:443",
+        "down.camio.com:443",
+        "old.camio.com:443",
+        "b-fine.camio.com:443",
+        "fine.camio.com:443",
         OTHER,
-    ]  # fmt: skip
+    ]
     down = rows[0]
     assert (down.delivered, down.retried, down.refused, down.gave_up) == (1, 0, 0, 1)
     assert down.last_outcome == "gave_up" and down.last_at == 301

@@ -16,8 +16,9 @@ from tests.loopback import free_port
 def test_buffered_adds_go_in_one_round_trip_and_survive_a_refused_flush(
     db: Database, mongo: EmbeddedMongo
 ) -> None:
-    dead: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
-                                    serverSelectionTimeoutMS=200)  # fmt: skip
+    dead: MongoClient = MongoClient(
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=200
+    )
     metrics = Metrics(TaskStore(dead["nowhere"]), buffered=True)
     for _ in range(5):
         metrics.count("events", "accepted")

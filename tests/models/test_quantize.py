@@ -37,13 +37,18 @@ def tiny_detector(path: Path) -> Path:
         helper.make_node("Sigmoid", ["heads"], ["output0"], name="decode"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 16, 16])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 6, 16, 16])],
-        [weights("w_norm", 3, 3, 1, 1), weights("w_first", 8, 3, 3, 3),
-         weights("w_body", 8, 8, 3, 3), weights("w_head_a", 3, 8, 1, 1),
-         weights("w_head_b", 3, 8, 1, 1)],
-    )  # fmt: skip
+        [
+            weights("w_norm", 3, 3, 1, 1),
+            weights("w_first", 8, 3, 3, 3),
+            weights("w_body", 8, 8, 3, 3),
+            weights("w_head_a", 3, 8, 1, 1),
+            weights("w_head_b", 3, 8, 1, 1),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(path))
     return path
@@ -72,9 +77,11 @@ def test_the_first_convolution_and_the_heads_are_found(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "first", "heads"),
-    [("yolov3-tiny", ["conv_3"], ["conv_45", "conv_86"]),
-     ("nanodet-g", ["normalise_3", "conv_5"], ["conv_144", "conv_158", "conv_171"])],
-)  # fmt: skip
+    [
+        ("yolov3-tiny", ["conv_3"], ["conv_45", "conv_86"]),
+        ("nanodet-g", ["normalise_3", "conv_5"], ["conv_144", "conv_158", "conv_171"]),
+    ],
+)
 def test_the_default_models_first_convolutions_and_heads(
     name: str, first: list[str], heads: list[str]
 ) -> None:

@@ -48,8 +48,11 @@ def test_a_camera_no_entry_fits_is_left_as_it_is() -> None:
 
 
 def test_the_first_fitting_entry_applies_and_star_is_the_default() -> None:
-    front, door, default = (CameraRule(match="front*"), CameraRule(match="front door"),
-                            CameraRule(match="*"))  # fmt: skip
+    front, door, default = (
+        CameraRule(match="front*"),
+        CameraRule(match="front door"),
+        CameraRule(match="*"),
+    )
     rules = Rules((front, door, default))
     assert rules.entry_for("front door") is front  # door is never reached: front fits first
     assert rules.entry_for("front yard") is front
@@ -69,8 +72,9 @@ def test_match_is_case_sensitive_and_shell_style() -> None:
 
 
 def test_labels_keep_only_the_named_ones() -> None:
-    kept, why = apply(CameraRule(match="*", labels=("person", "car")),
-                      box("person"), box("dog"), box("car"))  # fmt: skip
+    kept, why = apply(
+        CameraRule(match="*", labels=("person", "car")), box("person"), box("dog"), box("car")
+    )
     assert [d.label for d in kept] == ["person", "car"]
     assert why == ["not in labels"]
     assert apply(CameraRule(match="*", labels=()), box("person")) == ([], ["not in labels"])
@@ -94,12 +98,16 @@ def test_min_score_drops_lower_scores_and_keeps_equal_ones() -> None:
 def test_min_score_per_label_leaves_other_labels_unlimited() -> None:
     rule = CameraRule(match="*", min_score={"person": 0.6, "car": 0.4}, rename={"person": "p"})
     kept, dropped = Rules((rule,)).apply(
-        "cam", KEY, [box("person", 0.59), box("person", 0.6), box("car", 0.39), box("dog", 0.01)],
+        "cam",
+        KEY,
+        [box("person", 0.59), box("person", 0.6), box("car", 0.39), box("dog", 0.01)],
         SIZE,
-    )  # fmt: skip
+    )
     assert [(d.label, d.score) for d in kept] == [("p", 0.6), ("dog", 0.01)]
-    assert dropped == [Dropped(KEY, "person", 0.59, "min_score 0.6"),
-                       Dropped(KEY, "car", 0.39, "min_score 0.4")]  # fmt: skip
+    assert dropped == [
+        Dropped(KEY, "person", 0.59, "min_score 0.6"),
+        Dropped(KEY, "car", 0.39, "min_score 0.4"),
+    ]
 
 
 def test_the_thresholds_drop_quietly_unless_the_cameras_entry_sets_the_labels_own() -> None:
@@ -122,8 +130,9 @@ def test_the_thresholds_drop_quietly_unless_the_cameras_entry_sets_the_labels_ow
 
 def test_min_area_is_a_fraction_of_the_image_area() -> None:
     exact = 64 * 96 / (640 * 480)  # 0.02
-    kept, why = apply(CameraRule(match="*", min_area=exact), box("a"),
-                      Detection("b", 0.9, (0, 0, 64, 95)))  # fmt: skip
+    kept, why = apply(
+        CameraRule(match="*", min_area=exact), box("a"), Detection("b", 0.9, (0, 0, 64, 95))
+    )
     assert [d.label for d in kept] == ["a"]
     assert why == [f"min_area {exact:g}"]
 
@@ -158,21 +167,41 @@ def test_zone_edges_and_vertices_count_as_inside(feet: tuple[float, float], insi
 def test_only_zones_keep_objects_standing_in_any_of_them() -> None:
     left = ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0))
     rule = CameraRule(match="*", only_zones=(left, BAND))
-    kept, why = apply(rule, box("left", x=100), box("right low", x=600, bottom=450),
-                      box("right high", x=600, bottom=100))  # fmt: skip
+    kept, why = apply(
+        rule,
+        box("left", x=100),
+        box("right low", x=600, bottom=450),
+        box("right high", x=600, bottom=100),
+    )
     assert [d.label for d in kept] == ["left", "right low"]
     assert why == ["outside only_zones"]
 
 
 def test_checks_run_in_order_and_the_first_failed_one_is_why() -> None:
-    rule = CameraRule(match="*", labels=("person",), min_score=0.5, min_area=0.01,
-                      ignore_zones=(BAND,), only_zones=(((0, 0), (0.1, 0), (0, 0.1)),))  # fmt: skip
+    rule = CameraRule(
+        match="*",
+        labels=("person",),
+        min_score=0.5,
+        min_area=0.01,
+        ignore_zones=(BAND,),
+        only_zones=(((0, 0), (0.1, 0), (0, 0.1)),),
+    )
     tiny = (0, 470, 10, 480)  # under min_area, standing in the band, outside only_zones
-    found = [Detection("dog", 0.1, tiny), Detection("person", 0.1, tiny),
-             Detection("person", 0.9, tiny), box("person", bottom=400), box("person")]  # fmt: skip
+    found = [
+        Detection("dog", 0.1, tiny),
+        Detection("person", 0.1, tiny),
+        Detection("person", 0.9, tiny),
+        box("person", bottom=400),
+        box("person"),
+    ]
     _, why = apply(rule, *found)
-    assert why == ["not in labels", "min_score 0.5", "min_area 0.01", "ignore_zones[0]",
-                   "outside only_zones"]  # fmt: skip
+    assert why == [
+        "not in labels",
+        "min_score 0.5",
+        "min_area 0.01",
+        "ignore_zones[0]",
+        "outside only_zones",
+    ]
 
 
 def edit(path: Path, text: str) -> None:
@@ -227,8 +256,9 @@ def test_describe_says_what_each_entry_does(tmp_path: Path) -> None:
 
 
 def test_describe_names_entries_that_never_apply_and_cameras_no_entry_fits() -> None:
-    text = describe(Rules((CameraRule(match="*"), CameraRule(match="gate"),
-                           CameraRule(match="gate"))))  # fmt: skip
+    text = describe(
+        Rules((CameraRule(match="*"), CameraRule(match="gate"), CameraRule(match="gate")))
+    )
     assert 'camera[1]: match "gate" - never applies: camera[0] (match "*") fits first' in text
     text = describe(Rules((CameraRule(match="gate"), CameraRule(match="gate"))))
     assert 'camera[1]: match "gate" - never applies: camera[0] (match "gate") fits first' in text

@@ -27,8 +27,12 @@ def test_counters_keep_the_latest_of_a_number(db: Database) -> None:
     store.add("host|a:443", {"delivered": 1}, latest={"last_delivered_at": 10.0})  # out of order
     store.add("host|a:443", {"retried": 1}, latest={"last_retried_at": 15.0})
     (counter,) = store.counted()
-    assert counter.values == {"delivered": 2, "last_delivered_at": 20, "retried": 1,
-                              "last_retried_at": 15}  # fmt: skip
+    assert counter.values == {
+        "delivered": 2,
+        "last_delivered_at": 20,
+        "retried": 1,
+        "last_retried_at": 15,
+    }
 
 
 def test_admit_takes_names_up_to_the_cap_even_when_processes_race(db: Database) -> None:

@@ -90,9 +90,16 @@ def test_retention_purge_takes_a_purged_tasks_pictures(
 
 
 def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock, keep: float) -> Housekeeper:
-    return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
-                       keep_pictures_seconds=keep, report_attempts=5, clock=clock,
-                       monotonic=monotonic)  # fmt: skip
+    return Housekeeper(
+        store,
+        lease_seconds=8,
+        retention_seconds=RETENTION,
+        max_attempts=3,
+        keep_pictures_seconds=keep,
+        report_attempts=5,
+        clock=clock,
+        monotonic=monotonic,
+    )
 
 
 def test_housekeeping_purges_pictures_past_keeping_on_its_schedule(

@@ -42,10 +42,14 @@ def test_failing_owes_a_report_in_the_same_update(store: TaskStore, clock: FakeC
     assert task.report == Report(ReportState.DUE, BOTH, run_at=clock.now)
     assert task.finished_at == clock.now
     assert task.summary()["report"] == {
-        "state": "due", "attempts": 0, "pending": ["failure_url", "callback_url"],
-        "delivered": [], "last_error": None, "next_attempt_at": "2027-01-15T08:00:00.000+00:00",
+        "state": "due",
+        "attempts": 0,
+        "pending": ["failure_url", "callback_url"],
+        "delivered": [],
+        "last_error": None,
+        "next_attempt_at": "2027-01-15T08:00:00.000+00:00",
         "settled_at": None,
-    }  # fmt: skip
+    }
 
 
 def test_no_report_is_owed_when_reporting_is_off(store: TaskStore) -> None:
@@ -109,8 +113,15 @@ def test_a_report_due_later_is_not_claimed_before(store: TaskStore, clock: FakeC
     task_id = failed(store)
     assert store.claim_report("r#1", 30) is not None
     later = clock.now + 60
-    assert store.settle_report(task_id, "r#1", ReportState.DUE, targets=BOTH, delivered=(),
-                               errors={"failure_url": "503"}, run_at=later)  # fmt: skip
+    assert store.settle_report(
+        task_id,
+        "r#1",
+        ReportState.DUE,
+        targets=BOTH,
+        delivered=(),
+        errors={"failure_url": "503"},
+        run_at=later,
+    )
     clock.now = later - 1
     assert store.claim_report("r#2", 30) is None
     clock.now = later
@@ -122,35 +133,44 @@ def test_a_report_due_later_is_not_claimed_before(store: TaskStore, clock: FakeC
 def test_only_the_holder_settles(store: TaskStore, clock: FakeClock) -> None:
     task_id = failed(store)
     assert store.claim_report("r#1", 30) is not None
-    assert not store.settle_report(task_id, "r#2", ReportState.SENT, targets=(),
-                                   delivered=BOTH, errors={})  # fmt: skip
+    assert not store.settle_report(
+        task_id, "r#2", ReportState.SENT, targets=(), delivered=BOTH, errors={}
+    )
     assert report_of(store, task_id).state is ReportState.SENDING  # type: ignore[union-attr]
     clock.now += 2
-    assert store.settle_report(task_id, "r#1", ReportState.SENT, targets=(), delivered=BOTH,
-                               errors={})  # fmt: skip
+    assert store.settle_report(
+        task_id, "r#1", ReportState.SENT, targets=(), delivered=BOTH, errors={}
+    )
     report = report_of(store, task_id)
-    assert report == Report(ReportState.SENT, (), BOTH, attempts=1, run_at=clock.now - 2,
-                            settled_at=clock.now)  # fmt: skip
+    assert report == Report(
+        ReportState.SENT, (), BOTH, attempts=1, run_at=clock.now - 2, settled_at=clock.now
+    )
     # settled: neither claimed again nor settled twice
     assert store.claim_report("r#3", 30) is None
-    assert not store.settle_report(task_id, "r#1", ReportState.UNDELIVERABLE, targets=(),
-                                   delivered=(), errors={})  # fmt: skip
+    assert not store.settle_report(
+        task_id, "r#1", ReportState.UNDELIVERABLE, targets=(), delivered=(), errors={}
+    )
 
 
 def test_undeliverable_is_kept_with_the_task_and_shown(store: TaskStore) -> None:
     task_id = failed(store)
     assert store.claim_report("r#1", 30) is not None
-    errors = {"failure_url": "gave up after 1 attempts; last: callback answered 503",
-              "callback_url": "callback answered 410"}  # fmt: skip
-    assert store.settle_report(task_id, "r#1", ReportState.UNDELIVERABLE, targets=(),
-                               delivered=(), errors=errors)  # fmt: skip
+    errors = {
+        "failure_url": "gave up after 1 attempts; last: callback answered 503",
+        "callback_url": "callback answered 410",
+    }
+    assert store.settle_report(
+        task_id, "r#1", ReportState.UNDELIVERABLE, targets=(), delivered=(), errors=errors
+    )
     task = store.get(task_id)
     assert task is not None and task.status is Status.FAILED
     assert task.last_error == "callback answered 404"  # the task's own reason is untouched
     shown = task.summary()["report"]
     assert shown["state"] == "undeliverable" and shown["attempts"] == 1
-    assert shown["last_error"] == ("callback_url: callback answered 410; failure_url: gave up "
-                                   "after 1 attempts; last: callback answered 503")  # fmt: skip
+    assert shown["last_error"] == (
+        "callback_url: callback answered 410; failure_url: gave up "
+        "after 1 attempts; last: callback answered 503"
+    )
     assert shown["settled_at"] is not None and shown["next_attempt_at"] is None
     listed = store.pending([Status.FAILED])
     assert [t.report for t in listed] == [task.report]
@@ -168,8 +188,9 @@ def test_a_dead_senders_report_comes_back(store: TaskStore, clock: FakeClock) ->
     assert report.targets == BOTH and report.run_at == clock.now and report.attempts == 1
     assert dict(report.errors) == dict.fromkeys(BOTH, "lease expired: the worker died or hung")
     # the dead sender, waking up, can no longer settle it; the next claim takes it
-    assert not store.settle_report(task_id, "dead#1", ReportState.SENT, targets=(),
-                                   delivered=BOTH, errors={})  # fmt: skip
+    assert not store.settle_report(
+        task_id, "dead#1", ReportState.SENT, targets=(), delivered=BOTH, errors={}
+    )
     again = store.claim_report("r#2", 30)
     assert again is not None and again.id == task_id and again.report is not None
     assert again.report.attempts == 2
@@ -186,8 +207,9 @@ def test_a_report_whose_last_attempt_expired_is_undeliverable(
     report = report_of(store, task_id)
     assert report is not None and report.state is ReportState.UNDELIVERABLE
     assert report.targets == () and report.attempts == 2 and report.settled_at == clock.now
-    assert report.last_error == ("failure_url: lease expired on attempt 2 of 2: the worker died "
-                                 "or hung")  # fmt: skip
+    assert report.last_error == (
+        "failure_url: lease expired on attempt 2 of 2: the worker died or hung"
+    )
     assert store.claim_report("r#3", 30) is None
 
 
@@ -209,8 +231,9 @@ def test_the_same_event_sent_again_clears_the_report(store: TaskStore) -> None:
     task = store.get(task_id)
     assert task is not None and task.status is Status.QUEUED and task.report is None
     # the sender in flight cannot put it back
-    assert not store.settle_report(task_id, "r#1", ReportState.SENT, targets=(),
-                                   delivered=BOTH, errors={})  # fmt: skip
+    assert not store.settle_report(
+        task_id, "r#1", ReportState.SENT, targets=(), delivered=BOTH, errors={}
+    )
     assert report_of(store, task_id) is None
 
 
@@ -230,6 +253,7 @@ def test_retention_keeps_a_failed_task_while_its_report_is_owed(
     claimed = store.claim_report("r#2", 30)
     assert claimed is not None
     for task_id, owner in ((claimed.id, "r#2"), (({owed, sending} - {claimed.id}).pop(), "r#1")):
-        assert store.settle_report(task_id, owner, ReportState.SENT, targets=(),
-                                   delivered=BOTH, errors={})  # fmt: skip
+        assert store.settle_report(
+            task_id, owner, ReportState.SENT, targets=(), delivered=BOTH, errors={}
+        )
     assert store.purge(before=later) == 2  # sent: nothing owed, retention takes them

@@ -23,9 +23,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn alone (no workers) on the session's MongoDB."""
-    with Stack(tmp_path_factory.mktemp("gunicorn"), mongo=mongo, HOOK_MONGO_DB="gunicorn_test",
-               HOOK_MAX_BODY="2000000", HOOK_BODY_TIMEOUT="1",
-               HOOK_LOG_LEVEL="DEBUG") as stack:  # fmt: skip
+    with Stack(
+        tmp_path_factory.mktemp("gunicorn"),
+        mongo=mongo,
+        HOOK_MONGO_DB="gunicorn_test",
+        HOOK_MAX_BODY="2000000",
+        HOOK_BODY_TIMEOUT="1",
+        HOOK_LOG_LEVEL="DEBUG",
+    ) as stack:
         yield stack
 
 
@@ -102,17 +107,22 @@ def raw_request(base: str, data: bytes, timeout: float = 10) -> str:
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"zz\r\nabc\r\n0\r\n\r\n", 400), (b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 408),
-     (b"5\r\nab", 408)],
+    [
+        (b"zz\r\nabc\r\n0\r\n\r\n", 400),
+        (b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n", 408),
+        (b"5\r\nab", 408),
+    ],
     ids=["bad-size", "huge-size", "cut-off"],
-)  # fmt: skip
+)
 def test_a_malformed_chunked_body_is_400_and_one_that_never_ends_408(
     web: Stack, body: bytes, status: int
 ) -> None:
     """A chunk shorter than its size (a huge one, or one cut off) is waited for until
     HOOK_BODY_TIMEOUT, like any body that stalls; a size that is no number is refused at once."""
-    head = (f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-            "Connection: close\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     reply = raw_request(web.base, head + body)
     assert reply.startswith(f"HTTP/1.1 {status} "), reply[:200]
     assert "application/json" in reply and "Traceback" not in reply
@@ -123,8 +133,10 @@ def test_a_stalled_body_is_408_and_does_not_block_others(web: Stack) -> None:
     stalled = []
     for _ in range(3):  # more stalled clients than gunicorn has worker processes
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        sock.sendall(f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
-                     "\r\n{\"callb".encode())  # fmt: skip
+        sock.sendall(
+            f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            '\r\n{"callb'.encode()
+        )
         stalled.append(sock)
     try:
         assert requests.get(f"{base}/tasks/", timeout=5).status_code == 200
@@ -166,8 +178,9 @@ def test_slow_and_idle_clients_do_not_silence_the_web(web: Stack) -> None:
 @pytest.mark.fault
 def test_a_trickled_body_is_408_at_the_body_timeout_in_all(web: Stack) -> None:
     sock = socket.create_connection(("127.0.0.1", web.port), timeout=10)
-    sock.sendall(f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
-                 "\r\n".encode())  # fmt: skip
+    sock.sendall(
+        f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".encode()
+    )
     sock.settimeout(0.2)
     reply, started = b"", time.monotonic()
     try:
@@ -189,11 +202,15 @@ def test_a_trickled_body_is_408_at_the_body_timeout_in_all(web: Stack) -> None:
     ("request_bytes", "status"),
     [
         (b"GET /tasks/wrong-key-0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n", b"403"),
-        (f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{{"
-         .encode(), b"413"),
+        (
+            (
+                f"POST /tasks/{API_KEY} HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{{"
+            ).encode(),
+            b"413",
+        ),
     ],
     ids=["403", "413 with the body unread"],
-)  # fmt: skip
+)
 def test_an_error_answer_closes_its_connection(
     web: Stack, request_bytes: bytes, status: bytes
 ) -> None:

@@ -49,8 +49,9 @@ def get(url: str) -> requests.Response:
 
 
 def test_a_result_with_its_labels_and_picture_links(web: Stack, store: TaskStore) -> None:
-    task_id = worked_task(store, event(2, seed=20, camera="yard"), {"dog": 0.8},
-                          pictures={1: image_bytes(seed=21)})  # fmt: skip
+    task_id = worked_task(
+        store, event(2, seed=20, camera="yard"), {"dog": 0.8}, pictures={1: image_bytes(seed=21)}
+    )
     answer = get(f"{web.url}/{task_id}")
     assert answer.status_code == 200, answer.text
     assert answer.headers["Content-Type"] == "application/json"
@@ -88,14 +89,25 @@ def test_the_listing_links_each_task_to_its_result(web: Stack, store: TaskStore)
 
 @pytest.mark.parametrize(
     "path",
-    [UNKNOWN, "not-an-id", "0123456789ABCDEF01234567", "x" * 300,
-     f"{UNKNOWN}/images/0.jpg", "{done}/images/5.jpg", "{done}/images/0.png",
-     "{done}/images/-1.jpg", "{done}/images/00.jpg", "{done}/images/0.jpg.jpg",
-     "not-an-id/images/0.jpg", "{bare}/images/0.jpg"],
-)  # fmt: skip
+    [
+        UNKNOWN,
+        "not-an-id",
+        "0123456789ABCDEF01234567",
+        "x" * 300,
+        f"{UNKNOWN}/images/0.jpg",
+        "{done}/images/5.jpg",
+        "{done}/images/0.png",
+        "{done}/images/-1.jpg",
+        "{done}/images/00.jpg",
+        "{done}/images/0.jpg.jpg",
+        "not-an-id/images/0.jpg",
+        "{bare}/images/0.jpg",
+    ],
+)
 def test_what_is_not_there_is_404_json(web: Stack, store: TaskStore, path: str) -> None:
-    done = worked_task(store, event(1, seed=next(SEEDS)), {"dog": 0.6},
-                       pictures={0: image_bytes(seed=26)})  # fmt: skip
+    done = worked_task(
+        store, event(1, seed=next(SEEDS)), {"dog": 0.6}, pictures={0: image_bytes(seed=26)}
+    )
     bare = worked_task(store, event(1, seed=next(SEEDS)), {"dog": 0.6})  # no picture kept
     answer = get(f"{web.url}/{path.format(done=done, bare=bare)}")
     assert answer.status_code == 404, answer.text
@@ -107,8 +119,9 @@ def test_what_is_not_there_is_404_json(web: Stack, store: TaskStore, path: str) 
     "path", ["{done}", "{done}/images/0.jpg", UNKNOWN, "not-an-id", "not-an-id/images/9.png"]
 )
 def test_a_wrong_key_is_403_before_anything_else(web: Stack, store: TaskStore, path: str) -> None:
-    done = worked_task(store, event(1, seed=next(SEEDS)), {"dog": 0.6},
-                       pictures={0: image_bytes(seed=41)})  # fmt: skip
+    done = worked_task(
+        store, event(1, seed=next(SEEDS)), {"dog": 0.6}, pictures={0: image_bytes(seed=41)}
+    )
     answer = get(f"{web.base}/tasks/{WRONG}/{path.format(done=done)}")
     assert answer.status_code == 403
     assert answer.json() == {"ok": False, "error": "wrong API key", "field": "api_key"}
@@ -129,8 +142,15 @@ def test_view_is_the_page_not_a_task(web: Stack) -> None:
 
 def test_the_key_stays_out_of_the_access_log(web: Stack, store: TaskStore) -> None:
     task_id = worked_task(store, event(1, seed=50), {"dog": 0.6}, pictures={0: image_bytes()})
-    paths = ["view", "view.json", "view.js", task_id, f"{task_id}/images/0.jpg",
-             f"{task_id}/images/3.jpg", UNKNOWN]  # fmt: skip
+    paths = [
+        "view",
+        "view.json",
+        "view.js",
+        task_id,
+        f"{task_id}/images/0.jpg",
+        f"{task_id}/images/3.jpg",
+        UNKNOWN,
+    ]
     for path in paths:
         requests.get(f"{web.url}/{path}", headers={"Referer": f"{web.url}/view"}, timeout=10)
     deadline = time.monotonic() + 5
@@ -152,8 +172,14 @@ def test_the_workers_own_result_and_pictures(tmp_path, mongo: EmbeddedMongo) -> 
     try:
         with Stack(tmp_path, mongo=mongo, HOOK_MONGO_DB="results_api_worker") as stack:
             stack.start_worker()
-            images = [{"type": "image/jpeg", "timestamp": f"2017-05-05T01:31:1{i}.0",
-                       "image_b64": b64(photo)} for i, photo in enumerate(photos)]  # fmt: skip
+            images = [
+                {
+                    "type": "image/jpeg",
+                    "timestamp": f"2017-05-05T01:31:1{i}.0",
+                    "image_b64": b64(photo),
+                }
+                for i, photo in enumerate(photos)
+            ]
             raw = {"callback_url": receiver.url("/cb"), "camera": "yard", "images": images}
             task_id = stack.post(raw).json()["task_id"]
             delivered = receiver.wait_for("/cb", 1)[0]

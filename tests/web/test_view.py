@@ -33,17 +33,27 @@ def get(url: str) -> requests.Response:
 
 
 def beat(live_store: TaskStore, worker: str, **facts: Any) -> None:
-    defaults: dict[str, Any] = {"host": "box", "pid": 7, "state": "running",
-                                "started_at": time.time() - 60, "every": 5.0, "done": 3,
-                                "in_flight": 1}  # fmt: skip
+    defaults: dict[str, Any] = {
+        "host": "box",
+        "pid": 7,
+        "state": "running",
+        "started_at": time.time() - 60,
+        "every": 5.0,
+        "done": 3,
+        "in_flight": 1,
+    }
     live_store.beat(Heartbeat(worker=worker, **{**defaults, **facts}))
 
 
 def test_the_page_lists_events_newest_first_with_labels_status_and_thumbnails(
     base: str, live_store: TaskStore
 ) -> None:
-    older = worked_task(live_store, event(1, seed=1, camera="drive"), {"car": 0.81},
-                        pictures={0: image_bytes(seed=5)})  # fmt: skip
+    older = worked_task(
+        live_store,
+        event(1, seed=1, camera="drive"),
+        {"car": 0.81},
+        pictures={0: image_bytes(seed=5)},
+    )
     newer = worked_task(live_store, event(2, seed=2, camera="porch"), {"person": 0.9, "dog": 0.55})
     answer = get(f"{base}/view")
     assert answer.status_code == 200
@@ -88,8 +98,12 @@ def test_a_worker_silent_for_three_beats_is_gone_unless_it_said_it_stopped() -> 
 
 def test_every_value_from_outside_is_escaped(base: str, live_store: TaskStore) -> None:
     worked_task(live_store, event(1, seed=6, camera=EVIL), {"cat": 0.7})
-    worked_task(live_store, event(1, seed=7, camera=EVIL), None,
-                failure='callback answered 500: <img src=x onerror="alert(2)">')  # fmt: skip
+    worked_task(
+        live_store,
+        event(1, seed=7, camera=EVIL),
+        None,
+        failure='callback answered 500: <img src=x onerror="alert(2)">',
+    )
     page = get(f"{base}/view").text
     assert "<script>alert" not in page and "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -145,8 +159,10 @@ def test_labels_are_summed_up_per_label_over_the_images(live_store: TaskStore) -
     task_id = worked_task(live_store, event(2, seed=10), {"person": 0.61, "car": 0.9})
     task = live_store.get(task_id)
     assert task is not None
-    assert labels_of(task) == [{"label": "car", "score": 0.9, "count": 1},
-                               {"label": "person", "score": 0.61, "count": 1}]  # fmt: skip
+    assert labels_of(task) == [
+        {"label": "car", "score": 0.9, "count": 1},
+        {"label": "person", "score": 0.61, "count": 1},
+    ]
     row = event_row(task, [1])
     assert row["thumbnail"] == f"{task_id}/images/1.jpg" and row["finished_after"] is not None
 

@@ -37,23 +37,33 @@ pytestmark = [
 ]
 
 EVIL = "<script>alert(1)</script>"
-PHOTOS = {"dog.jpg": "driveway", "person.jpg": "back garden", "horses.jpg": "paddock",
-          "kite.jpg": "beach", "giraffe.jpg": EVIL, "eagle.jpg": "roof"}  # fmt: skip
+PHOTOS = {
+    "dog.jpg": "driveway",
+    "person.jpg": "back garden",
+    "horses.jpg": "paddock",
+    "kite.jpg": "beach",
+    "giraffe.jpg": EVIL,
+    "eagle.jpg": "roof",
+}
 WINDOW = (1280, 900)
 
 
 class Service:
     """The stack, what was posted (task id -> camera) and what the receiver got per task."""
 
-    def __init__(self, stack: Stack, posted: dict[str, str], labels: dict[str, set[str]],
-                 failed: str) -> None:  # fmt: skip
+    def __init__(
+        self, stack: Stack, posted: dict[str, str], labels: dict[str, set[str]], failed: str
+    ) -> None:
         self.stack, self.posted, self.labels, self.failed = stack, posted, labels, failed
         self.page = f"{stack.url}/view"
 
 
 def event(photo: str, camera: str, callback: str) -> dict[str, Any]:
-    image = {"type": "image/jpeg", "timestamp": "2017-05-05T01:31:13.0",
-             "image_b64": b64((DATA / photo).read_bytes())}  # fmt: skip
+    image = {
+        "type": "image/jpeg",
+        "timestamp": "2017-05-05T01:31:13.0",
+        "image_b64": b64((DATA / photo).read_bytes()),
+    }
     return {"callback_url": callback, "user_id": "u1", "camera": camera, "images": [image]}
 
 
@@ -83,8 +93,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 def wait_for_pictures(stack: Stack, task_id: str, timeout: float = 30) -> None:
     """Until the worker stored the task's pictures (it makes them after the delivery)."""
     deadline = time.monotonic() + timeout
-    while None in [i["picture"] for i in requests.get(f"{stack.url}/{task_id}", timeout=10)
-                   .json()["images"]]:  # fmt: skip
+    while None in [
+        i["picture"] for i in requests.get(f"{stack.url}/{task_id}", timeout=10).json()["images"]
+    ]:
         assert time.monotonic() < deadline, f"task {task_id}: no pictures after {timeout} s"
         time.sleep(0.2)
 
@@ -93,9 +104,18 @@ def chromium(url: str, profile: Path, *args: str, budget: float = 10) -> str:
     """Headless Chromium on `url` in a fresh profile, after `budget` s of the page's (virtual)
     time: 10 s, three refreshes."""
     assert CHROMIUM is not None
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--no-first-run", f"--user-data-dir={profile}",
-            f"--virtual-time-budget={budget * 1000:.0f}", *args, url]  # fmt: skip
+    argv = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        f"--virtual-time-budget={budget * 1000:.0f}",
+        *args,
+        url,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -154,8 +174,9 @@ def test_the_page_shows_what_the_worker_saw(service: Service, tmp_path: Path) ->
     for task_id, camera in service.posted.items():
         row = page.rows[f"events:{task_id}"]
         assert camera in row["text"] and "done" in row["text"]
-        assert service.labels[task_id] and all(f"{label} " in row["text"]
-                                               for label in service.labels[task_id])  # fmt: skip
+        assert service.labels[task_id] and all(
+            f"{label} " in row["text"] for label in service.labels[task_id]
+        )
         (img,) = row["images"]
         assert img["src"] == f"{task_id}/images/0.jpg"
         assert img.get("data-loaded") == "1" and int(img["data-width"] or 0) > 100, img
@@ -177,8 +198,15 @@ def screenshot(url: str, folder: Path, *args: str, budget: float = 10) -> Path:
     """A WINDOW-sized PNG of the page, as Chromium shows it after `budget` s."""
     shot = folder / "view.png"
     size = f"--window-size={WINDOW[0]},{WINDOW[1]}"
-    chromium(url, folder / "profile", f"--screenshot={shot}", size, "--hide-scrollbars", *args,
-             budget=budget)  # fmt: skip
+    chromium(
+        url,
+        folder / "profile",
+        f"--screenshot={shot}",
+        size,
+        "--hide-scrollbars",
+        *args,
+        budget=budget,
+    )
     assert Image.open(shot).size == WINDOW
     return shot
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.detect.detector import Detector
 
 

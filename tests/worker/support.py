@@ -27,9 +27,15 @@ from tests.factories import DATA, SIGNING_SECRET, make_event
 FIRST, SECOND = "2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"  # event()'s
 LOCAL = HostAllowList(("127.0.0.1",))
 POLICY = RetryPolicy(base=30.0, max_attempts=3)  # the first retry waits 15-30 s: none in a test
-CONFIG = WorkerConfig(lease_seconds=3, callback_timeout=10, retention_seconds=3600,
-                      max_image_pixels=40_000_000, policy=POLICY, hosts=LOCAL,
-                      outbound=Outbound(Signer([SIGNING_SECRET])))  # fmt: skip
+CONFIG = WorkerConfig(
+    lease_seconds=3,
+    callback_timeout=10,
+    retention_seconds=3600,
+    max_image_pixels=40_000_000,
+    policy=POLICY,
+    hosts=LOCAL,
+    outbound=Outbound(Signer([SIGNING_SECRET])),
+)
 TRUNCATED_JPEG = (DATA / "dog.jpg").read_bytes()[:60000]
 
 
@@ -122,6 +128,7 @@ class FakeSettler(Settler):
         self.cond = threading.Condition()
 
     def _record(self, method: str, job: Job, *args: object) -> None:
+        job.settle()  # as the Settler does, whatever it comes to
         with self.cond:
             self.calls.append((method, job, args))
             self.cond.notify_all()

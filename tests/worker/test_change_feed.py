@@ -73,16 +73,20 @@ def triggers(mongo: EmbeddedMongo, db_name: str) -> list[str]:
 
 
 def test_nx_27017_has_no_change_streams_so_the_feed_steps_aside_at_once(
-    mongo: EmbeddedMongo, db: Database, db_name: str, wake: WakeUp,
+    mongo: EmbeddedMongo,
+    db: Database,
+    db_name: str,
+    wake: WakeUp,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     caplog.set_level(logging.INFO, logger="hook.worker.change_feed")
     store = TaskStore(db)
     store.enqueue(parsed_event(event(1, seed=1)))
     assert store.streams_changes() is False
     assert run_for(ChangeFeed(store, wake, threading.Event()), 10) < 2
-    assert fallbacks(caplog) == ["the MongoDB server has no change streams: "
-                                 "pick-up uses the local wake-up and polling"]  # fmt: skip
+    assert fallbacks(caplog) == [
+        "the MongoDB server has no change streams: pick-up uses the local wake-up and polling"
+    ]
     assert triggers(mongo, db_name) == []  # it never watched: no change log on every write
 
 
@@ -101,8 +105,10 @@ def test_a_stream_that_does_not_wait_is_given_up_not_spun_on(
     store.enqueue(parsed_event(event(1, seed=1)))
     # nx-27017 accepts the watch but answers each getMore at once instead of waiting 1 s
     assert run_for(ChangeFeed(store, wake, threading.Event(), await_seconds=1.0), 10) < 3
-    assert fallbacks(caplog) == ["the MongoDB server's change stream does not wait: "
-                                 "pick-up uses the local wake-up and polling"]  # fmt: skip
+    assert fallbacks(caplog) == [
+        "the MongoDB server's change stream does not wait: "
+        "pick-up uses the local wake-up and polling"
+    ]
 
 
 class Stream:
@@ -234,5 +240,4 @@ def test_the_stream_asks_for_new_and_requeued_tasks_only() -> None:
     assert project == {"$project": {"_id": 1}}  # only the resume token travels
     kinds = match["$match"]["$or"]
     assert {"operationType": "insert"} in kinds
-    assert {"operationType": "update",
-            "updateDescription.updatedFields.status": "queued"} in kinds  # fmt: skip
+    assert {"operationType": "update", "updateDescription.updatedFields.status": "queued"} in kinds

@@ -278,8 +278,11 @@ def test_buffered_metrics_are_flushed_every_flush_seconds_in_one_round_trip(
     completions = running(Completions(store, metrics, Told()))
     try:
         deadline = time.monotonic() + 10 * FLUSH_SECONDS
-        while counts(store) != {"events|accepted": 20, "events|rejected:images": 20,
-                                "events|duplicate": 20}:  # fmt: skip
+        while counts(store) != {
+            "events|accepted": 20,
+            "events|rejected:images": 20,
+            "events|duplicate": 20,
+        }:
             assert time.monotonic() < deadline, f"not flushed: {counts(store)}"
             time.sleep(0.05)
         assert counted.commands.to("update", "counters") - before == 1

@@ -24,8 +24,10 @@ from tests.factories import SIGNING_SECRET
 from tests.receiver import Receiver
 from tests.worker.support import LOCAL, FakeSettler, path
 
-BODY = ('{"status":"success","labels":{"2017-05-05T01:31:10.738647":'
-        '{"dog":{"probability":0.9,"polygon":[[0,0],[1,0],[1,1],[0,1]]}}}}')  # fmt: skip
+BODY = (
+    '{"status":"success","labels":{"2017-05-05T01:31:10.738647":'
+    '{"dog":{"probability":0.9,"polygon":[[0,0],[1,0],[1,1],[0,1]]}}}}'
+)
 
 
 class Unused(TaskStore):
@@ -62,8 +64,9 @@ class Gated(Outbound):
             raise self.raised[msg_id]
         if msg_id in self.held:
             assert self.gate.wait(10), "the gate was never opened"
-        return super().headers_for(msg_id, body, camera=camera, user=user, attempt=attempt,
-                                   now=now, custom=custom)  # fmt: skip
+        return super().headers_for(
+            msg_id, body, camera=camera, user=user, attempt=attempt, now=now, custom=custom
+        )
 
 
 @pytest.fixture
@@ -103,9 +106,18 @@ def other() -> Iterator[Receiver]:
 def labeled(url: str, *, attempts: int = 1, body: str = BODY) -> Job:
     """A LABELED job for `url`, as the lanes hand it to the pool."""
     task_id = uuid.uuid4().hex
-    task = Task(id=task_id, status=Status.RUNNING, attempts=attempts, callback_url=url,
-                camera="front door", user_id="u1", images=(), created_at=time.time(),
-                run_at=time.time(), lease_owner=f"w#{task_id}")  # fmt: skip
+    task = Task(
+        id=task_id,
+        status=Status.RUNNING,
+        attempts=attempts,
+        callback_url=url,
+        camera="front door",
+        user_id="u1",
+        images=(),
+        created_at=time.time(),
+        run_at=time.time(),
+        lease_owner=f"w#{task_id}",
+    )
     job = Job(task, f"w#{task_id}", time.monotonic())
     job.labeled(body)
     return job
@@ -133,10 +145,12 @@ def submitted(pool: DeliveryPool, job: Job, timeout: float = 10) -> None:
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
-    [((200, None), (Verdict.DELIVERED, "callback answered 200", None)),
-     ((503, "7"), (Verdict.RETRY, 'callback answered 503: {"status": 503}', 7.0)),
-     ((404, None), (Verdict.REFUSED, 'callback answered 404: {"status": 404}', None))],
-)  # fmt: skip
+    [
+        ((200, None), (Verdict.DELIVERED, "callback answered 200", None)),
+        ((503, "7"), (Verdict.RETRY, 'callback answered 503: {"status": 503}', 7.0)),
+        ((404, None), (Verdict.REFUSED, 'callback answered 404: {"status": 404}', None)),
+    ],
+)
 def test_a_labeled_job_is_posted_with_its_stored_body_and_its_outcome_settled(
     pool: DeliveryPool,
     settler: FakeSettler,

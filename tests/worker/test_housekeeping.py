@@ -26,9 +26,16 @@ def monotonic() -> FakeClock:
 
 @pytest.fixture
 def keeper(store: TaskStore, clock: FakeClock, monotonic: FakeClock) -> Housekeeper:
-    return Housekeeper(store, lease_seconds=8, retention_seconds=RETENTION, max_attempts=3,
-                       keep_pictures_seconds=KEEP, report_attempts=5, clock=clock,
-                       monotonic=monotonic)  # fmt: skip
+    return Housekeeper(
+        store,
+        lease_seconds=8,
+        retention_seconds=RETENTION,
+        max_attempts=3,
+        keep_pictures_seconds=KEEP,
+        report_attempts=5,
+        clock=clock,
+        monotonic=monotonic,
+    )
 
 
 def status_of(store: TaskStore, task_id: str) -> Status | None:
@@ -94,11 +101,18 @@ def test_purge_removes_what_is_past_keeping(
 
 
 def test_a_failed_chore_stays_due(keeper: Housekeeper, monotonic: FakeClock) -> None:
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
-                                      serverSelectionTimeoutMS=200)  # fmt: skip
-    down = Housekeeper(TaskStore(client["nowhere"]), lease_seconds=8, retention_seconds=RETENTION,
-                       max_attempts=3, keep_pictures_seconds=KEEP, report_attempts=5,
-                       monotonic=monotonic)  # fmt: skip
+    client: MongoClient = MongoClient(
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=200
+    )
+    down = Housekeeper(
+        TaskStore(client["nowhere"]),
+        lease_seconds=8,
+        retention_seconds=RETENTION,
+        max_attempts=3,
+        keep_pictures_seconds=KEEP,
+        report_attempts=5,
+        monotonic=monotonic,
+    )
     with pytest.raises(PyMongoError):
         down.run_due()
     assert down.next_sweep <= monotonic.now and down.next_purge <= monotonic.now

@@ -111,11 +111,21 @@ def box(name: str, index: int) -> Letterbox:
 
 def loaded(name: str, images: int, camera: str = "front door") -> Job:
     """A LOADED job: canvases "<name>/<i>", as the loader leaves it for a lane."""
-    metas = tuple(ImageMeta(key(i), 1_700_000_000.0 + i, "jpeg", *SIZE, 1000, "0" * 64)
-                  for i in range(images))  # fmt: skip
+    metas = tuple(
+        ImageMeta(key(i), 1_700_000_000.0 + i, "jpeg", *SIZE, 1000, "0" * 64) for i in range(images)
+    )
     task_id = uuid.uuid4().hex
-    task = Task(id=task_id, status=Status.RUNNING, attempts=1, callback_url=CALLBACK,
-                camera=camera, user_id="u1", images=metas, created_at=0.0, run_at=0.0)  # fmt: skip
+    task = Task(
+        id=task_id,
+        status=Status.RUNNING,
+        attempts=1,
+        callback_url=CALLBACK,
+        camera=camera,
+        user_id="u1",
+        images=metas,
+        created_at=0.0,
+        run_at=0.0,
+    )
     job = Job(task, f"w#{task_id}", time.monotonic())
     job.loaded([f"{name}/{i}" for i in range(images)], [box(name, i) for i in range(images)], [])
     return job
@@ -154,18 +164,26 @@ def test_one_run_for_all_images_of_several_jobs_and_each_jobs_labels_stored(
     Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
 
     assert detector.runs == [["a/0", "a/1", "b/0"]]
-    assert detector.postprocessed == [("out of a/0", box("a", 0)), ("out of a/1", box("a", 1)),
-                                      ("out of b/0", box("b", 0))]  # fmt: skip
+    assert detector.postprocessed == [
+        ("out of a/0", box("a", 0)),
+        ("out of a/1", box("a", 1)),
+        ("out of b/0", box("b", 0)),
+    ]
     assert [(task_id, owner, dropped) for task_id, owner, _, dropped in store.saved] == [
         (first.task.id, first.owner, []),
         (second.task.id, second.owner, []),
     ]
     bodies = [body for _, _, body, _ in store.saved]
     assert [json.loads(body) for body in bodies] == [
-        {"status": "success",
-         "labels": {key(0): {"dog": label(shape(0.9, MIDDLE), shape(0.6, TOP_LEFT))}, key(1): {}}},
+        {
+            "status": "success",
+            "labels": {
+                key(0): {"dog": label(shape(0.9, MIDDLE), shape(0.6, TOP_LEFT))},
+                key(1): {},
+            },
+        },
         {"status": "success", "labels": {key(0): {"person": label(shape(0.8, BOTTOM_LEFT))}}},
-    ]  # fmt: skip
+    ]
     assert all(" " not in body for body in bodies)  # compact: the exact bytes every try sends
     assert [(job.stage, job.body, job.canvases) for job in (first, second)] == [
         (Stage.LABELED, bodies[0], []),
@@ -204,7 +222,7 @@ def test_a_run_that_raises_sends_every_job_of_it_to_crashed(
     Labeler(store, settler, NO_RULES, pictures).label(jobs, detector)
     assert settler.calls == [("crashed", job, ("labeling", broken)) for job in jobs]
     assert (store.saved, detector.postprocessed, pictures.taken) == ([], [], [])
-    assert [job.stage for job in jobs] == [Stage.LOADED, Stage.LOADED]
+    assert [job.stage for job in jobs] == [Stage.SETTLED, Stage.SETTLED]
 
 
 def test_a_job_whose_labels_cannot_be_built_is_crashed_alone(
@@ -218,7 +236,7 @@ def test_a_job_whose_labels_cannot_be_built_is_crashed_alone(
     Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
     assert settler.calls == [("crashed", first, ("labeling", broken))]
     assert [task_id for task_id, _, _, _ in store.saved] == [second.task.id]
-    assert (first.stage, second.stage) == (Stage.LOADED, Stage.LABELED)
+    assert (first.stage, second.stage) == (Stage.SETTLED, Stage.LABELED)
     assert [job for job, _, _ in pictures.taken] == [second]
 
 
@@ -232,7 +250,7 @@ def test_labels_refused_for_a_lost_lease_settle_the_job_as_lost(
     Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
     assert settler.calls == [("lost", first, ())]
     assert [task_id for task_id, _, _, _ in store.saved] == [first.task.id, second.task.id]
-    assert (first.stage, first.body) == (Stage.LOADED, None)
+    assert (first.stage, first.body) == (Stage.SETTLED, None)
     assert second.stage is Stage.LABELED
     assert [job for job, _, _ in pictures.taken] == [second]
 
@@ -261,10 +279,15 @@ def test_the_cameras_rules_drop_what_they_should_and_say_why(
     Labeler(store, settler, rules, pictures).label([front, back], detector)
 
     assert [(task_id, dropped) for task_id, _, _, dropped in store.saved] == [
-        (front.task.id, [Dropped(key(0), "dog", 0.6, "min_score 0.7"),
-                         Dropped(key(0), "person", 0.8, "not in labels")]),
+        (
+            front.task.id,
+            [
+                Dropped(key(0), "dog", 0.6, "min_score 0.7"),
+                Dropped(key(0), "person", 0.8, "not in labels"),
+            ],
+        ),
         (back.task.id, []),
-    ]  # fmt: skip
+    ]
     assert [json.loads(body)["labels"] for _, _, body, _ in store.saved] == [
         {key(0): {"dog": label(shape(0.9, MIDDLE))}},
         {key(0): {"person": label(shape(0.8, BOTTOM_LEFT)), "dog": label(shape(0.6, TOP_LEFT))}},

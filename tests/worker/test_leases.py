@@ -15,8 +15,14 @@ def test_a_task_done_is_in_the_next_beat_within_a_second_or_so(db: Database) -> 
     store = TaskStore(db)
     done = [0]
     stopping = threading.Event()
-    keeper = LeaseKeeper(store, "host:1:abc", 60.0, lambda: Holding([], [], done[0]), stopping,
-                         started_at=time.time())  # fmt: skip
+    keeper = LeaseKeeper(
+        store,
+        "host:1:abc",
+        60.0,
+        lambda: Holding([], [], done[0]),
+        stopping,
+        started_at=time.time(),
+    )
     assert keeper.period == 10.0  # a beat every 10 s otherwise
     thread = threading.Thread(target=keeper.run)
     thread.start()

@@ -80,12 +80,30 @@ def claimed(*images: bytes, result_json: str | None = None) -> Job:
     for index, data in enumerate(images):
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-        metas.append(ImageMeta(key(index), 1_700_000_000.0 + index, "jpeg", width, height,
-                               len(data), hashlib.sha256(data).hexdigest()))  # fmt: skip
+        metas.append(
+            ImageMeta(
+                key(index),
+                1_700_000_000.0 + index,
+                "jpeg",
+                width,
+                height,
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+            )
+        )
     task_id = uuid.uuid4().hex
-    task = Task(id=task_id, status=Status.RUNNING, attempts=1, callback_url=CALLBACK,
-                camera="front door", user_id="u1", images=tuple(metas), created_at=0.0,
-                run_at=0.0, result_json=result_json)  # fmt: skip
+    task = Task(
+        id=task_id,
+        status=Status.RUNNING,
+        attempts=1,
+        callback_url=CALLBACK,
+        camera="front door",
+        user_id="u1",
+        images=tuple(metas),
+        created_at=0.0,
+        run_at=0.0,
+        result_json=result_json,
+    )
     return Job(task, f"w#{task_id}", time.monotonic())
 
 
@@ -128,6 +146,33 @@ def test_images_of_asks_the_store_once_for_only_the_jobs_that_need_images(
     assert store.asked == [[first.task, second.task]]  # not asked again: nobody needs images
 
 
+def test_a_batch_is_handed_on_job_by_job_and_a_settled_job_is_not(settler: FakeSettler) -> None:
+    """Each loaded job goes to the lanes at once; one failed on the way (a missing image) does
+    not, the Settler has it."""
+    stored, good, missing = claimed(SMALL, result_json=STORED), claimed(SMALL), claimed(LARGE)
+    store = FakeStore({good.task.id: [SMALL], missing.task.id: []})
+    loader = Loader(store, settler, Placer(), max_pixels=MAX_PIXELS, pictures=False)
+    ready: list[Job] = []
+    loader.load_batch([stored, good, missing], ready.append)
+    assert ready == [stored, good]
+    assert [(method, job) for method, job, _ in settler.calls] == [("fail", missing)]
+
+
+class Down(FakeStore):
+    def load_images_of(self, tasks: Sequence[Task]) -> dict[str, list[bytes]]:
+        raise ConnectionError("MongoDB is down")
+
+
+def test_a_batch_whose_images_cannot_be_read_goes_back_to_the_queue(settler: FakeSettler) -> None:
+    jobs = [claimed(SMALL), claimed(LARGE)]
+    ready: list[Job] = []
+    Loader(Down({}), settler, Placer(), max_pixels=MAX_PIXELS, pictures=False).load_batch(
+        jobs, ready.append
+    )
+    why = "its images could not be read: ConnectionError: MongoDB is down"
+    assert ready == [] and settler.calls == [("give_back", job, (why, 0.0)) for job in jobs]
+
+
 def test_images_decode_reduced_to_the_detectors_fit_into_canvases_and_boxes(
     settler: FakeSettler,
 ) -> None:
@@ -158,16 +203,21 @@ def test_with_pictures_the_decode_covers_the_picture_and_the_images_are_kept(
     loader_of(settler, detector, pictures=True).load(job, [SMALL, LARGE])
     assert job.stage is Stage.LOADED
     assert detector.placed == [((64, 48), (64, 48)), ((96, 72), (96, 72))]
-    assert [(image.mode, image.size) for image in job.images] == [("RGB", (64, 48)),
-                                                                  ("RGB", (96, 72))]  # fmt: skip
+    assert [(image.mode, image.size) for image in job.images] == [
+        ("RGB", (64, 48)),
+        ("RGB", (96, 72)),
+    ]
     assert settler.calls == []
 
 
 @pytest.mark.parametrize(
     ("found", "reason"),
-    [(None, "3 of 3 images missing"), ([SMALL], "2 of 3 images missing"),
-     ([SMALL, SMALL], "1 of 3 images missing")],
-)  # fmt: skip
+    [
+        (None, "3 of 3 images missing"),
+        ([SMALL], "2 of 3 images missing"),
+        ([SMALL, SMALL], "1 of 3 images missing"),
+    ],
+)
 def test_a_missing_image_fails_the_job_saying_how_many(
     settler: FakeSettler, found: list[bytes] | None, reason: str
 ) -> None:
@@ -176,7 +226,7 @@ def test_a_missing_image_fails_the_job_saying_how_many(
     detector = Placer()
     loader_of(settler, detector).load(job, found)
     assert settler.calls == [("fail", job, (reason,))]
-    assert (job.stage, job.canvases, detector.placed) == (Stage.CLAIMED, [], [])
+    assert (job.stage, job.canvases, detector.placed) == (Stage.SETTLED, [], [])
 
 
 def decode_error(data: bytes, max_pixels: int = MAX_PIXELS) -> str:
@@ -197,7 +247,7 @@ def test_a_bad_image_fails_the_job_naming_the_image_and_its_timestamp(
     job = claimed(SMALL, SMALL)
     loader_of(settler, Placer()).load(job, [SMALL, bad])
     assert settler.calls == [("fail", job, (f"image 1 (timestamp {key(1)}): {decode_error(bad)}",))]
-    assert job.stage is Stage.CLAIMED and job.canvases == []
+    assert job.stage is Stage.SETTLED and job.canvases == []
 
 
 def test_an_image_over_the_pixel_limit_fails_the_job(settler: FakeSettler) -> None:
@@ -215,4 +265,4 @@ def test_an_unexpected_error_while_loading_is_settled_as_crashed(settler: FakeSe
     job = claimed(SMALL, LARGE)
     loader_of(settler, Placer(broken)).load(job, [SMALL, LARGE])
     assert settler.calls == [("crashed", job, ("loading", broken))]
-    assert job.stage is Stage.CLAIMED and job.canvases == []
+    assert job.stage is Stage.SETTLED and job.canvases == []

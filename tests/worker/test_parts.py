@@ -27,8 +27,14 @@ def test_parts_start_in_order_and_stop_in_reverse() -> None:
     parts = Parts([Part(name, log) for name in ("leases", "reports", "completions")])
     parts.start()
     parts.stop()
-    assert log == ["start leases", "start reports", "start completions",
-                   "stop completions", "stop reports", "stop leases"]  # fmt: skip
+    assert log == [
+        "start leases",
+        "start reports",
+        "start completions",
+        "stop completions",
+        "stop reports",
+        "stop leases",
+    ]
     parts.stop()  # stopping twice stops nothing twice
     assert len(log) == 6
 

@@ -19,7 +19,7 @@ import pytest
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.detect.detector import Detector
 from hook.metrics.recorder import Metrics
 from hook.store import TaskStore

@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from hook.callbacks.outbound import Outbound
 from hook.callbacks.signing import Signer
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.detect.detector import Detector
 from hook.metrics.recorder import Metrics
 from hook.retry import RetryPolicy
@@ -74,8 +74,12 @@ def test_a_task_is_labeled_delivered_and_done(
     live_store: TaskStore, detector: Detector, receiver: Receiver
 ) -> None:
     where = path()
-    task_id = enqueue(live_store, receiver.url(where), (DATA / "dog.jpg").read_bytes(),
-                      image_bytes(96, 64, seed=1))  # fmt: skip
+    task_id = enqueue(
+        live_store,
+        receiver.url(where),
+        (DATA / "dog.jpg").read_bytes(),
+        image_bytes(96, 64, seed=1),
+    )
     with running(live_store, detector) as worker:
         (body,) = receiver.wait_for(where, 1)
         done = wait_task(live_store, task_id, settled_as(Status.DONE))
@@ -161,8 +165,9 @@ def test_each_attempt_is_signed_afresh_under_the_same_id_with_its_context(
         where = path()
         signed.script[where] = [503]
         outbound = Outbound(Signer([secret]), {"Authorization": "Bearer w"})
-        config = dataclasses.replace(CONFIG, outbound=outbound,
-                                     policy=RetryPolicy(base=0.2, max_attempts=3))  # fmt: skip
+        config = dataclasses.replace(
+            CONFIG, outbound=outbound, policy=RetryPolicy(base=0.2, max_attempts=3)
+        )
         task_id = enqueue(live_store, signed.url(where), image_bytes(seed=8))
         with running(live_store, detector, config):
             wait_task(live_store, task_id, settled_as(Status.DONE))
@@ -200,8 +205,10 @@ def test_a_warm_stop_gives_back_the_tasks_not_started_and_finishes_the_rest(
     try:
         for receiver in receivers:
             receiver.delay["/cb"] = 1.5
-        ids = [enqueue(live_store, r.url("/cb"), image_bytes(seed=100 + n))
-               for n, r in enumerate(receivers)]  # fmt: skip
+        ids = [
+            enqueue(live_store, r.url("/cb"), image_bytes(seed=100 + n))
+            for n, r in enumerate(receivers)
+        ]
         with running(live_store, detector) as worker:
             receivers[0].wait_for("/cb", 1)
             worker.stop()  # while the first deliveries are under way
@@ -231,13 +238,17 @@ def test_a_job_settled_early_takes_no_delivery_slot(
         slow = [(server, path()) for server in (receiver, other) for _ in range(2)]
         for server, where in slow:
             server.delay[where] = 4.0
-        held = [enqueue(live_store, server.url(where), image_bytes(seed=200 + n))
-                for n, (server, where) in enumerate(slow)]  # fmt: skip
+        held = [
+            enqueue(live_store, server.url(where), image_bytes(seed=200 + n))
+            for n, (server, where) in enumerate(slow)
+        ]
         with running(live_store, detector):
             for server, where in slow:  # every delivery slot is now waiting on an answer
                 server.wait_for(where, 1, timeout=10)
-            bad = [enqueue(live_store, receiver.url(path()), image_bytes(seed=210), TRUNCATED_JPEG),
-                   enqueue(live_store, other.url(path()), bad_pngs()["truncated png"])]  # fmt: skip
+            bad = [
+                enqueue(live_store, receiver.url(path()), image_bytes(seed=210), TRUNCATED_JPEG),
+                enqueue(live_store, other.url(path()), bad_pngs()["truncated png"]),
+            ]
             for task_id in bad:  # failed at once, without waiting for a slot to free
                 wait_task(live_store, task_id, settled_as(Status.FAILED), timeout=2.5)
             still = [live_store.get(task_id) for task_id in held]
@@ -251,8 +262,9 @@ def test_a_job_settled_early_takes_no_delivery_slot(
 def test_the_lease_keeper_ends_cleanly_when_stopped_while_mongodb_is_down(
     caplog: pytest.LogCaptureFixture, detector: Detector
 ) -> None:
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
-                                      serverSelectionTimeoutMS=200)  # fmt: skip
+    client: MongoClient = MongoClient(
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=200
+    )
     live_store = TaskStore(client["nowhere"])
     worker = Worker(live_store, [detector], CONFIG, metrics=Metrics(live_store))
     worker.stop()

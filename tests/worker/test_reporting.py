@@ -69,9 +69,17 @@ def reporter(
     stopping: threading.Event | None = None,
 ) -> Reporter:
     """A report sender on the store's clock; 5 s per POST, a 10 s worker lease."""
-    return Reporter(store, config, hosts=hosts, timeout=5.0, lease_seconds=10.0, worker_id="w",
-                    stopping=stopping or threading.Event(), outbound=outbound,
-                    clock=store.clock)  # fmt: skip
+    return Reporter(
+        store,
+        config,
+        hosts=hosts,
+        timeout=5.0,
+        lease_seconds=10.0,
+        worker_id="w",
+        stopping=stopping or threading.Event(),
+        outbound=outbound,
+        clock=store.clock,
+    )
 
 
 def task_of(store: TaskStore, task_id: str) -> Task:
@@ -107,11 +115,16 @@ def test_the_report_names_the_failure_and_is_signed(db: Database) -> None:
     assert headers["x-hook-attempt"] == "1"
     assert "x-ops" not in headers  # HOOK_CALLBACK_HEADERS are the callback receiver's, not ours
     assert json.loads(request.body) == {
-        "status": "failure", "task_id": task_id, "reason": REASON, "attempts": 1,
-        "camera": "front door", "user_id": "u1", "callback_url": signed.url(cb_path),
+        "status": "failure",
+        "task_id": task_id,
+        "reason": REASON,
+        "attempts": 1,
+        "camera": "front door",
+        "user_id": "u1",
+        "callback_url": signed.url(cb_path),
         "timestamps": ["2017-05-05T01:31:10.738647", "2017-05-05T01:31:11.738647"],
         "failed_at": iso(task.finished_at),
-    }  # fmt: skip
+    }
     assert str(iso(task.finished_at)).endswith("+00:00")  # ISO 8601, UTC
     report = report_of(store, task_id)
     assert report.state is ReportState.SENT and report.delivered == (Target.FAILURE_URL,)
@@ -146,8 +159,10 @@ def test_the_failure_url_needs_no_entry_in_the_callback_hosts(
     assert len(receiver.bodies(fail_path)) == 1 and receiver.bodies(cb_path) == []
     report = report_of(store, task_id)
     assert report.state is ReportState.UNDELIVERABLE and report.delivered == (Target.FAILURE_URL,)
-    assert report.last_error == ("callback_url: callback_url host '127.0.0.1' is not allowed "
-                                 "(HOOK_CALLBACK_HOSTS: camio.com)")  # fmt: skip
+    assert report.last_error == (
+        "callback_url: callback_url host '127.0.0.1' is not allowed "
+        "(HOOK_CALLBACK_HOSTS: camio.com)"
+    )
 
 
 def test_a_report_is_retried_with_backoff_then_kept_undeliverable(
@@ -169,8 +184,9 @@ def test_a_report_is_retried_with_backoff_then_kept_undeliverable(
     report = report_of(store, task_id)
     assert report.state is ReportState.UNDELIVERABLE and report.attempts == 3
     assert report.targets == () and report.delivered == ()
-    assert report.last_error == ('failure_url: gave up after 3 attempts; last: callback '
-                                 'answered 503: {"status": 503}')  # fmt: skip
+    assert report.last_error == (
+        'failure_url: gave up after 3 attempts; last: callback answered 503: {"status": 503}'
+    )
     assert len(receiver.bodies(fail_path)) == 3
     clock.now += 3600
     assert not sender.run_once()  # never retried forever
@@ -227,8 +243,9 @@ def test_a_warm_stop_settles_the_report_in_flight(db: Database, receiver: Receiv
     receiver.delay[fail_path] = 1.0
     task_id = failed(store, receiver.url(cb_path), (Target.FAILURE_URL,))
     stopping = threading.Event()
-    sender = reporter(store, ReportConfig(SHIPPED, failure_url=receiver.url(fail_path)),
-                      stopping=stopping)  # fmt: skip
+    sender = reporter(
+        store, ReportConfig(SHIPPED, failure_url=receiver.url(fail_path)), stopping=stopping
+    )
     thread = threading.Thread(target=sender.run)
     thread.start()
     receiver.wait_for(fail_path, 1, timeout=10)
@@ -303,9 +320,16 @@ def test_every_way_a_task_fails_owes_a_report_when_reporting_is_on(
     settler.fail(bad, "image 0 (timestamp x): not a JPEG")
     dead = claimed_job(store, 4)
     clock.now += 31  # its lease runs out on its last attempt: the sweep fails it
-    Housekeeper(store, lease_seconds=30, retention_seconds=3600, max_attempts=1,
-                keep_pictures_seconds=0, report=targets, report_attempts=SHIPPED.max_attempts,
-                clock=clock).run_due()  # fmt: skip
+    Housekeeper(
+        store,
+        lease_seconds=30,
+        retention_seconds=3600,
+        max_attempts=1,
+        keep_pictures_seconds=0,
+        report=targets,
+        report_attempts=SHIPPED.max_attempts,
+        clock=clock,
+    ).run_due()
     for job in (refused, used_up, bad, dead):
         task = task_of(store, job.task.id)
         assert task.status is Status.FAILED

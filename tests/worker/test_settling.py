@@ -24,11 +24,16 @@ from tests.worker.support import Told
 
 NOW = 1_800_000_000.0
 POLICY = RetryPolicy(base=2.0, cap=600.0, max_attempts=3)
-LABELS = {"status": "success", "labels": {
-    "2017-05-05T01:31:10.738647": {"dog": {"probability": 0.9, "count": 2},
-                                   "person": {"probability": 0.8, "count": 1}},
-    "2017-05-05T01:31:11.738647": {"dog": {"probability": 0.7, "count": 1}},
-}}  # fmt: skip
+LABELS = {
+    "status": "success",
+    "labels": {
+        "2017-05-05T01:31:10.738647": {
+            "dog": {"probability": 0.9, "count": 2},
+            "person": {"probability": 0.8, "count": 1},
+        },
+        "2017-05-05T01:31:11.738647": {"dog": {"probability": 0.7, "count": 1}},
+    },
+}
 
 
 @pytest.fixture
@@ -185,8 +190,9 @@ def test_a_lost_lease_writes_nothing(
 def test_mongodb_down_leaves_the_task_to_its_lease(store: TaskStore) -> None:
     """Never retried here: what may have been delivered is left to the lease, not resent now."""
     jobs = [claimed(store, seed=n) for n in range(3)]
-    client: MongoClient = MongoClient(f"mongodb://127.0.0.1:{free_port()}",
-                                      serverSelectionTimeoutMS=200)  # fmt: skip
+    client: MongoClient = MongoClient(
+        f"mongodb://127.0.0.1:{free_port()}", serverSelectionTimeoutMS=200
+    )
     down = TaskStore(client["nowhere"])
     told = Told()
     settler = Settler(down, Metrics(down), POLICY, finished=told)
@@ -205,8 +211,9 @@ def test_mongodb_down_leaves_the_task_to_its_lease(store: TaskStore) -> None:
 
 def by_host(store: TaskStore) -> dict[str, dict[str, float]]:
     """The per-host counters by host."""
-    return {c.key.removeprefix("host|"): c.values for c in store.counted()
-            if c.key.startswith("host|")}  # fmt: skip
+    return {
+        c.key.removeprefix("host|"): c.values for c in store.counted() if c.key.startswith("host|")
+    }
 
 
 def test_each_outcome_is_counted_for_its_callback_host_with_the_posts_seconds(
@@ -227,16 +234,31 @@ def test_each_outcome_is_counted_for_its_callback_host_with_the_posts_seconds(
     settler.delivery(jobs[3], Outcome(Verdict.REFUSED, "callback answered 404", elapsed=0.04))
     hosts = by_host(store)
     assert hosts["www.camio.com:443"] == {
-        "delivered": 1, "count": 1, "sum": 0.2, "last_delivered_at": NOW,
-        "le_0_25": 1, "le_0_5": 1, "le_1": 1, "le_2_5": 1, "le_5": 1, "le_10": 1, "le_30": 1,
-    }  # fmt: skip
+        "delivered": 1,
+        "count": 1,
+        "sum": 0.2,
+        "last_delivered_at": NOW,
+        "le_0_25": 1,
+        "le_0_5": 1,
+        "le_1": 1,
+        "le_2_5": 1,
+        "le_5": 1,
+        "le_10": 1,
+        "le_30": 1,
+    }
     camio = hosts["hooks.camio.com:8443"]
     assert (camio["retried"], camio["gave_up"], camio["refused"], camio["count"]) == (1, 1, 1, 3)
     assert camio["sum"] == pytest.approx(3.04) and camio["le_0_05"] == 2  # the gave_up took 0 s
     assert (camio["last_retried_at"], camio["last_gave_up_at"]) == (NOW + 5, NOW + 5)
     assert camio["last_refused_at"] == NOW + 9
-    assert counted(store) == {"delivered": 1, "retried": 1, "gave_up": 1, "refused": 1,
-                              "latency count": 1, "latency sum": 0}  # fmt: skip
+    assert counted(store) == {
+        "delivered": 1,
+        "retried": 1,
+        "gave_up": 1,
+        "refused": 1,
+        "latency count": 1,
+        "latency sum": 0,
+    }
     assert not [c.key for c in store.counted() if "s3cret" in c.key or "/" in c.key]
 
 
@@ -248,7 +270,10 @@ def test_hosts_past_the_cap_are_counted_as_other(store: TaskStore, clock: FakeCl
         who.delivery(claimed(store, seed=seed, url=url), Outcome(Verdict.DELIVERED, "200"))
     hosts = by_host(store)
     assert {host: doc["delivered"] for host, doc in hosts.items()} == {
-        "h0.camio.com:443": 2, "h1.camio.com:443": 2, "other": 4}  # fmt: skip
+        "h0.camio.com:443": 2,
+        "h1.camio.com:443": 2,
+        "other": 4,
+    }
 
 
 def test_the_objects_summary_counts_objects_per_label() -> None:

@@ -14,7 +14,7 @@ import pytest
 from pymongo.database import Database
 
 from hook.cli.argv import worker_argv
-from hook.config.settings import DEFAULT_MODEL
+from hook.config.table import DEFAULT_MODEL
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.task import Status
@@ -37,16 +37,21 @@ runpy.run_path("worker.py", run_name="__main__")
 @pytest.fixture
 def env(mongo: EmbeddedMongo, db_name: str) -> dict[str, str]:
     return procs.hook_env(
-        HOOK_API_KEY=API_KEY, HOOK_MONGO_URI=mongo.uri, HOOK_MONGO_DB=db_name,
-        HOOK_CALLBACK_HOSTS="127.0.0.1", HOOK_MODEL=str(DEFAULT_MODEL),
-        HOOK_LEASE_SECONDS=str(LEASE), HOOK_CALLBACK_TIMEOUT="30",
+        HOOK_API_KEY=API_KEY,
+        HOOK_MONGO_URI=mongo.uri,
+        HOOK_MONGO_DB=db_name,
+        HOOK_CALLBACK_HOSTS="127.0.0.1",
+        HOOK_MODEL=str(DEFAULT_MODEL),
+        HOOK_LEASE_SECONDS=str(LEASE),
+        HOOK_CALLBACK_TIMEOUT="30",
         HOOK_SIGNING_SECRET=SIGNING_SECRET,
-    )  # fmt: skip
+    )
 
 
 def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=procs.ROOT, env=env, capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        argv, cwd=procs.ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def enqueue(store: TaskStore, url: str, seed: int) -> str:
