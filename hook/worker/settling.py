@@ -127,12 +127,8 @@ class Settler:
         if self.completions is not None:
             self.completions.add(job)
             return
-        try:
-            recorded = self.store.complete(job.task.id, job.owner)
-        except PyMongoError as exc:
-            self._unrecorded(job, "delivered", exc)
-            return
-        self._recorded(job, recorded)
+        if self._written(job, "delivered", lambda: self.store.complete(job.task.id, job.owner)):
+            self._recorded(job, True)
 
     def _recorded(self, job: Job, done: bool | None) -> None:
         """A completion written (True), refused for a lost lease (False), or not written."""
@@ -150,12 +146,9 @@ class Settler:
         failure report when reporting is on (recorded in the same update)."""
         job.settle()
         task = job.task
-        try:
-            if not self.store.fail(task.id, job.owner, reason, report=self.report):
-                self.lost(job)
-                return
-        except PyMongoError as exc:
-            self._unrecorded(job, reason, exc)
+        if not self._written(
+            job, reason, lambda: self.store.fail(task.id, job.owner, reason, report=self.report)
+        ):
             return
         log.warning(
             "task %s failed: camera=%r images=%d attempt %d: %s (%.0f ms)",
@@ -178,12 +171,10 @@ class Settler:
             return
         job.settle()
         delay = self.policy.delay(task.attempts, retry_after)
-        try:
-            if not self.store.reschedule(task.id, job.owner, self.clock() + delay, reason):
-                self.lost(job)
-                return
-        except PyMongoError as exc:
-            self._unrecorded(job, reason, exc)
+        run_at = self.clock() + delay
+        if not self._written(
+            job, reason, lambda: self.store.reschedule(task.id, job.owner, run_at, reason)
+        ):
             return
         log.warning(
             "task %s: attempt %d failed (%s); retry in %.1f s",
@@ -207,12 +198,9 @@ class Settler:
         it), or `after` seconds from now. Stored labels are resent when it comes back."""
         job.settle()
         run_at = self.clock() + after if after else None
-        try:
-            if not self.store.release(job.task.id, job.owner, run_at=run_at):
-                self.lost(job)
-                return
-        except PyMongoError as exc:
-            self._unrecorded(job, f"given back ({why})", exc)
+        if not self._written(
+            job, f"given back ({why})", lambda: self.store.release(job.task.id, job.owner, run_at)
+        ):
             return
         log.info(
             "task %s: given back (%s)%s",
@@ -229,6 +217,17 @@ class Settler:
         job.settle()
         log.warning("task %s: lease lost before it could be settled", job.task.id)
         self._tell(job, Settlement.LOST)
+
+    def _written(self, job: Job, what: str, write: Callable[[], bool]) -> bool:
+        """One store write for the job's claim; False when it was not made, the job then
+        settled as such: its lease lost to another claim, or MongoDB not answering."""
+        try:
+            if write():
+                return True
+            self.lost(job)
+        except PyMongoError as exc:
+            self._unrecorded(job, what, exc)
+        return False
 
     def _unrecorded(self, job: Job, what: str, exc: PyMongoError) -> None:
         log.warning(

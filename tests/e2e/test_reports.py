@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import requests
-from pymongo import MongoClient
 
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
@@ -48,19 +47,6 @@ def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Itera
         HOOK_SIGNING_SECRET=SECRET,
     ) as running:
         yield running
-
-
-@pytest.fixture
-def stack(web: Stack) -> Iterator[Stack]:
-    yield web
-    web.stop_workers()
-
-
-@pytest.fixture(scope="module")
-def store(mongo: EmbeddedMongo) -> Iterator[TaskStore]:
-    client: MongoClient = MongoClient(mongo.uri)
-    yield TaskStore(client[DB])
-    client.close()
 
 
 @pytest.fixture

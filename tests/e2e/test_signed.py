@@ -16,7 +16,6 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from pymongo import MongoClient
 from standardwebhooks import Webhook
 
 from hook.cli.argv import worker_argv
@@ -55,13 +54,6 @@ def stack(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def workers(stack: Stack) -> Iterator[Stack]:
     yield stack
     stack.stop_workers()
-
-
-@pytest.fixture(scope="module")
-def store(mongo: EmbeddedMongo) -> Iterator[TaskStore]:
-    client: MongoClient = MongoClient(mongo.uri)
-    yield TaskStore(client[DB])
-    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 import pytest
 import requests
 from PIL import Image
-from pymongo import MongoClient
 
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
@@ -38,20 +37,6 @@ def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Itera
         HOOK_CALLBACK_TIMEOUT="20",
     ) as running:
         yield running
-
-
-@pytest.fixture
-def stack(web: Stack) -> Iterator[Stack]:
-    """The module's stack; the workers a test started are stopped at its end."""
-    yield web
-    web.stop_workers()
-
-
-@pytest.fixture(scope="module")
-def store(mongo: EmbeddedMongo) -> Iterator[TaskStore]:
-    client: MongoClient = MongoClient(mongo.uri)
-    yield TaskStore(client[DB])
-    client.close()
 
 
 def test_event_comes_back_labeled_in_camio_format(
