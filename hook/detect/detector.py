@@ -21,6 +21,7 @@ from PIL import Image
 
 from hook.detect import engines, yolo
 from hook.detect.detection import Detection, Detects
+from hook.detect.thresholds import FLOOR
 from hook.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Detector(Detects):
         self,
         model: Path,
         *,
-        min_score: float = 0.25,
+        min_score: float = FLOOR,  # candidates kept; what is reported is the thresholds'
         iou: float = 0.45,
         classes: tuple[str, ...] = (),
         device: str = "cpu",

@@ -25,6 +25,7 @@ from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.detector import Detector
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, fuse
+from hook.detect.thresholds import FLOOR
 from hook.detect.tiled import Tiled
 from hook.errors import ConfigError
 
@@ -49,7 +50,7 @@ class Ensemble(Detects):
         *,
         weights: Sequence[float] | None = None,
         sure: Sequence[float] = (),
-        min_score: float = 0.25,
+        min_score: float = FLOOR,
         iou: float = 0.45,
         near: float = 0.0,
         kin: Sequence[frozenset[str]] = (),
