@@ -1,6 +1,6 @@
 """Engines benchmark: the default detector under each HOOK_ENGINE x HOOK_PRECISION here.
 
-For the default fused detector (yolov3-tiny + nanodet-g, built by ensemble.from_settings as the
+For the default fused detector (yolov3-tiny + nanodet-g, built by detector_from as the
 worker builds it) under onnxruntime f32 and int8 and OpenVINO f32, bf16 and int8 (those this
 machine runs; the others are listed with the ConfigError that refuses them):
 

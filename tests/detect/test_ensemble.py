@@ -9,6 +9,7 @@ from PIL import Image
 
 from hook.config.detectors import detector_from
 from hook.detect import ensemble
+from hook.detect.detection import Detects
 from hook.detect.detector import Detector
 from hook.detect.ensemble import Ensemble
 from hook.detect.tiled import Tiled
@@ -31,11 +32,11 @@ def members() -> tuple[Detector, Detector]:
     return Detector(YOLO, min_score=0.1), Detector(NANODET, min_score=0.1)
 
 
-def photo(path: Path, detector: Detector | Ensemble) -> tuple[Image.Image, tuple[int, int]]:
+def photo(path: Path, detector: Detects) -> tuple[Image.Image, tuple[int, int]]:
     return decode_image(path.read_bytes(), max_pixels=40_000_000, fit=detector.canvas)
 
 
-def labels(detector: Detector | Ensemble, path: Path) -> dict[str, float]:
+def labels(detector: Detects, path: Path) -> dict[str, float]:
     best: dict[str, float] = {}
     for d in detector.detect(*photo(path, detector)):
         best[d.label] = max(best.get(d.label, 0.0), d.score)
@@ -76,7 +77,7 @@ def test_one_event_in_one_batch_equals_image_by_image(members) -> None:
     assert all(together)
 
 
-def test_from_settings_builds_one_model_or_the_fused_pair_and_tiles_by_the_first() -> None:
+def test_detector_from_builds_one_model_or_the_fused_pair_and_tiles_by_the_first() -> None:
     single = detector_from(make_settings(HOOK_MODEL=str(YOLO), HOOK_TILES="off"))
     assert isinstance(single, Detector)
     pair = detector_from(
