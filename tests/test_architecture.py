@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hook.cli.argv import gunicorn_argv, worker_argv
 from tests.factories import ROOT
 
 HOOK = ROOT / "hook"
@@ -143,3 +145,16 @@ def test_every_module_imports() -> None:
     for module in MODULES:
         if module not in EDGES:  # hook.wsgi builds the app from the environment
             importlib.import_module(module)
+
+
+def test_what_the_launcher_names_by_string_exists() -> None:
+    """gunicorn is handed hook's entry point, worker class and logger class as strings, which
+    no import checks: each must resolve, or `hook run` fails only when it starts."""
+    argv = gunicorn_argv("127.0.0.1:0", 1)
+    app_module, _, app = argv[argv.index("-m") + 2].partition(":")
+    assert importlib.util.find_spec(app_module) is not None
+    assert f"\n{app} = " in (HOOK / "wsgi.py").read_text()  # built at import, from the env
+    for option in ("--worker-class", "--logger-class"):
+        module, _, name = argv[argv.index(option) + 1].rpartition(".")
+        assert hasattr(importlib.import_module(module), name), option
+    assert Path(worker_argv()[-1]).is_file()

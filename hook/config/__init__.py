@@ -5,5 +5,5 @@ parsers of setting values (`values`), and `mongo` (the MongoDB client a process 
 settings). The edges (hook.wsgi, hook.worker.main, hook.cli) read settings and hand plain
 values down; nothing below reads the environment.
 
-May import: detect, rules, callbacks, intake, store (and the shared bottom).
+May import: detect, callbacks, store (and the shared bottom).
 """

@@ -17,9 +17,17 @@ from hook.callbacks.hosts import operator_url
 from hook.callbacks.outbound import parse_custom_headers
 from hook.callbacks.signing import parse_secrets
 from hook.config import values as value
-from hook.detect.registry import DEFAULT_ENGINE, ENGINES, PRECISIONS
-from hook.detect.thresholds import parse_label_scores
+from hook.detect.registry import (
+    DEFAULT_DEVICE,
+    DEFAULT_ENGINE,
+    DEFAULT_PRECISION,
+    DEVICES,
+    ENGINES,
+    PRECISIONS,
+)
+from hook.detect.thresholds import NMS_IOU, parse_label_scores
 from hook.detect.tiling import parse_tiling
+from hook.retry import CAP_SECONDS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout, or /opt/hook (models/ there)
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
@@ -155,7 +163,8 @@ SPECS: tuple[Spec, ...] = (
         "HOOK_RETRY_BASE_SECONDS",
         value.positive_float,
         "2",
-        "Retry delays: attempt n waits between half and all of this x 2^(n-1), at most 10 min.",
+        "Retry delays: attempt n waits between half and all of this x 2^(n-1), "
+        f"at most {CAP_SECONDS / 60:g} min.",
     ),
     Spec(
         "HOOK_CALLBACK_TIMEOUT",
@@ -310,7 +319,7 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "HOOK_IOU",
         value.fraction,
-        "0.45",
+        str(NMS_IOU),
         "Overlap (IoU) above which two boxes of one label count as the same object.",
     ),
     Spec(
@@ -329,8 +338,8 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "HOOK_DEVICE",
-        value.choice("cpu", "cuda", "auto"),
-        "cpu",
+        value.choice(*DEVICES),
+        DEFAULT_DEVICE,
         "Where inference runs: cpu; cuda (onnxruntime's CUDA provider, an error if absent or "
         "with HOOK_ENGINE=openvino); or auto (onnxruntime's CUDA, or OpenVINO's GPU, when "
         "present, else the CPU).",
@@ -355,13 +364,16 @@ SPECS: tuple[Spec, ...] = (
         value.choice(*ENGINES),
         DEFAULT_ENGINE,
         "Inference engine for the same ONNX files: "
-        + ", or ".join(info.about for info in ENGINES.values())
+        + ", or ".join(
+            f"{name} ({'the default; ' if name == DEFAULT_ENGINE else ''}{info.about})"
+            for name, info in ENGINES.items()
+        )
         + ".",
     ),
     Spec(
         "HOOK_PRECISION",
         value.choice("auto", *PRECISIONS),
-        "f32",
+        DEFAULT_PRECISION,
         "Arithmetic of the models: f32, bf16 (HOOK_ENGINE=openvino on a CPU with AVX-512 BF16 "
         "or AMX) or int8 (each model's static int8 build beside it, <stem>.int8.onnx, which "
         "models/build.py int8 makes, calibrated on the repository's photo sets: about 0.7 of "

@@ -21,7 +21,8 @@ from PIL import Image
 
 from hook.detect import engines, yolo
 from hook.detect.detection import Detection, Detects
-from hook.detect.thresholds import FLOOR
+from hook.detect.registry import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PRECISION
+from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,12 @@ class Detector(Detects):
         model: Path,
         *,
         min_score: float = FLOOR,  # candidates kept; what is reported is the thresholds'
-        iou: float = 0.45,
+        iou: float = NMS_IOU,
         classes: tuple[str, ...] = (),
-        device: str = "cpu",
+        device: str = DEFAULT_DEVICE,
         threads: int = 0,
-        engine: str = "onnxruntime",
-        precision: str = "f32",
+        engine: str = DEFAULT_ENGINE,
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         model = Path(model)
         if not model.is_file():

@@ -23,7 +23,15 @@ import numpy as np
 import onnxruntime as ort
 
 from hook.detect.model_files import file_sha256, int8_path, read_stamp
-from hook.detect.registry import ENGINES, PRECISIONS, engines_running, runs
+from hook.detect.registry import (
+    DEFAULT_DEVICE,
+    DEFAULT_ENGINE,
+    DEFAULT_PRECISION,
+    ENGINES,
+    PRECISIONS,
+    engines_running,
+    runs,
+)
 from hook.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -72,7 +80,7 @@ def chosen_device(device: str, engine: str) -> str:
     return device
 
 
-def chosen_precision(precision: str, models: Sequence[Path], device: str = "cpu") -> str:
+def chosen_precision(precision: str, models: Sequence[Path], device: str = DEFAULT_DEVICE) -> str:
     """HOOK_PRECISION=auto made concrete: int8 on a CPU when every model has its int8 build
     (it labels the accuracy benchmark's photos as f32 does in about half the time: README,
     Engines and precision), else f32. Any other value is as given."""
@@ -130,9 +138,9 @@ def weights_for(model: Path, precision: str) -> Path:
 def load(
     model: Path,
     *,
-    engine: str = "onnxruntime",
-    precision: str = "f32",
-    device: str = "cpu",
+    engine: str = DEFAULT_ENGINE,
+    precision: str = DEFAULT_PRECISION,
+    device: str = DEFAULT_DEVICE,
     threads: int = 0,
 ) -> Engine:
     """The engine HOOK_ENGINE names for `model` at HOOK_PRECISION; ConfigError naming them."""

@@ -25,7 +25,7 @@ from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.detector import Detector
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, fuse
-from hook.detect.thresholds import FLOOR
+from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.detect.tiled import Tiled
 from hook.errors import ConfigError
 
@@ -51,7 +51,7 @@ class Ensemble(Detects):
         weights: Sequence[float] | None = None,
         sure: Sequence[float] = (),
         min_score: float = FLOOR,
-        iou: float = 0.45,
+        iou: float = NMS_IOU,
         near: float = 0.0,
         kin: Sequence[frozenset[str]] = (),
     ) -> None:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hook.detect.detection import Detection
+from hook.detect.thresholds import NMS_IOU
 
 Box = tuple[float, float, float, float]
 CLOSE_VEHICLES = frozenset({"car", "truck", "bus"})  # one model's van is another's car or truck
@@ -36,7 +37,7 @@ class FusionRules:
     iou: float = 0.55  # boxes overlapping more than this are one object
     near: float = 0.0  # ... or centres closer than this x the smaller box's size (0: IoU only)
     kin: tuple[frozenset[str], ...] = ()  # label groups that may be one object
-    nms_iou: float = 0.45  # fused boxes of one label (or kin) overlapping more are one object
+    nms_iou: float = NMS_IOU  # fused boxes of one label (or kin) overlapping more are one object
 
     def __post_init__(self) -> None:
         if not self.weights or any(w <= 0 for w in self.weights):

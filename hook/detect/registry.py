@@ -11,6 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PRECISIONS = ("f32", "bf16", "int8")  # what HOOK_PRECISION may name, beside auto
+DEVICES = ("cpu", "cuda", "auto")  # what HOOK_DEVICE may name
+# how a model runs unless told otherwise: HOOK_ENGINE's, HOOK_PRECISION's and HOOK_DEVICE's
+# defaults, and a detector's built by hand
+DEFAULT_ENGINE, DEFAULT_PRECISION, DEFAULT_DEVICE = "onnxruntime", "f32", "cpu"
 
 
 @dataclass(frozen=True)
@@ -25,16 +29,14 @@ class EngineInfo:
 ENGINES = {
     info.name: info
     for info in (
-        EngineInfo("onnxruntime", "onnxruntime (the default; f32 or int8)", ("f32", "int8")),
+        EngineInfo("onnxruntime", "f32 or int8", ("f32", "int8")),
         EngineInfo(
             "openvino",
-            "openvino (its CPU runtime, f32, bf16 or int8; its GPU with HOOK_DEVICE=auto when "
-            "one is present)",
+            "its CPU runtime, f32, bf16 or int8; its GPU with HOOK_DEVICE=auto when one is present",
             ("f32", "bf16", "int8"),
         ),
     )
 }
-DEFAULT_ENGINE = "onnxruntime"
 
 
 def runs(engine: str, precision: str) -> bool:

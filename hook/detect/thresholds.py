@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+NMS_IOU = 0.45  # boxes of one label overlapping more are one object (HOOK_IOU's default)
 FLOOR = 0.2  # detectors keep candidates down to this (or the lowest threshold, when lower)
 
 

@@ -23,7 +23,7 @@ class NewImage(Protocol):
     def meta(self) -> ImageMeta: ...
 
 
-class Event(Protocol):
+class NewEvent(Protocol):
     """An event as the store takes it in (hook.intake.event.Event is one): the store needs
     only these fields, so it never imports the intake's parsing (or Pillow)."""
 
@@ -44,7 +44,7 @@ class Event(Protocol):
 class Intake(Base):
     """The producer's side of the queue."""
 
-    def enqueue(self, event: Event) -> tuple[str, bool]:
+    def enqueue(self, event: NewEvent) -> tuple[str, bool]:
         """Store the event as a queued task; return its id and whether it is new.
 
         Image bytes go in first and the task document last, so a worker never sees a task
@@ -97,7 +97,7 @@ class Intake(Base):
             raise
         return task_id, True
 
-    def _image_docs(self, task_id: str, event: Event, now: float) -> list[dict[str, Any]]:
+    def _image_docs(self, task_id: str, event: NewEvent, now: float) -> list[dict[str, Any]]:
         ids = image_ids(task_id, len(event.images))
         return [
             {
@@ -110,7 +110,7 @@ class Intake(Base):
             for index, image in enumerate(event.images)
         ]
 
-    def _requeue(self, task_id: str, event: Event) -> bool:
+    def _requeue(self, task_id: str, event: NewEvent) -> bool:
         """A failed task's event sent again: a new series of attempts, the failure in `history`.
 
         Its images are put back where retention or an operator removed them. False when another

@@ -54,10 +54,14 @@ class Completions:
         self.thread.start()
 
     def add(self, job: Job) -> None:
-        """A delivered job, to be recorded done with the next batch."""
+        """A delivered job, to be recorded done with the next batch (once stopping: not at
+        all, its lease brings the task back and its stored labels are resent)."""
         with self.changed:
-            self.waiting.append(job)
-            self.changed.notify()
+            if not self.closing:
+                self.waiting.append(job)
+                self.changed.notify()
+                return
+        self._tell(job, None)
 
     def stop(self) -> None:
         """Record what waits, then end the thread (after the deliveries have ended)."""
@@ -69,17 +73,30 @@ class Completions:
     def _run(self) -> None:
         flushed = time.monotonic()
         while (batch := self._next_batch()) is not None:
-            try:
-                if batch:
-                    self._complete(batch)
-                if time.monotonic() - flushed >= FLUSH_SECONDS:
-                    self.metrics.flush()
-                    flushed = time.monotonic()
-            except Exception:  # a bug must not end the thread: the leases bring tasks back
-                log.exception("completions: a batch of %d could not be settled", len(batch))
-                for job in batch:
-                    self.recorded(job, None)
-        self.metrics.flush()
+            if batch:
+                try:
+                    written = self._complete(batch)
+                except Exception:  # a bug must not end the thread: the leases bring tasks back
+                    log.exception("completions: a batch of %d could not be recorded", len(batch))
+                    written = [None] * len(batch)
+                for job, done in zip(batch, written, strict=True):
+                    self._tell(job, done)  # each job once, whatever came of the others
+            if time.monotonic() - flushed >= FLUSH_SECONDS:
+                self._flush()
+                flushed = time.monotonic()
+        self._flush()
+
+    def _tell(self, job: Job, done: bool | None) -> None:
+        try:
+            self.recorded(job, done)
+        except Exception:
+            log.exception("task %s: recorded, but telling the Settler failed", job.task.id)
+
+    def _flush(self) -> None:
+        try:
+            self.metrics.flush()
+        except Exception:  # the figures wait for the next flush; the completions go on
+            log.exception("completions: the buffered metrics could not be written")
 
     def _next_batch(self) -> list[Job] | None:
         """The jobs of the next batch; [] after FLUSH_SECONDS without one; None once closed."""
@@ -97,10 +114,11 @@ class Completions:
             batch, self.waiting = self.waiting, []
             return batch
 
-    def _complete(self, batch: list[Job]) -> None:
-        """Record the batch done; while MongoDB does not answer, try again every RETRY_SECONDS
-        (the jobs are still held, so their leases are renewed once it answers) until closing,
-        when the leases are left to bring the tasks back."""
+    def _complete(self, batch: list[Job]) -> list[bool | None]:
+        """Record the batch done, and say per job: done, its lease lost, or not written. While
+        MongoDB does not answer, try again every RETRY_SECONDS (the jobs are still held, so
+        their leases are renewed once it answers) until closing, when the leases are left to
+        bring the tasks back."""
         claims = [(job.task.id, job.owner, len(job.task.images)) for job in batch]
         while True:
             try:
@@ -118,13 +136,10 @@ class Completions:
                         len(batch),
                         type(exc).__name__,
                     )
-                    for job in batch:
-                        self.recorded(job, None)
-                    return
+                    return [None] * len(batch)
                 log.warning(
                     "%d delivered task(s) not recorded done yet (%s); trying again",
                     len(batch),
                     type(exc).__name__,
                 )
-        for job in batch:
-            self.recorded(job, (job.task.id, job.owner) in completed)
+        return [(job.task.id, job.owner) in completed for job in batch]

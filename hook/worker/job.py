@@ -42,6 +42,7 @@ class Job:
     body: str | None = None  # the labels JSON, once LABELED
     kept: list[list[Detection]] = field(default_factory=list)  # per image: what was delivered
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
+    let_go: bool = False  # the Settler has told the worker what became of it (once, ever)
 
     def loaded(
         self, canvases: list[Any], boxes: list[Letterbox], images: list[Image.Image]

@@ -18,7 +18,7 @@ from hook.detect.detection import Detects
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.worker.job import Job
-from hook.worker.pictures import Pictures
+from hook.worker.pictures import PictureMaker
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class Labeler:
     """LOADED jobs to LABELED (or retried); shared by the lanes, each with its own detector."""
 
     def __init__(
-        self, store: TaskStore, settler: Settler, rules: RulesFile, pictures: Pictures
+        self, store: TaskStore, settler: Settler, rules: RulesFile, pictures: PictureMaker
     ) -> None:
         self.store, self.settler, self.rules, self.pictures = store, settler, rules, pictures
 

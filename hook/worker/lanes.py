@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from hook.detect.registry import DEFAULT_DEVICE
+
 GPU_BATCH = 32  # images of several tasks in one run when a GPU labels (HOOK_BATCH_IMAGES=0)
 
 
@@ -30,7 +32,7 @@ def plan(
     processes: int,
     lanes: int,
     threads: int,
-    device: str = "cpu",
+    device: str = DEFAULT_DEVICE,
     batch_images: int = 0,
 ) -> LanePlan:
     """The layout for settings where 0 means "choose": HOOK_LANES, HOOK_THREADS, batch size.

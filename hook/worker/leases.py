@@ -36,7 +36,10 @@ class Holding:
 
 
 class LeaseKeeper:
-    """Renews leases and beats until the worker has stopped and holds nothing."""
+    """Renews leases and beats until the worker has stopped and holds nothing; a part of the
+    worker (hook.worker.parts), started first and stopped last."""
+
+    name = "leases"
 
     def __init__(
         self,
@@ -51,12 +54,30 @@ class LeaseKeeper:
         self.store, self.worker_id, self.lease_seconds = store, worker_id, lease_seconds
         self.holding, self.stopping, self.started_at = holding, stopping, started_at
         self.period = min(lease_seconds / 3, HEARTBEAT_SECONDS)
+        self.last = threading.Event()  # every other part has stopped: what is held stays so
+        self.thread = threading.Thread(target=self.run, name="leases", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Once every other part has stopped: end as soon as nothing is held, or at once if
+        something still is (nothing can settle it now; its lease brings it back)."""
+        self.last.set()
+        self.thread.join()
 
     def run(self) -> None:
-        """The keeper thread's loop; returns once stopping and nothing is held."""
+        """The keeper thread's loop; returns once stopping and nothing is held (or, stopped
+        last, at once)."""
         while True:
             held = self.holding()
-            if self.stopping.is_set() and not held.task_ids:
+            if self.last.is_set() and held.task_ids:
+                log.warning(
+                    "worker %s: %d task(s) still held at exit; their leases will bring them back",
+                    self.worker_id,
+                    len(held.task_ids),
+                )
+            if self.stopping.is_set() and (not held.task_ids or self.last.is_set()):
                 try:
                     self._beat(held, state="stopped")
                 except PyMongoError as exc:  # stopping while MongoDB is down: say so, end cleanly

@@ -50,6 +50,7 @@ class Loader:
             images = self.images_of(jobs)
         except Exception as exc:
             why = f"its images could not be read: {type(exc).__name__}: {exc}"
+            log.warning("tasks %s: images not read (%s: %s)", _ids(jobs), type(exc).__name__, exc)
             for job in jobs:
                 self.settler.give_back(job, why)
             return
@@ -87,3 +88,7 @@ class Loader:
             job.loaded(canvases, boxes, decoded)
         except Exception as exc:  # one task's trouble must never stop the worker
             self.settler.crashed(job, "loading", exc)
+
+
+def _ids(jobs: Sequence[Job]) -> str:
+    return ", ".join(job.task.id for job in jobs)

@@ -41,7 +41,7 @@ from hook.worker import lanes
 from hook.worker.pipeline import Worker, WorkerConfig
 from hook.worker.reporting import ReportConfig
 
-log = logging.getLogger("hook.worker.pipeline")
+log = logging.getLogger(__name__)
 
 OK, FAILED, CONFIG_ERROR = 0, 1, 2
 POLL_SECONDS = 0.2  # how soon the main thread notices a signal

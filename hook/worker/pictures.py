@@ -43,8 +43,9 @@ class Unmade:
     kept: list[list[Detection]]
 
 
-class Pictures:
-    """Pictures on (keep time above 0) or off; `take(job)` frees the job's images either way."""
+class PictureMaker:
+    """Makes the pictures, on (keep time above 0) or off; `take(job)` frees the job's images
+    either way."""
 
     name = "pictures"
 

@@ -65,7 +65,7 @@ from hook.worker.labeling import Labeler
 from hook.worker.leases import Holding, LeaseKeeper
 from hook.worker.loading import Loader
 from hook.worker.parts import Loop, Parts
-from hook.worker.pictures import Pictures
+from hook.worker.pictures import PictureMaker
 from hook.worker.reporting import ReportConfig, Reporter
 from hook.worker.settling import Settlement, Settler
 
@@ -78,7 +78,8 @@ CLAIM_BATCH = 4  # tasks claimed (and their images read) in one go, when that ma
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    """What the worker needs from settings."""
+    """What the worker needs from settings (hook.worker.main builds it; nothing here has a
+    default of its own but the extra headers, which are none unless set)."""
 
     lease_seconds: float
     callback_timeout: float
@@ -86,10 +87,10 @@ class WorkerConfig:
     max_image_pixels: int
     policy: RetryPolicy
     hosts: HostAllowList
-    keep_pictures_seconds: float = 0.0  # 0: no annotated pictures
+    keep_pictures_seconds: float  # 0: no annotated pictures
+    reports: ReportConfig  # failure reports (off when it owes none)
+    batch_images: int  # most images of ready tasks a lane runs together (1: a task a run)
     outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
-    reports: ReportConfig | None = None  # failure reports: off if unset
-    batch_images: int = 1  # most images of ready tasks a lane runs together (1: a task a run)
 
 
 class Worker:
@@ -112,11 +113,11 @@ class Worker:
         if not detectors:
             raise ValueError("a worker needs a detector for each lane, and one lane at least")
         self.store, self.lanes, self.config = store, tuple(detectors), config
-        reports = config.reports or ReportConfig(config.policy)  # none owed: off
+        reports = config.reports
         self.rules = rules or RulesFile.open(None)
         self.round_trips = round_trips
         self.wake = wake or WakeUp(None, None)  # rung by the web, the change feed and stop()
-        self.pictures = Pictures(store, enabled=config.keep_pictures_seconds > 0)
+        self.pictures = PictureMaker(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store, buffered=True)
         self.settler = Settler(
@@ -182,7 +183,7 @@ class Worker:
         )
         self.parts = Parts(
             [  # hook.worker.parts: started in this order, stopped in reverse
-                Loop("leases", self.keeper.run),
+                self.keeper,
                 Loop("reports", self.reporter.run),
                 Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
                 self.pictures,
@@ -209,15 +210,19 @@ class Worker:
             threading.Thread(target=self._lane, args=(detector,), name=f"lane_{n}")
             for n, detector in enumerate(self.lanes)
         ]
-        self.parts.start()
+        started: list[threading.Thread] = []
         try:
+            self.parts.start()
             for thread in [fetch, *lanes]:
                 thread.start()
-            for thread in lanes:  # they end once the fetch thread has stopped claiming
+                started.append(thread)
+        finally:  # normally the lanes end once the fetch thread has stopped claiming
+            if len(started) < 1 + len(lanes):  # a start failed: stop what did start
+                self.stopping.set()
+                self.ready.put(None)
+            for thread in started:
                 thread.join()
-            fetch.join()
             self.deliveries.close()  # every delivery under way settled
-        finally:
             self.stopping.set()  # the loops among the parts end on it
             self.parts.stop()
             self.wake.close()
@@ -329,7 +334,3 @@ def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:
         jobs.append(more)
         images += len(more.canvases)
     return jobs
-
-
-def _ids(jobs: list[Job]) -> str:
-    return ", ".join(job.task.id for job in jobs)

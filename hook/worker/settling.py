@@ -130,6 +130,7 @@ class Settler:
         if self._written(job, "delivered", lambda: self.store.complete(job.task.id, job.owner)):
             self._recorded(job, True)
 
+    @_guarded
     def _recorded(self, job: Job, done: bool | None) -> None:
         """A completion written (True), refused for a lost lease (False), or not written."""
         if done is None:
@@ -239,6 +240,11 @@ class Settler:
         self._tell(job, Settlement.UNRECORDED)
 
     def _tell(self, job: Job, settlement: Settlement) -> None:
+        """Let the job go: `finished` is told once per job, whatever is settled after."""
+        if job.let_go:
+            log.error("task %s: settled %s after it was let go; ignored", job.task.id, settlement)
+            return
+        job.let_go = True
         try:
             self.finished(job, settlement)
         except Exception:  # the settlement stands; a bug in the listener must not undo it

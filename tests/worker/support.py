@@ -21,6 +21,7 @@ from hook.store import TaskStore
 from hook.task import Status, Task
 from hook.worker.job import Job
 from hook.worker.pipeline import Worker, WorkerConfig
+from hook.worker.reporting import ReportConfig
 from hook.worker.settling import Settlement, Settler
 from tests.factories import DATA, SIGNING_SECRET, make_event
 
@@ -34,6 +35,9 @@ CONFIG = WorkerConfig(
     max_image_pixels=40_000_000,
     policy=POLICY,
     hosts=LOCAL,
+    keep_pictures_seconds=0,  # no pictures unless a test asks
+    reports=ReportConfig(POLICY),  # none owed: off
+    batch_images=1,
     outbound=Outbound(Signer([SIGNING_SECRET])),
 )
 TRUNCATED_JPEG = (DATA / "dog.jpg").read_bytes()[:60000]
@@ -97,7 +101,7 @@ def path() -> str:
 
 
 class Told:
-    """A Settler's `finished`: what each job came to, by its claim, and how often it was told
+    """A Settler's `finished`: what each job came to, by its task, and how often it was told
     (the Settler tells of each job once)."""
 
     def __init__(self) -> None:
@@ -107,16 +111,18 @@ class Told:
 
     def __call__(self, job: Job, settlement: Settlement) -> None:
         with self.lock:
-            self.settled[job.owner] = settlement
-            self.times[job.owner] = self.times.get(job.owner, 0) + 1
+            self.settled[job.task.id] = settlement
+            self.times[job.task.id] = self.times.get(job.task.id, 0) + 1
 
     def of(self, job: Job) -> Settlement:
-        return self.settled[job.owner]
+        return self.settled[job.task.id]
+
+    def count(self, job: Job) -> int:
+        return self.times.get(job.task.id, 0)
 
 
-Call = tuple[
-    str, Job, tuple[object, ...]
-]  # a Settler method's name, the job, the rest of its arguments
+# a Settler method's name, the job, the rest of its arguments
+Call = tuple[str, Job, tuple[object, ...]]
 
 
 class FakeSettler(Settler):

@@ -304,3 +304,16 @@ def test_close_flushes_the_metrics_that_wait(counted: Client) -> None:
     written = {counter.key: counter for counter in store.counted()}
     assert written["deliveries|delivered"].get("n") == 25
     assert written["latency"].get("count") == 1 and written["latency"].get("sum") == 0.3
+
+
+def test_a_job_added_once_stopping_is_told_unwritten_at_once(counted: Client) -> None:
+    """Too late for a batch: nothing would write it, so it is let go at once, to its lease."""
+    store = counted.store
+    (job,) = claimed_jobs(store, 1)
+    told = Told()
+    completions = running(Completions(store, Metrics(store, buffered=True), told))
+    closed_in_time(completions)
+    completions.add(job)
+    assert told.wait_for(1, timeout=1) == {job.owner: None}
+    task = store.get(job.task.id)
+    assert task is not None and task.status is Status.RUNNING

@@ -22,7 +22,7 @@ from hook.store import TaskStore
 from hook.task import Dropped, ImageMeta, Status, Task
 from hook.worker.job import Job, Stage
 from hook.worker.labeling import Labeler
-from hook.worker.pictures import Pictures
+from hook.worker.pictures import PictureMaker
 from tests.factories import CALLBACK, write
 from tests.worker.support import FakeSettler
 
@@ -52,7 +52,7 @@ class FakeStore(TaskStore):
         return task_id not in self.lost
 
 
-class FakePictures(Pictures):
+class FakePictures(PictureMaker):
     """Records each job taken, with its stage and body then (labels first, pictures after)."""
 
     def __init__(self) -> None:

@@ -19,7 +19,6 @@ import pytest
 from pymongo import MongoClient, monitoring
 from pymongo.database import Database
 
-from hook.config.table import DEFAULT_MODEL
 from hook.detect.detector import Detector
 from hook.metrics.recorder import Metrics
 from hook.store import TaskStore
@@ -36,11 +35,6 @@ from tests.worker.support import CONFIG, enqueue, settled_as, wait_task
 SLOW_POLL = 30.0
 WELL_BEFORE = 10.0  # a third of the poll: delivered by then only if the ring worked
 PHOTO = (DATA / "dog.jpg").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector(DEFAULT_MODEL)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hook.detect.detection import Detection
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.worker.job import Job
-from hook.worker.pictures import BATCH, Pictures
+from hook.worker.pictures import BATCH, PictureMaker
 from tests.commands import Commands
 from tests.factories import image_bytes, make_event
 
@@ -74,7 +74,7 @@ def wait_pictured(store: TaskStore, jobs: list[Job], timeout: float = WAIT) -> N
             time.sleep(0.05)
 
 
-def closed_in_time(pictures: Pictures, timeout: float = WAIT) -> None:
+def closed_in_time(pictures: PictureMaker, timeout: float = WAIT) -> None:
     closer = threading.Thread(target=pictures.stop, name="closer", daemon=True)
     closer.start()
     closer.join(timeout)
@@ -86,7 +86,7 @@ def test_the_pictures_of_one_window_are_stored_in_one_round_trip(counted: Counte
     query for forgotten tasks (none, so nothing is deleted); each is a JPEG of its image."""
     store = counted.store
     jobs = labeled_jobs(store, 3)
-    pictures = Pictures(store, enabled=True, window=3.0)
+    pictures = PictureMaker(store, enabled=True, window=3.0)
     pictures.start()
     try:
         mark = counted.commands.mark()
@@ -115,7 +115,7 @@ def test_a_task_forgotten_before_its_batch_is_stored_ends_with_no_pictures(
     none once the batch is stored; the other task of the batch keeps its pictures."""
     store = counted.store
     kept, gone = labeled_jobs(store, 2, seed=20)
-    pictures = Pictures(store, enabled=True, window=3.0)
+    pictures = PictureMaker(store, enabled=True, window=3.0)
     pictures.start()
     try:
         pictures.take(kept)
@@ -138,7 +138,7 @@ def test_close_stores_the_pictures_that_wait(counted: Counted) -> None:
     """With a minute's window nothing is stored a moment after take(); close() stores it all."""
     store = counted.store
     jobs = labeled_jobs(store, 2, seed=40)
-    pictures = Pictures(store, enabled=True, window=60.0)
+    pictures = PictureMaker(store, enabled=True, window=60.0)
     pictures.start()
     for job in jobs:
         pictures.take(job)
@@ -154,7 +154,7 @@ def test_a_full_batch_is_stored_without_waiting_out_the_window(counted: Counted)
     per_job = 8
     store = counted.store
     jobs = labeled_jobs(store, -(-BATCH // per_job), images=per_job, seed=60)
-    pictures = Pictures(store, enabled=True, window=60.0)
+    pictures = PictureMaker(store, enabled=True, window=60.0)
     pictures.start()
     try:
         for job in jobs:
@@ -168,7 +168,7 @@ def test_pictures_off_takes_nothing_and_frees_the_images(counted: Counted) -> No
     """Disabled (keep time 0), take() stores nothing but still frees the job's images."""
     store = counted.store
     [job] = labeled_jobs(store, 1, seed=80)
-    pictures = Pictures(store, enabled=False)
+    pictures = PictureMaker(store, enabled=False)
     pictures.start()
     pictures.take(job)
     assert job.images == [] and job.kept == []

@@ -89,7 +89,7 @@ def test_delivered_completes_the_task_and_logs_its_objects(
     with caplog.at_level(logging.INFO, logger="hook.worker.settling"):
         settler.delivery(job, Outcome(Verdict.DELIVERED, "callback answered 200"))
     assert told.of(job) is Settlement.DONE and job.stage is Stage.SETTLED
-    assert told.times[job.owner] == 1
+    assert told.count(job) == 1
     task = now_of(store, job)
     assert task.status is Status.DONE and task.last_error is None and task.lease_owner is None
     assert store.load_images(task) == []
@@ -171,19 +171,19 @@ def test_a_lost_lease_writes_nothing(
     caplog: pytest.LogCaptureFixture,
     told: Told,
 ) -> None:
-    job = claimed(store)
-    clock.now = NOW + 60  # the lease ran out; another worker has the task now
+    jobs = [claimed(store, seed=seed) for seed in range(3)]
+    clock.now = NOW + 60  # the leases ran out; another worker has the tasks now
     store.requeue_expired(POLICY.max_attempts)
-    assert store.claim("other#1", 30) is not None
+    for n in range(3):
+        assert store.claim(f"other#{n}", 30) is not None
     with caplog.at_level(logging.WARNING, logger="hook.worker.settling"):
-        settler.delivery(job, Outcome(Verdict.DELIVERED, "ok"))
-        assert told.of(job) is Settlement.LOST
-        settler.fail(job, "refused")
-        assert told.of(job) is Settlement.LOST
-        settler.retry(job, "busy")
-        assert told.of(job) is Settlement.LOST
-    task = now_of(store, job)
-    assert task.status is Status.RUNNING and task.lease_owner == "other#1"
+        settler.delivery(jobs[0], Outcome(Verdict.DELIVERED, "ok"))
+        settler.fail(jobs[1], "refused")
+        settler.retry(jobs[2], "busy")
+    for job in jobs:
+        assert told.of(job) is Settlement.LOST and told.count(job) == 1
+        task = now_of(store, job)
+        assert task.status is Status.RUNNING and (task.lease_owner or "").startswith("other#")
     assert "lease lost before it could be settled" in caplog.text
 
 
@@ -292,8 +292,9 @@ def test_giving_back_releases_the_task_unstarted_at_once_or_later(
         task = now_of(store, job)
         assert told.of(job) is Settlement.GIVEN_BACK and job.stage is Stage.SETTLED
         assert task.status is Status.QUEUED and task.attempts == 0 and task.run_at == due
-    settler.give_back(now, "again")  # its claim is spent: nothing is released twice
-    assert told.of(now) is Settlement.LOST
+    settler.give_back(now, "again")  # let go already: nothing is released or told twice
+    assert told.of(now) is Settlement.GIVEN_BACK and told.count(now) == 1
+    assert now_of(store, now).status is Status.QUEUED
 
 
 def test_a_crash_is_logged_with_its_traceback_and_the_task_retried_saying_why(
@@ -332,7 +333,7 @@ def test_whatever_goes_wrong_while_settling_the_job_is_let_go_once(
     job = claimed(store)
     with caplog.at_level(logging.ERROR, logger="hook.worker.settling"):
         settler.delivery(job, Outcome(Verdict.REFUSED, "callback answered 404"))
-    assert told.of(job) is Settlement.UNRECORDED and told.times[job.owner] == 1
+    assert told.of(job) is Settlement.UNRECORDED and told.count(job) == 1
     assert job.stage is Stage.SETTLED and "its lease will bring it back" in caplog.text
 
 
@@ -344,3 +345,31 @@ def test_a_listener_that_fails_does_not_undo_the_settlement(store: TaskStore) ->
     job = claimed(store)
     settler.fail(job, "refused")
     assert now_of(store, job).status is Status.FAILED
+
+
+def test_batched_completions_are_told_done_or_lost_once_written(
+    store: TaskStore, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's Settler: a delivered job waits for its batch, then is told DONE (with the
+    done line), or LOST when its claim had passed to another worker meanwhile."""
+    told = Told()
+    settler = Settler(store, Metrics(store), POLICY, finished=told, batched=True, clock=clock)
+    fresh, stale = claimed(store, seed=1), claimed(store, seed=2)
+    assert store.release(stale.task.id, stale.owner) and store.claim("other#1", 30) is not None
+    (completions,) = settler.parts
+    completions.start()
+    with caplog.at_level(logging.INFO, logger="hook.worker.settling"):
+        try:
+            for job in (fresh, stale):
+                settler.delivery(job, Outcome(Verdict.DELIVERED, "callback answered 200"))
+                assert job.stage is Stage.SETTLED and told.count(job) == 0  # not written yet
+            deadline = time.monotonic() + 10
+            while told.count(fresh) + told.count(stale) < 2:
+                assert time.monotonic() < deadline, "the batch was never written"
+                time.sleep(0.05)
+        finally:
+            completions.stop()
+    assert (told.of(fresh), told.of(stale)) == (Settlement.DONE, Settlement.LOST)
+    assert now_of(store, fresh).status is Status.DONE
+    assert f"task {fresh.task.id} done" in caplog.text
+    assert f"task {stale.task.id}: lease lost" in caplog.text

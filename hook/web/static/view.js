@@ -1,5 +1,5 @@
 // The live page refreshes itself: it polls view.json and rebuilds its tables from it, the same
-// markup hook/view.py renders. Text only ever goes in through textContent, never as HTML.
+// markup hook/web/view.py renders. Text only ever goes in through textContent, never as HTML.
 // A thumbnail that loaded is marked data-loaded="1" with its natural width in data-width.
 "use strict";
 
