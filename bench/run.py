@@ -101,8 +101,15 @@ def main() -> None:
         ("1 worker, 1 lane of all threads (the old layout)", 1, {"HOOK_LANES": "1"}),
     ]
     for name, workers, env in layouts:
-        w = worker.measure(events, latency, workers, 0, **env)
+        w = worker.measure(events, latency, workers, 0, env=env)
         rows += worker_rows(name, w)
+    far = worker.measure(events, 0, 1, 0, endpoint_ms=100.0)  # every callback answered after 100 ms
+    rows.append(
+        (
+            "1 worker, default lanes, the endpoint answering after 100 ms: images/s (of raw)",
+            f"{far['rate']:.1f} ({far['rate'] / far['ceiling']:.2f} of {far['ceiling']:.1f})",
+        )
+    )
     rows += engines.measure(rounds=1 if args.quick else 3)
     rows += accuracy.measure()
     session, total = model_load()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -32,22 +33,37 @@ class Receiver:
     """
 
     def __init__(
-        self, port: int = 0, *, secrets: Sequence[str] = (), keep_alive: bool = False
+        self,
+        port: int = 0,
+        *,
+        secrets: Sequence[str] = (),
+        keep_alive: bool = False,
+        latency: float = 0.0,
     ) -> None:
         """`keep_alive`: HTTP/1.1 connections a sender may reuse, as Camio's HTTPS endpoint
-        allows (the benchmarks'); else one connection per POST (HTTP/1.0)."""
+        allows (the benchmarks'); else one connection per POST (HTTP/1.0). `latency`: seconds
+        every answer takes, as a far endpoint's does (Camio's, across the internet: ~0.1 s)."""
         self.secrets = list(secrets)
         self.requests: list[Request] = []  # every POST with its headers and raw body
         self.received: list[tuple[str, Any]] = []
         self.arrivals: list[tuple[str, float]] = []  # (path, time.monotonic()) per POST
         self.script: dict[str, list[int]] = defaultdict(list)
-        self.delay: dict[str, float] = {}
+        self.delay: dict[str, float] = {}  # a path's own delay, on top of `latency`
+        self.latency = latency
         self.headers: dict[str, dict[str, str]] = {}
         self.cond = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+            # the answer (status line, headers, body) goes out in one write at the flush
+            # after each request, and with Nagle off: a two-part answer on a reused
+            # connection would wait for the sender's delayed ACK (~40 ms a POST)
+            wbufsize = 64 * 1024
+
+            def setup(self) -> None:
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
@@ -65,7 +81,7 @@ class Receiver:
                     status = statuses.pop(0) if statuses else 200
                 if receiver.secrets and verified_by is None:
                     status = 401
-                time.sleep(receiver.delay.get(self.path, 0))
+                time.sleep(receiver.latency + receiver.delay.get(self.path, 0))
                 extra = receiver.headers.get(self.path, {})
                 self.send_response(status)
                 for key, value in extra.items():

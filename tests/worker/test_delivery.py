@@ -18,7 +18,7 @@ from hook.callbacks.post import Outcome, Verdict, origin, session
 from hook.callbacks.signing import Signer
 from hook.store import TaskStore
 from hook.task import Status, Task
-from hook.worker.delivery import DEFER_SECONDS, IN_FLIGHT, PER_HOST, DeliveryPool
+from hook.worker.delivery import DEFER_SECONDS, HOST_BACKLOG, IN_FLIGHT, PER_HOST, DeliveryPool
 from hook.worker.job import Job
 from tests.factories import SIGNING_SECRET
 from tests.receiver import Receiver
@@ -182,43 +182,57 @@ def test_a_labeled_job_is_posted_with_its_stored_body_and_its_outcome_settled(
     assert len(settler.calls) == 1  # told once, of this job alone
 
 
-def test_a_busy_host_gets_its_next_job_given_back_while_another_host_is_delivered(
+def test_a_busy_hosts_next_job_waits_in_memory_while_another_host_is_delivered(
     pool: DeliveryPool,
     settler: FakeSettler,
     outbound: Gated,
     receiver: Receiver,
     other: Receiver,
 ) -> None:
-    """A hanging host holds only PER_HOST slots: its next job comes back a moment later,
-    unstarted, and the rest of the slots keep delivering to other hosts."""
+    """A host at its PER_HOST ceiling holds only its share of the slots: its next job waits
+    here (never back to MongoDB) and goes the moment one of its POSTs ends, while the rest of
+    the slots keep delivering to other hosts."""
     assert PER_HOST < IN_FLIGHT  # else the busy host alone would fill the pool
     busy = [labeled(receiver.url(path())) for _ in range(PER_HOST)]
     outbound.held.update(job.task.id for job in busy)
     for job in busy:
         pool.submit(job)
-    turned, elsewhere = labeled(receiver.url(path())), labeled(other.url(path()))
-    pool.submit(turned)  # decided at once, in the caller's thread
-    host = f"http://127.0.0.1:{receiver.server.server_port}"
-    why = f"callback host {host} has {PER_HOST} deliveries in flight"
-    assert settler.of(turned) == [("give_back", (why, DEFER_SECONDS))]
-
+    waiting, elsewhere = labeled(receiver.url(path())), labeled(other.url(path()))
+    pool.submit(waiting)  # returns at once: it waits in the pool, not in the lane
     pool.submit(elsewhere)
     [(method, (outcome,))] = settler.wait_for(elsewhere)
     assert method == "delivery" and isinstance(outcome, Outcome)
     assert outcome.verdict is Verdict.DELIVERED
-    assert all(settler.of(job) == [] for job in busy)  # still held at the gate
-    assert all(receiver.requests_to(path_of(job)) == [] for job in [*busy, turned])
+    assert all(settler.of(job) == [] for job in [*busy, waiting])  # held, and waiting
+    assert all(receiver.requests_to(path_of(job)) == [] for job in [*busy, waiting])
 
     outbound.gate.set()
-    for job in busy:  # the pool frees a host's slot before it hands on the outcome
+    for job in [*busy, waiting]:
         [(method, (outcome,))] = settler.wait_for(job)
         assert method == "delivery" and isinstance(outcome, Outcome)
         assert outcome.verdict is Verdict.DELIVERED
-    again = labeled(receiver.url(path()))
-    pool.submit(again)  # the host has room again
-    assert [method for method, _ in settler.wait_for(again)] == ["delivery"]
-    assert receiver.requests_to(path_of(turned)) == []  # given back, never posted here
+    assert [request.body for request in receiver.requests_to(path_of(waiting))] == [BODY.encode()]
+    assert "give_back" not in [method for method, _, _ in settler.calls]
+
+
+def test_a_host_too_far_behind_gets_its_next_job_given_back(
+    pool: DeliveryPool, settler: FakeSettler, outbound: Gated, receiver: Receiver
+) -> None:
+    """Memory stays bounded for a hanging host: past HOST_BACKLOG jobs waiting for it, the
+    next is given back for a moment, unstarted, its attempt not counted."""
+    held = [labeled(receiver.url(path())) for _ in range(PER_HOST + HOST_BACKLOG)]
+    outbound.held.update(job.task.id for job in held)
+    for job in held:
+        pool.submit(job)
+    turned = labeled(receiver.url(path()))
+    pool.submit(turned)  # decided at once, in the caller's thread
+    host = f"http://127.0.0.1:{receiver.server.server_port}"
+    why = f"callback host {host} has {HOST_BACKLOG} waiting"
     assert settler.of(turned) == [("give_back", (why, DEFER_SECONDS))]
+    outbound.gate.set()
+    pool.close()
+    assert all([m for m, _ in settler.of(job)] == ["delivery"] for job in held)
+    assert receiver.requests_to(path_of(turned)) == []
 
 
 def test_a_crash_while_posting_is_settled_as_crashed_and_frees_its_slot(
@@ -232,7 +246,7 @@ def test_a_crash_while_posting_is_settled_as_crashed_and_frees_its_slot(
         outbound.broken.add(job.task.id)
         submitted(pool, job)
         assert settler.wait_for(job) == [("crashed", ("delivering", outbound.raised[job.task.id]))]
-        until(lambda: pool.per_host[host] == 0, "a crashed delivery kept its host's slot")
+        until(lambda: pool.posting[host] == 0, "a crashed delivery kept its host's slot")
         assert receiver.requests_to(path_of(job)) == []
     fine = labeled(receiver.url(path()))
     submitted(pool, fine)
