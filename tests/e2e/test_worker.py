@@ -16,7 +16,6 @@ from PIL import Image
 
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
-from hook.worker.delivery import PER_HOST
 from tests.e2e.support import blank_png, send
 from tests.factories import DATA, REGIONS, bad_pngs, image_bytes
 from tests.procs import Stack, hook_cli
@@ -122,43 +121,6 @@ def test_429_with_retry_after_waits_as_long_as_the_callback_asked(
     assert wait.total_seconds() > 250  # 300 s asked; the policy alone would wait 1-2 s
 
 
-@pytest.mark.fault
-def test_a_hanging_callback_host_does_not_hold_up_deliveries_to_others(
-    stack: Stack, receiver: Receiver
-) -> None:
-    slow = Receiver()  # another host (port): it takes 8 s to answer each POST
-    try:
-        slow_paths = [f"/slow/{uuid.uuid4().hex}" for _ in range(PER_HOST + 2)]
-        for path in slow_paths:
-            slow.delay[path] = 8.0
-        stack.start_worker()
-        slow_ids = [
-            send(stack, slow, [("2017-05-05T01:31:13Z", image_bytes(64, 48, seed=900 + n))], path)[
-                0
-            ]
-            for n, path in enumerate(slow_paths)
-        ]
-        fast = [
-            send(stack, receiver, [("2017-05-05T01:31:14Z", image_bytes(64, 48, seed=950 + n))])
-            for n in range(3)
-        ]
-        for _, path in fast:
-            receiver.wait_for(path, 1, timeout=6)
-        for path in slow_paths:  # and the slow host gets every one of its own in the end
-            slow.wait_for(path, 1, timeout=60)
-        for task_id in slow_ids:  # its tasks waited their turn in memory: one attempt each
-            assert stack.wait_status(task_id, "done")["attempts"] == 1
-    finally:
-        slow.close()
-    # No slot came free on the slow host before 8 s: it held PER_HOST deliveries (its share of
-    # the worker's IN_FLIGHT), the rest waited, and the others were all delivered meanwhile.
-    first = min(at for _, at in slow.arrivals)
-    assert sum(at < first + 7.5 for _, at in slow.arrivals) == PER_HOST
-    assert len(slow.arrivals) == PER_HOST + 2
-    fast_paths = {path for _, path in fast}
-    assert max(at for path, at in receiver.arrivals if path in fast_paths) < first + 7.5
-
-
 def test_404_fails_the_task_at_once_with_the_reason(stack: Stack, receiver: Receiver) -> None:
     path = f"/cb/{uuid.uuid4().hex}"
     receiver.script[path] = [404]
@@ -188,43 +150,6 @@ def test_killed_worker_task_is_finished_by_another_with_the_same_labels(
     assert bodies[0] == bodies[1]
     done = stack.wait_status(task_id, "done")
     assert done["attempts"] == 2
-
-
-def test_tasks_waiting_in_a_killed_workers_memory_are_delivered_by_another(
-    stack: Stack, receiver: Receiver, store: TaskStore
-) -> None:
-    """Deliveries to one slow host beyond its PER_HOST ceiling wait in the worker's memory,
-    leased; kill -9 that worker and their leases bring them back: every task delivered, the
-    waiting ones exactly once, with the labels the first worker stored."""
-    paths = [f"/cb/{uuid.uuid4().hex}" for _ in range(PER_HOST + 4)]
-    for path in paths:
-        receiver.delay[path] = 8  # the first worker dies while these answers are awaited
-    first = stack.start_worker(HOOK_LEASE_SECONDS="2")
-    photo = (DATA / "dog.jpg").read_bytes()
-    ids = [send(stack, receiver, [("2017-05-05T01:31:13Z", photo)], path)[0] for path in paths]
-    deadline = time.monotonic() + 60
-    while not all((task := store.get(i)) is not None and task.result_json for i in ids):
-        assert time.monotonic() < deadline, "not every task was labeled"
-        time.sleep(0.1)
-    posted = {path for path in paths if receiver.requests_to(path)}
-    while len(posted) < PER_HOST:
-        assert time.monotonic() < deadline, f"only {len(posted)} POSTs under way"
-        time.sleep(0.1)
-        posted = {path for path in paths if receiver.requests_to(path)}
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-    waited = [path for path in paths if path not in posted]
-    assert len(posted) == PER_HOST and len(waited) == 4  # at the ceiling; the rest waited
-    for path in paths:
-        receiver.delay[path] = 0
-    stack.start_worker(HOOK_LEASE_SECONDS="2")
-    for task_id in ids:
-        stack.wait_status(task_id, "done")
-    for path in waited:
-        assert len(receiver.requests_to(path)) == 1  # never posted by the worker that died
-    for path in posted:
-        bodies = receiver.wait_for(path, 2, timeout=30)
-        assert bodies[0] == bodies[1]  # the stored labels, resent
 
 
 def test_sigterm_mid_task_finishes_it_and_exits_0(stack: Stack, receiver: Receiver) -> None:
