@@ -6,12 +6,10 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from hook.store import TaskStore
-from hook.store.embedded import EmbeddedMongo
 from hook.worker.delivery import PER_HOST
 from tests.e2e.support import send
 from tests.factories import DATA, image_bytes
@@ -20,20 +18,6 @@ from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 DB = "e2e_delivery"
-
-
-@pytest.fixture(scope="module")
-def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gunicorn for the whole module; each test starts the workers it wants."""
-    with Stack(
-        tmp_path_factory.mktemp("delivery"),
-        mongo=mongo,
-        HOOK_MONGO_DB=DB,
-        HOOK_CALLBACK_HOSTS="127.0.0.1",
-        HOOK_RETRY_BASE_SECONDS="0.3",
-        HOOK_CALLBACK_TIMEOUT="20",
-    ) as running:
-        yield running
 
 
 @pytest.mark.fault

@@ -7,7 +7,6 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -23,20 +22,6 @@ from tests.receiver import Receiver
 
 pytestmark = pytest.mark.slow
 DB = "e2e"
-
-
-@pytest.fixture(scope="module")
-def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gunicorn for the whole module; each test starts the workers it wants."""
-    with Stack(
-        tmp_path_factory.mktemp("e2e"),
-        mongo=mongo,
-        HOOK_MONGO_DB=DB,
-        HOOK_CALLBACK_HOSTS="127.0.0.1",
-        HOOK_RETRY_BASE_SECONDS="0.3",
-        HOOK_CALLBACK_TIMEOUT="20",
-    ) as running:
-        yield running
 
 
 def test_event_comes_back_labeled_in_camio_format(

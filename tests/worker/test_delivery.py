@@ -75,11 +75,6 @@ def outbound() -> Gated:
 
 
 @pytest.fixture
-def settler() -> FakeSettler:
-    return FakeSettler()
-
-
-@pytest.fixture
 def http() -> Iterator[requests.Session]:
     client = session()
     yield client

@@ -141,11 +141,6 @@ def label(*shapes: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def settler() -> FakeSettler:
-    return FakeSettler()
-
-
-@pytest.fixture
 def pictures() -> FakePictures:
     return FakePictures()
 

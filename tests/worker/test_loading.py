@@ -110,11 +110,6 @@ def claimed(*images: bytes, result_json: str | None = None) -> Job:
 SMALL, LARGE = image_bytes(64, 48, seed=1), image_bytes(96, 72, seed=2)
 
 
-@pytest.fixture
-def settler() -> FakeSettler:
-    return FakeSettler()
-
-
 def loader_of(
     settler: FakeSettler, detector: Detects, *, pictures: bool = False, max_pixels: int = MAX_PIXELS
 ) -> Loader:
