@@ -7,15 +7,19 @@
             enqueue), annotated pictures past their keep time and the heartbeats of workers
             gone a day: every hour
 
-Each worker does both between claims, so they go on while any worker runs; all are idempotent,
-so workers doing them at once do no harm. A chore that fails stays due and is tried again.
+Each worker does both in a thread of its own (never between claims, so a long purge delays no
+claim), so they go on while any worker runs; all are idempotent, so workers doing them at once
+do no harm. A chore that fails stays due and is tried again.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
+
+from pymongo.errors import PyMongoError
 
 from hook.store import TaskStore
 from hook.task import Target
@@ -50,6 +54,18 @@ class Housekeeper:
         self.report_attempts = report_attempts
         self.sweep_every = min(SWEEP_SECONDS, lease_seconds / 4)
         self.next_sweep = self.next_purge = 0.0  # both due at once
+
+    def run(self, stopping: threading.Event) -> None:
+        """Do the chores as they fall due until `stopping`; trouble is logged, never fatal."""
+        tick = min(1.0, self.sweep_every)
+        while not stopping.is_set():
+            try:
+                self.run_due()
+            except PyMongoError as exc:  # the fetch thread says the outage; here, a line
+                log.debug("housekeeping waits for MongoDB: %s", exc)
+            except Exception:  # a bug in a chore must not end the others
+                log.exception("housekeeping failed; it is tried again")
+            stopping.wait(tick)
 
     def run_due(self) -> None:
         """Do the chores that are due; PyMongoError (or a bug) leaves them due."""

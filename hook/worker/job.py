@@ -1,9 +1,9 @@
 """Job: a claimed task on its way through the worker's stages, its stage said in one field.
 
-    CLAIMED --load--> LOADED --label--> LABELED --deliver--> SETTLED
-       |                 |                                      ^
-       +-- stored labels of an earlier try: LABELED             |
-       +-- bad image, lease lost, unexpected error: SETTLED ----+
+    CLAIMED --read--> READ --load--> LOADED --label--> LABELED --deliver--> SETTLED
+       |               |               |                                    ^
+       +-- stored labels of an earlier try: LABELED                         |
+       +-- bad image, lease lost, unexpected error: SETTLED ----------------+
 
 A settled job is finished with: done, rescheduled, failed, given back or lost to another
 worker. Only a LABELED job goes to the delivery pool, so one settled early takes no slot there.
@@ -22,7 +22,8 @@ from hook.task import Task
 
 
 class Stage(StrEnum):
-    CLAIMED = "claimed"  # leased to this worker; its images not yet loaded
+    CLAIMED = "claimed"  # leased to this worker; its images not yet read
+    READ = "read"  # its image bytes read from MongoDB: for a lane to decode
     LOADED = "loaded"  # images decoded and letterboxed: for the detector
     LABELED = "labeled"  # labels stored with the task (now or by an earlier try): to deliver
     SETTLED = "settled"  # nothing more to do here
@@ -36,6 +37,7 @@ class Job:
     owner: str  # this claim's lease owner: unique per claim, so a stale job cannot pass for new
     claimed: float  # monotonic time of the claim, for the claim-to-done figure
     stage: Stage = Stage.CLAIMED
+    data: list[bytes] | None = None  # the images' bytes as read (None: some were missing)
     canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
     boxes: list[Letterbox] = field(default_factory=list)
     images: list[Image.Image] = field(default_factory=list)  # decoded, for the pictures
@@ -44,11 +46,14 @@ class Job:
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
     let_go: bool = False  # the Settler has told the worker what became of it (once, ever)
 
+    def read(self, data: list[bytes] | None) -> None:
+        self.data, self.stage = data, Stage.READ
+
     def loaded(
         self, canvases: list[Any], boxes: list[Letterbox], images: list[Image.Image]
     ) -> None:
         self.canvases, self.boxes, self.images = canvases, boxes, images
-        self.stage = Stage.LOADED
+        self.data, self.stage = None, Stage.LOADED
 
     def labeled(self, body: str, kept: list[list[Detection]] | None = None) -> None:
         self.body, self.kept, self.stage = body, kept or [], Stage.LABELED
@@ -56,7 +61,7 @@ class Job:
 
     def settle(self) -> None:
         self.stage = Stage.SETTLED
-        self.canvases = []
+        self.canvases, self.data = [], None
 
     def pictured(self) -> None:
         """The pictures are made (or will not be): the decoded images can go."""

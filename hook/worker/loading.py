@@ -1,4 +1,5 @@
-"""Loading: claimed jobs' images read in one query, decoded and letterboxed for the detector.
+"""Loading: claimed jobs' images read in one query (the fetch thread), then each job decoded and
+letterboxed for the detector by the lane that labels it, so decoding runs on every core.
 
 JPEGs decode at the smallest DCT scale that still covers what the detector needs (the canvas,
 a large frame's tiles, or the picture when pictures are on), the cheapest way to the same
@@ -17,7 +18,7 @@ from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore
 from hook.worker.drawing import picture_fit
-from hook.worker.job import Job, Stage
+from hook.worker.job import Job
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,10 @@ class Loader:
         wanted = [job.task for job in jobs if not job.task.result_json]
         return self.store.load_images_of(wanted) if wanted else {}
 
-    def load_batch(self, jobs: Sequence[Job], ready: Callable[[Job], None]) -> None:
-        """Read the jobs' images in one query, then load each and hand it to `ready` at once;
-        a batch whose images cannot be read (MongoDB, or a bug) goes back to the queue."""
+    def read_batch(self, jobs: Sequence[Job], ready: Callable[[Job], None]) -> None:
+        """Read the jobs' images in one query and hand each job to `ready` (READ, or LABELED
+        with an earlier try's labels); a batch whose images cannot be read (MongoDB, or a bug)
+        goes back to the queue."""
         try:
             images = self.images_of(jobs)
         except Exception as exc:
@@ -55,9 +57,11 @@ class Loader:
                 self.settler.give_back(job, why)
             return
         for job in jobs:
-            self.load(job, images.get(job.task.id))  # settles the job on any trouble
-            if job.stage is not Stage.SETTLED:
-                ready(job)
+            if job.task.result_json:  # no image needed: straight to delivery
+                job.labeled(job.task.result_json)
+            else:
+                job.read(images.get(job.task.id))
+            ready(job)
 
     def load(self, job: Job, images: list[bytes] | None) -> None:
         """Decode and letterbox the job's images, or take the labels an earlier try stored."""

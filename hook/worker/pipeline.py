@@ -2,8 +2,9 @@
 
 Three stages overlap, so the detectors are busy while the rest waits on I/O or decodes:
 
-    fetch thread   claim due tasks, read their images, decode and letterbox   -> ready queue
-    lane threads   run a detector, build the labels, store them with the task -> delivery pool
+    fetch thread   claim due tasks, read their images' bytes (one query a batch) -> ready queue
+    lane threads   decode and letterbox, run a detector, build the labels,
+                   store them with the task                                  -> delivery pool
     delivery pool  POST to callback_url; done, retry later, or failed with the reason
 
 Each lane has detectors (model sessions) of its own, so lanes label different tasks side by
@@ -72,7 +73,7 @@ from hook.worker.settling import Settlement, Settler
 log = logging.getLogger(__name__)
 
 IDLE_FIRST, IDLE_MAX = 0.01, 0.25  # idle polling: from 10 ms, doubling, up to 250 ms
-READY_PER_LANE = 2  # decoded tasks waiting for the detectors, per lane
+READY_PER_LANE = 2  # read tasks waiting for a lane, per lane
 CLAIM_BATCH = 4  # tasks claimed (and their images read) in one go, when that many are due
 
 
@@ -186,6 +187,7 @@ class Worker:
                 self.keeper,
                 Loop("reports", self.reporter.run),
                 Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
+                Loop("housekeeping", lambda: self.housekeeper.run(self.stopping)),
                 self.pictures,
                 *self.settler.parts,
             ]
@@ -236,12 +238,15 @@ class Worker:
             self._advance(jobs, detector)
 
     def _advance(self, jobs: list[Job], detector: Detects) -> None:
-        """Jobs from the ready queue: given back (stopping), labeled, sent for delivery; one
-        that cannot be handed on (a bug) is let go, its lease brings the task back."""
-        if self.stopping.is_set():
-            for job in jobs:
-                if job.stage is Stage.LOADED:  # not started: another worker takes it at once
-                    self.settler.give_back(job, "the worker is stopping")
+        """Jobs from the ready queue: given back (stopping), decoded, labeled, sent for
+        delivery; one that cannot be handed on (a bug) is let go, its lease brings it back."""
+        for job in jobs:
+            if job.stage is not Stage.READ:
+                continue
+            if self.stopping.is_set():  # not started: another worker takes it at once
+                self.settler.give_back(job, "the worker is stopping")
+            else:
+                self.loader.load(job, job.data)  # decoded here, where the cores are
         try:
             self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
         except Exception as exc:  # the labeler settles what it can; a bug must not end the lane
@@ -263,7 +268,6 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    self.housekeeper.run_due()
                     owners = [f"{self.id}#{next(self.claims)}" for _ in range(CLAIM_BATCH)]
                     claimed = self.store.claim_many(owners, self.config.lease_seconds)
                 except PyMongoError as exc:
@@ -271,8 +275,8 @@ class Worker:
                     outage = True
                     self.stopping.wait(1.0)
                     continue
-                except Exception:  # a bug in housekeeping must not stop the labeling
-                    log.exception("worker %s: claim or housekeeping failed", self.id)
+                except Exception:  # a bug in claiming must not stop the labeling
+                    log.exception("worker %s: claim failed", self.id)
                     self.stopping.wait(1.0)
                     continue
                 if outage:
@@ -295,7 +299,7 @@ class Worker:
         """Hold the claimed jobs (their leases renewed from now), then load them for the lanes."""
         with self.lock:
             self.in_flight.update((job.owner, job) for job in jobs)
-        self.loader.load_batch(jobs, self.ready.put)
+        self.loader.read_batch(jobs, self.ready.put)
 
     def _let_go(self, job: Job, settlement: Settlement) -> None:
         """The Settler is done with `job`: counted if done; its lease no longer renewed."""
@@ -322,7 +326,7 @@ def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:
     if first is None:
         ready.put(None)
         return []
-    jobs, images = [first], len(first.canvases)
+    jobs, images = [first], len(first.task.images)
     while images < batch_images:
         try:
             more = ready.get_nowait()
@@ -332,5 +336,5 @@ def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:
             ready.put(None)
             break
         jobs.append(more)
-        images += len(more.canvases)
+        images += len(more.task.images)
     return jobs

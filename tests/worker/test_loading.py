@@ -141,16 +141,24 @@ def test_images_of_asks_the_store_once_for_only_the_jobs_that_need_images(
     assert store.asked == [[first.task, second.task]]  # not asked again: nobody needs images
 
 
-def test_a_batch_is_handed_on_job_by_job_and_a_settled_job_is_not(settler: FakeSettler) -> None:
-    """Each loaded job goes to the lanes at once; one failed on the way (a missing image) does
-    not, the Settler has it."""
+def test_a_batch_is_read_in_one_query_and_handed_on_undecoded(settler: FakeSettler) -> None:
+    """The fetch thread only reads: each job goes to the lanes with its bytes (decoding is the
+    lane's), one with stored labels as LABELED; a missing image is the lane's to fail."""
     stored, good, missing = claimed(SMALL, result_json=STORED), claimed(SMALL), claimed(LARGE)
     store = FakeStore({good.task.id: [SMALL], missing.task.id: []})
-    loader = Loader(store, settler, Placer(), max_pixels=MAX_PIXELS, pictures=False)
+    detector = Placer()
+    loader = Loader(store, settler, detector, max_pixels=MAX_PIXELS, pictures=False)
     ready: list[Job] = []
-    loader.load_batch([stored, good, missing], ready.append)
-    assert ready == [stored, good]
-    assert [(method, job) for method, job, _ in settler.calls] == [("fail", missing)]
+    loader.read_batch([stored, good, missing], ready.append)
+    assert ready == [stored, good, missing]
+    assert [(job.stage, job.data) for job in ready] == [
+        (Stage.LABELED, None),
+        (Stage.READ, [SMALL]),
+        (Stage.READ, []),
+    ]
+    assert (detector.placed, settler.calls) == ([], [])
+    loader.load(missing, missing.data)
+    assert settler.calls == [("fail", missing, ("1 of 1 images missing",))]
 
 
 class Down(FakeStore):
@@ -161,7 +169,7 @@ class Down(FakeStore):
 def test_a_batch_whose_images_cannot_be_read_goes_back_to_the_queue(settler: FakeSettler) -> None:
     jobs = [claimed(SMALL), claimed(LARGE)]
     ready: list[Job] = []
-    Loader(Down({}), settler, Placer(), max_pixels=MAX_PIXELS, pictures=False).load_batch(
+    Loader(Down({}), settler, Placer(), max_pixels=MAX_PIXELS, pictures=False).read_batch(
         jobs, ready.append
     )
     why = "its images could not be read: ConnectionError: MongoDB is down"
