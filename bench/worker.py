@@ -24,6 +24,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -180,6 +181,7 @@ def measure(
     *,
     endpoint_ms: float = 0.0,
     env: dict[str, str] | None = None,
+    inference: bool = True,
 ) -> dict:
     """Throughput against the raw ceiling, idle latency (`latency` events; 0: none), CPU per
     image and peak memory, with every callback answered after `endpoint_ms`."""
@@ -194,11 +196,11 @@ def measure(
             for n in range(events):
                 body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
                 store.enqueue(parse_event(body, hosts=hosts, limits=limits))
-            before_raw = raw_rate(
-                6, env=env
-            )  # and again after the workers: the machine's load drifts
+            # and again after the workers: the machine's load drifts
+            before_raw = raw_rate(6, env=env) if inference else 0.0
             started = time.monotonic()
-            stack.start_workers(workers, threads)
+            argv = None if inference else [sys.executable, "-m", "bench.no_inference"]
+            stack.start_workers(workers, threads, argv)
             receiver.wait_for("/t/0", 1, timeout=600)
             pids = {"worker": [w.pid for w in stack.workers], "mongo": [mongo_pid(stack)]}
             before = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
@@ -225,8 +227,8 @@ def measure(
     return {
         "rate": (len(times) - 1) / (times[-1] - times[0]),
         "first": times[0] - started,
-        "ceiling": (before_raw + raw_rate(6, env=env)) / 2,
-        "lanes_ceiling": raw_rate(6, usable_cores(), env),
+        "ceiling": (before_raw + raw_rate(6, env=env)) / 2 if inference else None,
+        "lanes_ceiling": raw_rate(6, usable_cores(), env) if inference else None,
         "models": describe(env),
         "p50": statistics.median(latencies) if latencies else None,
         "p99": percentile(latencies, 0.99) if latencies else None,
@@ -236,6 +238,7 @@ def measure(
         "peak_rss_mb": rss,
         "workers": workers,
         "threads": threads,
+        "inference": inference,
         "events": events,
     }
 
@@ -254,6 +257,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker.py processes")
     parser.add_argument("--threads", type=int, default=0, help="HOOK_THREADS per worker")
     parser.add_argument(
+        "--no-inference",
+        action="store_true",
+        help="run bench.no_inference: the pipeline with every model run taken out",
+    )
+    parser.add_argument(
         "--env",
         action="append",
         default=[],
@@ -271,19 +279,31 @@ def main() -> None:
     for n, endpoint in enumerate(args.endpoint_ms or [0.0, 100.0]):
         latency = args.latency if n == 0 else 0
         report(
-            measure(args.events, latency, args.workers, args.threads, endpoint_ms=endpoint, env=env)
+            measure(
+                args.events,
+                latency,
+                args.workers,
+                args.threads,
+                endpoint_ms=endpoint,
+                env=env,
+                inference=not args.no_inference,
+            )
         )
 
 
 def report(r: dict) -> None:
+    what = "worker.py" if r["inference"] else "worker.py without inference (bench.no_inference)"
     print(
-        f"worker: {r['workers']} x worker.py (HOOK_THREADS={r['threads']}), {r['events']} "
+        f"worker: {r['workers']} x {what} (HOOK_THREADS={r['threads']}), {r['events']} "
         f"one-image events from {len(PHOTOS)} photos (500-1352 px), embedded nx-27017"
     )
     print(
         f"  labeled, endpoint answering after {r['endpoint_ms']:.0f} ms: {r['rate']:.1f} "
         f"images/s first to last callback (first after {r['first']:.1f} s)"
     )
+    if r["ceiling"] is None:
+        report_costs(r)
+        return
     print(
         f"  raw engine runs: {r['ceiling']:.1f} images/s ({r['models']}, a session each, "
         "default threads; the runs the default makes: each model on the frame, tiles of large ones)"
@@ -298,6 +318,10 @@ def report(r: dict) -> None:
             f"  POST-to-callback latency, idle, one event at a time: p50 {r['p50']:.0f} ms, "
             f"p99 {r['p99']:.0f} ms"
         )
+    report_costs(r)
+
+
+def report_costs(r: dict) -> None:
     cpu = r["cpu_ms"]
     print(f"  MongoDB round trips per task: {r['round_trips']:.2f}")
     print(f"  CPU per image: worker {cpu['worker']:.1f} ms, nx-27017 {cpu['mongo']:.1f} ms")

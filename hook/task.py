@@ -136,6 +136,7 @@ class Task:
     last_error: str | None = None
     result_json: str | None = None
     labeled_at: float | None = None  # when the labels were computed and stored
+    pictures_until: float | None = None  # its images are kept until then, for its pictures
     dropped: tuple[Dropped, ...] = ()  # what the camera's rules kept out of the labels
     history: tuple[str, ...] = ()  # earlier failures, when the event was sent again
     report: Report | None = None  # owed by a task failed for good while reporting is on
@@ -158,6 +159,7 @@ class Task:
             last_error=doc.get("last_error"),
             result_json=doc.get("result_json"),
             labeled_at=doc.get("labeled_at"),
+            pictures_until=doc.get("pictures_until"),
             dropped=tuple(Dropped.from_doc(d) for d in doc.get("dropped") or ()),
             history=tuple(str(h) for h in doc.get("history") or ()),
             report=Report.from_doc(doc["report"]) if doc.get("report") else None,

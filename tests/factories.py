@@ -152,17 +152,22 @@ def make_event(
     return parsed_event(payload)
 
 
+KEEP_PICTURES = 24 * 3600.0  # HOOK_KEEP_PICTURES_HOURS's default, in seconds
+
+
 def worked_task(
     store: TaskStore,
     raw: dict[str, Any],
     found: dict[str, float] | None = None,
     *,
     pictures: dict[int, bytes] | None = None,
+    keep_images: bool = False,
     failure: str | None = None,
 ) -> str:
     """The event `raw` taken through the store as a worker would: queued, claimed, labeled
-    (`found`: label -> score on every image; None: never labeled), its `pictures` stored, then
-    done, or failed with `failure`. Its task id."""
+    (`found`: label -> score on every image; None: never labeled) with its images kept for
+    pictures (`keep_images`, or pictures given) and its `pictures` stored as drawn before,
+    then done, or failed with `failure`. Its task id."""
     parsed = parsed_event(raw)
     task_id, _ = store.enqueue(parsed)
     task = store.claim("test-worker", 60)
@@ -174,11 +179,13 @@ def worked_task(
             for label, score in found.items()
         ]
         images = [(key, size, detections) for key in task.image_keys]
-        store.save_result(task_id, "test-worker", json.dumps(camio_labels(images)))
+        keep = KEEP_PICTURES if keep_images or pictures else 0.0
+        body = json.dumps(camio_labels(images))
+        store.save_result(task_id, "test-worker", body, keep_images_for=keep)
     for index, jpeg in (pictures or {}).items():
         store.save_picture(task_id, index, jpeg)
     if failure is None:
-        store.complete(task_id, "test-worker")
+        store.complete(task_id, "test-worker", keep_images=keep_images or bool(pictures))
     else:
         store.fail(task_id, "test-worker", failure)
     return task_id

@@ -11,6 +11,7 @@ image size, origin at the bottom-left (y grows upwards). Extra fields beside tho
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,3 +55,17 @@ def camio_labels(images: Sequence[tuple[str, tuple[int, int], Sequence[Detection
 
 def _fraction(value: float, total: int) -> float:
     return round(min(1.0, max(0.0, value / total)), DIGITS)
+
+
+def detections_in(body: str, key: str, size: tuple[int, int]) -> list[Detection]:
+    """Every box of image `key` in a stored labels body, in the pixels of an image of `size`
+    (the inverse of `image_labels`, to the body's 1/10000): what its picture draws."""
+    entry = json.loads(body).get("labels", {}).get(key) or {}
+    width, height = size
+    found = []
+    for label, best in entry.items():
+        for shape in best.get("boxes") or [best]:  # bodies before `boxes` kept only the best
+            (x1, bottom), (x2, _), (_, top), _ = shape["polygon"]
+            box = (x1 * width, (1 - top) * height, x2 * width, (1 - bottom) * height)
+            found.append(Detection(label, float(shape["probability"]), box))
+    return found

@@ -4,7 +4,8 @@ Nothing here serves requests or labels images: the `run` launcher, Camio's hooks
 `status` and `settings` reports and the `simulate` stand-in for Camio. The web and the worker
 run as processes of their own (hook.cli.argv says how they are started), never imported here.
 
-May import: config, detect, rules, callbacks, store, metrics (and the shared bottom).
+May import: config, detect, rules, callbacks, store, metrics, pictures (and the shared
+bottom).
 """
 
 from hook.cli.commands import main

@@ -21,9 +21,11 @@ from hook.config.mongo import connect
 from hook.config.settings import Settings
 from hook.errors import HookError, NotFound
 from hook.logs import configure
+from hook.pictures.gallery import Gallery
 from hook.result import result
 from hook.store import TaskStore
 from hook.store.operations import ForgetOutcome, Forgotten, Retried, RetryOutcome
+from hook.task import Task
 
 KEY = "<api_key>"  # stands for the key in the URLs `show` prints
 
@@ -89,8 +91,11 @@ def show_command(args: argparse.Namespace) -> int:
         task = store.get(args.task_id)
         if task is None:
             raise NotFound(f"no task {args.task_id!r}", field="task_id")
-        document = result(task, store.picture_indexes(task.id), base=f"/tasks/{KEY}/{task.id}")
-        saved = _save_pictures(store, task.id, args.save) if args.save else []
+        gallery = Gallery(
+            store, max_pixels=Settings.from_env(require_api_key=False).max_image_pixels
+        )
+        document = result(task, gallery.indexes(task), base=f"/tasks/{KEY}/{task.id}")
+        saved = _save_pictures(gallery, task, args.save) if args.save else []
     if args.json:
         print(
             json.dumps(
@@ -107,11 +112,13 @@ def show_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_pictures(store: TaskStore, task_id: str, folder: Path) -> list[Path]:
-    """Write each annotated picture kept of the task as FOLDER/<task id>-<index>.jpg."""
+def _save_pictures(gallery: Gallery, task: Task, folder: Path) -> list[Path]:
+    """Write each annotated picture of the task as FOLDER/<task id>-<index>.jpg (drawn now,
+    if nobody looked before)."""
     saved = []
-    for index in store.picture_indexes(task_id):
-        data = store.picture(task_id, index)
+    task_id = task.id
+    for index in gallery.indexes(task):
+        data = gallery.picture(task_id, index)
         if data is None:  # expired between the two reads
             continue
         try:
@@ -126,11 +133,10 @@ def _save_pictures(store: TaskStore, task_id: str, folder: Path) -> list[Path]:
 
 def _no_pictures(document: dict[str, Any]) -> str:
     if document["times"]["labeled"] is None:
-        return "no annotated pictures to save: the task is not labeled yet (they are made then)"
+        return "no annotated pictures to save: the task is not labeled yet (they are drawn then)"
     return (
-        "no annotated pictures to save: none are kept for this task (with "
-        "HOOK_KEEP_PICTURES_HOURS=0 none are made; else they were older than that and "
-        "removed)"
+        "no annotated pictures to save: its images are not kept (with "
+        "HOOK_KEEP_PICTURES_HOURS=0 none are; else they were older than that and removed)"
     )
 
 

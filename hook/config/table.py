@@ -203,8 +203,9 @@ SPECS: tuple[Spec, ...] = (
         "HOOK_KEEP_PICTURES_HOURS",
         value.non_negative_float,
         "24",
-        "How long the annotated picture of each image (boxes and labels drawn, at most 1280 "
-        "px) is kept; 0 makes none. They go sooner if their task does.",
+        "How long after labeling an event's images are kept, so its annotated pictures (boxes "
+        "and labels drawn, at most 1280 px) can be drawn when someone looks; 0 keeps none and "
+        "shows no pictures. They go sooner if their task does.",
     ),
     Spec(
         "HOOK_CALLBACK_HOSTS",

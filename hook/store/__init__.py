@@ -1,10 +1,11 @@
 """The store: the only code that knows the MongoDB collections and their documents' shapes.
 
     tasks      one document per event: status, lease, attempts, labels once computed
-    images     one document per image of a task (its bytes), until the task is done
+    images     one document per image of a task (its bytes), until the task is done, or
+               while pictures are on until its `pictures_until`, for drawing its pictures
     workers    one heartbeat per worker process
     counters   the figures /metrics shows
-    pictures   one annotated JPEG per image of a task, kept HOOK_KEEP_PICTURES_HOURS
+    pictures   one annotated JPEG per image of a task, drawn when first asked for, kept a while
     (a failed task's failure report, owed or settled, is its `report` sub-document)
 
 Contract (huey's storage, with leases), by part:
@@ -22,9 +23,9 @@ Contract (huey's storage, with leases), by part:
     Counters    add (numbers added to, or raised to the latest), add_many (several keys in
                 one round trip), admit (the first names
                 under a key, up to a cap, decided atomically), counted
-    Pictures    save_picture(s) (upserts), picture, picture_indexes, pictures_of (several
-                tasks' in one query), existing, purge_pictures
-                (made before a time), drop_pictures (of these tasks)
+    Pictures    save_picture(s) (upserts), picture, picture_indexes (those drawn), original
+                (an image's bytes while kept), drop_kept_images (a done task's images past
+                its `pictures_until`), purge_pictures (made before a time), drop_pictures
     Operations  retry_failed (failed tasks queued again, to be labeled again), forget (tasks
                 removed with their images and pictures); each guarded per task, reported by id
     Reports     claim_report (ONE atomic find_one_and_update, with a lease), settle_report,

@@ -51,6 +51,7 @@ class Base:
         self.images.create_index("created_at")  # purge_orphans; all else goes by _id
         self.pictures.create_index("created_at")  # purge_pictures
         self.pictures.create_index("task_id")  # picture_indexes, drop_pictures
+        self.tasks.create_index("pictures_until")  # drop_kept_images
         self._indexed = True
 
     def _ready(self) -> None:

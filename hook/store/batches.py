@@ -104,8 +104,9 @@ class Batches(Base):
         return self.load_images_of([task])[task.id]
 
     def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
-        """Done, for each (task id, owner, number of images) whose owner still holds it; the
-        (task id, owner) of those, whose image bytes are deleted (the labels are what is kept).
+        """Done, for each (task id, owner, images to delete) whose owner still holds it; the
+        (task id, owner) of those, whose image bytes are deleted (the labels are what is kept;
+        0 images to delete: they stay for the pictures, until the task's `pictures_until`).
 
         A task may be in a batch twice (a stale claim, and this worker's claim of it since):
         only the claim holding the lease completes it, and only that pair is returned.

@@ -67,23 +67,31 @@ class Leases(Base):
         )
 
     def save_result(
-        self, task_id: str, worker: str, result_json: str, dropped: Sequence[Dropped] = ()
+        self,
+        task_id: str,
+        worker: str,
+        result_json: str,
+        dropped: Sequence[Dropped] = (),
+        *,
+        keep_images_for: float = 0.0,
     ) -> bool:
-        """Store the labels (the exact body every attempt sends) and what the rules dropped."""
-        return self._update_owned(
-            task_id,
-            worker,
-            {
-                "result_json": result_json,
-                "labeled_at": self.clock(),
-                "dropped": [d.to_doc() for d in dropped],
-            },
-        )
+        """Store the labels (the exact body every attempt sends) and what the rules dropped;
+        with `keep_images_for` seconds, the images stay that long after (for the pictures)."""
+        now = self.clock()
+        fields: dict[str, Any] = {
+            "result_json": result_json,
+            "labeled_at": now,
+            "dropped": [d.to_doc() for d in dropped],
+        }
+        if keep_images_for > 0:
+            fields["pictures_until"] = now + keep_images_for
+        return self._update_owned(task_id, worker, fields)
 
-    def complete(self, task_id: str, worker: str) -> bool:
-        """Done; the image bytes are deleted (the labels are what is kept)."""
+    def complete(self, task_id: str, worker: str, *, keep_images: bool = False) -> bool:
+        """Done; the image bytes are deleted (the labels are what is kept), unless kept for
+        the pictures (then housekeeping deletes them at the task's `pictures_until`)."""
         images = self._finish(task_id, worker, Status.DONE, None)
-        if images is not None:
+        if images is not None and not keep_images:
             self._drop_images(task_id, images)
         return images is not None
 

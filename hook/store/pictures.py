@@ -1,4 +1,5 @@
-"""Annotated pictures: one JPEG per image of a task, kept a while after its labels are made."""
+"""Annotated pictures: one JPEG per image of a task, drawn when first asked for and kept a while;
+and the originals they are drawn from, kept HOOK_KEEP_PICTURES_HOURS after labeling."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Sequence
 from bson import Binary
 from pymongo import UpdateOne
 
-from hook.store.base import Base
+from hook.store.base import Base, image_ids
+from hook.task import Status
+
+KEPT_BATCH = 500  # tasks whose kept images one delete removes
 
 
 def picture_id(task_id: str, index: int) -> str:
@@ -19,8 +23,29 @@ class Pictures(Base):
     """The `pictures` collection: `_id` "<task id>:<index>", like the task's images.
 
     Apart from the task document for the same reason as the images (a sorted claim over big
-    documents is slow); kept by age (`purge_pictures`) and removed with their task.
+    documents is slow); kept by age (`purge_pictures`) and removed with their task, or when
+    the task's originals go (`drop_kept_images`).
     """
+
+    def original(self, task_id: str, index: int) -> bytes | None:
+        """The bytes of the task's image `index` as Camio sent it, while they are kept."""
+        doc = self.images.find_one({"_id": picture_id(task_id, index)}, {"data": 1})
+        return None if doc is None else bytes(doc["data"])
+
+    def drop_kept_images(self, before: float) -> int:
+        """Delete the images (and pictures) of done tasks kept for pictures until before
+        `before`, a batch at a time off the labeling path; the number of tasks. Failed tasks
+        keep theirs (an operator may send them again) until retention."""
+        dropped = 0
+        kept = {"status": Status.DONE.value, "pictures_until": {"$lt": before}}
+        while docs := list(self.tasks.find(kept, {"images": 1}).limit(KEPT_BATCH)):
+            ids = [str(doc["_id"]) for doc in docs]
+            images = [i for doc in docs for i in image_ids(str(doc["_id"]), len(doc["images"]))]
+            self.images.delete_many({"_id": {"$in": images}})
+            self.drop_pictures(ids)
+            self.tasks.update_many({"_id": {"$in": ids}}, {"$unset": {"pictures_until": ""}})
+            dropped += len(ids)
+        return dropped
 
     def save_picture(self, task_id: str, index: int, jpeg: bytes) -> None:
         """Store the picture of image `index`, replacing one made by an earlier attempt."""
@@ -55,30 +80,15 @@ class Pictures(Base):
             ordered=False,
         )
 
-    def existing(self, task_ids: Sequence[str]) -> set[str]:
-        """Which of these tasks are still there (not forgotten), in one round trip."""
-        found = self.tasks.find({"_id": {"$in": list(task_ids)}}, {"_id": 1})
-        return {str(doc["_id"]) for doc in found}
-
     def picture(self, task_id: str, index: int) -> bytes | None:
         """The JPEG of image `index`, or None if there is none (never made, or purged)."""
         doc = self.pictures.find_one({"_id": picture_id(task_id, index)}, {"data": 1})
         return None if doc is None else bytes(doc["data"])
 
     def picture_indexes(self, task_id: str) -> list[int]:
-        """The indexes of the images of the task that have a picture, in order."""
-        return self.pictures_of([task_id]).get(task_id, [])
-
-    def pictures_of(self, task_ids: Sequence[str]) -> dict[str, list[int]]:
-        """`picture_indexes` of several tasks in one query (tasks without any left out)."""
-        found: dict[str, list[int]] = {}
-        if task_ids:
-            docs = self.pictures.find(
-                {"task_id": {"$in": list(task_ids)}}, {"task_id": 1, "index": 1}
-            )
-            for doc in docs:
-                found.setdefault(str(doc["task_id"]), []).append(int(doc["index"]))
-        return {task_id: sorted(indexes) for task_id, indexes in found.items()}
+        """The indexes of the task's images whose picture has been drawn (and kept), in order."""
+        found = self.pictures.find({"task_id": task_id}, {"index": 1})
+        return sorted(int(doc["index"]) for doc in found)
 
     def purge_pictures(self, before: float) -> int:
         """Delete pictures made before `before` (past HOOK_KEEP_PICTURES_HOURS)."""

@@ -5,5 +5,5 @@ and pictures routes (`results`), the live page (`view`, `static/`), JSON answers
 and gunicorn's gevent worker that lets the app close a connection (`gevent_worker`,
 `connection`). It never imports the worker: the two share only MongoDB and the wake-up ring.
 
-May import: config, intake, store, metrics, callbacks (and the shared bottom).
+May import: config, intake, store, metrics, callbacks, pictures (and the shared bottom).
 """

@@ -27,6 +27,7 @@ from hook.config.settings import Settings
 from hook.errors import Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
 from hook.intake.event import Limits, parse_event
 from hook.metrics.recorder import EVENTS, Metrics, exposition, rejection_reason
+from hook.pictures.gallery import Gallery
 from hook.store import TaskStore
 from hook.task import PENDING, Status
 from hook.wakeup import Doorbell
@@ -151,7 +152,8 @@ def create_app(
             },
         )
 
-    install_results(app, store, check_key)
+    gallery = Gallery(store, max_pixels=settings.max_image_pixels)
+    install_results(app, store, gallery, check_key)
     return app
 
 

@@ -1,7 +1,8 @@
 """Looking at what hook saw, over HTTP: a task's result, its annotated pictures, the live page.
 
     GET /tasks/<api_key>/<task_id>                    the result (JSON)
-    GET /tasks/<api_key>/<task_id>/images/<n>.jpg     image n's annotated picture
+    GET /tasks/<api_key>/<task_id>/images/<n>.jpg     image n's annotated picture (drawn
+                                                      on the first look: hook.pictures)
     GET /tasks/<api_key>/view                         the live page (HTML), and beside it
         view.json (its data, polled by its script), view.css and view.js
 
@@ -19,6 +20,7 @@ from importlib import resources
 from bottle import Bottle, HTTPResponse
 
 from hook.errors import NotFound
+from hook.pictures.gallery import Gallery
 from hook.result import result
 from hook.store import TaskStore
 from hook.web.answers import json_answer
@@ -37,7 +39,9 @@ PAGE_HEADERS = {
 PICTURE_CACHE = "private, max-age=300"  # remade only when a failed event is sent again
 
 
-def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> None:
+def install(
+    app: Bottle, store: TaskStore, gallery: Gallery, check_key: Callable[[str], None]
+) -> None:
     """Add the routes to `app`; `check_key` raises WrongKey for anything but this hook's key."""
     assets = {name: (resources.files("hook.web") / "static" / name).read_bytes() for name in STATIC}
 
@@ -64,7 +68,7 @@ def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> 
         task = store.get(task_id) if TASK_ID.fullmatch(task_id) else None
         if task is None:
             raise NotFound(f"no task {task_id[:40]!r}", field="task_id")
-        document = result(task, store.picture_indexes(task.id), base=f"/tasks/{api_key}/{task.id}")
+        document = result(task, gallery.indexes(task), base=f"/tasks/{api_key}/{task.id}")
         return json_answer(200, {"ok": True, **document}, NOSNIFF)
 
     @app.get("/tasks/<api_key>/<task_id>/images/<name>")
@@ -72,12 +76,14 @@ def install(app: Bottle, store: TaskStore, check_key: Callable[[str], None]) -> 
         check_key(api_key)
         index = PICTURE.fullmatch(name)
         jpeg = (
-            store.picture(task_id, int(index[1])) if index and TASK_ID.fullmatch(task_id) else None
+            gallery.picture(task_id, int(index[1]))
+            if index and TASK_ID.fullmatch(task_id)
+            else None
         )
         if jpeg is None:
             raise NotFound(
                 f"no picture {name[:40]!r} of task {task_id[:40]!r}: no such task or image, "
-                "not made yet, or past HOOK_KEEP_PICTURES_HOURS",
+                "not labeled yet, or past HOOK_KEEP_PICTURES_HOURS",
                 field="picture",
             )
         headers = {**NOSNIFF, "Content-Type": "image/jpeg", "Cache-Control": PICTURE_CACHE}

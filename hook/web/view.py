@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable
 from html import escape
 from typing import Any
 
+from hook.pictures.gallery import shown
 from hook.store import Heartbeat, TaskStore
 from hook.task import Status, Task, iso
 
@@ -26,9 +27,7 @@ REFRESH_SECONDS = 10  # the page reloads itself this often when scripts are off
 def page_data(store: TaskStore, now: float | None = None) -> dict[str, Any]:
     """Everything the page shows, as of `now` (default: the store's clock)."""
     now = store.clock() if now is None else now
-    recent = store.recent(RECENT)
-    pictures = store.pictures_of([task.id for task in recent if task.labeled_at])  # one query
-    events = [event_row(task, pictures.get(task.id, ())) for task in recent]
+    events = [event_row(task, shown(task, now)) for task in store.recent(RECENT)]
     return {
         "now": iso(now),
         "queue": {**store.stats(), "retrying": store.retrying()},
@@ -39,7 +38,7 @@ def page_data(store: TaskStore, now: float | None = None) -> dict[str, Any]:
 
 
 def event_row(task: Task, pictures: Collection[int]) -> dict[str, Any]:
-    """One event as the page lists it; `pictures` are the indexes of its kept pictures."""
+    """One event as the page lists it; `pictures` are the indexes of those it can show."""
     first = min(pictures) if pictures else None
     return {
         "id": task.id,

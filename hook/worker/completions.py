@@ -119,7 +119,10 @@ class Completions:
         MongoDB does not answer, try again every RETRY_SECONDS (the jobs are still held, so
         their leases are renewed once it answers) until closing, when the leases are left to
         bring the tasks back."""
-        claims = [(job.task.id, job.owner, len(job.task.images)) for job in batch]
+        claims = [
+            (job.task.id, job.owner, 0 if job.keep_images else len(job.task.images))
+            for job in batch
+        ]
         while True:
             try:
                 completed = self.store.complete_many(claims)

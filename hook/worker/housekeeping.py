@@ -4,8 +4,8 @@
             failed when out of attempts (owing a failure report, when reporting is on):
             every few seconds
     purge   finished tasks past retention, images whose task never appeared (a failed
-            enqueue), annotated pictures past their keep time and the heartbeats of workers
-            gone a day: every hour
+            enqueue), done tasks' images and annotated pictures past their keep time and the
+            heartbeats of workers gone a day: every hour
 
 Each worker does both in a thread of its own (never between claims, so a long purge delays no
 claim), so they go on while any worker runs; all are idempotent, so workers doing them at once
@@ -15,6 +15,7 @@ do no harm. A chore that fails stays due and is tried again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -87,14 +88,17 @@ class Housekeeper:
         removed = self.store.purge(before=now - self.retention_seconds)
         orphans = self.store.purge_orphans(before=now - PURGE_SECONDS)
         forgotten = self.store.forget_workers(before=now - FORGET_WORKERS_SECONDS)
-        # 0 turns pictures off: those made before go too, none is served any longer
+        # 0 turns pictures off: the images and pictures kept before go too, none is shown
+        off = self.keep_pictures_seconds <= 0
+        kept = self.store.drop_kept_images(before=math.inf if off else now)
         pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
-        if removed or orphans or pictures:
+        if removed or orphans or kept or pictures:
             log.info(
-                "purged %d finished task(s) past retention, %d orphan image(s) and %d "
-                "picture(s) past keeping",
+                "purged %d finished task(s) past retention, %d orphan image(s), the images "
+                "of %d task(s) and %d picture(s) past keeping",
                 removed,
                 orphans,
+                kept,
                 pictures,
             )
         return removed, orphans, forgotten, pictures

@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from PIL import Image
-
-from hook.detect.detection import Detection, Letterbox
+from hook.detect.detection import Letterbox
 from hook.task import Task
 
 
@@ -40,29 +38,22 @@ class Job:
     data: list[bytes] | None = None  # the images' bytes as read (None: some were missing)
     canvases: list[Any] = field(default_factory=list)  # what the detector's to_canvas made
     boxes: list[Letterbox] = field(default_factory=list)
-    images: list[Image.Image] = field(default_factory=list)  # decoded, for the pictures
     body: str | None = None  # the labels JSON, once LABELED
-    kept: list[list[Detection]] = field(default_factory=list)  # per image: what was delivered
+    keep_images: bool = False  # its images stay after it is done, for its pictures
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
     let_go: bool = False  # the Settler has told the worker what became of it (once, ever)
 
     def read(self, data: list[bytes] | None) -> None:
         self.data, self.stage = data, Stage.READ
 
-    def loaded(
-        self, canvases: list[Any], boxes: list[Letterbox], images: list[Image.Image]
-    ) -> None:
-        self.canvases, self.boxes, self.images = canvases, boxes, images
+    def loaded(self, canvases: list[Any], boxes: list[Letterbox]) -> None:
+        self.canvases, self.boxes = canvases, boxes
         self.data, self.stage = None, Stage.LOADED
 
-    def labeled(self, body: str, kept: list[list[Detection]] | None = None) -> None:
-        self.body, self.kept, self.stage = body, kept or [], Stage.LABELED
+    def labeled(self, body: str, *, keep_images: bool) -> None:
+        self.body, self.keep_images, self.stage = body, keep_images, Stage.LABELED
         self.canvases = []  # the detector's input is not needed any more: free it early
 
     def settle(self) -> None:
         self.stage = Stage.SETTLED
         self.canvases, self.data = [], None
-
-    def pictured(self) -> None:
-        """The pictures are made (or will not be): the decoded images can go."""
-        self.images, self.kept = [], []

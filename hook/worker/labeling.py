@@ -2,7 +2,8 @@
 
 The images of several jobs may go through the model in one run (a GPU wants that); each job's
 labels are then built from its own outputs, the rules applied per camera, and stored with the
-task before any POST, so every retry sends the very same bytes.
+task before any POST, so every retry sends the very same bytes. While pictures are on, the
+task's images are kept (`keep_pictures_seconds` from the labels) for drawing when someone looks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from hook.detect.detection import Detects
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.worker.job import Job
-from hook.worker.pictures import PictureMaker
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,10 @@ class Labeler:
     """LOADED jobs to LABELED (or retried); shared by the lanes, each with its own detector."""
 
     def __init__(
-        self, store: TaskStore, settler: Settler, rules: RulesFile, pictures: PictureMaker
+        self, store: TaskStore, settler: Settler, rules: RulesFile, *, keep_pictures_seconds: float
     ) -> None:
-        self.store, self.settler, self.rules, self.pictures = store, settler, rules, pictures
+        self.store, self.settler, self.rules = store, settler, rules
+        self.keep_pictures_seconds = keep_pictures_seconds  # 0: pictures off
 
     def label(self, jobs: Sequence[Job], detector: Detects) -> None:
         """Detect in every image of `jobs` in one run, then label each job."""
@@ -56,20 +57,21 @@ class Labeler:
         """Build the Camio labels from the job's outputs; store them before any POST."""
         try:
             rules = self.rules.current()
-            per_image, kept, dropped = [], [], []
+            per_image, dropped = [], []
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = detector.postprocess(output, box)
                 reported, refused = rules.apply(
                     job.task.camera, meta.key, found, box.source, detector.thresholds
                 )
                 per_image.append((meta.key, box.source, reported))
-                kept.append(reported)
                 dropped.extend(refused)
             body = json.dumps(camio_labels(per_image), separators=(",", ":"))
-            if not self.store.save_result(job.task.id, job.owner, body, dropped):
+            keep = self.keep_pictures_seconds
+            if not self.store.save_result(
+                job.task.id, job.owner, body, dropped, keep_images_for=keep
+            ):
                 self.settler.lost(job)  # before its labels were stored
                 return
-            job.labeled(body, kept)
-            self.pictures.take(job)  # drawn beside the detector and the POST, not after
+            job.labeled(body, keep_images=keep > 0)
         except Exception as exc:  # the task is retried, saying why
             self.settler.crashed(job, "labeling", exc)

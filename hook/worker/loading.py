@@ -2,10 +2,10 @@
 letterboxed for the detector by the lane that labels it, so decoding runs on every core.
 
 JPEGs decode at the smallest DCT scale that still covers what the detector needs (the canvas,
-a large frame's tiles, or the picture when pictures are on), the cheapest way to the same
-pixels. A job whose labels an earlier attempt stored needs no image: it goes straight to
-delivery. A missing or bad image fails its own job with the reason; any other trouble retries
-that job; the others of the batch go on.
+or a large frame's tiles), the cheapest way to the same pixels; nothing is decoded for the
+pictures, which are drawn when someone looks (hook.pictures). A job whose labels an earlier
+attempt stored needs no image: it goes straight to delivery. A missing or bad image fails its
+own job with the reason; any other trouble retries that job; the others of the batch go on.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from hook.detect.detection import Detects
 from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore
-from hook.worker.drawing import picture_fit
 from hook.worker.job import Job
 from hook.worker.settling import Settler
 
@@ -34,10 +33,9 @@ class Loader:
         detector: Detects,
         *,
         max_pixels: int,
-        pictures: bool,
     ) -> None:
         self.store, self.settler, self.detector = store, settler, detector
-        self.max_pixels, self.pictures = max_pixels, pictures
+        self.max_pixels = max_pixels
 
     def images_of(self, jobs: Sequence[Job]) -> dict[str, list[bytes]]:
         """The bytes of every job that needs its images, in one round trip."""
@@ -58,7 +56,7 @@ class Loader:
             return
         for job in jobs:
             if job.task.result_json:  # no image needed: straight to delivery
-                job.labeled(job.task.result_json)
+                job.labeled(job.task.result_json, keep_images=keeps_images(job))
             else:
                 job.read(images.get(job.task.id))
             ready(job)
@@ -67,18 +65,16 @@ class Loader:
         """Decode and letterbox the job's images, or take the labels an earlier try stored."""
         task = job.task
         if task.result_json:
-            job.labeled(task.result_json)
+            job.labeled(task.result_json, keep_images=keeps_images(job))
             return
         try:
             if images is None or len(images) != len(task.images):
                 missing = len(task.images) - len(images or ())
                 self.settler.fail(job, f"{missing} of {len(task.images)} images missing")
                 return
-            canvases, boxes, decoded = [], [], []
+            canvases, boxes = [], []
             for index, (data, meta) in enumerate(zip(images, task.images, strict=True)):
                 fit = self.detector.fit_for((meta.width, meta.height))
-                if self.pictures:  # the picture may want more pixels than the model
-                    fit = picture_fit(fit, (meta.width, meta.height))
                 try:
                     image, size = decode_image(data, max_pixels=self.max_pixels, fit=fit)
                 except BadImage as exc:
@@ -87,11 +83,14 @@ class Loader:
                 canvas, box = self.detector.to_canvas(image, size)
                 canvases.append(canvas)
                 boxes.append(box)
-                if self.pictures:
-                    decoded.append(image)
-            job.loaded(canvases, boxes, decoded)
+            job.loaded(canvases, boxes)
         except Exception as exc:  # one task's trouble must never stop the worker
             self.settler.crashed(job, "loading", exc)
+
+
+def keeps_images(job: Job) -> bool:
+    """Whether the earlier try that stored the job's labels kept its images for pictures."""
+    return job.task.pictures_until is not None
 
 
 def _ids(jobs: Sequence[Job]) -> str:

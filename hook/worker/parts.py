@@ -3,7 +3,7 @@
     leases        renews the held tasks' leases and beats; ends once stopping and nothing is held
     reports       sends failure reports, a thread of their own; ends when stopping
     change feed   rings the worker on every newly queued task; ends when stopping
-    pictures      draws and stores annotated pictures; stopped after the last is queued
+    housekeeping  the queue's chores (expired leases, retention); ends when stopping
     completions   records delivered jobs done in batches; stopped after the last delivery
 
 They start in this order before the stages (fetch, lanes, delivery) and stop in the reverse

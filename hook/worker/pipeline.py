@@ -21,7 +21,8 @@ labeling never waits on them).
 
 MongoDB round trips are what a busy worker spends besides the model: CLAIM_BATCH due tasks are
 claimed in one go and their images read in one query, completions and counters are written in
-batches, pictures too (bench/worker.py counts the round trips per task).
+batches (bench/worker.py counts the round trips per task). Labeling draws no pictures: the
+images stay a while and the web draws a picture when someone looks (hook.pictures).
 
 An idle worker waits for a ring (hook.wakeup: the web's datagram the moment it stores a task,
 or hook.worker.change_feed's change stream where MongoDB has one) and polls MongoDB as the fallback.
@@ -66,7 +67,6 @@ from hook.worker.labeling import Labeler
 from hook.worker.leases import Holding, LeaseKeeper
 from hook.worker.loading import Loader
 from hook.worker.parts import Loop, Parts
-from hook.worker.pictures import PictureMaker
 from hook.worker.reporting import ReportConfig, Reporter
 from hook.worker.settling import Settlement, Settler
 
@@ -88,7 +88,7 @@ class WorkerConfig:
     max_image_pixels: int
     policy: RetryPolicy
     hosts: HostAllowList
-    keep_pictures_seconds: float  # 0: no annotated pictures
+    keep_pictures_seconds: float  # how long a labeled task's images stay for its pictures (0: off)
     reports: ReportConfig  # failure reports (off when it owes none)
     batch_images: int  # most images of ready tasks a lane runs together (1: a task a run)
     outbound: Outbound = field(default_factory=Outbound)  # headers beside each callback's body
@@ -118,7 +118,6 @@ class Worker:
         self.rules = rules or RulesFile.open(None)
         self.round_trips = round_trips
         self.wake = wake or WakeUp(None, None)  # rung by the web, the change feed and stop()
-        self.pictures = PictureMaker(store, enabled=config.keep_pictures_seconds > 0)
         self.http = http or callback_session()
         self.metrics = metrics or Metrics(store, buffered=True)
         self.settler = Settler(
@@ -130,14 +129,10 @@ class Worker:
             batched=True,
             clock=clock,
         )
-        self.loader = Loader(
-            store,
-            self.settler,
-            self.lanes[0],
-            pictures=self.pictures.enabled,
-            max_pixels=config.max_image_pixels,
+        self.loader = Loader(store, self.settler, self.lanes[0], max_pixels=config.max_image_pixels)
+        self.labeler = Labeler(
+            store, self.settler, self.rules, keep_pictures_seconds=config.keep_pictures_seconds
         )
-        self.labeler = Labeler(store, self.settler, self.rules, self.pictures)
         self.deliveries = DeliveryPool(
             store,
             self.settler,
@@ -188,7 +183,6 @@ class Worker:
                 Loop("reports", self.reporter.run),
                 Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
                 Loop("housekeeping", lambda: self.housekeeper.run(self.stopping)),
-                self.pictures,
                 *self.settler.parts,
             ]
         )

@@ -127,7 +127,11 @@ class Settler:
         if self.completions is not None:
             self.completions.add(job)
             return
-        if self._written(job, "delivered", lambda: self.store.complete(job.task.id, job.owner)):
+        if self._written(
+            job,
+            "delivered",
+            lambda: self.store.complete(job.task.id, job.owner, keep_images=job.keep_images),
+        ):
             self._recorded(job, True)
 
     @_guarded

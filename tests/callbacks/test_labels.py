@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from hook.callbacks.labels import camio_labels, image_labels, polygon
+import json
+
+import pytest
+
+from hook.callbacks.labels import camio_labels, detections_in, image_labels, polygon
 from hook.detect.detection import Detection
 
 
@@ -52,3 +56,24 @@ def test_camio_body_keys_by_timestamp_and_empty_images_are_empty_objects() -> No
     assert list(body["labels"]) == ["2017-05-05T01:31:13.738647", "2016-10-09T06:17:36.923-0000"]
     assert body["labels"]["2016-10-09T06:17:36.923-0000"] == {}
     assert body["labels"]["2017-05-05T01:31:13.738647"]["person"]["probability"] == 0.93
+
+
+def test_detections_in_gives_back_every_box_in_pixels() -> None:
+    """The inverse of the body, for drawing a picture from stored labels: each box of each
+    label (not only the best), in the pixels of the image's size, to the body's precision."""
+    size = (640, 480)
+    found = [
+        Detection("dog", 0.91, (64.0, 48.0, 320.0, 240.0)),
+        Detection("dog", 0.55, (400.0, 300.0, 640.0, 480.0)),
+        Detection("car", 0.41, (0.0, 0.0, 100.0, 50.0)),
+    ]
+    body = json.dumps(camio_labels([("t0", size, found), ("t1", size, [])]))
+    back = detections_in(body, "t0", size)
+    assert sorted(d.label for d in back) == ["car", "dog", "dog"]
+    for want in found:
+        (got,) = [d for d in back if d.label == want.label and d.score == want.score]
+        assert got.box == pytest.approx(want.box, abs=0.1)
+    assert detections_in(body, "t1", size) == [] and detections_in(body, "nope", size) == []
+    # the same labels drawn on a reduced decode: boxes scale with the size given
+    half = detections_in(body, "t0", (320, 240))
+    assert max(d.box[2] for d in half) == pytest.approx(320.0)

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pymongo.database import Database
 
 from hook.store import TaskStore
@@ -64,13 +65,15 @@ def cli(mongo: EmbeddedMongo, db_name: str, *args: str) -> subprocess.CompletedP
     return run(env, *args)
 
 
-def failed_task(store: TaskStore, seed: int, *, labeled: bool = True) -> str:
-    """A two-image task that failed on its first attempt, its labels stored if `labeled`."""
+def failed_task(store: TaskStore, seed: int, *, labeled: bool = True, keep: float = 0.0) -> str:
+    """A two-image task that failed on its first attempt, its labels stored if `labeled` (its
+    images kept `keep` seconds for pictures)."""
     task_id, _ = store.enqueue(make_event(seed=seed, n_images=2))
     assert store.claim("w1", 60) is not None
     if labeled:
         dropped = [Dropped(STAMP0, "person", 0.31, "min_score 0.5")]
-        assert store.save_result(task_id, "w1", json.dumps(LABELS), dropped)
+        labels = json.dumps(LABELS)
+        assert store.save_result(task_id, "w1", labels, dropped, keep_images_for=keep)
     assert store.fail(task_id, "w1", "callback answered 404: no such hook")
     return task_id
 
@@ -168,8 +171,7 @@ def test_show_prints_the_result_for_a_person(
     mongo: EmbeddedMongo, db: Database, db_name: str
 ) -> None:
     store = TaskStore(db)
-    task_id = failed_task(store, 30)
-    store.save_picture(task_id, 0, image_bytes())
+    task_id = failed_task(store, 30, keep=3600)
     done = cli(mongo, db_name, "show", task_id)
     assert done.returncode == 0, done.stderr
     assert API_KEY not in done.stdout
@@ -185,7 +187,7 @@ def test_show_prints_the_result_for_a_person(
         f"    picture: /tasks/<api_key>/{task_id}/images/0.jpg",
         f"  image 1: {STAMP1}, 64x48 JPEG, {lines[9].rsplit(', ', 1)[1]}",
         "    labels: nothing found",
-        "    picture: none kept",
+        f"    picture: /tasks/<api_key>/{task_id}/images/1.jpg",
     ]
     assert re.fullmatch(r"\d+ bytes|\d+\.\d KB", lines[5].rsplit(", ", 1)[1])
     assert cli(mongo, db_name, "retry", task_id).returncode == 0  # labels cleared, failure kept
@@ -205,10 +207,9 @@ def test_show_json_and_saved_pictures(
     mongo: EmbeddedMongo, db: Database, db_name: str, tmp_path: Path
 ) -> None:
     store = TaskStore(db)
-    task_id = failed_task(store, 31)
-    pictures = {0: image_bytes(seed=1), 1: image_bytes(seed=2)}
-    for index, data in pictures.items():
-        store.save_picture(task_id, index, data)
+    task_id = failed_task(store, 31, keep=3600)
+    drawn_before = image_bytes(seed=1)
+    store.save_picture(task_id, 0, drawn_before)  # looked at before; image 1 never was
     done = cli(mongo, db_name, "show", task_id, "--json", "--save", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -221,7 +222,10 @@ def test_show_json_and_saved_pictures(
     ]
     paths = [tmp_path / "out" / f"{task_id}-{n}.jpg" for n in (0, 1)]
     assert document["saved"] == [str(p) for p in paths]
-    assert [p.read_bytes() for p in paths] == [pictures[0], pictures[1]]
+    assert paths[0].read_bytes() == drawn_before
+    with Image.open(paths[1]) as drawn:  # drawn now from the original, and kept
+        assert (drawn.format, drawn.size) == ("JPEG", (64, 48))
+    assert store.picture(task_id, 1) == paths[1].read_bytes()
     text = cli(mongo, db_name, "show", task_id, "--save", str(tmp_path / "again"))
     assert text.returncode == 0 and text.stdout.splitlines()[-2:] == [
         f"saved {tmp_path / 'again' / f'{task_id}-{n}.jpg'}" for n in (0, 1)
@@ -236,13 +240,15 @@ def test_show_says_when_there_are_no_pictures(
     labeled = failed_task(store, 32)
     done = cli(mongo, db_name, "show", labeled, "--save", str(tmp_path))
     assert done.returncode == 1 and done.stdout.startswith(f"task {labeled}: failed")
-    assert done.stderr.startswith("hook show: no annotated pictures to save: none are kept")
+    assert done.stderr.startswith(
+        "hook show: no annotated pictures to save: its images are not kept"
+    )
     fresh, _ = store.enqueue(make_event(seed=33))
     waiting = cli(mongo, db_name, "show", fresh, "--save", str(tmp_path))
     assert waiting.returncode == 1
     assert waiting.stderr == (
         "hook show: no annotated pictures to save: the task is not "
-        "labeled yet (they are made then)\n"
+        "labeled yet (they are drawn then)\n"
     )
     assert list(tmp_path.iterdir()) == []
 

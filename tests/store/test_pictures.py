@@ -1,5 +1,6 @@
 """The store's annotated pictures on a real nx-27017: saved, read, replaced, purged, dropped;
-and the worker's housekeeping purging them on its schedule."""
+the originals kept for them after labeling and dropped past their time; and the worker's
+housekeeping purging both on its schedule."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import pytest
 from PIL import Image
 from pymongo.database import Database
 
+from hook.pictures.drawing import annotate
 from hook.store import TaskStore
 from hook.task import Status
-from hook.worker.drawing import annotate
 from hook.worker.housekeeping import PURGE_SECONDS, Housekeeper
 from tests.factories import DATA, FakeClock, make_event, make_settings
 
@@ -139,3 +140,60 @@ def test_pictures_are_kept_a_day_unless_told() -> None:
     """The default lives in the settings table only; the worker gets it from there."""
     assert make_settings().keep_pictures_hours * 3600 == KEEP
     assert make_settings(HOOK_KEEP_PICTURES_HOURS="0").keep_pictures_hours == 0
+
+
+def labeled_and_done(store: TaskStore, seed: int, keep: float) -> str:
+    """A task labeled with its images kept `keep` seconds (0: not kept), then completed as the
+    worker completes it."""
+    task_id, _ = store.enqueue(make_event(seed, n_images=2))
+    assert store.claim("w#1", 30) is not None
+    assert store.save_result(task_id, "w#1", '{"labels": {}}', keep_images_for=keep)
+    assert store.complete(task_id, "w#1", keep_images=keep > 0)
+    return task_id
+
+
+def test_a_labeled_tasks_originals_stay_until_its_pictures_until(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    """Kept past completion for the pictures, with the time they go on the task; without a
+    keep time the completion deletes them as before."""
+    kept, gone = labeled_and_done(store, 1, KEEP), labeled_and_done(store, 2, 0.0)
+    sent = make_event(1, n_images=2).images
+    assert [store.original(kept, n) for n in (0, 1)] == [image.data for image in sent]
+    assert store.original(gone, 0) is None and store.original(kept, 2) is None
+    task, other = store.get(kept), store.get(gone)
+    assert task is not None and task.pictures_until == NOW + KEEP
+    assert other is not None and other.pictures_until is None
+
+
+def test_drop_kept_images_takes_only_done_tasks_past_their_time(
+    store: TaskStore, clock: FakeClock, jpeg: bytes
+) -> None:
+    """With their pictures; a failed task keeps its images (it may be sent again) and one
+    still in its time keeps both."""
+    old = labeled_and_done(store, 1, 60.0)
+    young = labeled_and_done(store, 2, KEEP)
+    failed, _ = store.enqueue(make_event(3, n_images=1))
+    assert store.claim("w#1", 30) is not None
+    assert store.save_result(failed, "w#1", "{}", keep_images_for=60.0)
+    assert store.fail(failed, "w#1", "callback answered 404")
+    store.save_picture(old, 0, jpeg)
+    store.save_picture(young, 0, jpeg)
+    assert store.drop_kept_images(before=NOW + 61) == 1
+    assert (store.original(old, 0), store.picture_indexes(old)) == (None, [])
+    assert store.original(young, 0) is not None and store.picture_indexes(young) == [0]
+    assert store.original(failed, 0) is not None
+    task = store.get(old)
+    assert task is not None and task.pictures_until is None and task.status is Status.DONE
+    assert store.drop_kept_images(before=NOW + 61) == 0  # nothing left to do
+
+
+def test_housekeeping_drops_kept_originals_and_all_of_them_when_pictures_go_off(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    task_id = labeled_and_done(store, 1, KEEP)
+    clock.now += 1
+    assert keeper(store, clock, FakeClock(1000.0), KEEP).purge() == (0, 0, 0, 0)
+    assert store.original(task_id, 0) is not None  # within its time
+    keeper(store, clock, FakeClock(1000.0), 0.0).purge()  # turned off: none is kept now
+    assert store.original(task_id, 0) is None

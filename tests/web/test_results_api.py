@@ -49,9 +49,7 @@ def get(url: str) -> requests.Response:
 
 
 def test_a_result_with_its_labels_and_picture_links(web: Stack, store: TaskStore) -> None:
-    task_id = worked_task(
-        store, event(2, seed=20, camera="yard"), {"dog": 0.8}, pictures={1: image_bytes(seed=21)}
-    )
+    task_id = worked_task(store, event(2, seed=20, camera="yard"), {"dog": 0.8}, keep_images=True)
     answer = get(f"{web.url}/{task_id}")
     assert answer.status_code == 200, answer.text
     assert answer.headers["Content-Type"] == "application/json"
@@ -63,7 +61,9 @@ def test_a_result_with_its_labels_and_picture_links(web: Stack, store: TaskStore
     assert list(found["labels"]) == stamps
     assert all(found["labels"][s]["dog"]["probability"] == 0.8 for s in stamps)
     pictures = [image["picture"] for image in found["images"]]
-    assert pictures == [None, f"/tasks/{API_KEY}/{task_id}/images/1.jpg"]
+    assert pictures == [f"/tasks/{API_KEY}/{task_id}/images/{n}.jpg" for n in (0, 1)]
+    bare = worked_task(store, event(2, seed=24), {"dog": 0.8})  # images not kept: no pictures
+    assert [image["picture"] for image in get(f"{web.url}/{bare}").json()["images"]] == [None, None]
 
 
 def test_a_picture_is_its_jpeg(web: Stack, store: TaskStore) -> None:

@@ -114,7 +114,7 @@ def labeled(url: str, *, attempts: int = 1, body: str = BODY) -> Job:
         lease_owner=f"w#{task_id}",
     )
     job = Job(task, f"w#{task_id}", time.monotonic())
-    job.labeled(body)
+    job.labeled(body, keep_images=False)
     return job
 
 

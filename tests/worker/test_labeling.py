@@ -1,7 +1,7 @@
 """The labeler with fakes around it (a detector that finds what it is told, a store that only
-takes labels, pictures that only record, a Settler that records): one run for a lane's jobs,
-each job's Camio body stored before it is LABELED, the camera's rules applied, and each way it
-can go wrong handed to the one Settler method it belongs to."""
+takes labels, a Settler that records): one run for a lane's jobs, each job's Camio body stored
+before it is LABELED (with how long its images stay for pictures), the camera's rules applied,
+and each way it can go wrong handed to the one Settler method it belongs to."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from hook.store import TaskStore
 from hook.task import Dropped, ImageMeta, Status, Task
 from hook.worker.job import Job, Stage
 from hook.worker.labeling import Labeler
-from hook.worker.pictures import PictureMaker
 from tests.factories import CALLBACK, write
 from tests.worker.support import FakeSettler
 
@@ -44,22 +43,20 @@ class FakeStore(TaskStore):
     def __init__(self, lost: Sequence[str] = ()) -> None:
         self.lost = set(lost)
         self.saved: list[tuple[str, str, str, list[Dropped]]] = []
+        self.kept_for: list[float] = []  # keep_images_for, per save
 
     def save_result(
-        self, task_id: str, worker: str, result_json: str, dropped: Sequence[Dropped] = ()
+        self,
+        task_id: str,
+        worker: str,
+        result_json: str,
+        dropped: Sequence[Dropped] = (),
+        *,
+        keep_images_for: float = 0.0,
     ) -> bool:
         self.saved.append((task_id, worker, result_json, list(dropped)))
+        self.kept_for.append(keep_images_for)
         return task_id not in self.lost
-
-
-class FakePictures(PictureMaker):
-    """Records each job taken, with its stage and body then (labels first, pictures after)."""
-
-    def __init__(self) -> None:
-        self.taken: list[tuple[Job, Stage, str | None]] = []
-
-    def take(self, job: Job) -> None:
-        self.taken.append((job, job.stage, job.body))
 
 
 class Finder(Detects):
@@ -127,7 +124,7 @@ def loaded(name: str, images: int, camera: str = "front door") -> Job:
         run_at=0.0,
     )
     job = Job(task, f"w#{task_id}", time.monotonic())
-    job.loaded([f"{name}/{i}" for i in range(images)], [box(name, i) for i in range(images)], [])
+    job.loaded([f"{name}/{i}" for i in range(images)], [box(name, i) for i in range(images)])
     return job
 
 
@@ -140,23 +137,23 @@ def label(*shapes: dict[str, Any]) -> dict[str, Any]:
     return {**shapes[0], "count": len(shapes), "boxes": list(shapes)}
 
 
-@pytest.fixture
-def pictures() -> FakePictures:
-    return FakePictures()
-
-
 NO_RULES = RulesFile.open(None)
+KEEP = 3600.0  # seconds a labeled task's images stay for its pictures
+
+
+def labeler(store: TaskStore, settler: FakeSettler, rules: RulesFile = NO_RULES) -> Labeler:
+    return Labeler(store, settler, rules, keep_pictures_seconds=KEEP)
 
 
 def test_one_run_for_all_images_of_several_jobs_and_each_jobs_labels_stored(
-    settler: FakeSettler, pictures: FakePictures
+    settler: FakeSettler,
 ) -> None:
     """A GPU wants one batch; each job then gets the outputs of its own images, in order, and
-    its Camio body is stored before the job is LABELED and its pictures taken."""
+    its Camio body is stored before the job is LABELED, its images kept for its pictures."""
     first, second = loaded("a", 2), loaded("b", 1)
     detector = Finder({"out of a/0": [FAINT_DOG, DOG], "out of a/1": [], "out of b/0": [PERSON]})
     store = FakeStore()
-    Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
+    labeler(store, settler).label([first, second], detector)
 
     assert detector.runs == [["a/0", "a/1", "b/0"]]
     assert detector.postprocessed == [
@@ -184,70 +181,61 @@ def test_one_run_for_all_images_of_several_jobs_and_each_jobs_labels_stored(
         (Stage.LABELED, bodies[0], []),
         (Stage.LABELED, bodies[1], []),
     ]
-    assert (first.kept, second.kept) == ([[FAINT_DOG, DOG], []], [[PERSON]])
-    assert pictures.taken == [(first, Stage.LABELED, bodies[0]), (second, Stage.LABELED, bodies[1])]
+    assert store.kept_for == [KEEP, KEEP] and first.keep_images and second.keep_images
     assert settler.calls == []
 
 
-def test_the_run_time_is_shared_by_image(settler: FakeSettler, pictures: FakePictures) -> None:
+def test_the_run_time_is_shared_by_image(settler: FakeSettler) -> None:
     """infer_ms is the job's share of the run, by its number of images (the done line's)."""
     first, second = loaded("a", 3), loaded("b", 1)
     found: dict[str, list[Detection] | Exception] = {
         f"out of {name}/{i}": [] for name, n in (("a", 3), ("b", 1)) for i in range(n)
     }
-    Labeler(FakeStore(), settler, NO_RULES, pictures).label([first, second], Finder(found))
+    labeler(FakeStore(), settler).label([first, second], Finder(found))
     assert first.infer_ms == pytest.approx(3 * second.infer_ms)
     assert first.infer_ms + second.infer_ms >= RUN_SECONDS * 1000 * 0.9
 
 
-def test_no_jobs_no_run(settler: FakeSettler, pictures: FakePictures) -> None:
+def test_no_jobs_no_run(settler: FakeSettler) -> None:
     detector = Finder({})
-    Labeler(FakeStore(), settler, NO_RULES, pictures).label([], detector)
+    labeler(FakeStore(), settler).label([], detector)
     assert (detector.runs, settler.calls) == ([], [])
 
 
-def test_a_run_that_raises_sends_every_job_of_it_to_crashed(
-    settler: FakeSettler, pictures: FakePictures
-) -> None:
+def test_a_run_that_raises_sends_every_job_of_it_to_crashed(settler: FakeSettler) -> None:
     """The model failing is no one job's fault: each is retried, saying so, nothing stored."""
     jobs = [loaded("a", 2), loaded("b", 1)]
     broken = RuntimeError("the device went away")
     detector = Finder({}, broken=broken)
     store = FakeStore()
-    Labeler(store, settler, NO_RULES, pictures).label(jobs, detector)
+    labeler(store, settler).label(jobs, detector)
     assert settler.calls == [("crashed", job, ("labeling", broken)) for job in jobs]
-    assert (store.saved, detector.postprocessed, pictures.taken) == ([], [], [])
+    assert (store.saved, detector.postprocessed) == ([], [])
     assert [job.stage for job in jobs] == [Stage.SETTLED, Stage.SETTLED]
 
 
-def test_a_job_whose_labels_cannot_be_built_is_crashed_alone(
-    settler: FakeSettler, pictures: FakePictures
-) -> None:
+def test_a_job_whose_labels_cannot_be_built_is_crashed_alone(settler: FakeSettler) -> None:
     """One job's trouble after the run (here its postprocess) leaves the others labeled."""
     broken = ValueError("no such output")
     first, second = loaded("a", 1), loaded("b", 1)
     detector = Finder({"out of a/0": broken, "out of b/0": [DOG]})
     store = FakeStore()
-    Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
+    labeler(store, settler).label([first, second], detector)
     assert settler.calls == [("crashed", first, ("labeling", broken))]
     assert [task_id for task_id, _, _, _ in store.saved] == [second.task.id]
     assert (first.stage, second.stage) == (Stage.SETTLED, Stage.LABELED)
-    assert [job for job, _, _ in pictures.taken] == [second]
 
 
-def test_labels_refused_for_a_lost_lease_settle_the_job_as_lost(
-    settler: FakeSettler, pictures: FakePictures
-) -> None:
+def test_labels_refused_for_a_lost_lease_settle_the_job_as_lost(settler: FakeSettler) -> None:
     """Another claim owns the task now: this one writes nothing more and does not deliver."""
     first, second = loaded("a", 1), loaded("b", 1)
     store = FakeStore(lost=[first.task.id])
     detector = Finder({"out of a/0": [DOG], "out of b/0": [PERSON]})
-    Labeler(store, settler, NO_RULES, pictures).label([first, second], detector)
+    labeler(store, settler).label([first, second], detector)
     assert settler.calls == [("lost", first, ())]
     assert [task_id for task_id, _, _, _ in store.saved] == [first.task.id, second.task.id]
     assert (first.stage, first.body) == (Stage.SETTLED, None)
     assert second.stage is Stage.LABELED
-    assert [job for job, _, _ in pictures.taken] == [second]
 
 
 RULES = """
@@ -259,7 +247,7 @@ min_score = 0.7
 
 
 def test_the_cameras_rules_drop_what_they_should_and_say_why(
-    tmp_path: Path, settler: FakeSettler, pictures: FakePictures
+    tmp_path: Path, settler: FakeSettler
 ) -> None:
     """The first entry that fits the camera applies; what it drops is stored with its reason,
     while what is under the detector's thresholds goes without a word; a camera no entry fits
@@ -271,7 +259,7 @@ def test_the_cameras_rules_drop_what_they_should_and_say_why(
         thresholds=Thresholds(0.5),
     )
     store = FakeStore()
-    Labeler(store, settler, rules, pictures).label([front, back], detector)
+    labeler(store, settler, rules).label([front, back], detector)
 
     assert [(task_id, dropped) for task_id, _, _, dropped in store.saved] == [
         (
@@ -287,5 +275,14 @@ def test_the_cameras_rules_drop_what_they_should_and_say_why(
         {key(0): {"dog": label(shape(0.9, MIDDLE))}},
         {key(0): {"person": label(shape(0.8, BOTTOM_LEFT)), "dog": label(shape(0.6, TOP_LEFT))}},
     ]
-    assert (front.kept, back.kept) == ([[DOG]], [[PERSON, FAINT_DOG]])
     assert settler.calls == []
+
+
+def test_with_pictures_off_the_images_are_not_kept(settler: FakeSettler) -> None:
+    """HOOK_KEEP_PICTURES_HOURS=0: nothing kept past the task, so completion deletes them."""
+    job = loaded("a", 1)
+    store = FakeStore()
+    Labeler(store, settler, NO_RULES, keep_pictures_seconds=0).label(
+        [job], Finder({"out of a/0": [DOG]})
+    )
+    assert (store.kept_for, job.stage, job.keep_images) == ([0], Stage.LABELED, False)

@@ -74,7 +74,9 @@ def key(index: int) -> str:
     return f"2017-05-05T01:31:{10 + index:02d}.738647"
 
 
-def claimed(*images: bytes, result_json: str | None = None) -> Job:
+def claimed(
+    *images: bytes, result_json: str | None = None, pictures_until: float | None = None
+) -> Job:
     """A CLAIMED job whose task has these images (their sizes as the web measured them)."""
     metas = []
     for index, data in enumerate(images):
@@ -103,6 +105,7 @@ def claimed(*images: bytes, result_json: str | None = None) -> Job:
         created_at=0.0,
         run_at=0.0,
         result_json=result_json,
+        pictures_until=pictures_until,
     )
     return Job(task, f"w#{task_id}", time.monotonic())
 
@@ -110,10 +113,8 @@ def claimed(*images: bytes, result_json: str | None = None) -> Job:
 SMALL, LARGE = image_bytes(64, 48, seed=1), image_bytes(96, 72, seed=2)
 
 
-def loader_of(
-    settler: FakeSettler, detector: Detects, *, pictures: bool = False, max_pixels: int = MAX_PIXELS
-) -> Loader:
-    return Loader(FakeStore({}), settler, detector, max_pixels=max_pixels, pictures=pictures)
+def loader_of(settler: FakeSettler, detector: Detects, *, max_pixels: int = MAX_PIXELS) -> Loader:
+    return Loader(FakeStore({}), settler, detector, max_pixels=max_pixels)
 
 
 def test_labels_an_earlier_try_stored_go_straight_to_delivery(settler: FakeSettler) -> None:
@@ -124,6 +125,13 @@ def test_labels_an_earlier_try_stored_go_straight_to_delivery(settler: FakeSettl
     loader_of(settler, detector).load(job, None)
     assert (job.stage, job.body, job.canvases) == (Stage.LABELED, STORED, [])
     assert (detector.fits, detector.placed, settler.calls) == ([], [], [])
+    assert not job.keep_images  # that try kept no images: completion deletes them
+
+
+def test_stored_labels_keep_the_images_their_try_kept_for_pictures(settler: FakeSettler) -> None:
+    job = claimed(SMALL, result_json=STORED, pictures_until=2_000_000_000.0)
+    loader_of(settler, Placer()).load(job, None)
+    assert (job.stage, job.keep_images) == (Stage.LABELED, True)
 
 
 def test_images_of_asks_the_store_once_for_only_the_jobs_that_need_images(
@@ -133,7 +141,7 @@ def test_images_of_asks_the_store_once_for_only_the_jobs_that_need_images(
     gone already: a delivered job's completion deletes them)."""
     stored, first, second = claimed(SMALL, result_json=STORED), claimed(SMALL), claimed(LARGE)
     store = FakeStore({first.task.id: [SMALL], second.task.id: [LARGE]})
-    loader = Loader(store, settler, Placer(), max_pixels=MAX_PIXELS, pictures=False)
+    loader = Loader(store, settler, Placer(), max_pixels=MAX_PIXELS)
     got = loader.images_of([stored, first, second])
     assert got == {first.task.id: [SMALL], second.task.id: [LARGE]}
     assert store.asked == [[first.task, second.task]]
@@ -147,7 +155,7 @@ def test_a_batch_is_read_in_one_query_and_handed_on_undecoded(settler: FakeSettl
     stored, good, missing = claimed(SMALL, result_json=STORED), claimed(SMALL), claimed(LARGE)
     store = FakeStore({good.task.id: [SMALL], missing.task.id: []})
     detector = Placer()
-    loader = Loader(store, settler, detector, max_pixels=MAX_PIXELS, pictures=False)
+    loader = Loader(store, settler, detector, max_pixels=MAX_PIXELS)
     ready: list[Job] = []
     loader.read_batch([stored, good, missing], ready.append)
     assert ready == [stored, good, missing]
@@ -169,9 +177,7 @@ class Down(FakeStore):
 def test_a_batch_whose_images_cannot_be_read_goes_back_to_the_queue(settler: FakeSettler) -> None:
     jobs = [claimed(SMALL), claimed(LARGE)]
     ready: list[Job] = []
-    Loader(Down({}), settler, Placer(), max_pixels=MAX_PIXELS, pictures=False).read_batch(
-        jobs, ready.append
-    )
+    Loader(Down({}), settler, Placer(), max_pixels=MAX_PIXELS).read_batch(jobs, ready.append)
     why = "its images could not be read: ConnectionError: MongoDB is down"
     assert ready == [] and settler.calls == [("give_back", job, (why, 0.0)) for job in jobs]
 
@@ -193,24 +199,7 @@ def test_images_decode_reduced_to_the_detectors_fit_into_canvases_and_boxes(
         Letterbox((64, 48), (32, 24), (0, 0)),
         Letterbox((96, 72), (32, 24), (0, 0)),
     ]
-    assert (job.images, settler.calls) == ([], [])
-
-
-def test_with_pictures_the_decode_covers_the_picture_and_the_images_are_kept(
-    settler: FakeSettler,
-) -> None:
-    """A picture wants more pixels than a 32x24 canvas: the images decode at full size (these
-    are under the picture's side) and stay with the job for the picture thread."""
-    job = claimed(SMALL, LARGE)
-    detector = Placer()
-    loader_of(settler, detector, pictures=True).load(job, [SMALL, LARGE])
-    assert job.stage is Stage.LOADED
-    assert detector.placed == [((64, 48), (64, 48)), ((96, 72), (96, 72))]
-    assert [(image.mode, image.size) for image in job.images] == [
-        ("RGB", (64, 48)),
-        ("RGB", (96, 72)),
-    ]
-    assert settler.calls == []
+    assert (job.data, settler.calls) == (None, [])
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from hook.callbacks.signing import Signer
 from hook.config.table import DEFAULT_MODEL
 from hook.detect.detector import Detector
 from hook.metrics.recorder import Metrics
+from hook.pictures.gallery import Gallery
 from hook.retry import RetryPolicy
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
@@ -304,47 +305,46 @@ def test_the_cameras_rules_shape_the_labels_and_what_they_dropped_is_kept(
     assert done.labeled_at is not None and done.labeled_at >= done.created_at
 
 
-def test_pictures_are_made_at_labeling_time_with_the_delivered_boxes(
+def test_labeling_draws_nothing_and_keeps_the_images_for_pictures_drawn_on_a_look(
     live_store: TaskStore, detector: Detector, receiver: Receiver
 ) -> None:
+    """Pictures cost labeling nothing: the worker keeps the originals past the delivery and
+    stores no picture; the first look draws the delivered boxes on the original, at most
+    1280 px, its aspect ratio kept (an image where nothing was found is itself)."""
     with_pictures = dataclasses.replace(CONFIG, keep_pictures_seconds=3600)
     where = path()
-    receiver.delay[where] = 3.0  # the callback answers late: the pictures must not wait for it
     photo = (DATA / "dog.jpg").read_bytes()
     noise = image_bytes(96, 64, seed=1)
     task_id = enqueue(live_store, receiver.url(where), photo, noise)
     with running(live_store, detector, with_pictures):
-        wait_until_pictures(live_store, task_id, 2)
-        during = live_store.get(task_id)
-        assert during is not None and during.status is Status.RUNNING  # still being delivered
-        wait_task(live_store, task_id, settled_as(Status.DONE))
-    first = Image.open(io.BytesIO(live_store.picture(task_id, 0) or b"")).convert("RGB")
+        done = wait_task(live_store, task_id, settled_as(Status.DONE))
+    assert live_store.picture_indexes(task_id) == []  # none drawn by the worker
+    assert [live_store.original(task_id, n) for n in (0, 1)] == [photo, noise]
+    assert done.pictures_until is not None and done.labeled_at is not None
+    assert done.pictures_until == pytest.approx(done.labeled_at + 3600)
+    gallery = Gallery(live_store, max_pixels=CONFIG.max_image_pixels)
+    assert gallery.indexes(done) == [0, 1]
+    first = Image.open(io.BytesIO(gallery.picture(task_id, 0) or b"")).convert("RGB")
     original = Image.open(io.BytesIO(photo)).convert("RGB")
     assert max(first.size) <= 1280
     assert abs(first.width / first.height - original.width / original.height) < 0.01
     plain = np.asarray(original.resize(first.size), dtype=np.int16)
     drawn = np.abs(np.asarray(first, dtype=np.int16) - plain).max(axis=2) > 100
     assert drawn.mean() > 0.01  # the boxes and labels: far from anything JPEG does to a photo
-    blank = Image.open(io.BytesIO(live_store.picture(task_id, 1) or b"")).convert("RGB")
+    blank = Image.open(io.BytesIO(gallery.picture(task_id, 1) or b"")).convert("RGB")
     untouched = np.asarray(Image.open(io.BytesIO(noise)).convert("RGB"), dtype=np.int16)
     assert blank.size == (96, 64)  # nothing found: the picture is the image itself
     assert (np.abs(np.asarray(blank, dtype=np.int16) - untouched).max(axis=2) > 100).mean() < 0.01
+    assert live_store.picture_indexes(task_id) == [0, 1]  # kept for the next look
 
 
 def test_no_pictures_when_they_are_off(
     live_store: TaskStore, detector: Detector, receiver: Receiver
 ) -> None:
+    """HOOK_KEEP_PICTURES_HOURS=0: the images go with the completion, as before pictures."""
     where = path()
     task_id = enqueue(live_store, receiver.url(where), (DATA / "dog.jpg").read_bytes())
     with running(live_store, detector):  # CONFIG: keep_pictures_seconds 0
-        wait_task(live_store, task_id, settled_as(Status.DONE))
-    assert live_store.picture_indexes(task_id) == []
-
-
-def wait_until_pictures(
-    live_store: TaskStore, task_id: str, count: int, timeout: float = 10
-) -> None:
-    deadline = time.monotonic() + timeout
-    while len(live_store.picture_indexes(task_id)) < count:
-        assert time.monotonic() < deadline, f"task {task_id} has no {count} pictures"
-        time.sleep(0.05)
+        done = wait_task(live_store, task_id, settled_as(Status.DONE))
+    assert (done.pictures_until, live_store.original(task_id, 0)) == (None, None)
+    assert Gallery(live_store, max_pixels=CONFIG.max_image_pixels).indexes(done) == []

@@ -56,7 +56,7 @@ def claimed(store: TaskStore, *, attempt: int = 1, seed: int = 0, url: str = CAL
             store.reschedule(task_id, f"w#{n}", store.clock(), "an earlier failure")
     assert task is not None and store.save_result(task_id, f"w#{attempt}", json.dumps(LABELS))
     job = Job(task, f"w#{attempt}", time.monotonic())
-    job.labeled(json.dumps(LABELS))
+    job.labeled(json.dumps(LABELS), keep_images=False)
     return job
 
 

@@ -11,11 +11,10 @@ from PIL import Image, ImageChops
 
 from hook.detect.detection import Detection
 from hook.intake.images import decode_image
-from hook.worker.drawing import MAX_SIDE, PALETTE, annotate, label_colours, picture_fit, tag_origin
+from hook.pictures.drawing import MAX_SIDE, PALETTE, annotate, label_colours, tag_origin
 from tests.factories import DATA
 
 PHOTOS = DATA / "photos"
-CANVAS = (416, 416)  # the default detector's
 MAX_PIXELS = 40_000_000
 # 640x424, 773x512, 1352x900, 810x1080 (portrait), 1280x720, 1920x1280, 2560x1600
 SIZES = [DATA / "person.jpg", DATA / "eagle.jpg", DATA / "kite.jpg"] + [
@@ -28,12 +27,8 @@ needs_photos = pytest.mark.skipif(
 
 
 def decoded(path: Path, fit: tuple[int, int] | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """The photo as the worker decodes it: reduced to what the canvas and the picture need."""
-    data = path.read_bytes()
-    if fit is None:
-        with Image.open(path) as header:
-            fit = picture_fit(CANVAS, header.size)
-    return decode_image(data, max_pixels=MAX_PIXELS, fit=fit)
+    """The photo as the gallery decodes it: reduced to what the picture needs."""
+    return decode_image(path.read_bytes(), max_pixels=MAX_PIXELS, fit=fit or (MAX_SIDE, MAX_SIDE))
 
 
 def opened(jpeg: bytes) -> Image.Image:
@@ -171,20 +166,3 @@ def test_the_image_given_is_left_as_it_was() -> None:
     copy = image.copy()
     annotate(image, source, [person((200.0, 150.0, 400.0, 380.0))])
     assert ImageChops.difference(image, copy).getbbox() is None
-
-
-def test_picture_fit_covers_the_canvas_and_the_picture() -> None:
-    assert picture_fit(CANVAS, (1920, 1080)) == (1280, 720)
-    assert picture_fit(CANVAS, (640, 480)) == (640, 480)
-    assert picture_fit(CANVAS, (300, 200)) == (416, 416)  # the canvas is the larger
-    assert picture_fit((640, 640), (4000, 3000)) == (1280, 960)
-    assert picture_fit(CANVAS, (1080, 1920)) == (720, 1280)  # portrait
-
-
-@needs_photos
-@pytest.mark.parametrize("path", SIZES, ids=lambda p: p.stem)
-def test_decoding_to_picture_fit_serves_both(path: Path) -> None:
-    image, source = decoded(path)
-    for_canvas, _ = decoded(path, fit=CANVAS)
-    assert image.size[0] >= for_canvas.size[0] and image.size[1] >= for_canvas.size[1]
-    assert max(image.size) >= min(MAX_SIDE, max(source))  # the picture is not upscaled

@@ -1,8 +1,7 @@
 """Annotated pictures: what the detector saw, drawn on the image, as a JPEG a person can read.
 
-Pure functions over Pillow images: no I/O, no settings. The worker makes one per image at
-labeling time from the image it already decoded (often a reduced JPEG decode), so there is no
-second decode and no need to keep the original bytes.
+Pure functions over Pillow images: no I/O, no settings. The gallery draws one the first time
+someone looks, on the event's kept original decoded at the picture's size (hook.pictures.gallery).
 """
 
 from __future__ import annotations
@@ -56,16 +55,6 @@ def picture_size(source: tuple[int, int]) -> tuple[int, int]:
     """`source` shrunk to at most MAX_SIDE on its longer side, never enlarged."""
     scale = min(1.0, MAX_SIDE / max(source))
     return max(1, round(source[0] * scale)), max(1, round(source[1] * scale))
-
-
-def picture_fit(canvas: tuple[int, int], source: tuple[int, int]) -> tuple[int, int]:
-    """The size to decode to so that both the detector's canvas and the picture are covered.
-
-    decode_image scales the image to fit inside `fit`; a fit at least as large as each of the
-    two on both axes makes the reduced decode large enough for either.
-    """
-    picture = picture_size(source)
-    return max(canvas[0], picture[0]), max(canvas[1], picture[1])
 
 
 def annotate(
