@@ -187,9 +187,9 @@ write_config() {
   local workers labelers
   workers=$(nproc 2>/dev/null || echo 2)
   [ "$workers" -ge 2 ] || workers=2
-  # a worker process per core, at most 4; each runs detector lanes of one thread on its share of
-  # the cores (hook/worker/lanes.py), which labels the most images per second (README, Benchmarks)
-  labelers=$((workers < 4 ? workers : 4))
+  # a worker process per 4 cores (HOOK_WORKERS=0's rule, hook/config/lanes.py: one process's
+  # GIL stays about a third busy); each runs detector lanes of one thread on its share
+  labelers=$(((workers + 3) / 4))
   (
     umask 027
     cat >"$CONF" <<EOF
@@ -201,9 +201,9 @@ HOOK_MONGO_URI=${MONGO_URI:-$EMBEDDED_URI}
 HOOK_DATA_DIR=/var/lib/hook
 HOOK_BIND=0.0.0.0:8000
 HOOK_WEB_WORKERS=$workers
-# worker processes on this machine (hook-worker@1..N); each runs lanes of HOOK_THREADS threads
+# worker processes on this machine (hook-worker@1..N); each runs a lane of one thread per core
+# of its share (set HOOK_LANES and HOOK_THREADS to choose otherwise)
 HOOK_WORKERS=$labelers
-HOOK_THREADS=1
 HOOK_CALLBACK_HOSTS=camio.com
 # For HTTPS (Camio calls https://HOST:8000/...), give a certificate and its key:
 #HOOK_TLS_CERT=/etc/hook/fullchain.pem

@@ -36,6 +36,7 @@ from pymongo import MongoClient
 from bench.stack import Stack, peak_rss_mb, percentile
 from hook.callbacks.hosts import HostAllowList
 from hook.config.detectors import detector_from
+from hook.config.lanes import usable_cores
 from hook.config.settings import Settings
 from hook.detect import ensemble, yolo
 from hook.detect.detection import Detects
@@ -45,7 +46,6 @@ from hook.detect.tiled import Tiled
 from hook.intake.event import Limits, parse_event
 from hook.intake.images import decode_image, inspect_image
 from hook.store import TaskStore
-from hook.worker.lanes import usable_cores
 from tests.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -84,17 +84,21 @@ class Stack:
         assert health.status_code == 200, health.text
         return self
 
-    def start_worker(self, argv: list[str] | None = None, **env: str) -> subprocess.Popen[bytes]:
-        """One more worker.py (or `argv`), with `env` over the stack's settings."""
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
+        """One more worker.py, with `env` over the stack's settings."""
+        return self.start_command(worker_argv(), env)
+
+    def start_command(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """One more worker process of `argv` (worker.py, or a benchmark's stand-in)."""
         log = self.logs / f"worker{len(self.workers)}.log"
-        process = start(argv or worker_argv(), {**self.env, **env}, log)
+        process = start(argv, {**self.env, **env}, log)
         self.workers.append(process)
         return process
 
     def start_workers(self, count: int, threads: int = 0, argv: list[str] | None = None) -> None:
         """`count` workers of `threads` ONNX threads each (0: onnxruntime's default)."""
         for _ in range(count):
-            self.start_worker(argv, HOOK_THREADS=str(threads))
+            self.start_command(argv or worker_argv(), {"HOOK_THREADS": str(threads)})
 
     def log(self, name: str) -> str:
         """A process's output so far: "web", or "worker0", "worker1"... in the order started."""

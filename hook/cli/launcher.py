@@ -21,6 +21,7 @@ from types import FrameType
 from hook.cli.argv import web_argv, worker_argv
 from hook.cli.readiness import Readiness, describe
 from hook.cli.simulator import DEFAULT_PORT
+from hook.config import lanes
 from hook.config.mongo import embedded_for
 from hook.config.settings import Settings
 from hook.errors import ConfigError
@@ -80,10 +81,15 @@ class Launcher:
     readiness: Readiness | None = None  # until the service is up
     not_up_log_at: float = 0.0
 
+    @property
+    def worker_count(self) -> int:
+        """worker.py processes to run: HOOK_WORKERS, or one per few cores (hook.config.lanes)."""
+        return lanes.worker_processes(self.settings.workers, lanes.usable_cores())
+
     def commands(self) -> list[tuple[str, list[str]]]:
         """What to run besides MongoDB, as (name, argv)."""
         web = ("web", web_argv(self.settings))
-        workers = [(f"worker {n + 1}", worker_argv()) for n in range(self.settings.workers)]
+        workers = [(f"worker {n + 1}", worker_argv()) for n in range(self.worker_count)]
         return [web, *workers]
 
     def run(self) -> int:
@@ -182,7 +188,7 @@ class Launcher:
             if c.name.startswith("worker") and c.restart_at is None
         }
         waiting = self.readiness.waiting_for(running)
-        if len(running) < self.settings.workers:
+        if len(running) < self.worker_count:
             waiting.append("a worker being restarted")
         if not waiting:
             self.readiness.close()

@@ -142,9 +142,11 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "HOOK_WORKERS",
-        value.positive_int,
-        "1",
-        "worker.py processes started by `python -m hook run`.",
+        value.non_negative_int,
+        "0",
+        "worker.py processes on this machine, started by `python -m hook run` (and the "
+        "installer's hook-worker@N units); each labels on its share of the cores (0: one per "
+        "4 cores, at least one).",
     ),
     Spec(
         "HOOK_LEASE_SECONDS",

@@ -27,6 +27,7 @@ from types import FrameType
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
 from hook.callbacks.signing import Signer
+from hook.config import lanes
 from hook.config.detectors import detector_from
 from hook.config.mongo import connect, make_indexes
 from hook.config.settings import Settings
@@ -37,7 +38,6 @@ from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.store.round_trips import RoundTrips
 from hook.wakeup import WakeUp
-from hook.worker import lanes
 from hook.worker.pipeline import Worker, WorkerConfig
 from hook.worker.reporting import ReportConfig
 

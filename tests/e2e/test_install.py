@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hook.config import lanes
 from tests.procs import ROOT
 
 SCRIPT = ROOT / "hook-install.sh"
@@ -63,7 +64,9 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{48}", settings["HOOK_API_KEY"])
     assert settings["HOOK_MONGO_URI"] == "mongodb://127.0.0.1:27027/"
     assert settings["HOOK_BIND"] == "0.0.0.0:8000" and int(settings["HOOK_WEB_WORKERS"]) >= 2
-    assert 2 <= int(settings["HOOK_WORKERS"]) <= 4 and settings["HOOK_THREADS"] == "1"
+    cores = max(2, lanes.usable_cores())  # as the installer counts them (nproc, at least 2)
+    assert int(settings["HOOK_WORKERS"]) == lanes.worker_processes(0, cores)
+    assert "HOOK_THREADS" not in settings  # one-thread lanes by default
     assert settings["HOOK_API_KEY"] not in done.stdout  # the key is never printed
     assert "hook URL:  http://" in done.stdout and ":8000/tasks/" in done.stdout
     assert "--callback-url" in done.stdout and "hook register" in done.stdout

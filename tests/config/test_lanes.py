@@ -1,10 +1,12 @@
-"""hook.worker.lanes.plan: how a worker's share of the cores becomes lanes and threads."""
+"""hook.config.lanes: how many worker processes a machine runs (HOOK_WORKERS=0), and how a
+worker's share of the cores becomes lanes and threads."""
 
 from __future__ import annotations
 
 import pytest
 
-from hook.worker.lanes import GPU_BATCH, LanePlan, plan
+from hook.config.lanes import CORES_PER_PROCESS, GPU_BATCH, LanePlan, plan, worker_processes
+from tests.factories import ROOT
 
 
 @pytest.mark.parametrize(
@@ -13,7 +15,9 @@ from hook.worker.lanes import GPU_BATCH, LanePlan, plan
         (2, 1, 0, 0, LanePlan(2, 1, 1)),  # the default: a single-threaded lane per core
         (8, 1, 0, 0, LanePlan(8, 1, 1)),
         (8, 2, 0, 0, LanePlan(4, 1, 1)),  # two worker processes share the cores
-        (2, 2, 0, 1, LanePlan(1, 1, 1)),  # the installer's one process per core
+        (2, 2, 0, 1, LanePlan(1, 1, 1)),  # one process per core, as the installer once did
+        (16, 0, 0, 0, LanePlan(4, 1, 1)),  # automatic: 4 processes of 4 one-thread lanes
+        (2, 0, 0, 0, LanePlan(2, 1, 1)),  # automatic on 2 cores: one process
         (2, 4, 0, 0, LanePlan(1, 1, 1)),  # more processes than cores: one lane each, still
         (8, 1, 0, 2, LanePlan(4, 2, 1)),  # threads given: lanes fill the rest
         (8, 1, 2, 0, LanePlan(2, 4, 1)),  # lanes given: threads fill the rest
@@ -37,3 +41,21 @@ def test_a_gpu_gets_one_lane_batching_several_tasks() -> None:
 
 def test_a_batch_size_given_holds_on_a_cpu_too() -> None:
     assert plan(cores=2, processes=1, lanes=0, threads=0, batch_images=4).batch_images == 4
+
+
+@pytest.mark.parametrize(
+    ("cores", "expected"), [(1, 1), (2, 1), (4, 1), (5, 2), (8, 2), (16, 4), (64, 16)]
+)
+def test_automatic_processes_are_one_per_few_cores(cores: int, expected: int) -> None:
+    """Enough processes that none is GIL-bound, few enough that each keeps its lanes busy."""
+    assert CORES_PER_PROCESS == 4
+    assert worker_processes(0, cores) == expected
+    assert worker_processes(3, cores) == 3  # HOOK_WORKERS given: as given
+
+
+def test_the_installer_counts_processes_by_the_same_rule() -> None:
+    """hook-install.sh computes HOOK_WORKERS in shell; it must agree with the settings' rule."""
+    script = (ROOT / "hook-install.sh").read_text()
+    assert "labelers=$(((workers + 3) / 4))" in script
+    for cores in range(1, 65):
+        assert (cores + 3) // 4 == worker_processes(0, cores)
