@@ -26,7 +26,9 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from pymongo import MongoClient
 
 from bench.stack import Stack, peak_rss_mb, percentile
 from hook.callbacks.hosts import HostAllowList
+from hook.cli.argv import worker_argv
 from hook.config.detectors import detector_from
 from hook.config.lanes import usable_cores
 from hook.config.settings import Settings
@@ -101,12 +104,16 @@ def raw_rate(seconds: float, lanes: int = 1, env: dict[str, str] | None = None) 
     """Images/s of bare engine runs on the letterboxed photos: every run the default makes of
     each (every model on the whole frame, and the tiles of a large one), nothing else.
 
-    One lane: one session per model with the engine's default threads (the reference the
-    worker is held to). Several: that many threads, each with single-threaded sessions of its
-    own, running side by side (the layout the worker uses by default, bare).
+    One lane: one session per model with a thread per usable core, as the engine's default on
+    an unpinned machine (the reference the worker is held to). Several: that many threads,
+    each with single-threaded sessions of its own, running side by side (the layout the worker
+    uses by default, bare).
     """
+    # one lane: a thread per usable core, said outright (onnxruntime's own default counts
+    # the machine's cores, whatever this process's affinity)
+    threads = usable_cores() if lanes == 1 else 1
     settings = Settings.from_env(
-        {**(env or {}), "HOOK_THREADS": "0" if lanes == 1 else "1"}, require_api_key=False
+        {**(env or {}), "HOOK_THREADS": str(threads)}, require_api_key=False
     )
     detectors = [detector_from(settings) for _ in range(lanes)]
     placed = []
@@ -182,6 +189,7 @@ def measure(
     endpoint_ms: float = 0.0,
     env: dict[str, str] | None = None,
     inference: bool = True,
+    cores: int | None = None,
 ) -> dict:
     """Throughput against the raw ceiling, idle latency (`latency` events; 0: none), CPU per
     image and peak memory, with every callback answered after `endpoint_ms`."""
@@ -197,9 +205,12 @@ def measure(
                 body = event(receiver, f"/t/{n}", distinct(photos[n % len(photos)], n))
                 store.enqueue(parse_event(body, hosts=hosts, limits=limits))
             # and again after the workers: the machine's load drifts
-            before_raw = raw_rate(6, env=env) if inference else 0.0
+            with pinned(cores):
+                before_raw = raw_rate(6, env=env) if inference else 0.0
             started = time.monotonic()
-            argv = None if inference else [sys.executable, "-m", "bench.no_inference"]
+            argv = worker_argv() if inference else [sys.executable, "-m", "bench.no_inference"]
+            if cores is not None:  # the worker on the first `cores` CPUs, as taskset does
+                argv = ["taskset", "-c", ",".join(map(str, first_cpus(cores))), *argv]
             stack.start_workers(workers, threads, argv)
             receiver.wait_for("/t/0", 1, timeout=600)
             pids = {"worker": [w.pid for w in stack.workers], "mongo": [mongo_pid(stack)]}
@@ -227,8 +238,8 @@ def measure(
     return {
         "rate": (len(times) - 1) / (times[-1] - times[0]),
         "first": times[0] - started,
-        "ceiling": (before_raw + raw_rate(6, env=env)) / 2 if inference else None,
-        "lanes_ceiling": raw_rate(6, usable_cores(), env) if inference else None,
+        **(raw_after(before_raw, env, cores) if inference else NO_RAW),
+        "cores": cores or usable_cores(),
         "models": describe(env),
         "p50": statistics.median(latencies) if latencies else None,
         "p99": percentile(latencies, 0.99) if latencies else None,
@@ -241,6 +252,37 @@ def measure(
         "inference": inference,
         "events": events,
     }
+
+
+NO_RAW = {"ceiling": None, "lanes_ceiling": None}  # without inference there is nothing to compare
+
+
+def raw_after(before: float, env: dict[str, str], cores: int | None) -> dict[str, float]:
+    """The raw references on the worker's cores: a thread per core (the mean of before and
+    now), and bare single-threaded lanes, one per core."""
+    with pinned(cores):
+        return {
+            "ceiling": (before + raw_rate(6, env=env)) / 2,
+            "lanes_ceiling": raw_rate(6, usable_cores(), env),
+        }
+
+
+def first_cpus(count: int) -> list[int]:
+    return sorted(os.sched_getaffinity(0))[:count]
+
+
+@contextmanager
+def pinned(cores: int | None) -> Iterator[None]:
+    """This process on its first `cores` CPUs meanwhile (None: left as it is)."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, first_cpus(cores))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def describe(env: dict[str, str]) -> str:
@@ -256,6 +298,9 @@ def main() -> None:
     parser.add_argument("--latency", type=int, default=60, help="events for the latency run")
     parser.add_argument("--workers", type=int, default=1, help="worker.py processes")
     parser.add_argument("--threads", type=int, default=0, help="HOOK_THREADS per worker")
+    parser.add_argument(
+        "--cores", type=int, help="the worker (and the raw runs) on this many cores only"
+    )
     parser.add_argument(
         "--no-inference",
         action="store_true",
@@ -287,6 +332,7 @@ def main() -> None:
                 endpoint_ms=endpoint,
                 env=env,
                 inference=not args.no_inference,
+                cores=args.cores,
             )
         )
 
@@ -294,8 +340,8 @@ def main() -> None:
 def report(r: dict) -> None:
     what = "worker.py" if r["inference"] else "worker.py without inference (bench.no_inference)"
     print(
-        f"worker: {r['workers']} x {what} (HOOK_THREADS={r['threads']}), {r['events']} "
-        f"one-image events from {len(PHOTOS)} photos (500-1352 px), embedded nx-27017"
+        f"worker: {r['workers']} x {what} on {r['cores']} core(s) (HOOK_THREADS={r['threads']}), "
+        f"{r['events']} one-image events from {len(PHOTOS)} photos (500-1352 px), embedded nx-27017"
     )
     print(
         f"  labeled, endpoint answering after {r['endpoint_ms']:.0f} ms: {r['rate']:.1f} "
@@ -306,11 +352,12 @@ def report(r: dict) -> None:
         return
     print(
         f"  raw engine runs: {r['ceiling']:.1f} images/s ({r['models']}, a session each, "
-        "default threads; the runs the default makes: each model on the frame, tiles of large ones)"
+        "a thread per core; the runs the default makes: each model on the frame, tiles of "
+        "large ones)"
     )
     print(f"  ratio: {r['rate'] / r['ceiling']:.2f}")
     print(
-        f"  bare lanes, {usable_cores()} threads of single-threaded sessions side by side: "
+        f"  bare lanes, {r['cores']} threads of single-threaded sessions side by side: "
         f"{r['lanes_ceiling']:.1f} images/s (worker at {r['rate'] / r['lanes_ceiling']:.2f})"
     )
     if r["p50"] is not None:
