@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import platform
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
 
 from tests import procs
 from tests.factories import API_KEY
@@ -19,10 +23,43 @@ class Stack(procs.Stack):
     """The tests' harness: embedded nx-27017, gunicorn and workers on loopback, every process
     stopped by its PID on exit; here with its logs in a temporary directory, warnings only."""
 
-    def __init__(self, *, web_workers: int = 2, **env: str) -> None:
+    def __init__(self, *, web_workers: int = 2, mongo_uri: str | None = None, **env: str) -> None:
+        """`mongo_uri`: any MongoDB (a replica set, Atlas) instead of an embedded nx-27017;
+        the benchmark's database there is new and dropped at the end."""
         # Every named parameter given, so the settings can only go to procs.Stack's **env.
         settings = {"HOOK_LOG_LEVEL": "WARNING", **env}
+        self.mongo_uri = mongo_uri
+        if mongo_uri:
+            settings |= {
+                "HOOK_MONGO_URI": mongo_uri,
+                "HOOK_MONGO_DB": f"bench_{uuid.uuid4().hex[:8]}",
+            }
         super().__init__(None, mongo=None, mongo_dir=None, web_workers=web_workers, **settings)
+        if mongo_uri:
+            self.own_mongo = False  # not started, nor stopped, here
+
+    @property
+    def uri(self) -> str:
+        return self.env["HOOK_MONGO_URI"]
+
+    @property
+    def db_name(self) -> str:
+        return self.env.get("HOOK_MONGO_DB", "hook")
+
+    @property
+    def mongo_pid(self) -> int | None:
+        """The embedded server's process, whose CPU the benchmarks count; None for another."""
+        process = self.mongo.process if self.own_mongo else None
+        return process.pid if process else None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.mongo_uri:  # the benchmark's own database goes
+                client: MongoClient[dict[str, Any]] = MongoClient(self.mongo_uri)
+                with client:
+                    client.drop_database(self.db_name)
 
 
 def cpu() -> tuple[str, list[str]]:
