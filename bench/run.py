@@ -61,7 +61,7 @@ def worker_rows(name: str, w: dict) -> list[tuple[str, str]]:
     """One worker layout's figures: throughput against the raw runs, CPU, round trips, latency."""
     inference = 1000 / w["ceiling"]  # ms of one image through the raw runs, default threads
     cpu_ms = w["cpu_ms"]
-    return [
+    rows = [
         (
             f"{name}: images/s (of raw {w['models']} images/s; of bare lanes)",
             f"{w['rate']:.1f} ({w['rate'] / w['ceiling']:.2f} of {w['ceiling']:.1f}; "
@@ -71,13 +71,17 @@ def worker_rows(name: str, w: dict) -> list[tuple[str, str]]:
             f"{name}: CPU per image, worker / nx-27017; MongoDB round trips per task",
             f"{cpu_ms['worker']:.1f} / {cpu_ms['mongo']:.1f} ms; {w['round_trips']:.2f}",
         ),
-        (
-            f"{name}: POST-to-callback latency p50 / p99, idle (raw inference of one image)",
-            f"{w['p50']:.0f} / {w['p99']:.0f} ms ({inference:.0f} ms; p50 is inference + "
-            f"{w['p50'] - inference:.0f} ms)",
-        ),
-        (f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"),
     ]
+    if w["p50"] is not None:  # measured on the default layout only
+        rows.append(
+            (
+                f"{name}: POST-to-callback latency p50 / p99, idle (raw inference of one image)",
+                f"{w['p50']:.0f} / {w['p99']:.0f} ms ({inference:.0f} ms; p50 is inference + "
+                f"{w['p50'] - inference:.0f} ms)",
+            )
+        )
+    rows.append((f"{name}: peak RSS per worker process", f"{w['peak_rss_mb']:.0f} MB"))
+    return rows
 
 
 def pipeline_rows(events: int) -> list[tuple[str, str]]:
