@@ -185,11 +185,8 @@ write_config() {
   fi
   say "writing $CONF with a new random HOOK_API_KEY"
   local workers labelers
-  workers=$(nproc 2>/dev/null || echo 2)
-  [ "$workers" -ge 2 ] || workers=2
-  # a worker process per 4 cores (HOOK_WORKERS=0's rule, hook/config/lanes.py: one process's
-  # GIL stays about a third busy); each runs detector lanes of one thread on its share
-  labelers=$(((workers + 3) / 4))
+  workers=$(cores)
+  labelers=$(auto_workers)
   (
     umask 027
     cat >"$CONF" <<EOF
@@ -308,12 +305,25 @@ write_units() {
 ExecReload=/bin/kill -HUP \$MAINPID"
 }
 
+cores() {
+  local n
+  n=$(nproc 2>/dev/null || echo 2)
+  echo "$((n >= 2 ? n : 2))"
+}
+
+# HOOK_WORKERS=0's rule (hook/config/lanes.py, worker_processes): a worker process per 4 cores,
+# so one process's GIL stays about a third busy; each runs detector lanes on its share
+auto_workers() {
+  echo "$((($(cores) + 3) / 4))"
+}
+
 worker_count() {
   local n
   n=$(sed -n 's/^HOOK_WORKERS=//p' "$CONF" | tail -n 1)
   case "$n" in
     '' | *[!0-9]*) echo 1 ;;
-    *) echo "$((n > 0 ? n : 1))" ;;
+    0) auto_workers ;;
+    *) echo "$n" ;;
   esac
 }
 

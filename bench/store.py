@@ -2,9 +2,10 @@
 
 Events of one photo each are queued, then 1, 2 and 4 client processes do what a busy worker
 does to the store per task, nothing else (no decoding, no model, no POST): claim 4 due tasks
-at once, read their images in one query, store each task's labels, record the 4 done in one
-bulk write. Tasks/s over the run, and the embedded server's CPU per task: where one machine's
-embedded nx-27017 ends, whatever the cores. `--mongo-uri` runs it against any MongoDB (a
+at once, read their images in one query, store each task's labels (its images kept for the
+pictures, as by default), record the 4 done in one bulk write. Tasks/s over the run, and the
+embedded server's CPU per task: where one machine's embedded nx-27017 ends, whatever the
+cores. `--mongo-uri` runs it against any MongoDB (a
 replica set; its own database, dropped at the end).
 
     .venv/bin/python -m bench.store [--tasks 2000] [--mongo-uri URI]
@@ -30,6 +31,7 @@ from hook.store.embedded import EmbeddedMongo
 from tests.loopback import free_port
 from tests.receiver import Receiver
 
+KEEP = 24 * 3600.0  # HOOK_KEEP_PICTURES_HOURS's default: images stay past completion
 LABELS = '{"status":"success","labels":{"2026-11-23T12:00:00.000000":{}}}'
 
 
@@ -58,8 +60,8 @@ def client(uri: str, db: str, name: str) -> None:
             return
         store.load_images_of([task for _, task in claimed])
         for owner, task in claimed:
-            store.save_result(task.id, owner, LABELS)
-        store.complete_many([(task.id, owner, len(task.images)) for owner, task in claimed])
+            store.save_result(task.id, owner, LABELS, keep_images_for=KEEP)
+        store.complete_many([(task.id, owner, 0) for owner, task in claimed])  # images kept
 
 
 def run(uri: str, db: str, clients: int, tasks: int, pid: int | None) -> dict[str, Any]:

@@ -207,7 +207,9 @@ def measure(
             argv = worker_argv() if inference else [sys.executable, "-m", "bench.no_inference"]
             if cores is not None:  # the worker on the first `cores` CPUs, as taskset does
                 argv = ["taskset", "-c", ",".join(map(str, first_cpus(cores))), *argv]
-            stack.start_workers(workers, threads, argv)
+            # HOOK_WORKERS as many as run, so each plans its share of the cores (not one
+            # process per 4 cores, the default's rule for a machine of its own)
+            stack.start_workers(workers, threads, argv, HOOK_WORKERS=str(workers))
             receiver.wait_for("/t/0", 1, timeout=600)
             pids = {"worker": [w.pid for w in stack.workers]}
             if stack.mongo_pid is not None:  # the embedded server's CPU; another's is not ours

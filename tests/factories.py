@@ -182,8 +182,9 @@ def worked_task(
         keep = KEEP_PICTURES if keep_images or pictures else 0.0
         body = json.dumps(camio_labels(images))
         store.save_result(task_id, "test-worker", body, keep_images_for=keep)
-    for index, jpeg in (pictures or {}).items():
-        store.save_picture(task_id, index, jpeg)
+    labeled = store.get(task_id)
+    for index, jpeg in (pictures or {}).items():  # as the gallery keeps what it drew
+        store.save_picture(task_id, index, jpeg, labeled.labeled_at if labeled else None)
     if failure is None:
         store.complete(task_id, "test-worker", keep_images=keep_images or bool(pictures))
     else:

@@ -95,10 +95,12 @@ class Stack:
         self.workers.append(process)
         return process
 
-    def start_workers(self, count: int, threads: int = 0, argv: list[str] | None = None) -> None:
+    def start_workers(
+        self, count: int, threads: int = 0, argv: list[str] | None = None, **env: str
+    ) -> None:
         """`count` workers of `threads` ONNX threads each (0: onnxruntime's default)."""
         for _ in range(count):
-            self.start_command(argv or worker_argv(), {"HOOK_THREADS": str(threads)})
+            self.start_command(argv or worker_argv(), {"HOOK_THREADS": str(threads), **env})
 
     def log(self, name: str) -> str:
         """A process's output so far: "web", or "worker0", "worker1"... in the order started."""

@@ -24,6 +24,7 @@ from hook.cli.simulator import DEFAULT_PORT
 from hook.config import lanes
 from hook.config.mongo import embedded_for
 from hook.config.settings import Settings
+from hook.detect import engines
 from hook.errors import ConfigError
 from hook.store.embedded import EmbeddedMongo
 
@@ -83,8 +84,10 @@ class Launcher:
 
     @property
     def worker_count(self) -> int:
-        """worker.py processes to run: HOOK_WORKERS, or one per few cores (hook.config.lanes)."""
-        return lanes.worker_processes(self.settings.workers, lanes.usable_cores())
+        """worker.py processes to run: HOOK_WORKERS, or one per few cores (hook.config.lanes),
+        one on a GPU."""
+        device = engines.chosen_device(self.settings.device, self.settings.engine)
+        return lanes.worker_processes(self.settings.workers, lanes.usable_cores(), device)
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """What to run besides MongoDB, as (name, argv)."""

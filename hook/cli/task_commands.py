@@ -133,7 +133,7 @@ def _save_pictures(gallery: Gallery, task: Task, folder: Path) -> list[Path]:
 
 def _no_pictures(document: dict[str, Any]) -> str:
     if document["times"]["labeled"] is None:
-        return "no annotated pictures to save: the task is not labeled yet (they are drawn then)"
+        return "no annotated pictures to save: the task is not labeled yet (they show its labels)"
     return (
         "no annotated pictures to save: its images are not kept (with "
         "HOOK_KEEP_PICTURES_HOURS=0 none are; else they were older than that and removed)"

@@ -51,7 +51,7 @@ def plan(
     lanes x threads per worker fill its share (at least one of each). A GPU gets one lane
     that batches several tasks' images per run.
     """
-    share = max(1, cores // worker_processes(processes, cores))
+    share = max(1, cores // worker_processes(processes, cores, device))
     if device == "cuda":
         return LanePlan(lanes or 1, threads, batch_images or GPU_BATCH)
     if lanes == 0:
@@ -61,9 +61,12 @@ def plan(
     return LanePlan(lanes, threads, batch_images or 1)
 
 
-def worker_processes(asked: int, cores: int) -> int:
-    """HOOK_WORKERS as it resolves: `asked`, or 0 for one process per CORES_PER_PROCESS cores."""
-    return asked or max(1, math.ceil(cores / CORES_PER_PROCESS))
+def worker_processes(asked: int, cores: int, device: str = DEFAULT_DEVICE) -> int:
+    """HOOK_WORKERS as it resolves: `asked`, or 0 for one process per CORES_PER_PROCESS cores
+    (one on a GPU, whose single lane batches many tasks and holds the device's memory)."""
+    if asked:
+        return asked
+    return 1 if device == "cuda" else max(1, math.ceil(cores / CORES_PER_PROCESS))
 
 
 def usable_cores() -> int:

@@ -146,7 +146,7 @@ SPECS: tuple[Spec, ...] = (
         "0",
         "worker.py processes on this machine, started by `python -m hook run` (and the "
         "installer's hook-worker@N units); each labels on its share of the cores (0: one per "
-        "4 cores, at least one).",
+        "4 cores, at least one; one with a GPU).",
     ),
     Spec(
         "HOOK_LEASE_SECONDS",

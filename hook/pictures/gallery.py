@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
@@ -34,38 +35,59 @@ def shown(task: Task, now: float) -> list[int]:
     return list(range(len(task.images)))
 
 
+def draw(data: bytes, key: str, labels: str, max_pixels: int) -> bytes:
+    """The picture of one image: decoded at the picture's size, its labels' boxes drawn.
+    Pure CPU (Pillow lets the GIL go while it decodes and encodes); BadImage if it does not
+    decode."""
+    fit = (MAX_SIDE, MAX_SIDE)  # the picture's size, whichever way the image is turned
+    image, size = decode_image(data, max_pixels=max_pixels, fit=fit)
+    return annotate(image, size, detections_in(labels, key, size))
+
+
+def here(fn: Callable[..., bytes], *args: Any) -> bytes:
+    return fn(*args)
+
+
 class Gallery:
-    """Serves pictures from the store: the cached JPEG, or one drawn now and cached."""
+    """Serves pictures from the store: the cached JPEG, or one drawn now and cached. `run`
+    calls `draw` (the web hands it to a thread, off its event loop)."""
 
     def __init__(
-        self, store: TaskStore, *, max_pixels: int, clock: Callable[[], float] = time.time
+        self,
+        store: TaskStore,
+        *,
+        max_pixels: int,
+        clock: Callable[[], float] = time.time,
+        run: Callable[..., bytes] = here,
     ) -> None:
-        self.store, self.max_pixels, self.clock = store, max_pixels, clock
+        self.store, self.max_pixels, self.clock, self.run = store, max_pixels, clock, run
 
     def indexes(self, task: Task) -> list[int]:
         return shown(task, self.clock())
 
     def picture(self, task_id: str, index: int) -> bytes | None:
         """Image `index`'s annotated JPEG; None when the task, its labels or the original
-        are not there (never labeled, past keeping, forgotten)."""
-        cached = self.store.picture(task_id, index)
+        are not there (never labeled, past keeping, forgotten). A picture drawn before is
+        served only while the task shows it, and only if drawn from the labels it has now."""
+        task = self.store.get(task_id)
+        if task is None or index not in self.indexes(task) or task.result_json is None:
+            return None
+        cached = self.store.picture(task_id, index, labeled_at=task.labeled_at)
         if cached is not None:
             return cached
-        task = self.store.get(task_id)
-        if task is None or index not in self.indexes(task):
-            return None
         data = self.store.original(task_id, index)
-        if data is None or task.result_json is None:
+        if data is None:
             return None
-        meta = task.images[index]
+        key = task.images[index].key
         try:
-            image, size = decode_image(data, max_pixels=self.max_pixels, fit=(MAX_SIDE, MAX_SIDE))
+            jpeg = self.run(draw, data, key, task.result_json, self.max_pixels)
         except BadImage as exc:  # labeled, so it decoded once: say it, show none
             log.warning("task %s: image %d does not decode for a picture: %s", task_id, index, exc)
             return None
-        jpeg = annotate(image, size, detections_in(task.result_json, meta.key, size))
         try:
-            self.store.save_picture(task_id, index, jpeg)
+            self.store.save_picture(task_id, index, jpeg, task.labeled_at)
+            if self.store.get(task_id) is None:  # forgotten meanwhile: keep nothing of it
+                self.store.drop_pictures([task_id])
         except PyMongoError as exc:  # shown all the same; drawn again next time
             log.warning("task %s: picture %d not kept: %s", task_id, index, exc)
         return jpeg

@@ -108,7 +108,8 @@ class Operations(Pictures):
         present = len(list(self.images.find({"_id": {"$in": ids}}, {"_id": 1})))
         if present == len(ids):
             outcome, cleared = RetryOutcome.REQUEUED, RESULT
-            # before the requeue: once queued, a worker may store new pictures at any moment
+            # drawn from the labels it is about to lose (the gallery would not serve them
+            # anyway: they carry the old labels' time)
             self.drop_pictures([task_id])
         elif doc.get("result_json"):
             outcome, cleared = RetryOutcome.RESEND, ()

@@ -47,11 +47,16 @@ class Pictures(Base):
             dropped += len(ids)
         return dropped
 
-    def save_picture(self, task_id: str, index: int, jpeg: bytes) -> None:
-        """Store the picture of image `index`, replacing one made by an earlier attempt."""
-        self.save_pictures([(task_id, index, jpeg)])
+    def save_picture(
+        self, task_id: str, index: int, jpeg: bytes, labeled_at: float | None = None
+    ) -> None:
+        """Store the picture of image `index` drawn from the labels of `labeled_at`, replacing
+        one drawn before."""
+        self.save_pictures([(task_id, index, jpeg)], labeled_at)
 
-    def save_pictures(self, pictures: Sequence[tuple[str, int, bytes]]) -> None:
+    def save_pictures(
+        self, pictures: Sequence[tuple[str, int, bytes]], labeled_at: float | None = None
+    ) -> None:
         """`save_picture` for several (task id, index, JPEG), in one round trip.
 
         Upserts by `$set`: nx-27017's replace_one upsert ignores the filter's `_id` and
@@ -71,6 +76,7 @@ class Pictures(Base):
                             "index": index,
                             "data": Binary(jpeg),
                             "created_at": now,
+                            "labeled_at": labeled_at,
                         }
                     },
                     upsert=True,
@@ -80,9 +86,13 @@ class Pictures(Base):
             ordered=False,
         )
 
-    def picture(self, task_id: str, index: int) -> bytes | None:
-        """The JPEG of image `index`, or None if there is none (never made, or purged)."""
-        doc = self.pictures.find_one({"_id": picture_id(task_id, index)}, {"data": 1})
+    def picture(self, task_id: str, index: int, labeled_at: float | None = None) -> bytes | None:
+        """The JPEG of image `index`, or None if there is none (never drawn, or purged); with
+        `labeled_at`, only one drawn from the labels of that time (not a relabeled task's)."""
+        query: dict[str, object] = {"_id": picture_id(task_id, index)}
+        if labeled_at is not None:
+            query["labeled_at"] = labeled_at
+        doc = self.pictures.find_one(query, {"data": 1})
         return None if doc is None else bytes(doc["data"])
 
     def picture_indexes(self, task_id: str) -> list[int]:

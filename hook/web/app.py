@@ -33,6 +33,7 @@ from hook.task import PENDING, Status
 from hook.wakeup import Doorbell
 from hook.web.answers import json_answer
 from hook.web.connection import close_after_answer
+from hook.web.offload import offload
 from hook.web.results import install as install_results
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def create_app(
             },
         )
 
-    gallery = Gallery(store, max_pixels=settings.max_image_pixels)
+    gallery = Gallery(store, max_pixels=settings.max_image_pixels, run=offload)
     install_results(app, store, gallery, check_key)
     return app
 

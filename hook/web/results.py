@@ -36,7 +36,7 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",  # the key is in the page's address
     "Cache-Control": "no-store",
 }
-PICTURE_CACHE = "private, max-age=300"  # remade only when a failed event is sent again
+PICTURE_CACHE = "private, max-age=300"  # drawn anew only when the task is labeled again
 
 
 def install(

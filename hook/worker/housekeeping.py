@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook.store import TaskStore
 from hook.task import Target
@@ -62,8 +62,10 @@ class Housekeeper:
         while not stopping.is_set():
             try:
                 self.run_due()
-            except PyMongoError as exc:  # the fetch thread says the outage; here, a line
+            except ConnectionFailure as exc:  # the fetch thread says the outage; here, a line
                 log.debug("housekeeping waits for MongoDB: %s", exc)
+            except PyMongoError as exc:  # refused: it stays due, and must not go unseen
+                log.warning("housekeeping: MongoDB refused a chore (%s); it is tried again", exc)
             except Exception:  # a bug in a chore must not end the others
                 log.exception("housekeeping failed; it is tried again")
             stopping.wait(tick)

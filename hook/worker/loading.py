@@ -1,5 +1,7 @@
 """Loading: claimed jobs' images read in one query (the fetch thread), then each job decoded and
-letterboxed for the detector by the lane that labels it, so decoding runs on every core.
+letterboxed for the detector by the lane that labels it, so decoding runs on every core. A
+worker of one lane (a GPU's, batching many images a run) has them decoded by the fetch thread
+instead (`decode_on_read`), so decoding overlaps the lane's runs rather than waiting between.
 
 JPEGs decode at the smallest DCT scale that still covers what the detector needs (the canvas,
 or a large frame's tiles), the cheapest way to the same pixels; nothing is decoded for the
@@ -17,7 +19,7 @@ from hook.detect.detection import Detects
 from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore
-from hook.worker.job import Job
+from hook.worker.job import Job, Stage
 from hook.worker.settling import Settler
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,10 @@ class Loader:
         detector: Detects,
         *,
         max_pixels: int,
+        decode_on_read: bool = False,
     ) -> None:
         self.store, self.settler, self.detector = store, settler, detector
-        self.max_pixels = max_pixels
+        self.max_pixels, self.decode_on_read = max_pixels, decode_on_read
 
     def images_of(self, jobs: Sequence[Job]) -> dict[str, list[bytes]]:
         """The bytes of every job that needs its images, in one round trip."""
@@ -43,9 +46,9 @@ class Loader:
         return self.store.load_images_of(wanted) if wanted else {}
 
     def read_batch(self, jobs: Sequence[Job], ready: Callable[[Job], None]) -> None:
-        """Read the jobs' images in one query and hand each job to `ready` (READ, or LABELED
-        with an earlier try's labels); a batch whose images cannot be read (MongoDB, or a bug)
-        goes back to the queue."""
+        """Read the jobs' images in one query and hand each job to `ready` (READ, or LOADED
+        when decoding on read, or LABELED with an earlier try's labels); a batch whose images
+        cannot be read (MongoDB, or a bug) goes back to the queue."""
         try:
             images = self.images_of(jobs)
         except Exception as exc:
@@ -59,7 +62,10 @@ class Loader:
                 job.labeled(job.task.result_json, keep_images=keeps_images(job))
             else:
                 job.read(images.get(job.task.id))
-            ready(job)
+                if self.decode_on_read:
+                    self.load(job, job.data)  # settles the job on any trouble
+            if job.stage is not Stage.SETTLED:
+                ready(job)
 
     def load(self, job: Job, images: list[bytes] | None) -> None:
         """Decode and letterbox the job's images, or take the labels an earlier try stored."""

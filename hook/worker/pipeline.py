@@ -129,7 +129,13 @@ class Worker:
             batched=True,
             clock=clock,
         )
-        self.loader = Loader(store, self.settler, self.lanes[0], max_pixels=config.max_image_pixels)
+        self.loader = Loader(  # one lane: decoded beside its runs, by the fetch thread
+            store,
+            self.settler,
+            self.lanes[0],
+            max_pixels=config.max_image_pixels,
+            decode_on_read=len(self.lanes) == 1,
+        )
         self.labeler = Labeler(
             store, self.settler, self.rules, keep_pictures_seconds=config.keep_pictures_seconds
         )
@@ -142,16 +148,7 @@ class Worker:
             outbound=config.outbound,
             clock=clock,
         )
-        self.housekeeper = Housekeeper(
-            store,
-            lease_seconds=config.lease_seconds,
-            clock=clock,
-            retention_seconds=config.retention_seconds,
-            max_attempts=config.policy.max_attempts,
-            keep_pictures_seconds=config.keep_pictures_seconds,
-            report=reports.targets,
-            report_attempts=reports.policy.max_attempts,
-        )
+        self.housekeeper = housekeeper_for(store, config, clock)
         self.done = 0
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
@@ -235,11 +232,11 @@ class Worker:
         """Jobs from the ready queue: given back (stopping), decoded, labeled, sent for
         delivery; one that cannot be handed on (a bug) is let go, its lease brings it back."""
         for job in jobs:
-            if job.stage is not Stage.READ:
+            if job.stage not in (Stage.READ, Stage.LOADED):
                 continue
             if self.stopping.is_set():  # not started: another worker takes it at once
                 self.settler.give_back(job, "the worker is stopping")
-            else:
+            elif job.stage is Stage.READ:
                 self.loader.load(job, job.data)  # decoded here, where the cores are
         try:
             self.labeler.label([job for job in jobs if job.stage is Stage.LOADED], detector)
@@ -311,6 +308,22 @@ class Worker:
                 done=self.done,
                 round_trips=self.round_trips.count if self.round_trips else 0,
             )
+
+
+def housekeeper_for(
+    store: TaskStore, config: WorkerConfig, clock: Callable[[], float]
+) -> Housekeeper:
+    """The queue's chores as this worker's settings have them."""
+    return Housekeeper(
+        store,
+        lease_seconds=config.lease_seconds,
+        clock=clock,
+        retention_seconds=config.retention_seconds,
+        max_attempts=config.policy.max_attempts,
+        keep_pictures_seconds=config.keep_pictures_seconds,
+        report=config.reports.targets,
+        report_attempts=config.reports.policy.max_attempts,
+    )
 
 
 def take_ready(ready: queue.Queue[Job | None], batch_images: int) -> list[Job]:

@@ -209,7 +209,9 @@ def test_show_json_and_saved_pictures(
     store = TaskStore(db)
     task_id = failed_task(store, 31, keep=3600)
     drawn_before = image_bytes(seed=1)
-    store.save_picture(task_id, 0, drawn_before)  # looked at before; image 1 never was
+    labeled = store.get(task_id)
+    assert labeled is not None
+    store.save_picture(task_id, 0, drawn_before, labeled.labeled_at)  # looked at; 1 never was
     done = cli(mongo, db_name, "show", task_id, "--json", "--save", str(tmp_path / "out"))
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
@@ -248,7 +250,7 @@ def test_show_says_when_there_are_no_pictures(
     assert waiting.returncode == 1
     assert waiting.stderr == (
         "hook show: no annotated pictures to save: the task is not "
-        "labeled yet (they are drawn then)\n"
+        "labeled yet (they show its labels)\n"
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -3,6 +3,9 @@ worker's share of the cores becomes lanes and threads."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
 
 from hook.config.lanes import CORES_PER_PROCESS, GPU_BATCH, LanePlan, plan, worker_processes
@@ -53,9 +56,27 @@ def test_automatic_processes_are_one_per_few_cores(cores: int, expected: int) ->
     assert worker_processes(3, cores) == 3  # HOOK_WORKERS given: as given
 
 
+def test_one_process_on_a_gpu() -> None:
+    """Its single lane batches many tasks' images and holds the device's memory."""
+    assert worker_processes(0, 16, "cuda") == 1 and worker_processes(2, 16, "cuda") == 2
+    assert plan(cores=16, processes=0, lanes=0, threads=0, device="cuda").lanes == 1
+
+
 def test_the_installer_counts_processes_by_the_same_rule() -> None:
-    """hook-install.sh computes HOOK_WORKERS in shell; it must agree with the settings' rule."""
+    """hook-install.sh computes HOOK_WORKERS in shell (its own functions, run here with nproc
+    answering each core count); it must agree with the settings' rule, and a configured 0
+    must mean the same number of hook-worker@N units."""
     script = (ROOT / "hook-install.sh").read_text()
-    assert "labelers=$(((workers + 3) / 4))" in script
-    for cores in range(1, 65):
-        assert (cores + 3) // 4 == worker_processes(0, cores)
+    functions = "".join(
+        re.search(rf"^{name}\(\) \{{\n.*?^\}}\n", script, re.M | re.S)[0]  # type: ignore[index]
+        for name in ("cores", "auto_workers", "worker_count")
+    )
+    for cores in (1, 2, 3, 4, 5, 8, 16, 17, 64):
+        for conf in ("HOOK_WORKERS=0", "HOOK_WORKERS=3", "HOOK_WORKERS=x"):
+            shell = f'{functions}nproc() {{ echo {cores}; }}\nCONF=<(echo "{conf}")\n'
+            shell += "echo $(auto_workers) $(worker_count)"
+            out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, check=True)
+            auto, units = map(int, out.stdout.split())
+            assert auto == worker_processes(0, max(2, cores)), (cores, out.stdout)
+            expected = {"HOOK_WORKERS=0": auto, "HOOK_WORKERS=3": 3, "HOOK_WORKERS=x": 1}
+            assert units == expected[conf], (cores, conf)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from PIL import Image
 
 from hook.pictures.gallery import Gallery, shown
 from hook.store import TaskStore
+from hook.web.offload import offload
 from tests.factories import FakeClock, event, image_bytes, worked_task
 
 MAX_PIXELS = 40_000_000
@@ -85,3 +88,43 @@ def test_an_original_that_no_longer_decodes_is_no_picture_and_says_so(
         assert gallery.picture(task_id, 0) is None
     assert f"task {task_id}: image 0 does not decode for a picture" in caplog.text
     assert store.picture_indexes(task_id) == []
+
+
+def test_a_picture_drawn_before_is_served_only_while_it_is_true(
+    store: TaskStore, gallery: Gallery, clock: FakeClock
+) -> None:
+    """Drawn from labels the task no longer has (it was labeled again), it is drawn anew;
+    past the task's time, or once the task is forgotten, none is served though one is kept."""
+    jpeg = image_bytes(80, 60, seed=10)
+    task_id = worked_task(store, event(1, seed=11), {"cat": 0.7}, pictures={0: jpeg})
+    task = store.get(task_id)
+    assert task is not None and task.labeled_at is not None and task.pictures_until is not None
+    store.save_picture(task_id, 0, jpeg, task.labeled_at - 60)  # from an earlier labeling
+    drawn = gallery.picture(task_id, 0)
+    assert drawn is not None and drawn != jpeg and opened(drawn).size == (64, 48)
+    assert gallery.picture(task_id, 0) == drawn  # kept, and now true
+    clock.now = task.pictures_until + 1
+    assert gallery.picture(task_id, 0) is None and store.picture(task_id, 0) == drawn
+    clock.now = task.pictures_until - 1
+    store.tasks.delete_one({"_id": task_id})  # forgotten, its picture not yet dropped
+    assert gallery.picture(task_id, 0) is None
+
+
+def test_the_drawing_runs_where_the_gallery_is_told(store: TaskStore, clock: FakeClock) -> None:
+    """The web hands `draw` to a thread off its event loop (hook.web.offload); the gallery
+    calls whatever `run` it is given, with the drawing and its inputs, and keeps its result."""
+    calls: list[str] = []
+
+    def run(fn: Callable[..., bytes], *args: Any) -> bytes:
+        calls.append(fn.__name__)
+        return fn(*args)
+
+    gallery = Gallery(store, max_pixels=MAX_PIXELS, clock=clock, run=run)
+    task_id = worked_task(store, event(1, seed=12), {"dog": 0.8}, keep_images=True)
+    drawn = gallery.picture(task_id, 0)
+    assert calls == ["draw"] and drawn is not None and store.picture(task_id, 0) == drawn
+    assert gallery.picture(task_id, 0) == drawn and calls == ["draw"]  # kept: not drawn again
+
+
+def test_offload_runs_in_place_outside_gevent() -> None:
+    assert offload(sum, [1, 2, 3]) == 6

@@ -258,3 +258,17 @@ def test_an_unexpected_error_while_loading_is_settled_as_crashed(settler: FakeSe
     loader_of(settler, Placer(broken)).load(job, [SMALL, LARGE])
     assert settler.calls == [("crashed", job, ("loading", broken))]
     assert job.stage is Stage.SETTLED and job.canvases == []
+
+
+def test_a_one_lane_worker_has_jobs_decoded_as_they_are_read(settler: FakeSettler) -> None:
+    """decode_on_read (one lane, a GPU's): the fetch thread decodes, so the lane only runs the
+    model; a job whose image is missing is failed there and not handed on."""
+    stored, good, missing = claimed(SMALL, result_json=STORED), claimed(SMALL), claimed(LARGE)
+    store = FakeStore({good.task.id: [SMALL], missing.task.id: []})
+    detector = Placer()
+    loader = Loader(store, settler, detector, max_pixels=MAX_PIXELS, decode_on_read=True)
+    ready: list[Job] = []
+    loader.read_batch([stored, good, missing], ready.append)
+    assert [(job.stage, job.data) for job in ready] == [(Stage.LABELED, None), (Stage.LOADED, None)]
+    assert good.canvases == ["canvas 1"] and detector.placed == [((32, 24), (64, 48))]
+    assert settler.calls == [("fail", missing, ("1 of 1 images missing",))]
