@@ -167,8 +167,17 @@ def _post(
         except (urllib3.exceptions.HTTPError, HTTPException, ConnectionError) as exc:
             # the status line came whole, so it stands; only the text for the logs is short
             cut = f" [answer cut short: {type(exc).__name__}]"
-        text = data.decode(answer.encoding or "utf-8", "replace") + cut
-        return answer.status_code, dict(answer.headers), text
+        return answer.status_code, dict(answer.headers), answer_text(data, answer.encoding) + cut
+
+
+def answer_text(data: bytes, charset: str | None) -> str:
+    """An answer's start as text for the reason and the logs: in its declared charset where
+    Python has a text codec of that name, else UTF-8. Never an error: the verdict on a 200 must
+    not hang on the label a receiver puts on its answer (x-no-such-charset, rot13, idna)."""
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except (LookupError, UnicodeError, TypeError):
+        return data.decode("utf-8", "replace")
 
 
 # What a connection's root cause says, in the order tried (RemoteDisconnected is a reset too).

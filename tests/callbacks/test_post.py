@@ -275,6 +275,19 @@ def test_a_200_whose_answer_is_cut_short_is_delivered() -> None:
     assert outcome.verdict is DELIVERED and "200" in outcome.reason
 
 
+@pytest.mark.parametrize("charset", ["x-no-such-charset", "rot13", "idna", "utf-16", ""])
+def test_the_verdict_never_depends_on_decoding_the_answer(charset: str) -> None:
+    """A 200 is delivered, a 404 refused with its text, whatever charset the answer claims:
+    an unknown one, a codec that is no text encoding, or one that cannot decode it."""
+    for status, verdict in ((200, DELIVERED), (404, REFUSED)):
+        answer = (
+            f"HTTP/1.1 {status} X\r\nContent-Type: text/plain; charset={charset}\r\n"
+            "Content-Length: 7\r\n\r\nno hook"
+        ).encode()
+        outcome = send(raw_answer(answer))
+        assert outcome.verdict is verdict and str(status) in outcome.reason, outcome
+
+
 def test_429_and_503_pass_on_their_retry_after() -> None:
     for status in (429, 503):
         answer = f"HTTP/1.1 {status} Busy\r\nRetry-After: 120\r\nContent-Length: 0\r\n\r\n"
