@@ -10,7 +10,9 @@ to the block's first line when the key is written in a form the scan does not kn
 from __future__ import annotations
 
 import difflib
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,26 +25,48 @@ from hook.rules.zones import EDGE, Point, Polygon, area
 CAMERA_HEADER = re.compile(r"\s*\[\[\s*camera\s*\]\]")
 TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
 KEY_LINE = re.compile(r"""\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
+MAX_BYTES = 1_000_000  # a rules file of 10,000 cameras is about 1 MB; more is a mistake
 ZONES_HELP = "polygons of [x, y] points, fractions 0..1 of the image, origin bottom-left"
 
 
 def read_entries(path: Path) -> tuple[CameraRule, ...]:
     """The file's `[[camera]]` entries, in order; a ConfigError for anything wrong in it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the rules file: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+    text = read_text(path)
     source = RulesText(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise source.syntax_error(str(exc)) from None
+    except RecursionError:  # tomllib recurses per nested array or table
+        raise ConfigError(f"{path}: nested too deeply to be rules (arrays in arrays...)") from None
     return source.entries(data)
+
+
+def read_text(path: Path) -> str:
+    """The file as text, read only if it is a regular file of at most MAX_BYTES: a FIFO would
+    block the reader for good, a link to /dev/zero fill its memory. A ConfigError otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, and is refused
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the rules file: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{path}: not a regular file ({_kind(mode)}); rules are a TOML file")
+        raw = file.read(MAX_BYTES + 1)
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{path}: over {MAX_BYTES // 1_000_000} MB; rules files are far smaller")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _kind(mode: int) -> str:
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")]
+    kinds += [(stat.S_ISDIR, "a directory"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 class RulesText:

@@ -21,7 +21,7 @@ from hook.detect.detection import Detection
 from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
 from hook.errors import ConfigError
 from hook.rules.camera import CameraRule
-from hook.rules.parsing import RulesText, read_entries
+from hook.rules.parsing import RulesText, read_entries, read_text
 from hook.rules.zones import Polygon
 from hook.task import Dropped
 
@@ -68,8 +68,8 @@ class Rules:
     def _line(self, n: int, key: str) -> int:
         assert self.source is not None
         try:
-            return RulesText(self.source, self.source.read_text()).line_of(n, key)
-        except OSError:
+            return RulesText(self.source, read_text(self.source)).line_of(n, key)
+        except ConfigError:  # changed or gone since it was read
             return self.entries[n].line
 
     def entry_for(self, camera: str | None) -> CameraRule | None:
