@@ -178,6 +178,7 @@ Stamp = tuple[int, int, int] | None  # (mtime_ns, size, inode); None: the file i
 # A file changed less than this long ago may be half-written (a shell's `>` empties it first):
 # it is read once it has been left alone this long. Editors and `cp` take milliseconds.
 QUIET_SECONDS = 0.2
+WATCH_SECONDS = 0.5  # how often the worker's watch looks for a changed file (one os.stat)
 
 
 class RulesFile:
@@ -186,6 +187,7 @@ class RulesFile:
     A changed file that is invalid (or gone) leaves the rules in force as they were, with one
     warning per change that says so and why; the worker's start-up is the only place an
     invalid file is an error. Thread-safe: `current()` costs one os.stat when nothing changed.
+    The worker's lanes take `in_force()` and never touch the file; its `watch` thread reads it.
     """
 
     def __init__(
@@ -214,6 +216,20 @@ class RulesFile:
                 if self._changed(stamp):  # another thread may have read it meanwhile
                     self._read(stamp)
         return self._rules
+
+    def in_force(self) -> Rules:
+        """The rules in force, as last read: no look at the file (a lane holding a task uses
+        this; `watch` reads a changed file beside it)."""
+        return self._rules
+
+    def watch(self, stopping: threading.Event, every: float = WATCH_SECONDS) -> None:
+        """Read the file again when it changes, every `every` seconds until `stopping`: a
+        thread of its own, so a slow or hostile file never holds a task."""
+        while not stopping.wait(every):
+            try:
+                self.current()
+            except Exception:  # a bug must not end the watch: the rules in force stay
+                log.exception("rules file %s: reading it again failed", self.path)
 
     def reload(self) -> Rules:
         """Read the file again whether or not it changed (the worker's SIGHUP)."""

@@ -56,7 +56,7 @@ class Labeler:
     def _store(self, job: Job, detector: Detects, outputs: Sequence[Any]) -> None:
         """Build the Camio labels from the job's outputs; store them before any POST."""
         try:
-            rules = self.rules.current()
+            rules = self.rules.in_force()  # read again by the worker's watch, never here
             per_image, dropped = [], []
             for meta, output, box in zip(job.task.images, outputs, job.boxes, strict=True):
                 found = detector.postprocess(output, box)

@@ -4,6 +4,7 @@
     reports       sends failure reports, a thread of their own; ends when stopping
     change feed   rings the worker on every newly queued task; ends when stopping
     housekeeping  the queue's chores (expired leases, retention); ends when stopping
+    rules         reads HOOK_RULES again when it changes (never a lane); ends when stopping
     completions   records delivered jobs done in batches; stopped after the last delivery
 
 They start in this order before the stages (fetch, lanes, delivery) and stop in the reverse

@@ -180,6 +180,7 @@ class Worker:
                 Loop("reports", self.reporter.run),
                 Loop("change-feed", ChangeFeed(store, self.wake, self.stopping).run),
                 Loop("housekeeping", lambda: self.housekeeper.run(self.stopping)),
+                Loop("rules", lambda: self.rules.watch(self.stopping)),
                 *self.settler.parts,
             ]
         )

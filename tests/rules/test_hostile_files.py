@@ -9,6 +9,7 @@ import fnmatch
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,25 @@ def test_matches_are_compiled_once_at_load(monkeypatch: pytest.MonkeyPatch) -> N
     assert rules.entry_for("nobody") is None
     assert front.fits("Front1x") and not front.fits("Front1") and not front.fits("Front3x")
     assert not front.fits("front1x") and not front.fits("Front1xy")  # case and the whole name
+
+
+def test_the_watch_reads_a_changed_file_and_in_force_never_touches_it(tmp_path: Path) -> None:
+    """The worker's lanes take in_force(), which never looks at the file; the watch thread
+    reads it again when it changes, and ends when told."""
+    path = write(tmp_path / "rules.toml", '[[camera]]\nmatch = "old"\n')
+    held = RulesFile.open(path)
+    stopping = threading.Event()
+    watch = threading.Thread(target=held.watch, args=(stopping, 0.05), daemon=True)
+    watch.start()
+    path.unlink()
+    os.mkfifo(path)  # a lane that read it now would block for good
+    assert held.in_force().entries[0].match == "old"
+    path.unlink()
+    write(path, '[[camera]]\nmatch = "new"\n')
+    deadline = time.monotonic() + 10
+    while held.in_force().entries[0].match != "new":
+        assert time.monotonic() < deadline, "the watch did not read the changed file"
+        time.sleep(0.05)
+    stopping.set()
+    watch.join(5)
+    assert not watch.is_alive()
