@@ -163,6 +163,23 @@ def test_the_key_stays_out_of_the_access_log(web: Stack, store: TaskStore) -> No
         assert f"GET /tasks/<key>/{path} HTTP/1.1" in log
 
 
+def test_the_key_stays_out_of_the_access_log_when_the_path_is_encoded(web: Stack) -> None:
+    """gunicorn logs the path as sent, the app routes it decoded: `/%74asks/KEY/view` is
+    served (200) and must be logged without the key, as must every other spelling."""
+    spelled = [f"/%74asks/{API_KEY}/view", f"/t%61sks/{API_KEY}/view.json", f"/%2574asks/{API_KEY}"]
+    with requests.Session() as http:
+        for n, path in enumerate(spelled):  # sent as written: requests keeps a %XX as it is
+            answer = http.get(f"{web.base}{path}?probe={n}", timeout=10)
+            assert answer.status_code == (404 if n == 2 else 200), answer.text
+    deadline = time.monotonic() + 5
+    while not all(f"?probe={n} HTTP/1.1" in web.log("web") for n in range(len(spelled))):
+        assert time.monotonic() < deadline, web.log("web")
+        time.sleep(0.1)
+    log = web.log("web")
+    assert API_KEY not in log
+    assert "GET /tasks/<key>/view?probe=0 HTTP/1.1" in log
+
+
 def test_the_workers_own_result_and_pictures(tmp_path, mongo: EmbeddedMongo) -> None:
     """A real photo labeled by worker.py: the result's labels are what the receiver got, and
     each picture is a JPEG of the photo's aspect ratio, at most 1280 px on its longer side."""
