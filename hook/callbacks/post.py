@@ -3,8 +3,8 @@
 The host is checked against the allow-list again at delivery time, and the addresses it
 resolves to must be public unless the host is listed exactly (no SSRF into the local network
 through a wildcard domain). Redirects are followed only to the same scheme, host and port. The
-whole attempt, answer included, is bounded by the timeout, and only the start of an answer is
-read.
+whole attempt, from connect to the last byte of the answer (status line and headers included),
+is bounded by the timeout, and only the start of an answer is read.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
+from hook.callbacks.deadline import bounded_session, watching
 from hook.callbacks.hosts import HostAllowList, port_of
 from hook.errors import Invalid
 
@@ -62,8 +63,9 @@ class Redirect:
 
 
 def session() -> requests.Session:
-    """A session for callbacks: no proxies or .netrc from the environment, no cookies kept."""
-    client = requests.Session()
+    """A session for callbacks: every exchange bounded whole (hook.callbacks.deadline), no
+    proxies or .netrc from the environment, no cookies kept."""
+    client = bounded_session()
     client.trust_env = False
     client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
     return client
@@ -147,6 +149,27 @@ def _post(
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
+    with watching(deadline) as watch:
+        try:
+            answer = _exchange(http, url, body, sent, deadline)
+        except Exception:
+            if watch.fired:  # cut at the deadline: whatever broke, it is a timeout
+                raise TimeoutError from None
+            raise
+        if watch.fired:  # the answer was cut short at the deadline
+            raise TimeoutError
+        return answer
+
+
+def _exchange(
+    http: requests.Session,
+    url: str,
+    body: str,
+    sent: Mapping[str, str],
+    deadline: float,
+) -> tuple[int, dict[str, str], str]:
+    """The POST and the start of its answer, each read checked against `deadline`."""
+    left = max(0.001, deadline - time.monotonic())
     with http.post(
         url,
         data=body.encode(),

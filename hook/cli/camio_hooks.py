@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from hook.callbacks.deadline import bounded_session, watching
 from hook.errors import CamioError
 
 DEFAULT_API = "https://www.camio.com/api"
@@ -34,7 +36,7 @@ class CamioClient:
                 "no Camio token: set CAMIO_OAUTH_TOKEN or pass --token "
                 "(make one at https://camio.com/settings/integrations#api)"
             )
-        self.http = self.http or requests.Session()
+        self.http = self.http or bounded_session()
 
     def register(self, callback_url: str, parsed_query: str) -> dict[str, Any]:
         body = {"callback_url": callback_url, "type": "query_match", "parsed_query": parsed_query}
@@ -53,16 +55,23 @@ class CamioClient:
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         url = self.api_url.rstrip("/") + path
         assert self.http is not None
+        watch = None
         try:
-            answer = self.http.request(
-                method,
-                url,
-                timeout=self.timeout,
-                allow_redirects=False,
-                headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
-                **kwargs,
-            )
+            # the whole exchange within the timeout, a trickling answer included
+            with watching(time.monotonic() + self.timeout) as watch:
+                answer = self.http.request(
+                    method,
+                    url,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    headers={"Authorization": f"token {self.token}", "Accept": "application/json"},
+                    **kwargs,
+                )
         except requests.RequestException as exc:
+            if (watch is not None and watch.fired) or isinstance(exc, requests.Timeout):
+                raise CamioError(
+                    f"Camio at {self.api_url} did not answer within {self.timeout:g} s"
+                ) from None
             raise CamioError(
                 f"cannot reach Camio at {self.api_url}: {type(exc).__name__}"
             ) from None

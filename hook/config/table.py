@@ -172,7 +172,8 @@ SPECS: tuple[Spec, ...] = (
         "HOOK_CALLBACK_TIMEOUT",
         value.positive_float,
         "10",
-        "Seconds one delivery attempt may take in all, the callback's answer included.",
+        "Seconds one delivery attempt may take in all, from connect to the last byte of the "
+        "callback's answer (a status line or headers sent a byte at a time included).",
     ),
     Spec(
         "HOOK_FAILURE_URL",

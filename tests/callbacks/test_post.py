@@ -23,7 +23,7 @@ from hook.callbacks.post import (
     session,
     unreachable,
 )
-from tests.loopback import free_port
+from tests.loopback import free_port, trickler
 from tests.receiver import Receiver
 
 LOCAL = HostAllowList(("127.0.0.1",))
@@ -206,6 +206,37 @@ def test_a_trickling_answer_is_cut_at_the_timeout() -> None:
         server.close()
     assert time.monotonic() - started < 2.5
     assert outcome.verdict is RETRY and "timed out" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",  # the status line trickles
+        b"HTTP/1.1 200 OK\r\n" + b"X-Pad: " + b"a" * 60 + b"\r\nContent-Length: 0\r\n\r\n",
+    ],
+    ids=["status line", "headers"],
+)
+def test_a_trickled_status_line_or_headers_end_at_the_timeout(answer: bytes) -> None:
+    """The deadline bounds the whole exchange: a receiver dripping its status line or its
+    headers (a byte every 0.1 s, 5-10 s in all) is cut at the 1 s timeout, never counted
+    delivered, and the next POST on the same session goes through."""
+    url, server = trickler(answer, 0.1)
+    http = session()
+    started = time.monotonic()
+    try:
+        outcome = post_labels(http, url, "{}", hosts=LOCAL, timeout=1.0)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 2.0
+    assert outcome.verdict is RETRY and "timed out after 1 s" in outcome.reason, outcome
+    after = post_labels(
+        http,
+        raw_answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        "{}",
+        hosts=LOCAL,
+        timeout=5,
+    )
+    assert after.verdict is DELIVERED
 
 
 def raw_answer(answer: bytes) -> str:

@@ -14,14 +14,15 @@ import pytest
 from pymongo.database import Database
 
 import hook.cli
+from hook.cli.camio_hooks import CamioClient
 from hook.cli.commands import COMMANDS, main
-from hook.errors import ConfigError, HookError
+from hook.errors import CamioError, ConfigError, HookError
 from hook.metrics.recorder import Metrics
 from hook.store import Heartbeat, TaskStore
 from tests import procs
 from tests.cli.camio import TOKEN, FakeCamio
 from tests.factories import API_KEY, make_event
-from tests.loopback import free_port
+from tests.loopback import free_port, trickler
 from tests.procs import hook_cli as cli
 from tests.procs import servers_for
 
@@ -344,3 +345,16 @@ def test_settings_effective_shows_the_values_in_force_with_secrets_hidden() -> N
     assert "not settings, so ignored (a typo?): HOOK_WORKER" in done.stdout
     bad = cli("settings", "--effective", HOOK_BIND="8000")
     assert bad.returncode == 2 and "HOOK_BIND='8000' is invalid" in bad.stderr
+
+
+def test_a_trickling_camio_api_ends_at_the_timeout() -> None:
+    """Camio's API in the CLI is bounded whole too: an answer dripped a byte at a time, each
+    within the read timeout, ends at the client's timeout with one clear line."""
+    url, server = trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]", 0.1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CamioError, match=r"did not answer within 1 s"):
+            CamioClient(TOKEN, api_url=url, timeout=1.0).hooks()
+    finally:
+        server.close()
+    assert time.monotonic() - started < 2.5
