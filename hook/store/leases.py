@@ -113,22 +113,28 @@ class Leases(Base):
 
     def requeue_expired(self, max_attempts: int, report: Sequence[Target] = ()) -> tuple[int, int]:
         """Return the tasks of dead workers to the queue; fail those out of attempts (owing a
-        failure report to `report`'s targets, if any)."""
+        failure report to `report`'s targets, if any).
+
+        A task whose labels were stored may have been delivered just before its worker died
+        (a completion waits up to half a second for its batch): on its last attempt it gets one
+        more, which resends the very labels (a receiver drops the repeat by webhook-id), rather
+        than being failed and reported though delivered. Past that one, it fails like any other.
+        """
         now = self.clock()
         expired = {"status": Status.RUNNING.value, "lease_until": {"$lt": now}}
-        failed = self.tasks.update_many(
-            {**expired, "attempts": {"$gte": max_attempts}},
-            {
-                "$set": {
-                    "status": Status.FAILED.value,
-                    "finished_at": now,
-                    "last_error": f"lease expired on attempt {max_attempts} of "
-                    f"{max_attempts}: the worker died or hung",
-                    **({"report": owed(report, now)} if report else {}),
-                },
-                "$unset": {"lease_until": "", "lease_owner": ""},
-            },
-        ).modified_count
+
+        def fail(why: str) -> dict[str, Any]:
+            fields = {"status": Status.FAILED.value, "finished_at": now, "last_error": why}
+            if report:
+                fields["report"] = owed(report, now)
+            return {"$set": fields, "$unset": {"lease_until": "", "lease_owner": ""}}
+
+        last = f"lease expired on attempt {max_attempts} of {max_attempts}: the worker died or hung"
+        unlabeled = {**expired, "attempts": {"$gte": max_attempts}, "result_json": None}
+        failed = self.tasks.update_many(unlabeled, fail(last)).modified_count
+        beyond = {**expired, "attempts": {"$gte": max_attempts + 1}}  # its one more used too
+        again = "lease expired again on the attempt resending its labels: the worker died or hung"
+        failed += self.tasks.update_many(beyond, fail(again)).modified_count
         requeued = self.tasks.update_many(
             expired,
             {

@@ -122,6 +122,28 @@ def test_expired_lease_goes_back_to_the_queue(store: TaskStore, clock: FakeClock
     assert present(store.get(task_id)).status == Status.DONE
 
 
+def test_a_labeled_task_whose_last_lease_expired_gets_one_more_attempt_not_a_failure(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    """Its worker may have delivered it and died before the completion's batch was written:
+    the stored labels are resent once more (the receiver drops the repeat by webhook-id) rather
+    than the task failed and reported though delivered; past that one more, it fails."""
+    task_id, _ = store.enqueue(make_event())
+    for attempt in (1, 2):
+        assert present(store.claim("w", 5)).attempts == attempt
+        if attempt == 2:
+            assert store.save_result(task_id, "w", '{"status":"success","labels":{}}')
+        clock.now += 6
+        store.requeue_expired(max_attempts=2)
+    task = present(store.get(task_id))
+    assert task.status == Status.QUEUED and task.result_json is not None and task.report is None
+    assert present(store.claim("w", 5)).attempts == 3  # the one more: resends the labels
+    clock.now += 6
+    assert store.requeue_expired(max_attempts=2) == (0, 1)
+    failed = present(store.get(task_id))
+    assert failed.status == Status.FAILED and "lease expired" in str(failed.last_error)
+
+
 def test_expired_lease_on_the_last_attempt_fails_the_task(
     store: TaskStore, clock: FakeClock
 ) -> None:
