@@ -38,6 +38,10 @@ class TooSlow(Refused):
     """The client did not send its body in time."""
 
 
+class Busy(Refused):
+    """Not now: this process takes as much of it at once as it will; try again in a second."""
+
+
 class NotFound(Refused):
     """Nothing by that name: no such task, or no picture of that image (not made, or expired)."""
 

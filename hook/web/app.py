@@ -24,13 +24,14 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from hook import __version__
 from hook.callbacks.hosts import HostAllowList
 from hook.config.settings import Settings
-from hook.errors import Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
+from hook.errors import Busy, Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
 from hook.intake.event import Limits, parse_event
 from hook.metrics.recorder import EVENTS, Metrics, exposition, rejection_reason
 from hook.pictures.gallery import Gallery
 from hook.store import TaskStore
 from hook.task import PENDING, Status
 from hook.wakeup import Doorbell
+from hook.web.admission import LargeBodies
 from hook.web.answers import json_answer
 from hook.web.connection import close_after_answer
 from hook.web.offload import offload
@@ -44,6 +45,7 @@ STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
     (TooLarge, 413),
     (WrongKey, 403),
     (TooSlow, 408),
+    (Busy, 503),
     (Invalid, 400),
     (NotFound, 404),
 )
@@ -55,11 +57,13 @@ def create_app(
     store: TaskStore,
     metrics: Metrics | None = None,
     doorbell: Doorbell | None = None,
+    large_bodies: LargeBodies | None = None,
 ) -> Bottle:
     """Build the WSGI app; it holds no state but what it is given. `doorbell` wakes this
     machine's idle workers after each new task (default: those of settings.data_dir)."""
     metrics = metrics or Metrics(store)
     doorbell = doorbell or Doorbell(settings.data_dir)
+    large_bodies = large_bodies or LargeBodies()
     app = Bottle(catchall=True)
     app.default_error_handler = _error_page
     app.install(_json_errors)
@@ -104,18 +108,19 @@ def create_app(
     @app.post("/tasks/<api_key>")
     def enqueue(api_key: str) -> HTTPResponse:
         started = time.perf_counter()
-        try:
-            check_key(api_key)
-            body = read_body(request.environ, settings.max_body, settings.body_timeout)
+        with large_bodies.admitted(request.environ):  # Busy (503) past its slots
             try:
-                event = parse_event(body, hosts=hosts, limits=limits)
+                check_key(api_key)
+                body = read_body(request.environ, settings.max_body, settings.body_timeout)
+                try:
+                    event = parse_event(body, hosts=hosts, limits=limits)
+                except Refused as exc:
+                    log.info("rejected an event (%d bytes): %s", len(body), exc)
+                    raise
             except Refused as exc:
-                log.info("rejected an event (%d bytes): %s", len(body), exc)
+                metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, status_for(exc))}")
                 raise
-        except Refused as exc:
-            metrics.count(EVENTS, f"rejected:{rejection_reason(exc.field, status_for(exc))}")
-            raise
-        task_id, created = store.enqueue(event)
+            task_id, created = store.enqueue(event)
         if created:  # a duplicate is a task some worker has or had already
             doorbell.ring()
         metrics.count(EVENTS, "accepted" if created else "duplicate")
@@ -277,7 +282,8 @@ def _json_errors(callback: Callable[..., Any]) -> Callable[..., Any]:
             if exc.field:
                 body["field"] = exc.field
             close_after_answer()  # the body may be partly unread: no further request on it
-            return json_answer(status_for(exc), body)
+            retry = {"Retry-After": "1"} if isinstance(exc, Busy) else None
+            return json_answer(status_for(exc), body, retry)
         except PyMongoError as exc:
             reason = _store_trouble(exc)
             log.warning("answering 503: %s", reason)
