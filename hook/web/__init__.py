@@ -1,10 +1,11 @@
 """The web: Camio's POSTs taken in and stored, the pending list, results, pictures, the live page.
 
 Owns the Bottle app (`app`, built by `create_app`; `hook.wsgi:app` is the entry; how many large
-events it takes in at once: `admission`), the results and pictures routes (`results`; pictures drawn off the event loop: `offload`), the live page
-(`view`, `static/`), JSON answers (`answers`), and gunicorn's gevent worker that lets the app
-close a connection (`gevent_worker`, `connection`). It never imports the worker: the two
-share only MongoDB and the wake-up ring.
+events it takes in at once: `admission`), the results and pictures routes (`results`; pictures
+drawn off the event loop: `offload`), the live page (`view`, `static/`), JSON answers
+(`answers`), and gunicorn's gevent worker that lets the app close a connection
+(`gevent_worker`, `connection`). It never imports the worker: the two share only MongoDB and
+the wake-up ring.
 
 May import: config, intake, store, metrics, callbacks, pictures (and the shared bottom).
 """
