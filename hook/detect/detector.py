@@ -32,6 +32,9 @@ ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor
 SIZE_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
 
+MAX_RUN = 8  # canvases in one engine run at most: memory bounded, CPU speed the same
+
+
 class Detector(Detects):
     """Owns one engine (`engine.run`, onnxruntime's session.run contract); one lane's own."""
 
@@ -139,11 +142,20 @@ class Detector(Detects):
         return yolo.per_image(self.engine.run(list(self.output_names), self.feeds(tensor)))
 
     def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
-        """Model outputs per letterboxed canvas, in one batch when the model allows it."""
-        tensor = yolo.to_tensor(canvases, channels_first=self.channels_first, dtype=self.dtype)
-        if self.batchable or len(canvases) == 1:
-            return self.infer(tensor)
-        return [out for i in range(len(canvases)) for out in self.infer(tensor[i : i + 1])]
+        """Model outputs per letterboxed canvas, in batches of at most MAX_RUN when the model
+        allows it (one at a time when not): a run's memory grows with its images, and an
+        event of 64 large frames in tiles is 448 canvases (one run of them all took a worker
+        past 24 GB)."""
+        size = MAX_RUN if self.batchable else 1
+        return [
+            out
+            for at in range(0, len(canvases), size)
+            for out in self.infer(
+                yolo.to_tensor(
+                    canvases[at : at + size], channels_first=self.channels_first, dtype=self.dtype
+                )
+            )
+        ]
 
     def postprocess(self, output: Sequence[np.ndarray], box: yolo.Letterbox) -> list[Detection]:
         """One image's outputs (an item of `run`) -> detections in original-image pixels."""

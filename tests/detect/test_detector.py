@@ -13,7 +13,7 @@ from PIL import Image
 
 from hook.config.table import DEFAULT_MODEL
 from hook.detect.detection import Detection
-from hook.detect.detector import Detector
+from hook.detect.detector import MAX_RUN, Detector
 from hook.errors import BadImage, ConfigError
 from hook.intake.images import decode_image
 from tests.factories import DATA, REGIONS
@@ -66,6 +66,32 @@ def test_batch_gives_the_same_as_one_by_one(detector: Detector) -> None:
     for a, b in zip(batched, single, strict=True):
         assert [d.label for d in a] == [d.label for d in b]
         np.testing.assert_allclose([d.box for d in a], [d.box for d in b], atol=0.05)
+
+
+def test_many_canvases_go_through_the_engine_a_few_at_a_time(
+    detector: Detector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event of 64 large frames in tiles is 448 canvases: they run MAX_RUN at a time (one
+    run of them all took a worker past 24 GB), in order, each output the image's own."""
+    image, size = decode_image(
+        (DATA / "dog.jpg").read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas
+    )
+    canvas, _ = detector.to_canvas(image, size)
+    blank = Image.new("RGB", detector.canvas, (114, 114, 114))
+    canvases = [canvas if n % 5 == 0 else blank for n in range(2 * MAX_RUN + 3)]
+    runs: list[int] = []
+    infer = detector.infer
+
+    def counted(tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+        runs.append(len(tensor))
+        return infer(tensor)
+
+    monkeypatch.setattr(detector, "infer", counted)
+    outputs = detector.run(canvases)
+    assert runs == [MAX_RUN, MAX_RUN, 3] and len(outputs) == len(canvases)
+    (alone,) = detector.run([canvas])
+    for n in (0, 5, 10, 15):
+        np.testing.assert_allclose(outputs[n][0], alone[0], atol=1e-3)
 
 
 def test_reduced_jpeg_decode_keeps_boxes_in_original_pixels(detector: Detector) -> None:
