@@ -68,11 +68,9 @@ class Loader:
                 ready(job)
 
     def load(self, job: Job, images: list[bytes] | None) -> None:
-        """Decode and letterbox the job's images, or take the labels an earlier try stored."""
+        """Decode and letterbox a READ job's images (one with stored labels never gets here:
+        `read_batch` hands it on LABELED)."""
         task = job.task
-        if task.result_json:
-            job.labeled(task.result_json, keep_images=keeps_images(job))
-            return
         try:
             if images is None or len(images) != len(task.images):
                 missing = len(task.images) - len(images or ())

@@ -122,7 +122,9 @@ def test_labels_an_earlier_try_stored_go_straight_to_delivery(settler: FakeSettl
     the Settler (the delivery will settle it)."""
     job = claimed(SMALL, LARGE, result_json=STORED)
     detector = Placer()
-    loader_of(settler, detector).load(job, None)
+    ready: list[Job] = []
+    loader_of(settler, detector).read_batch([job], ready.append)
+    assert ready == [job]
     assert (job.stage, job.body, job.canvases) == (Stage.LABELED, STORED, [])
     assert (detector.fits, detector.placed, settler.calls) == ([], [], [])
     assert not job.keep_images  # that try kept no images: completion deletes them
@@ -130,7 +132,7 @@ def test_labels_an_earlier_try_stored_go_straight_to_delivery(settler: FakeSettl
 
 def test_stored_labels_keep_the_images_their_try_kept_for_pictures(settler: FakeSettler) -> None:
     job = claimed(SMALL, result_json=STORED, pictures_until=2_000_000_000.0)
-    loader_of(settler, Placer()).load(job, None)
+    loader_of(settler, Placer()).read_batch([job], lambda _: None)
     assert (job.stage, job.keep_images) == (Stage.LABELED, True)
 
 
