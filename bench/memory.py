@@ -1,8 +1,9 @@
 """Memory at the limits: the web at the largest body, the worker at the largest image.
 
 1. Web: one gunicorn worker process; its peak RSS (VmHWM) after start, after a body at
-   HOOK_MAX_BODY made of real JPEGs (accepted), and after a body of the same size made of
-   millions of tiny JSON values (`[{},{},...]`, refused before parsing).
+   HOOK_MAX_BODY made of real JPEGs (accepted), after 8 such bodies sent at once (and its
+   RSS 20 s later), and after a body of the same size made of millions of tiny JSON values
+   (`[{},{},...]`, refused before parsing).
 2. Worker: in a fresh process, the peak RSS rise of decoding the largest image accepted by
    default (HOOK_MAX_IMAGE_PIXELS as an RGBA PNG, the costliest format) onto the model's canvas.
 
@@ -18,14 +19,20 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
 from PIL import Image
 
-from bench.stack import Stack, peak_rss_mb
+from bench.stack import Stack, peak_rss_mb, rss_mb
 from hook.config.settings import Settings
 from tests.procs import children_of
+
+AT_ONCE = 8  # bodies sent together (the web lets 4 large ones in at once: hook/web/admission.py)
+SETTLE_SECONDS = 20.0
 
 MAKE = """
 import sys
@@ -82,6 +89,7 @@ def web_figures(limit: int) -> list[tuple[str, str]]:
                 f"peak RSS {peak_rss_mb(worker):.0f} MB",
             )
         )
+        rows.append(at_once(stack.url, body, worker, AT_ONCE))
         bomb = b"[" + b"{}," * ((limit - 2) // 3) + b"{}]"
         answer = requests.post(stack.url, data=bomb, timeout=60)
         rows.append(
@@ -92,6 +100,21 @@ def web_figures(limit: int) -> list[tuple[str, str]]:
             )
         )
     return rows
+
+
+def at_once(url: str, body: bytes, worker: int, count: int) -> tuple[str, str]:
+    """`count` such bodies sent together: what the admission let in, the peak, and the RSS
+    SETTLE_SECONDS later."""
+    with ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(lambda _: requests.post(url, data=body, timeout=120), range(count)))
+    peak = peak_rss_mb(worker)
+    time.sleep(SETTLE_SECONDS)
+    answered = Counter(answer.status_code for answer in answers)
+    statuses = ", ".join(f"{n} x {status}" for status, n in sorted(answered.items()))
+    return (
+        f"web: {count} such events at once ({statuses})",
+        f"peak RSS {peak:.0f} MB, {rss_mb(worker):.0f} MB {SETTLE_SECONDS:.0f} s after",
+    )
 
 
 def decode_figure(pixels: int) -> tuple[str, str]:

@@ -35,23 +35,45 @@ def serve(app: Callable) -> Iterator[str]:
         server.server_close()
 
 
-def trickler(answer: bytes, every: float) -> tuple[str, socket.socket]:
-    """A one-shot server that sends `answer` a byte every `every` seconds: each read of the
-    sender gets a byte well within its read timeout, and the whole never comes in time."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
+class Trickler:
+    """A server that sends `answer` a byte every `every` seconds on every connection: each
+    read of the sender gets a byte well within its read timeout, and the whole never comes in
+    time. `held` is how long each sender kept its connection before hanging up."""
 
-    def drip() -> None:
-        conn, _ = server.accept()
-        conn.recv(65536)
-        for byte in answer:
-            time.sleep(every)
+    def __init__(self, answer: bytes, every: float) -> None:
+        self.answer, self.every = answer, every
+        self.held: list[float] = []
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/drip"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
             try:
-                conn.sendall(bytes([byte]))
-            except OSError:  # the sender gave up and hung up: what the test wants
-                break
-        conn.close()
+                conn, _ = self.server.accept()
+            except OSError:  # closed: the test is over
+                return
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
 
-    threading.Thread(target=drip, daemon=True).start()
-    return f"http://127.0.0.1:{server.getsockname()[1]}/drip", server
+    def _drip(self, conn: socket.socket) -> None:
+        opened = time.monotonic()
+        with conn:
+            conn.recv(65536)
+            for byte in self.answer:
+                time.sleep(self.every)
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the sender gave up and hung up: what the tests want
+                    self.held.append(time.monotonic() - opened)
+                    return
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def trickler(answer: bytes, every: float) -> tuple[str, socket.socket]:
+    """A Trickler's URL and listening socket (close it to stop)."""
+    trickling = Trickler(answer, every)
+    return trickling.url, trickling.server

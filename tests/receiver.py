@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,10 +39,12 @@ class Receiver:
         secrets: Sequence[str] = (),
         keep_alive: bool = False,
         latency: float = 0.0,
+        after: Callable[[str], None] | None = None,
     ) -> None:
         """`keep_alive`: HTTP/1.1 connections a sender may reuse, as Camio's HTTPS endpoint
         allows (the benchmarks'); else one connection per POST (HTTP/1.0). `latency`: seconds
-        every answer takes, as a far endpoint's does (Camio's, across the internet: ~0.1 s)."""
+        every answer takes, as a far endpoint's does (Camio's, across the internet: ~0.1 s).
+        `after`: called with the path once a POST's answer is out (a fault test's trigger)."""
         self.secrets = list(secrets)
         self.requests: list[Request] = []  # every POST with its headers and raw body
         self.received: list[tuple[str, Any]] = []
@@ -91,6 +93,9 @@ class Receiver:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+                if after is not None:
+                    self.wfile.flush()
+                    after(self.path)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass

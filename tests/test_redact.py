@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hook.redact import RedactFilter, redact
+from hook.redact import DECODINGS, RedactFilter, redact
 
 KEY = "k3y-0123456789abcdef0123456789abcdef"
 
@@ -30,6 +33,33 @@ def test_the_key_is_redacted_however_the_path_is_encoded(path: str) -> None:
     cleaned = redact(line)
     assert KEY not in cleaned and KEY[6:] not in cleaned, cleaned
     assert "<key>" in cleaned and '" 200 17 "-" "curl"' in cleaned
+
+
+KEYS = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", min_size=16)
+
+
+@st.composite
+def spelled(draw: st.DrawFn, key: str) -> str:
+    """/tasks/<key>/view with "tasks" in any case and each character as it is or
+    percent-encoded once or twice over (%XX, %25XX)."""
+    path = "/" + "".join(draw(st.sampled_from((c.lower(), c.upper()))) for c in "tasks")
+    out = []
+    for char in f"{path}/{key}/view":
+        times = draw(st.integers(0, 2))
+        out.append(f"%{ord(char):02X}" if times else char)
+        if times == 2:
+            out[-1] = "%25" + out[-1][1:]
+    return "".join(out)
+
+
+@given(st.data(), KEYS)
+def test_no_spelling_of_the_path_lets_the_key_through(data: st.DataObject, key: str) -> None:
+    """Whatever a client sends, the line as logged, decoded as often as anyone may, holds no key."""
+    line = f'127.0.0.1 - - "GET {data.draw(spelled(key))} HTTP/1.1" 200 17 "-" "curl"'
+    seen = redact(line)
+    for _ in range(DECODINGS + 1):
+        assert key not in seen, (line, redact(line))
+        seen = unquote(seen)
 
 
 def test_lines_without_a_key_are_left_as_they_are() -> None:

@@ -260,7 +260,7 @@ SPECS: tuple[Spec, ...] = (
         value.positive_int,
         "16777216",
         "Largest image (width x height; 4096 x 4096: 4K camera frames and 12 MP stills fit); "
-        "larger ones are refused before decoding. Decoding the largest takes about 130 MB.",
+        "larger ones are refused before decoding. Decoding the largest takes about 90 MB.",
     ),
     Spec(
         "HOOK_MODEL",

@@ -137,23 +137,27 @@ class Detector(Detects):
             feeds[name] = np.tile(np.array(self.canvas, dtype=dtype), (len(tensor), 1))
         return feeds
 
-    def infer(self, tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
+    def infer(self, tensor: np.ndarray, *, release: bool = False) -> list[tuple[np.ndarray, ...]]:
         """One engine run on a batch tensor -> per image, the outputs its layout reads."""
-        return yolo.per_image(self.engine.run(list(self.output_names), self.feeds(tensor)))
+        feeds = self.feeds(tensor)
+        return yolo.per_image(self.engine.run(list(self.output_names), feeds, release=release))
 
     def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
         """Model outputs per letterboxed canvas, in batches of at most MAX_RUN when the model
         allows it (one at a time when not): a run's memory grows with its images, and an
         event of 64 large frames in tiles is 448 canvases (one run of them all took a worker
-        past 24 GB)."""
+        past 24 GB). After several batches the last one gives the engine's extra working memory
+        back, so one large event does not leave the worker large."""
         size = MAX_RUN if self.batchable else 1
+        starts = range(0, len(canvases), size)
         return [
             out
-            for at in range(0, len(canvases), size)
+            for at in starts
             for out in self.infer(
                 yolo.to_tensor(
                     canvases[at : at + size], channels_first=self.channels_first, dtype=self.dtype
-                )
+                ),
+                release=len(starts) > 1 and at == starts[-1],
             )
         ]
 

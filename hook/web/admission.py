@@ -5,7 +5,7 @@ about 110 MB for a maximum-size body (HOOK_MAX_BODY). gunicorn's gevent workers 
 1,000 connections a process, so without a bound eight such bodies at once took 898 MB. Bodies
 over LARGE_BYTES take a slot of AT_ONCE; beyond that the POST is answered 503 with Retry-After
 at once, before its body is read, and Camio sends it again. Small events (the usual few hundred
-KB) never wait.
+KB) never wait. Once a large body is taken in, the C heap's free pages go back to the system.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from hook import heap
 from hook.errors import Busy
 
 LARGE_BYTES = 1_000_000  # a body this large or more takes a slot
@@ -44,6 +45,7 @@ class LargeBodies:
             yield
         finally:
             self.slots.release()
+            heap.give_back()
 
 
 def _length(environ: dict[str, Any]) -> int:

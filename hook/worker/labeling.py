@@ -14,8 +14,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hook import heap
 from hook.callbacks.labels import camio_labels
 from hook.detect.detection import Detects
+from hook.detect.detector import MAX_RUN
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
 from hook.worker.job import Job
@@ -52,6 +54,9 @@ class Labeler:
             job.infer_ms = per_image_ms * count
             self._store(job, detector, outputs[at : at + count])
             at += count
+        if len(canvases) > MAX_RUN:  # a large event's pixels and outputs are free now
+            del canvases, outputs
+            heap.give_back()
 
     def _store(self, job: Job, detector: Detects, outputs: Sequence[Any]) -> None:
         """Build the Camio labels from the job's outputs; store them before any POST."""

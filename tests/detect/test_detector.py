@@ -72,24 +72,28 @@ def test_many_canvases_go_through_the_engine_a_few_at_a_time(
     detector: Detector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An event of 64 large frames in tiles is 448 canvases: they run MAX_RUN at a time (one
-    run of them all took a worker past 24 GB), in order, each output the image's own."""
+    run of them all took a worker past 24 GB), in order, each output the image's own; the
+    last of several runs gives the engine's extra working memory back, a lone run does not."""
     image, size = decode_image(
         (DATA / "dog.jpg").read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas
     )
     canvas, _ = detector.to_canvas(image, size)
     blank = Image.new("RGB", detector.canvas, (114, 114, 114))
     canvases = [canvas if n % 5 == 0 else blank for n in range(2 * MAX_RUN + 3)]
-    runs: list[int] = []
+    runs: list[tuple[int, bool]] = []
     infer = detector.infer
 
-    def counted(tensor: np.ndarray) -> list[tuple[np.ndarray, ...]]:
-        runs.append(len(tensor))
-        return infer(tensor)
+    def counted(tensor: np.ndarray, *, release: bool = False) -> list[tuple[np.ndarray, ...]]:
+        runs.append((len(tensor), release))
+        return infer(tensor, release=release)
 
     monkeypatch.setattr(detector, "infer", counted)
     outputs = detector.run(canvases)
-    assert runs == [MAX_RUN, MAX_RUN, 3] and len(outputs) == len(canvases)
+    assert runs == [(MAX_RUN, False), (MAX_RUN, False), (3, True)]
+    assert len(outputs) == len(canvases)
+    runs.clear()
     (alone,) = detector.run([canvas])
+    assert runs == [(1, False)]
     for n in (0, 5, 10, 15):
         np.testing.assert_allclose(outputs[n][0], alone[0], atol=1e-3)
 

@@ -1,13 +1,15 @@
 """Fault suite: real processes, real failures. Runs alone with `pytest -m fault`.
 
 MongoDB killed under a stream of events, the callback receiver down for a while, workers
-killed at random, and the embedded MongoDB's disk full or read-only. Nothing that got a 200
+killed at random, the embedded MongoDB's disk full or read-only, a receiver trickling its
+answer, and a worker killed between its last try's 200 and the write that records it. Nothing that got a 200
 may be lost, and no request may be answered with a 500.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -26,7 +28,7 @@ from pymongo.database import Database
 from hook.store.embedded import EmbeddedMongo
 from tests import procs
 from tests.factories import API_KEY, SIGNING_SECRET, event
-from tests.loopback import free_port
+from tests.loopback import Trickler, free_port
 from tests.procs import Stack
 from tests.receiver import Receiver
 
@@ -225,3 +227,74 @@ def test_read_only_data_dir_at_start_is_a_clear_error(tmp_path: Path, small_disk
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "Traceback" not in output
     assert "data dir" in output and "is not usable: Read-only file system" in output, output
+
+
+def test_a_trickling_receiver_costs_one_timeout_a_try_and_delays_no_one(tmp_path: Path) -> None:
+    """A receiver that sends its answer a byte at a time held each POST 60-90 s against a 5 s
+    HOOK_CALLBACK_TIMEOUT (the deadline covered only the body), its tasks were counted
+    delivered, and a dozen of them filled the delivery slots: healthy events waited a minute.
+    Now each try is cut at the timeout and retried, and the healthy events go through."""
+    timeout = 2.0
+    trickle = Trickler(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", every=0.25)
+    receiver = Receiver(secrets=[SIGNING_SECRET])
+    try:
+        with Stack(tmp_path, **FAULT_SETTINGS, HOOK_CALLBACK_TIMEOUT=f"{timeout:g}") as stack:
+            slow = [
+                stack.post(event(1, seed=50_000 + n, callback_url=f"{trickle.url}/{n}")).json()
+                for n in range(12)
+            ]
+            healthy = [f"/healthy/{n}" for n in range(10)]
+            for n, path in enumerate(healthy):
+                assert stack.post(event(1, seed=51_000 + n, callback_url=receiver.url(path))).ok
+            started = time.monotonic()
+            stack.start_worker()
+            for path in healthy:
+                receiver.wait_for(path, 1, timeout=60)
+            took = time.monotonic() - started
+            # labeling 22 one-image events takes a few seconds here; the trickling POSTs may
+            # hold the slots one timeout at a time, never the minutes they held them before
+            assert took < 30, f"the healthy events waited {took:.0f} s"
+            time.sleep(timeout + 1)
+            assert trickle.held, "no trickling POST was cut short"
+            assert max(trickle.held) < timeout + 1.5, trickle.held
+            pending = {t["id"]: t for t in stack.listing("pending", limit=100)}
+            for accepted in slow:  # never counted delivered: retried, saying why
+                task = pending[accepted["task_id"]]
+                assert f"timed out after {timeout:g} s" in (task["last_error"] or ""), task
+    finally:
+        trickle.close()
+        receiver.close()
+
+
+def test_a_worker_killed_once_its_last_tries_callback_is_answered_fails_nothing(
+    tmp_path: Path,
+) -> None:
+    """Killed between the receiver's 200 and the (batched) write of the delivery, on the task's
+    last attempt: the lease sweep used to fail it ("lease expired") and send a failure report
+    for labels that had arrived. Its labels are stored, so it is sent again, the same bytes."""
+    settings: FaultSettings = {**FAULT_SETTINGS, "HOOK_MAX_ATTEMPTS": "1"}
+    stack = Stack(tmp_path, **settings)
+    killed: list[int] = []
+
+    def kill_the_worker(path: str) -> None:
+        if not killed:
+            worker = stack.workers[0]
+            os.kill(worker.pid, signal.SIGKILL)
+            killed.append(worker.pid)
+
+    receiver = Receiver(secrets=[SIGNING_SECRET], after=kill_the_worker)
+    try:
+        with stack:
+            task_id = stack.post(event(1, seed=52_000, callback_url=receiver.url("/last"))).json()[
+                "task_id"
+            ]
+            stack.start_worker()
+            receiver.wait_for("/last", 1, timeout=60)
+            assert stack.workers[0].wait(timeout=10) == -signal.SIGKILL
+            stack.start_worker()  # sweeps the lease once it expires, and labels again
+            done = stack.wait_status(task_id, "done", timeout=60)
+            bodies = receiver.bodies("/last")
+            assert len(bodies) == 2 and bodies[0] == bodies[1], bodies
+            assert bodies[0]["status"] == "success" and done["last_error"] is None, done
+    finally:
+        receiver.close()

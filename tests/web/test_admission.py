@@ -10,6 +10,7 @@ import pytest
 import requests
 from pymongo.database import Database
 
+from hook import heap
 from hook.errors import Busy
 from hook.store import TaskStore
 from hook.web.admission import LargeBodies
@@ -72,3 +73,23 @@ def test_a_slot_is_given_back_whatever_becomes_of_the_event(slots: LargeBodies) 
         pass
     with slots.admitted({"CONTENT_LENGTH": str(LARGE - 1)}), slots.admitted(environ):
         pass  # a small one takes no slot
+
+
+def test_the_heap_goes_back_to_the_system_after_a_large_body_only(
+    slots: LargeBodies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight maximum-size bodies left a web process at 235 MB for good; with the heap trimmed
+    after each large one, 75 MB (bench/memory.py). Small ones cost no trim."""
+    trims: list[str] = []
+
+    def give_back() -> bool:
+        trims.append("trimmed")
+        return True
+
+    monkeypatch.setattr(heap, "give_back", give_back)
+    with slots.admitted({"CONTENT_LENGTH": str(LARGE - 1)}):
+        pass
+    assert trims == []
+    with pytest.raises(ValueError), slots.admitted({"CONTENT_LENGTH": str(LARGE)}):
+        raise ValueError("a bad event")
+    assert trims == ["trimmed"]

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from hook import heap
 from hook.detect.detection import Detection, Detects, Letterbox
+from hook.detect.detector import MAX_RUN
 from hook.detect.thresholds import Thresholds
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
@@ -194,6 +196,27 @@ def test_the_run_time_is_shared_by_image(settler: FakeSettler) -> None:
     labeler(FakeStore(), settler).label([first, second], Finder(found))
     assert first.infer_ms == pytest.approx(3 * second.infer_ms)
     assert first.infer_ms + second.infer_ms >= RUN_SECONDS * 1000 * 0.9
+
+
+def test_the_heap_goes_back_to_the_system_after_a_large_run_only(
+    settler: FakeSettler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc kept a 64-frame event's freed pixels and outputs for good (1.3 GB); a run of more
+    images than the engine takes at once ends with the heap trimmed, a usual one does not."""
+    trims: list[str] = []
+
+    def give_back() -> bool:
+        trims.append("trimmed")
+        return True
+
+    monkeypatch.setattr(heap, "give_back", give_back)
+    for images, expected in ((MAX_RUN, []), (MAX_RUN + 1, ["trimmed"])):
+        job = loaded("a", images)
+        found: dict[str, list[Detection] | Exception] = {
+            f"out of a/{i}": [DOG] for i in range(images)
+        }
+        labeler(FakeStore(), settler).label([job], Finder(found))
+        assert job.stage is Stage.LABELED and trims == expected
 
 
 def test_no_jobs_no_run(settler: FakeSettler) -> None:
