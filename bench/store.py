@@ -61,7 +61,7 @@ def client(uri: str, db: str, name: str) -> None:
         store.load_images_of([task for _, task in claimed])
         for owner, task in claimed:
             store.save_result(task.id, owner, LABELS, keep_images_for=KEEP)
-        store.complete_many([(task.id, owner, 0) for owner, task in claimed])  # images kept
+        store.complete_many([(task.id, owner, 0, None) for owner, task in claimed])  # images kept
 
 
 def run(uri: str, db: str, clients: int, tasks: int, pid: int | None) -> dict[str, Any]:

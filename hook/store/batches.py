@@ -103,10 +103,14 @@ class Batches(Base):
         """The task's image bytes in order; fewer than its images if some are missing."""
         return self.load_images_of([task])[task.id]
 
-    def complete_many(self, claims: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
-        """Done, for each (task id, owner, images to delete) whose owner still holds it; the
-        (task id, owner) of those, whose image bytes are deleted (the labels are what is kept;
-        0 images to delete: they stay for the pictures, until the task's `pictures_until`).
+    def complete_many(
+        self, claims: Sequence[tuple[str, str, int, float | None]]
+    ) -> set[tuple[str, str]]:
+        """Done, for each (task id, owner, images to delete, finished at) whose owner still
+        holds it; the (task id, owner) of those, whose image bytes are deleted (the labels are
+        what is kept; 0 images to delete: they stay for the pictures, until the task's
+        `pictures_until`). Finished at is when its callback answered (None: now): the batch is
+        written up to half a second later, and the task's times should say when it was done.
 
         A task may be in a batch twice (a stale claim, and this worker's claim of it since):
         only the claim holding the lease completes it, and only that pair is returned.
@@ -118,24 +122,28 @@ class Batches(Base):
             UpdateOne(
                 self._owned(task_id, owner),
                 {
-                    "$set": {"status": Status.DONE.value, "finished_at": now, "settled_by": owner},
+                    "$set": {
+                        "status": Status.DONE.value,
+                        "finished_at": now if at is None else at,
+                        "settled_by": owner,
+                    },
                     "$unset": {"lease_until": "", "lease_owner": "", "last_error": ""},
                 },
             )
-            for task_id, owner, _ in claims
+            for task_id, owner, _, at in claims
         ]
         result = self.tasks.bulk_write(done, ordered=False)
-        asked = {(task_id, owner) for task_id, owner, _ in claims}
+        asked = {(task_id, owner) for task_id, owner, _, _ in claims}
         if result.matched_count == len(claims):
             completed = asked
         else:  # some leases were lost: which were settled by these very claims?
             query: dict[str, Any] = {
-                "_id": {"$in": [task_id for task_id, _, _ in claims]},
+                "_id": {"$in": [task_id for task_id, *_ in claims]},
                 "status": Status.DONE.value,
             }
             found = self.tasks.find(query, {"settled_by": 1})
             completed = asked & {(str(doc["_id"]), str(doc.get("settled_by"))) for doc in found}
         self._drop_images_of(
-            [(task_id, n) for task_id, owner, n in claims if (task_id, owner) in completed]
+            [(task_id, n) for task_id, owner, n, _ in claims if (task_id, owner) in completed]
         )
         return completed

@@ -87,10 +87,18 @@ class Leases(Base):
             fields["pictures_until"] = now + keep_images_for
         return self._update_owned(task_id, worker, fields)
 
-    def complete(self, task_id: str, worker: str, *, keep_images: bool = False) -> bool:
-        """Done; the image bytes are deleted (the labels are what is kept), unless kept for
-        the pictures (then housekeeping deletes them at the task's `pictures_until`)."""
-        images = self._finish(task_id, worker, Status.DONE, None)
+    def complete(
+        self,
+        task_id: str,
+        worker: str,
+        *,
+        keep_images: bool = False,
+        finished_at: float | None = None,
+    ) -> bool:
+        """Done (at `finished_at`, when its callback answered; default now); the image bytes
+        are deleted (the labels are what is kept), unless kept for the pictures (then
+        housekeeping deletes them at the task's `pictures_until`)."""
+        images = self._finish(task_id, worker, Status.DONE, None, at=finished_at)
         if images is not None and not keep_images:
             self._drop_images(task_id, images)
         return images is not None
@@ -157,9 +165,13 @@ class Leases(Base):
         status: Status,
         error: str | None,
         report: Sequence[Target] = (),
+        *,
+        at: float | None = None,
     ) -> int | None:
-        """Settle a running task; its number of images, or None if `worker` did not hold it."""
-        fields: dict[str, Any] = {"status": status.value, "finished_at": self.clock()}
+        """Settle a running task (finished `at`, default now); its number of images, or None
+        if `worker` did not hold it."""
+        finished = self.clock() if at is None else at
+        fields: dict[str, Any] = {"status": status.value, "finished_at": finished}
         cleared = {"lease_until": "", "lease_owner": ""}
         if report:
             fields["report"] = owed(report, fields["finished_at"])

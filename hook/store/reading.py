@@ -21,7 +21,12 @@ class Reading(Base):
         """Tasks in `statuses`: pending ones by next run, finished ones newest first."""
         wanted = [Status(s).value for s in statuses]
         finished = all(s in (Status.DONE, Status.FAILED) for s in wanted)
-        order = [("finished_at", DESCENDING)] if finished else [("run_at", ASCENDING)]
+        # ties (one batch's completions) in a stable order: the same listing twice is the same
+        order = (
+            [("finished_at", DESCENDING), ("_id", DESCENDING)]
+            if finished
+            else [("run_at", ASCENDING), ("_id", ASCENDING)]
+        )
         cursor = (
             self.tasks.find({"status": {"$in": wanted}}, {"payload_json": 0, "result_json": 0})
             .sort(order)

@@ -120,7 +120,7 @@ class Completions:
         their leases are renewed once it answers) until closing, when the leases are left to
         bring the tasks back."""
         claims = [
-            (job.task.id, job.owner, 0 if job.keep_images else len(job.task.images))
+            (job.task.id, job.owner, 0 if job.keep_images else len(job.task.images), job.done_at)
             for job in batch
         ]
         while True:

@@ -41,6 +41,7 @@ class Job:
     body: str | None = None  # the labels JSON, once LABELED
     keep_images: bool = False  # its images stay after it is done, for its pictures
     infer_ms: float = 0.0  # 0 when the labels are an earlier try's, resent
+    done_at: float | None = None  # wall time its callback answered with a 2xx
     let_go: bool = False  # the Settler has told the worker what became of it (once, ever)
 
     def read(self, data: list[bytes] | None) -> None:

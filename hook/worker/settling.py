@@ -104,6 +104,7 @@ class Settler:
     def delivery(self, job: Job, outcome: Outcome) -> None:
         """A POST's outcome: delivered is done, refused fails, retry is retried with backoff."""
         if outcome.verdict is Verdict.DELIVERED:
+            job.done_at = self.clock()  # the task's finish, not its batch's write
             self._count(job, outcome, "delivered")
             self.metrics.observe_latency(self.clock() - job.task.created_at)
             self.complete(job)
@@ -130,7 +131,9 @@ class Settler:
         if self._written(
             job,
             "delivered",
-            lambda: self.store.complete(job.task.id, job.owner, keep_images=job.keep_images),
+            lambda: self.store.complete(
+                job.task.id, job.owner, keep_images=job.keep_images, finished_at=job.done_at
+            ),
         ):
             self._recorded(job, True)
 

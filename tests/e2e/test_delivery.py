@@ -92,3 +92,24 @@ def test_tasks_waiting_in_a_killed_workers_memory_are_delivered_by_another(
     for path in posted:
         bodies = receiver.wait_for(path, 2, timeout=30)
         assert bodies[0] == bodies[1]  # the stored labels, resent
+
+
+def test_a_task_is_done_when_its_callback_answered_not_when_that_was_written(
+    stack: Stack, receiver: Receiver, store: TaskStore
+) -> None:
+    """A task's finish (the page's "finished", `hook show`) was the time of the batched
+    completion write, 0.4-0.8 s after the callback arrived; now it is the callback's answer,
+    within 50 ms of the receiver seeing it, for each of a few events labeled together."""
+    paths = [f"/cb/{uuid.uuid4().hex}" for _ in range(4)]
+    ids = [
+        send(stack, receiver, [("2017-05-05T01:31:13Z", image_bytes(64, 48, seed=990 + n))], p)[0]
+        for n, p in enumerate(paths)
+    ]
+    wall_minus_monotonic = time.time() - time.monotonic()
+    stack.start_worker()
+    for task_id, path in zip(ids, paths, strict=True):
+        stack.wait_status(task_id, "done")
+        (arrived,) = [at + wall_minus_monotonic for p, at in receiver.arrivals if p == path]
+        task = store.get(task_id)
+        assert task is not None and task.finished_at is not None
+        assert abs(task.finished_at - arrived) < 0.05, task.finished_at - arrived

@@ -2,8 +2,8 @@
 
 MongoDB killed under a stream of events, the callback receiver down for a while, workers
 killed at random, the embedded MongoDB's disk full or read-only, a receiver trickling its
-answer, and a worker killed between its last try's 200 and the write that records it. Nothing that got a 200
-may be lost, and no request may be answered with a 500.
+answer, and a worker killed between its last try's 200 and the write that records it.
+Nothing that got a 200 may be lost, and no request may be answered with a 500.
 """
 
 from __future__ import annotations

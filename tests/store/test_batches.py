@@ -249,21 +249,29 @@ def test_complete_many_settles_all_held_in_two_round_trips(
     counted: Counted, clock: FakeClock, db: Database
 ) -> None:
     """Each task its owner holds is done, settled by that owner, its lease and images gone:
-    one bulk update and one delete for the lot."""
+    one bulk update and one delete for the lot; each finished when its callback answered
+    (the batch is written up to half a second later), or now when that is not known."""
     store, trips = counted.store, counted.trips
     ids = queue(store, clock, 3)
     claimed = store.claim_many(["w#1", "w#2", "w#3"], LEASE)
     assert len(claimed) == 3
     before = trips.count
-    done = store.complete_many([(task.id, owner, len(task.images)) for owner, task in claimed])
+    answered = [clock.now - 0.4, None, clock.now - 0.1]  # when each callback answered
+    done = store.complete_many(
+        [
+            (task.id, owner, len(task.images), at)
+            for (owner, task), at in zip(claimed, answered, strict=True)
+        ]
+    )
     assert trips.count - before == 2
     assert done == {(task.id, owner) for owner, task in claimed} and {t for t, _ in done} == set(
         ids
     )
+    finished = {task.id: at or clock.now for (_, task), at in zip(claimed, answered, strict=True)}
     for task_id in ids:
         task = present(store.get(task_id))
         assert task.status is Status.DONE and task.lease_owner is None
-        assert task.lease_until is None and task.finished_at == clock.now
+        assert task.lease_until is None and task.finished_at == finished[task_id]
     assert db.images.count_documents({"task_id": {"$in": ids}}) == 0
     assert store.complete_many([]) == set()
 
@@ -284,7 +292,7 @@ def test_complete_many_leaves_a_lost_lease_to_its_new_owner_and_settles_the_rest
     clock.now += 1
     again = store.claim_many(["other#1"], LEASE)  # the first due of the two queued again
     assert [(o, t.id) for o, t in again] == [("other#1", expired)]
-    done = store.complete_many([(t.id, o, len(t.images)) for o, t in by_id.values()])
+    done = store.complete_many([(t.id, o, len(t.images), None) for o, t in by_id.values()])
     assert done == {(ids[0], by_id[ids[0]][0]), (ids[3], by_id[ids[3]][0])}
     statuses = {task_id: present(store.get(task_id)) for task_id in ids}
     assert statuses[ids[0]].status is Status.DONE and statuses[ids[3]].status is Status.DONE
@@ -294,8 +302,8 @@ def test_complete_many_leaves_a_lost_lease_to_its_new_owner_and_settles_the_rest
     for task_id, images in ((ids[0], 0), (expired, 1), (released, 1), (ids[3], 0)):
         assert db.images.count_documents({"task_id": task_id}) == images, task_id
     # the new owner settles its claim in turn; the old owner's second try still does nothing
-    assert store.complete_many([(expired, "other#1", 1)]) == {(expired, "other#1")}
-    assert store.complete_many([(expired, "w#2", 1)]) == set()
+    assert store.complete_many([(expired, "other#1", 1, None)]) == {(expired, "other#1")}
+    assert store.complete_many([(expired, "w#2", 1, None)]) == set()
 
 
 def test_a_task_given_back_is_claimed_again_on_the_real_clock(db: Database) -> None:
@@ -322,10 +330,10 @@ def test_complete_many_said_again_after_a_lost_answer_reports_the_same_tasks(
     may have landed: the second call finds the tasks done by these very claims and reports
     them completed again, not lost; an owner that never held a task is not counted."""
     ids = queue(store, clock, 2)
-    claims = [(t.id, o, len(t.images)) for o, t in store.claim_many(["w#1", "w#2"], LEASE)]
-    pairs = {(task_id, owner) for task_id, owner, _ in claims}
+    claims = [(t.id, o, len(t.images), None) for o, t in store.claim_many(["w#1", "w#2"], LEASE)]
+    pairs = {(task_id, owner) for task_id, owner, *_ in claims}
     assert {task_id for task_id, _ in pairs} == set(ids)
     assert store.complete_many(claims) == pairs
     assert store.complete_many(claims) == pairs
-    assert store.complete_many([(ids[0], "nobody", 1)]) == set()  # never held by it
+    assert store.complete_many([(ids[0], "nobody", 1, None)]) == set()  # never held by it
     assert db.images.count_documents({"task_id": {"$in": ids}}) == 0

@@ -190,6 +190,24 @@ def test_pending_lists_queued_and_running_by_next_run(store: TaskStore, clock: F
     assert "payload_json" not in summary and "images" not in summary
 
 
+def test_finished_tasks_sharing_a_time_are_listed_newest_first_every_time(
+    store: TaskStore, clock: FakeClock
+) -> None:
+    """One completion batch gives its tasks one finished_at when no callback time is known; the
+    "done" listing came out oldest first for such ties. Ties now go newest (last queued) first,
+    the same on every call; an earlier finish goes after them all."""
+    ids = [store.enqueue(make_event(seed=10 + n))[0] for n in range(5)]
+    for task_id in ids:
+        assert present(store.claim("w", 30)).id == task_id
+    store.complete(ids[4], "w", finished_at=clock.now - 5)  # its callback answered earlier
+    for task_id in ids[:4]:
+        store.complete(task_id, "w")
+    listed = [t.id for t in store.pending([Status.DONE])]
+    assert listed == [ids[3], ids[2], ids[1], ids[0], ids[4]]
+    assert [t.id for t in store.pending([Status.DONE])] == listed
+    assert present(store.get(ids[4])).finished_at == clock.now - 5
+
+
 def test_stats_count_every_status(store: TaskStore) -> None:
     assert store.stats() == {"queued": 0, "running": 0, "done": 0, "failed": 0}
     ids = [store.enqueue(make_event(seed=s))[0] for s in range(4)]
