@@ -130,12 +130,27 @@ class HostAllowList:
         if parts.username or parts.password:
             raise Invalid(f"{field} must not carry credentials", field=field)
         if not self.allows(host, port_of(parts)):
-            raise Invalid(
-                f"{field} host {host!r} is not allowed (HOOK_CALLBACK_HOSTS: "
-                f"{', '.join(self.entries) or 'none'})",
-                field=field,
-            )
+            raise Invalid(self.refusal(field, host, port_of(parts)), field=field)
         return parts
+
+    def refusal(self, field: str, host: str, port: int) -> str:
+        """Why `host`:`port` is refused, and the HOOK_CALLBACK_HOSTS entry that would allow it:
+        when the host is listed with other ports, the port is what to change."""
+        listed = ", ".join(self.entries) or "none"
+        shown = _normal(host)
+        entry = f"[{shown}]:{port}" if ":" in shown else f"{shown}:{port}"
+        ports = sorted({e.port for e in self.parsed if e.port and e.matches(shown, e.port)})
+        if ports:
+            only = " or ".join(str(p) for p in ports)
+            return (
+                f"{field} port {port} is not allowed for host {host!r}: HOOK_CALLBACK_HOSTS "
+                f"({listed}) allows it on port {only} only; add {entry} to HOOK_CALLBACK_HOSTS "
+                "to allow this port too"
+            )
+        return (
+            f"{field} host {host!r} is not allowed (HOOK_CALLBACK_HOSTS: {listed}); add "
+            f"{entry} to HOOK_CALLBACK_HOSTS to allow it (or {shown} for any port)"
+        )
 
 
 def port_of(parts: SplitResult) -> int:

@@ -3,9 +3,10 @@
 Posts one event per photo (JPEGs as they are; PNG, WebP, BMP and GIF converted to JPEG, as
 Camio sends JPEGs) with a callback_url on a small HTTP server of its own, 127.0.0.1:8101 by
 default (the port `python -m hook run` allows when HOOK_CALLBACK_HOSTS is unset), waits for the
-labels and prints a line per photo, then a summary. It stops at the first 403 (a wrong key:
-every other photo would be refused too) or when the hook cannot be reached. The key in the URL
-is never printed.
+labels and prints a line per photo, then a summary. It stops at the first refusal that every
+other photo would get too (a wrong key, a URL the hook does not serve, its callback URL not
+allowed) or when the hook cannot be reached, saying what to change. The key in the URL is never
+printed.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ class Simulation:
         try:
             answer = requests.post(self.hook_url, json=event, timeout=POST_TIMEOUT)
         except requests.RequestException as exc:
-            result.error = f"cannot reach {self.shown} ({type(exc).__name__}); is it running?"
+            result.error = unreachable(self.hook_url, exc)
             self.say(result.line(), result.data())
             self.say("stopped: nothing more is sent", {"stopped": "the hook cannot be reached"})
             return False
@@ -239,11 +240,11 @@ class Simulation:
             return True
         result.outcome, result.error = "refused", f"{answer.status_code} {_reason(answer)}"
         self.say(result.line(), result.data())
-        if answer.status_code == 403:
-            stop = "the hook refused the key in the URL (403), so it would refuse every photo"
-            self.say(
-                f"stopped: {stop}; check it against the server's HOOK_API_KEY", {"stopped": stop}
-            )
+        stop = repeating(answer, self.base)
+        if stop is not None:
+            why, what_to_do = stop
+            line = f"stopped: {why}, so it would refuse every photo; {what_to_do}"
+            self.say(line, {"stopped": why})
             return False
         return True
 
@@ -269,6 +270,56 @@ class Simulation:
             result.outcome, result.error = "timeout", f"no labels within {timeout:g} s"
             self.say(result.line(), result.data())
         self.expected.clear()
+
+
+def repeating(answer: requests.Response, callbacks: str) -> tuple[str, str] | None:
+    """Why a refusal would come for every photo, and what to do about it; None if it is the
+    photo's own (too large, say)."""
+    status = answer.status_code
+    if status in (401, 403):
+        return (
+            f"the hook refused the key in the URL ({status})",
+            "check it against the server's HOOK_API_KEY",
+        )
+    if status in (404, 405):
+        return (
+            f"the hook does not take events at this URL ({status})",
+            "give it as http://HOST:8000/tasks/<api_key>, the key the server runs with",
+        )
+    if status < 500 and _field(answer) == "callback_url":
+        return (
+            f"the hook does not allow simulate's callback URL, {callbacks}",
+            "start the server with that host and port in HOOK_CALLBACK_HOSTS (`hook run` "
+            f"allows 127.0.0.1:{DEFAULT_PORT} when it is unset), or pass --listen and --port "
+            "to take callbacks where it allows them",
+        )
+    return None
+
+
+def unreachable(url: str, exc: requests.RequestException) -> str:
+    """Why the hook at `url` could not be reached, said for a person (the key redacted)."""
+    shown = redact(url)
+    if isinstance(exc, requests.exceptions.SSLError):
+        if "WRONG_VERSION_NUMBER" in str(exc).upper().replace(" ", "_"):
+            plain = redact("http" + url.removeprefix("https"))
+            return (
+                f"{shown} answers plain HTTP, not HTTPS: use {plain}, or give the server "
+                "HOOK_TLS_CERT and HOOK_TLS_KEY"
+            )
+        return f"cannot reach {shown}: the TLS handshake failed ({redact(str(exc))})"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"{shown} did not answer within {POST_TIMEOUT:g} s"
+    hint = "is it running? (`hook run` starts it)"
+    if url.startswith("http://"):
+        hint += "; if it serves HTTPS (HOOK_TLS_CERT), use https://"
+    return f"cannot reach {shown} ({type(exc).__name__}); {hint}"
+
+
+def _field(answer: requests.Response) -> str | None:
+    try:
+        return str(answer.json().get("field"))
+    except (ValueError, AttributeError):
+        return None
 
 
 def _reason(answer: requests.Response) -> str:

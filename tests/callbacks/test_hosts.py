@@ -81,6 +81,26 @@ def test_an_entry_with_a_port_allows_that_port_only() -> None:
     assert hosts.lists_exactly("127.0.0.1", 8101) and not hosts.lists_exactly("127.0.0.1", 22)
 
 
+def test_a_refusal_says_whether_the_host_or_the_port_is_the_problem_and_what_to_add() -> None:
+    hosts = HostAllowList(("camio.com", "127.0.0.1:8101", "127.0.0.1:8103", "[::1]:8102"))
+    with pytest.raises(Invalid) as port:
+        hosts.check_url("http://127.0.0.1:9000/cb")
+    assert str(port.value) == (
+        "callback_url port 9000 is not allowed for host '127.0.0.1': HOOK_CALLBACK_HOSTS "
+        "(camio.com, 127.0.0.1:8101, 127.0.0.1:8103, [::1]:8102) allows it on port 8101 or "
+        "8103 only; add 127.0.0.1:9000 to HOOK_CALLBACK_HOSTS to allow this port too"
+    )
+    with pytest.raises(Invalid, match=r"add \[::1\]:80 to HOOK_CALLBACK_HOSTS to allow this"):
+        hosts.check_url("http://[::1]/cb")
+    with pytest.raises(Invalid) as host:
+        hosts.check_url("https://hooks.example.org/x")
+    assert str(host.value).endswith(
+        "host 'hooks.example.org' is not allowed (HOOK_CALLBACK_HOSTS: camio.com, "
+        "127.0.0.1:8101, 127.0.0.1:8103, [::1]:8102); add hooks.example.org:443 to "
+        "HOOK_CALLBACK_HOSTS to allow it (or hooks.example.org for any port)"
+    )
+
+
 def test_an_ip_network_allows_its_addresses_and_no_names() -> None:
     hosts = HostAllowList(("10.1.0.0/16", "fd00::/8"))
     assert hosts.allows("10.1.200.3", 80) and hosts.allows("fd12::1", 443)

@@ -133,14 +133,62 @@ def test_a_403_stops_at_the_first_photo_and_the_key_is_never_printed(
     assert WRONG_KEY not in done.stdout + done.stderr + human.stdout + human.stderr
 
 
-def test_other_refusals_go_on_with_the_next_photo(stack: procs.Stack, tmp_path) -> None:
+def test_a_callback_url_the_hook_refuses_stops_at_the_first_photo_saying_how_to_allow_it(
+    stack: procs.Stack, tmp_path
+) -> None:
+    """Every photo's event carries the same callback URL: it was refused once per photo."""
     photos = folder(tmp_path, **{"a.jpg": "dog.jpg", "b.jpg": "person.jpg"})
-    # 127.0.0.2 is loopback too, but not in the hook's HOOK_CALLBACK_HOSTS: each event is a 400
+    # 127.0.0.2 is loopback too, but not in the hook's HOOK_CALLBACK_HOSTS
     done = simulate(stack.url, photos, "--listen", "127.0.0.2", "--port", "0", "--json")
     assert done.returncode == 1
     by_photo, summary = records(done)
-    assert [by_photo[n]["status"] for n in ("a.jpg", "b.jpg")] == [400, 400]
-    assert "callback" in by_photo["a.jpg"]["error"] and summary["refused"] == 2
+    assert by_photo["a.jpg"]["status"] == 400 and by_photo["b.jpg"]["outcome"] == "not sent"
+    assert "host '127.0.0.2' is not allowed" in by_photo["a.jpg"]["error"]
+    assert summary["refused"] == 1 and summary["not sent"] == 1
+    human = simulate(stack.url, photos, "--listen", "127.0.0.2", "--port", "0").stdout
+    assert "stopped: the hook does not allow simulate's callback URL, http://127.0.0.2:" in human
+    assert "so it would refuse every photo; start the server with that host and port in " in human
+    assert "HOOK_CALLBACK_HOSTS (`hook run` allows 127.0.0.1:8101 when it is unset)" in human
+
+
+def test_a_photos_own_refusal_goes_on_with_the_next(mongo: EmbeddedMongo, tmp_path) -> None:
+    photos = folder(tmp_path, **{"a.jpg": "kite.jpg", "b.jpg": "person.jpg"})
+    small = {"HOOK_MAX_IMAGE_PIXELS": "300000", "HOOK_MONGO_DB": f"sim_{uuid.uuid4().hex[:8]}"}
+    with procs.Stack(mongo=mongo, **small) as web_only:  # kite is 1352x900, person 640x424
+        done = simulate(web_only.url, photos, "--port", "0", "--timeout", "0.5", "--json")
+    by_photo, summary = records(done)
+    assert (
+        by_photo["a.jpg"]["outcome"] == "refused" and "over the limit" in by_photo["a.jpg"]["error"]
+    )
+    assert by_photo["b.jpg"]["status"] == 200 and summary["refused"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "status"), [(f"/api/tasks/{API_KEY}", 404), (f"/tasks/{API_KEY}/view", 405)]
+)
+def test_a_url_the_hook_does_not_take_events_at_stops_at_once(
+    stack: procs.Stack, tmp_path, path: str, status: int
+) -> None:
+    photos = folder(tmp_path, **{"a.jpg": "dog.jpg", "b.jpg": "dog.jpg"})
+    done = simulate(stack.base + path, photos, "--port", "0")
+    assert done.returncode == 1 and "not sent after the stop: b.jpg" in done.stdout
+    assert (
+        f"stopped: the hook does not take events at this URL ({status}), so it would refuse "
+        "every photo; give it as http://HOST:8000/tasks/<api_key>" in done.stdout
+    )
+    assert API_KEY not in done.stdout + done.stderr
+
+
+def test_https_to_the_plain_http_server_says_so(stack: procs.Stack, tmp_path) -> None:
+    photos = folder(tmp_path, **{"a.jpg": "dog.jpg"})
+    done = simulate(f"https://127.0.0.1:{stack.port}/tasks/{API_KEY}", photos, "--port", "0")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert (
+        f"a.jpg: not sent: https://127.0.0.1:{stack.port}/tasks/<key> answers plain HTTP, not "
+        f"HTTPS: use http://127.0.0.1:{stack.port}/tasks/<key>, or give the server "
+        "HOOK_TLS_CERT and HOOK_TLS_KEY" in done.stdout
+    )
+    assert API_KEY not in done.stdout + done.stderr
 
 
 def test_no_labels_in_time_is_a_timeout(mongo: EmbeddedMongo, tmp_path) -> None:
@@ -158,7 +206,10 @@ def test_the_hook_down_is_one_clear_line_without_the_key(tmp_path) -> None:
     done = simulate(f"http://127.0.0.1:{free_port()}/tasks/{API_KEY}", photos, "--port", "0")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "a.jpg: not sent: cannot reach http://127.0.0.1:" in done.stdout
-    assert "/tasks/<key> (ConnectionError); is it running?" in done.stdout
+    assert (
+        "/tasks/<key> (ConnectionError); is it running? (`hook run` starts it); if it serves "
+        in done.stdout
+    )
     assert "not sent after the stop: b.jpg" in done.stdout
     assert "summary: 2 photos, 0 labeled, 2 not sent" in done.stdout
     assert API_KEY not in done.stdout + done.stderr
@@ -176,3 +227,6 @@ def test_a_busy_callback_port_and_a_bad_url_are_clear_errors(tmp_path) -> None:
     bad = simulate(f"ftp://h/tasks/{API_KEY}", photos)
     assert bad.returncode == 2 and "must look like http://HOST:8000/tasks/<api_key>" in bad.stderr
     assert API_KEY not in bad.stderr
+    keyless = simulate("http://127.0.0.1:8000/tasks/", photos)  # "$HOOK_API_KEY" unset
+    assert keyless.returncode == 2
+    assert "has no key after /tasks/ (is HOOK_API_KEY set in this shell?)" in keyless.stderr

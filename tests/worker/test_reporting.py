@@ -161,7 +161,8 @@ def test_the_failure_url_needs_no_entry_in_the_callback_hosts(
     assert report.state is ReportState.UNDELIVERABLE and report.delivered == (Target.FAILURE_URL,)
     assert report.last_error == (
         "callback_url: callback_url host '127.0.0.1' is not allowed "
-        "(HOOK_CALLBACK_HOSTS: camio.com)"
+        f"(HOOK_CALLBACK_HOSTS: camio.com); add 127.0.0.1:{receiver.server.server_port} to "
+        "HOOK_CALLBACK_HOSTS to allow it (or 127.0.0.1 for any port)"
     )
 
 
