@@ -24,6 +24,7 @@ from hook.rules.zones import EDGE, Point, Polygon, area
 
 CAMERA_HEADER = re.compile(r"\s*\[\[\s*camera\s*\]\]")
 TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)$")
+BARE_WORD = re.compile(r"[A-Za-z_][\w*?.-]*")  # a camera pattern or a label, unquoted
 KEY_LINE = re.compile(r"""\s*(["']?)([A-Za-z0-9_.-]+)\1\s*=""")
 MAX_BYTES = 1_000_000  # a rules file of 10,000 cameras is about 1 MB; more is a mistake
 ZONES_HELP = "polygons of [x, y] points, fractions 0..1 of the image, origin bottom-left"
@@ -203,13 +204,16 @@ class RulesText:
         return ConfigError(f"{self.path}:{self.line_of(n, key)}: {where}: {problem}")
 
     def syntax_error(self, message: str) -> ConfigError:
-        """tomllib's message as `FILE:LINE: KEY: not valid TOML: ...`, KEY read off that line."""
+        """tomllib's message as `FILE:LINE: KEY: not valid TOML: ...`, KEY read off that line,
+        with the line itself and, for a bare word where a value goes, the quoted fix."""
         found = TOML_POSITION.search(message)
         line = int(found.group(1)) if found and found.group(1) else len(self.lines)
         detail = message[: found.start()] if found else message
+        raw = self.lines[min(line, len(self.lines)) - 1] if self.lines else ""
+        text = raw.strip()
         if found and found.group(2):
-            detail += f" (column {found.group(2)})"
-        text = self.lines[min(line, len(self.lines)) - 1].strip()
+            detail += f" at column {found.group(2)} of {text!r}"
+            detail += _quoting_hint(raw, int(found.group(2)) - 1)
         key = KEY_LINE.match(text)
         named = key.group(2) if key else text or "(blank line)"
         return ConfigError(f"{self.path}:{line}: {named}: not valid TOML: {detail}")
@@ -239,6 +243,16 @@ class RulesText:
             if assignment.match(self.lines[i]) or table.match(self.lines[i]):
                 return i + 1
         return start + 1
+
+
+def _quoting_hint(line: str, at: int) -> str:
+    """'; text takes quotes: match = "front"' when a bare word starts at `at` (0-based), as in
+    `match = front`: the usual slip in a TOML value."""
+    word = BARE_WORD.match(line, at)
+    if word is None or word.group() in ("true", "false", "inf", "nan"):
+        return ""
+    fixed = f'{line[:at]}"{word.group()}"{line[word.end() :]}'.strip()
+    return f"; text takes quotes: {fixed}"
 
 
 def _key_pattern(key: str) -> str:

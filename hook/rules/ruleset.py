@@ -9,6 +9,7 @@ exact; a camera with no name is matched as "", so only patterns such as "*" fit 
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
@@ -56,13 +57,10 @@ class Rules:
             for key, name in named:
                 if name in known:
                     continue
-                hint = ""
-                if key == "labels" and name in entry.rename.values():
-                    hint = "; labels are matched before renaming, so name the model's label"
                 where = f"{self.source}:{self._line(n, key)}" if self.source else "rules"
                 raise ConfigError(
-                    f"{where}: camera[{n}].{key}: {name!r} is not a label the model reports"
-                    f"{hint} (its labels: {', '.join(sorted(known)[:12])}, ...)"
+                    f"{where}: camera[{n}].{key}: {name!r} is not a label the model reports; "
+                    + _suggestion(name, key, entry.rename.values(), known)
                 )
 
     def _line(self, n: int, key: str) -> int:
@@ -102,6 +100,17 @@ class Rules:
             else:
                 dropped.append(Dropped(key, detection.label, detection.score, why))
         return kept, dropped
+
+
+def _suggestion(name: str, key: str, renamed: Collection[str], known: Collection[str]) -> str:
+    """What the operator probably meant: the model's label before renaming, a close spelling,
+    or else every label the model reports (none cut off)."""
+    if key == "labels" and name in renamed:
+        return "labels are matched before renaming, so name the model's label"
+    close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"the model's {len(known)} labels are: {', '.join(sorted(known))}"
 
 
 def _lowest(entry: CameraRule | None, thresholds: Thresholds, label: str) -> float:

@@ -204,6 +204,36 @@ def test_a_syntax_error_says_where_in_the_line(tmp_path: Path) -> None:
         Rules.load(path)
 
 
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (
+            "match = front",
+            "match: not valid TOML: Invalid value at column 9 of 'match = front'; text takes "
+            'quotes: match = "front"',
+        ),
+        (
+            'labels = [person, "car"]',
+            "labels: not valid TOML: Invalid value at column 11 of 'labels = [person, \"car\"]'; "
+            'text takes quotes: labels = ["person", "car"]',
+        ),
+        (
+            "min_score = 0,5",
+            "min_score: not valid TOML: Expected newline or end of document after a statement at "
+            "column 14 of 'min_score = 0,5'",
+        ),
+    ],
+)
+def test_a_syntax_error_shows_the_line_and_quotes_a_bare_word(
+    tmp_path: Path, line: str, said: str
+) -> None:
+    """"Invalid value (column 9)" told an operator nothing they could act on."""
+    path = write(tmp_path, f"[[camera]]\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        Rules.load(path)
+    assert str(caught.value) == f"{path}:2: {said}"
+
+
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     path = tmp_path / "nowhere.toml"
     with pytest.raises(ConfigError, match=f"^{path}: cannot read the rules file: No such file"):

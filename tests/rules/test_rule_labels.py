@@ -21,7 +21,7 @@ MODEL_LABELS = {"person", "car", "dog", "bicycle", "traffic light"}
             '[[camera]]\nmatch = "*"\nlabels = ["persn"]\n',
             3,
             "camera[0].labels",
-            "'persn' is not a label the model reports",
+            "'persn' is not a label the model reports; did you mean 'person'?",
         ),
         (
             '[[camera]]\nmatch = "*"\nrename = { person = "human" }\nlabels = ["human"]\n',
@@ -33,13 +33,14 @@ MODEL_LABELS = {"person", "car", "dog", "bicycle", "traffic light"}
             '[[camera]]\nmatch = "a"\n\n[[camera]]\nmatch = "b"\nmin_score = { cart = 0.5 }\n',
             6,
             "camera[1].min_score",
-            "'cart' is not a label",
+            "'cart' is not a label the model reports; did you mean 'car'?",
         ),
         (
             '[[camera]]\nmatch = "*"\nrename = { kat = "cat" }\n',
             3,
             "camera[0].rename",
-            "'kat' is not a label",
+            "'kat' is not a label the model reports; the model's 5 labels are: bicycle, car, dog, "
+            "person, traffic light",
         ),
     ],
 )
