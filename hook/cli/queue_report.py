@@ -44,9 +44,7 @@ def _host(row: HostFigures, now: float) -> dict[str, Any]:
 
 def _worker(beat: Heartbeat, now: float) -> dict[str, Any]:
     age = now - beat.seen_at
-    state = beat.state
-    if state != "stopped" and age >= 3 * beat.every:
-        state = "gone"
+    state = beat.state_at(now)
     return {
         "id": beat.worker,
         "host": beat.host,

@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds from an event's arrival to its labels being delivered.
 BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
-EVENTS, DELIVERIES, LATENCY = "events", "deliveries", "latency"
+#: Seconds of model runs per image (a CPU core: 0.05-0.2; a GPU well under 0.01).
+INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+EVENTS, DELIVERIES, LATENCY, INFERENCE = "events", "deliveries", "latency", "inference"
+WORKER_STATES = ("running", "stopping", "stopped", "gone")
 QUIET_SECONDS = 10.0
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -96,11 +99,11 @@ class Metrics:
         self._inc(f"{HOST}|{host}", amounts(outcome, seconds), {f"last_{outcome}_at": at})
 
     def observe_latency(self, seconds: float) -> None:
-        fields: dict[str, float] = {"count": 1, "sum": seconds}
-        for bound in BUCKETS:
-            if seconds <= bound:
-                fields[bucket_field(bound)] = 1
-        self._inc(LATENCY, fields)
+        self._inc(LATENCY, observed(seconds, BUCKETS))
+
+    def observe_inference(self, seconds_per_image: float, images: int) -> None:
+        """A task's model runs: `images` observations of `seconds_per_image` each."""
+        self._inc(INFERENCE, observed(seconds_per_image, INFERENCE_BUCKETS, images))
 
     def _inc(
         self, key: str, fields: dict[str, float], latest: dict[str, float] | None = None
@@ -134,6 +137,15 @@ class Metrics:
         )
 
 
+def observed(seconds: float, buckets: tuple[float, ...], times: int = 1) -> dict[str, float]:
+    """A histogram's counter fields for `times` observations of `seconds`."""
+    fields: dict[str, float] = {"count": times, "sum": seconds * times}
+    for bound in buckets:
+        if seconds <= bound:
+            fields[bucket_field(bound)] = times
+    return fields
+
+
 def rejection_reason(field: str | None, status: int) -> str:
     """A low-cardinality reason: the field without list indices, or the status."""
     return _INDEX.sub("[]", field) if field else str(status)
@@ -146,10 +158,12 @@ class _Collector(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
+        now = self.store.clock()  # the time the store keeps (real, but a test's own in tests)
         tasks = GaugeMetricFamily("hook_tasks", "Tasks in the queue by status", labels=["status"])
         for status, n in self.store.stats().items():
             tasks.add_metric([status], n)
         yield tasks
+        yield from self._liveness(now)
         events = CounterMetricFamily(
             "hook_events",
             "Events POSTed to the hook, by outcome and reason",
@@ -158,7 +172,7 @@ class _Collector(Collector):
         deliveries = CounterMetricFamily(
             "hook_deliveries", "Label deliveries to callback URLs, by outcome", labels=["outcome"]
         )
-        latency = None
+        latency = inference = None
         counters = self.store.counted()
         for counter in counters:
             family, _, label = counter.key.partition("|")
@@ -169,17 +183,58 @@ class _Collector(Collector):
                 deliveries.add_metric([label], counter.get("n"))
             elif family == LATENCY:
                 latency = counter
+            elif family == INFERENCE:
+                inference = counter
         yield events
         yield deliveries
-        histogram = HistogramMetricFamily(
-            "hook_latency_seconds", "Seconds from an event's arrival to its labels' delivery"
+        yield histogram(
+            "hook_latency_seconds",
+            "Seconds from an event's arrival to its labels' delivery",
+            latency or Counter(LATENCY, {}),
+            BUCKETS,
         )
-        doc = latency or Counter(LATENCY, {})
-        buckets = [(f"{b:g}", doc.get(bucket_field(b))) for b in BUCKETS]
-        buckets.append(("+Inf", doc.get("count")))
-        histogram.add_metric([], buckets, doc.get("sum"))
-        yield histogram
+        yield histogram(
+            "hook_inference_seconds",
+            "Seconds of model runs per image labeled (tiles and every model included)",
+            inference or Counter(INFERENCE, {}),
+            INFERENCE_BUCKETS,
+        )
         yield from host_metrics.families(counters)
+
+    def _liveness(self, now: float) -> Iterator[Metric]:
+        """What an alert on a dead worker needs: workers by state, how long the task due
+        longest has waited, and housekeeping's backlog of pictures past their time."""
+        workers = GaugeMetricFamily(
+            "hook_workers",
+            "Worker processes by state (gone: silent for three heartbeats without stopping)",
+            labels=["state"],
+        )
+        states = [beat.state_at(now) for beat in self.store.workers()]
+        for state in WORKER_STATES:
+            workers.add_metric([state], states.count(state))
+        yield workers
+        due = self.store.oldest_due(now)
+        yield GaugeMetricFamily(
+            "hook_oldest_due_seconds",
+            "Seconds the queued task due longest has waited to be claimed (0: none is due)",
+            value=0.0 if due is None else max(0.0, now - due),
+        )
+        yield GaugeMetricFamily(
+            "hook_pictures_overdue",
+            "Done tasks whose kept images are past HOOK_KEEP_PICTURES_HOURS, not yet dropped",
+            value=self.store.pictures_overdue(now),
+        )
+
+
+def histogram(
+    name: str, about: str, doc: Counter, bounds: tuple[float, ...]
+) -> HistogramMetricFamily:
+    """A histogram family from a counter document of `observed` fields."""
+    family = HistogramMetricFamily(name, about)
+    buckets = [(f"{b:g}", doc.get(bucket_field(b))) for b in bounds]
+    buckets.append(("+Inf", doc.get("count")))
+    family.add_metric([], buckets, doc.get("sum"))
+    return family
 
 
 def exposition(store: TaskStore) -> bytes:

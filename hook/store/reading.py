@@ -51,6 +51,21 @@ class Reading(Base):
             return Task.from_doc(doc)
         return None
 
+    def oldest_due(self, now: float) -> float | None:
+        """When the queued task due longest became due (its run_at), or None: none is due.
+        Workers that claim keep this near now; a growing age means none is labeling."""
+        due = {"status": Status.QUEUED.value, "run_at": {"$lte": now}}
+        for doc in self.tasks.find(due, {"run_at": 1}).sort("run_at", ASCENDING).limit(1):
+            return float(doc["run_at"])
+        return None
+
+    def pictures_overdue(self, now: float) -> int:
+        """Done tasks still holding their images past `pictures_until`: housekeeping's backlog
+        (it drops them hourly, in batches)."""
+        return self.tasks.count_documents(
+            {"status": Status.DONE.value, "pictures_until": {"$lt": now}}
+        )
+
     def stats(self) -> dict[str, int]:
         """Task count by status, every status present (zero when none)."""
         counts = {status.value: 0 for status in Status}

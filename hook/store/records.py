@@ -41,3 +41,10 @@ class Heartbeat:
         doc = asdict(self)
         del doc["worker"]
         return {**doc, "seen_at": seen_at}
+
+    def state_at(self, now: float) -> str:
+        """running, stopping, stopped (it said so on its way out), or gone: silent for three
+        beats without saying it stopped (killed, hung, or its machine down)."""
+        if self.state != "stopped" and now - self.seen_at >= 3 * self.every:
+            return "gone"
+        return self.state

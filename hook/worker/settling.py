@@ -107,6 +107,9 @@ class Settler:
             job.done_at = self.clock()  # the task's finish, not its batch's write
             self._count(job, outcome, "delivered")
             self.metrics.observe_latency(self.clock() - job.task.created_at)
+            if job.infer_ms:  # 0: labels of an earlier try, resent
+                images = max(1, len(job.task.images))
+                self.metrics.observe_inference(job.infer_ms / 1000 / images, images)
             self.complete(job)
             return
         if outcome.verdict is Verdict.REFUSED:

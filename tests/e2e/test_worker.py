@@ -223,6 +223,11 @@ def test_deliveries_and_latency_reach_the_metrics(stack: Stack, receiver: Receiv
         value(after, "hook_latency_seconds_count")
         == value(before, "hook_latency_seconds_count") + 1
     )
+    # one image labeled: one observation of its model runs; the worker beating as running
+    inferred = "hook_inference_seconds_count"
+    assert value(after, inferred) == value(before, inferred) + 1
+    assert value(after, 'hook_inference_seconds_bucket{le="+Inf"}') == value(after, inferred)
+    assert value(after, 'hook_workers{state="running"}') >= 1
     host = f'host="127.0.0.1:{receiver.server.server_port}"'  # the port, never the path
     for line in (
         f'hook_host_deliveries_total{{{host},outcome="delivered"}}',
