@@ -190,7 +190,8 @@ write_config() {
   (
     umask 027
     cat >"$CONF" <<EOF
-# hook settings, read by hook-web, hook-worker and hook-mongo (see /opt/hook/README.md, Settings).
+# hook settings, read by hook-web, hook-worker and hook-mongo. Every setting, with its default and
+# meaning: /opt/hook/.venv/bin/hook settings (docs/configuration.md in the source).
 # Restart the services after a change: systemctl restart hook-web 'hook-worker@*'
 
 HOOK_API_KEY=$(random_key)

@@ -22,8 +22,9 @@ from typing import Any
 from bench.accuracy import Seen as Found
 from bench.accuracy import Threshold, machine, score, table
 from bench.photoset import Photo, repository_set
+from hook.config.pair import DEFAULT_SURE, DEFAULT_WEIGHTS
 from hook.config.settings import Settings
-from hook.config.table import DEFAULT_MODELS, DEFAULT_SURE, DEFAULT_WEIGHTS
+from hook.config.table import DEFAULT_MODELS
 from hook.detect.detection import Detection
 from hook.detect.detector import Detector
 from hook.detect.ensemble import FUSION_IOU, FUSION_NEAR, KIN, MEMBER_FLOOR

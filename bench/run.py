@@ -1,4 +1,4 @@
-"""All the figures in one table: `python -m bench` (or bench/run.py), for the README.
+"""All the figures in one table: `python -m bench` (or bench/run.py), for docs/benchmarks.md.
 
 Ingest events/s and p50/p99 at 1/8/32 clients against a bare pymongo loop; worker images/s
 over raw engine images/s of the same models at the same precision (the very runs the default

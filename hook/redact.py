@@ -14,7 +14,9 @@ from urllib.parse import unquote
 
 from gunicorn.glogging import Logger
 
-_KEY_IN_PATH = re.compile(r"(/(?i:tasks)/)[^/\s?#'\"]+")  # any case: a key sent astray too
+# any case: a key sent astray too; never a shell variable ($HOOK_API_KEY in a hint): a key is
+# URL-safe characters only, so none starts with $
+_KEY_IN_PATH = re.compile(r"(/(?i:tasks)/)(?!\$[A-Z_])[^/\s?#'\"]+")
 _ENCODED = re.compile(r"[^\s'\"]*%[0-9A-Fa-f]{2}[^\s'\"]*")  # a word with a %XX in it
 DECODINGS = 3  # percent-decoded this many times over at most, looking for a path with a key
 

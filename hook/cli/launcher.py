@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from hook.cli.argv import web_argv, worker_argv
+from hook.cli.invocation import hook_command
 from hook.cli.readiness import Readiness, describe
 from hook.cli.simulator import DEFAULT_PORT
 from hook.config import lanes
@@ -203,17 +204,18 @@ class Launcher:
 
     def _announce(self) -> None:
         base = describe(self.settings.bind, tls=self.tls)
-        # "$HOOK_API_KEY" in quotes: pasteable, and not a key segment for the log's redaction
+        # the key is never logged: the URL names the variable the first command exported
         log.info(
-            'hook is up: POST events to %s/tasks/"$HOOK_API_KEY"; health at %s/tasks/ ; '
-            "Ctrl-C stops everything",
+            "hook is up: POST events to %s/tasks/$HOOK_API_KEY (the key you exported); health "
+            "at %s/tasks/ ; Ctrl-C stops everything",
             base,
             base,
         )
         if TRY_IT_HOST in self.env.get("HOOK_CALLBACK_HOSTS", "").split(","):
             log.info(
-                "try it from another terminal: python -m hook simulate "
-                '%s/tasks/"$HOOK_API_KEY" --images tests/data',
+                "try it from another terminal, with HOOK_API_KEY exported there too: "
+                '%s simulate "%s/tasks/$HOOK_API_KEY" --images tests/data',
+                hook_command(),
                 base,
             )
 

@@ -52,6 +52,11 @@ def hook_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc or "/tasks/" not in parts.path:
         raise argparse.ArgumentTypeError("must look like http://HOST:8000/tasks/<api_key>")
+    if not parts.path.split("/tasks/", 1)[1].strip("/"):
+        raise argparse.ArgumentTypeError(
+            "has no key after /tasks/ (is HOOK_API_KEY set in this shell?); it must look like "
+            "http://HOST:8000/tasks/<api_key>"
+        )
     return text
 
 
@@ -112,7 +117,7 @@ def _settings_command(commands: argparse._SubParsersAction) -> None:
         "settings",
         help="the settings: their defaults (Markdown), or the values in force",
         description="Without options: every HOOK_* setting with its default and meaning, as "
-        "the README's Markdown table.",
+        "the Markdown table of docs/configuration.md.",
     )
     what = table.add_mutually_exclusive_group()
     what.add_argument(
@@ -120,10 +125,12 @@ def _settings_command(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="print the values in force from this environment, secrets hidden",
     )
-    what.add_argument(
+    what.add_argument(  # a developer's option, so not in --help; --update-readme: its old name
+        "--update-docs",
         "--update-readme",
+        dest="update_docs",
         action="store_true",
-        help="write the defaults table into README.md between its settings markers",
+        help=argparse.SUPPRESS,  # writes the defaults table into docs/configuration.md
     )
 
 

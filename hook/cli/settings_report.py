@@ -1,4 +1,5 @@
-"""`python -m hook settings`: the settings table (defaults, for the README) or the values in force.
+"""`python -m hook settings`: the settings table (defaults, as in docs/configuration.md) or the
+values in force.
 
 `--effective` answers "what will hook use here?" from this environment, with secrets hidden,
 and names HOOK_* variables that are no setting (a typo otherwise silently does nothing).
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hook.cli.launcher import TRY_IT_HOST
+from hook.config import resolved
 from hook.config.settings import Settings
 from hook.config.table import DEFAULT_MODELS, PROJECT_DIR, SPECS, Spec
 from hook.errors import HookError
@@ -23,7 +25,7 @@ _PASSWORD_IN_URI = re.compile(r"(://[^:/@]*:)[^@/]*@")
 
 
 def settings_table() -> str:
-    """The README's settings table, in Markdown."""
+    """The settings table of docs/configuration.md, in Markdown."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for spec in SPECS:
         shown_models = ",".join(str(m.relative_to(PROJECT_DIR)) for m in DEFAULT_MODELS)
@@ -33,7 +35,7 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def update_readme(path: Path) -> None:
+def update_docs(path: Path) -> None:
     """Replace the table between `<!-- settings -->` and `<!-- /settings -->` in `path`."""
     try:
         text = path.read_text()
@@ -52,6 +54,7 @@ def update_readme(path: Path) -> None:
 def effective_table(environ: Mapping[str, str]) -> str:
     """Each setting's value in force and where it comes from; a ConfigError if one is invalid."""
     settings = Settings.from_env(environ, require_api_key=False)
+    here = resolved.shown(settings, resolved.resolve(settings))
     rows: list[tuple[str, str, str]] = []
     for spec in SPECS:
         given = bool(environ.get(spec.env, "").strip())
@@ -59,6 +62,8 @@ def effective_table(environ: Mapping[str, str]) -> str:
         if spec.env == "HOOK_CALLBACK_HOSTS" and not given:
             source += f"; `python -m hook run` adds {TRY_IT_HOST} for simulate"
         value = _value(spec, getattr(settings, spec.field))
+        if spec.field in here:
+            value += f" (here: {here[spec.field]})"
         if spec.field == "api_key" and not given:
             value = "(unset: `run` and `web` need it)"
         rows.append((spec.env, value, source))

@@ -17,7 +17,7 @@ from typing import Any
 
 from pymongo.errors import ConnectionFailure, PyMongoError
 
-from hook.config.mongo import connect
+from hook.config.mongo import check_answering, connect, not_answering
 from hook.config.settings import Settings
 from hook.errors import HookError, NotFound
 from hook.logs import configure
@@ -213,11 +213,12 @@ def _store(app_name: str) -> Iterator[TaskStore]:
     """A store on the configured MongoDB (never started here); its errors become one line."""
     settings = Settings.from_env(require_api_key=False)
     configure(settings.log_level)
+    check_answering(settings)
     db = connect(settings, app_name=app_name, start_embedded=False)
     try:
         yield TaskStore(db)
-    except ConnectionFailure as exc:
-        raise HookError(f"MongoDB does not answer: {type(exc).__name__}") from None
+    except ConnectionFailure:
+        raise HookError(not_answering(settings)) from None
     except PyMongoError as exc:
         raise HookError(f"MongoDB refused: {type(exc).__name__}: {exc}") from None
     finally:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from pymongo import MongoClient
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConfigurationError, InvalidURI, PyMongoError
+from pymongo.uri_parser import parse_uri
 
 from hook.config.settings import Settings
+from hook.errors import HookError
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.store.round_trips import RoundTrips
@@ -62,3 +65,48 @@ def make_indexes(store: TaskStore) -> None:
         store.ensure_indexes()
     except PyMongoError as exc:
         log.warning("MongoDB not reachable at start-up (%s); indexes will be made later", exc)
+
+
+def check_answering(settings: Settings, timeout: float = 1.0) -> None:
+    """For tools that only look (`status`, `show`): a HookError at once, saying which server
+    and how to start it, when none of the configured MongoDB's servers takes a connection
+    (pymongo would wait its whole selection timeout, then name only its exception)."""
+    nodes = _nodes(settings)
+    if not nodes:
+        return  # a mongodb+srv URI: its servers are in DNS; pymongo's error will have to do
+    for host, port in nodes:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                return
+        except OSError:
+            continue
+    raise HookError(not_answering(settings))
+
+
+def not_answering(settings: Settings) -> str:
+    """What to say when MongoDB does not answer: which server, and how to start it."""
+    if not settings.mongo_uri:
+        embedded = embedded_for(settings)
+        return (
+            f"the embedded MongoDB ({embedded.host}:{embedded.port}, data in "
+            f"{embedded.data_dir}) is not running: start the service with `hook run` (or the "
+            "store alone with `hook mongo`); with systemd: sudo systemctl start hook-mongo"
+        )
+    shown = ", ".join(f"{host}:{port}" for host, port in _nodes(settings)) or "its servers"
+    return (
+        f"MongoDB at {shown} (HOOK_MONGO_URI) does not answer: start it, or point "
+        "HOOK_MONGO_URI at one that runs"
+    )
+
+
+def _nodes(settings: Settings) -> list[tuple[str, int]]:
+    """The (host, port) of each server the settings name; [] for a mongodb+srv URI."""
+    if not settings.mongo_uri:
+        embedded = embedded_for(settings)
+        return [(embedded.host, embedded.port)]
+    if settings.mongo_uri.startswith("mongodb+srv://"):
+        return []
+    try:
+        return [(str(h), int(p)) for h, p in parse_uri(settings.mongo_uri)["nodelist"]]
+    except (ValueError, InvalidURI, ConfigurationError):
+        return []

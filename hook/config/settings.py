@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from hook.config.table import SECRET_FIELDS, SPECS, default_sure, default_weights
+from hook.config.pair import default_sure, default_weights
+from hook.config.table import SECRET_FIELDS, SPECS
 from hook.config.values import MAKE_KEY
 from hook.detect.thresholds import Thresholds
 from hook.detect.tiling import Tiling
@@ -25,6 +26,7 @@ class Settings:
     """All settings as typed values. Build with `from_env()`: defaults live in SPECS only."""
 
     api_key: str
+    view_keys: tuple[str, ...]
     mongo_uri: str | None
     mongo_db: str
     mongo_timeout_ms: int
@@ -122,24 +124,34 @@ class Settings:
             except ValueError as exc:
                 shown = "<hidden>" if spec.hidden else repr(raw)
                 raise ConfigError(f"{spec.env}={shown} is invalid: {exc}") from None
-        if values["model_sure"] is None:
-            values["model_sure"] = default_sure(values["models"])
-        elif values["model_sure"] and (
-            len(values["model_sure"]) != len(values["models"]) or len(values["models"]) == 1
-        ):
-            raise ConfigError(
-                f"HOOK_MODEL_SURE has {len(values['model_sure'])} scores for "
-                f"{len(values['models'])} models: give one per model of several, or none"
-            )
-        if values["model_weights"] is None:
-            values["model_weights"] = default_weights(values["models"])
-        elif len(values["models"]) == 1:
-            raise ConfigError("HOOK_MODEL_WEIGHTS is for several models; HOOK_MODEL names one")
-        if values["model_weights"] and len(values["model_weights"]) != len(values["models"]):
-            raise ConfigError(
-                f"HOOK_MODEL_WEIGHTS has {len(values['model_weights'])} weights for "
-                f"{len(values['models'])} models: give one per model, or none"
-            )
-        if (values["tls_cert"] is None) != (values["tls_key"] is None):
-            raise ConfigError("HOOK_TLS_CERT and HOOK_TLS_KEY go together: set both or neither")
+        _complete(values)
         return cls(**values)
+
+
+def _complete(values: dict[str, Any]) -> None:
+    """The defaults that depend on other settings, and the settings that must agree."""
+    if values["model_sure"] is None:
+        values["model_sure"] = default_sure(values["models"])
+    elif values["model_sure"] and (
+        len(values["model_sure"]) != len(values["models"]) or len(values["models"]) == 1
+    ):
+        raise ConfigError(
+            f"HOOK_MODEL_SURE has {len(values['model_sure'])} scores for "
+            f"{len(values['models'])} models: give one per model of several, or none"
+        )
+    if values["model_weights"] is None:
+        values["model_weights"] = default_weights(values["models"])
+    elif len(values["models"]) == 1:
+        raise ConfigError("HOOK_MODEL_WEIGHTS is for several models; HOOK_MODEL names one")
+    if values["model_weights"] and len(values["model_weights"]) != len(values["models"]):
+        raise ConfigError(
+            f"HOOK_MODEL_WEIGHTS has {len(values['model_weights'])} weights for "
+            f"{len(values['models'])} models: give one per model, or none"
+        )
+    if values["api_key"] and values["api_key"] in values["view_keys"]:
+        raise ConfigError(
+            "HOOK_VIEW_KEY names HOOK_API_KEY: a view key must differ from the key that "
+            "enqueues events (make one with: " + MAKE_KEY + ")"
+        )
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("HOOK_TLS_CERT and HOOK_TLS_KEY go together: set both or neither")

@@ -1,8 +1,9 @@
 """The settings table: every HOOK_* variable, its field, parser, default and meaning.
 
 `SPECS` is the one place where names, defaults and meanings live; `Settings.from_env`
-(hook.config.settings) reads the environment by it, the README's settings table is printed from
-it (`python -m hook settings`, hook.cli.settings_report) and a test keeps the two in step.
+(hook.config.settings) reads the environment by it, the settings table of docs/configuration.md
+is printed from it (`python -m hook settings`, hook.cli.settings_report) and a test keeps the two
+in step.
 """
 
 from __future__ import annotations
@@ -31,36 +32,22 @@ from hook.retry import CAP_SECONDS
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # the checkout, or /opt/hook (models/ there)
 DEFAULT_MODEL = PROJECT_DIR / "models" / "yolov3-tiny.onnx"
+SHARED_DATA_DIR = Path("~/.local/share/hook")
 # The default detector: both models built by models/build.py, fused, nanodet-g weighing more;
-# chosen by bench/accuracy.py on the repository's photo set (README, "Accuracy").
+# chosen by bench/accuracy.py on the repository's photo set (docs/accuracy.md).
 DEFAULT_MODELS = (DEFAULT_MODEL, PROJECT_DIR / "models" / "nanodet-g.onnx")
-DEFAULT_WEIGHTS = (1.0, 1.5)
-DEFAULT_SURE = (0.6, 0.55)  # a lone box this sure keeps its score (README, "Accuracy")
-
-
-def default_weights(models: tuple[Path, ...]) -> tuple[float, ...]:
-    """The chosen weights when HOOK_MODEL names the default pair (any spelling, any order)."""
-    return _for_default_pair(models, DEFAULT_WEIGHTS)
-
-
-def default_sure(models: tuple[Path, ...]) -> tuple[float, ...]:
-    """The chosen sure scores when HOOK_MODEL names the default pair; else none."""
-    return _for_default_pair(models, DEFAULT_SURE)
-
-
-def _for_default_pair(models: tuple[Path, ...], values: tuple[float, ...]) -> tuple[float, ...]:
-    """`values` in the order HOOK_MODEL names the default pair (any spelling), else ()."""
-    chosen = {m.resolve(): v for m, v in zip(DEFAULT_MODELS, values, strict=True)}
-    resolved = [m.resolve() for m in models]
-    if sorted(resolved) != sorted(chosen):
-        return ()
-    return tuple(chosen[m] for m in resolved)
-
-
 # People and vehicles far off score lower than close-ups; chosen on the camera-like frames.
 DEFAULT_LABEL_SCORES = "person=0.3,bicycle=0.3,car=0.3,motorcycle=0.3,bus=0.3,truck=0.3"
 
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|_HEADERS$")
+
+
+def data_dir(raw: str, project: Path = PROJECT_DIR) -> Path:
+    """HOOK_DATA_DIR as a path: `auto` is the checkout's own `data/` when hook runs from a git
+    checkout (each its own embedded MongoDB and wake-up ring), else ~/.local/share/hook."""
+    if raw.strip() != "auto":
+        return value.a_path(raw)
+    return project / "data" if (project / ".git").exists() else SHARED_DATA_DIR.expanduser()
 
 
 @dataclass(frozen=True)
@@ -96,6 +83,17 @@ SPECS: tuple[Spec, ...] = (
         secret=True,
     ),
     Spec(
+        "HOOK_VIEW_KEY",
+        value.view_keys,
+        "",
+        "Keys that only look: the page, the listing, results, pictures and each camera's latest "
+        "picture open with `/tasks/<view_key>/...`, and a POST of events with one is refused "
+        "(403). Share these, never HOOK_API_KEY. Several, comma-separated, to rotate one: add "
+        "the new, hand it out, drop the old. Each as HOOK_API_KEY's form.",
+        secret=True,
+        named="view_keys",
+    ),
+    Spec(
         "HOOK_MONGO_URI",
         value.mongo_uri,
         None,
@@ -111,9 +109,11 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "HOOK_DATA_DIR",
-        value.a_path,
-        "~/.local/share/hook",
-        "Data of the embedded MongoDB (in `<dir>/mongo`).",
+        data_dir,
+        "auto",
+        "Data of the embedded MongoDB (in `<dir>/mongo`) and the workers' wake-up sockets. "
+        "auto: `data/` in a git checkout (two checkouts never share a queue), else "
+        "~/.local/share/hook.",
     ),
     Spec(
         "HOOK_EMBEDDED_PORT",

@@ -166,6 +166,18 @@ def bind(raw: str) -> str:
     return bind
 
 
+def view_keys(raw: str) -> tuple[str, ...]:
+    """HOOK_VIEW_KEY: comma-separated keys, each as HOOK_API_KEY's form (ValueError by position)."""
+    keys = []
+    for n, part in enumerate(raw.split(","), start=1):
+        if part.strip():
+            try:
+                keys.append(api_key(part))
+            except ValueError as exc:
+                raise ValueError(f"key {n} {exc}") from None
+    return tuple(keys)
+
+
 def api_key(raw: str) -> str:
     key = raw.strip()
     if not API_KEY_PATTERN.fullmatch(key):

@@ -85,8 +85,8 @@ def chosen_device(device: str, engine: str) -> str:
 
 def chosen_precision(precision: str, models: Sequence[Path], device: str = DEFAULT_DEVICE) -> str:
     """HOOK_PRECISION=auto made concrete: int8 on a CPU when every model has its int8 build
-    (it labels the accuracy benchmark's photos as f32 does in about half the time: README,
-    Engines and precision), else f32. Any other value is as given."""
+    (it labels the accuracy benchmark's photos as f32 does in about half the time:
+    docs/accuracy.md, "Engines and precision"), else f32. Any other value is as given."""
     if precision != "auto":
         return precision
     if device == "cuda":

@@ -3,7 +3,7 @@ and HOOK_PRECISION's choices and help (hook.config.settings) and hook.detect.eng
 come from. Light: naming an engine loads none of them.
 
 Adding an engine: an entry here, its class in hook.detect.engines (the `Engine` protocol) under
-the same name in `engines.KINDS`; the settings, their check and the README follow.
+the same name in `engines.KINDS`; the settings, their check and docs/configuration.md follow.
 """
 
 from __future__ import annotations

@@ -65,6 +65,12 @@ class Gallery:
     def indexes(self, task: Task) -> list[int]:
         return shown(task, self.clock())
 
+    def latest(self, camera: str) -> tuple[Task, int] | None:
+        """The camera's newest picture to show: its last labeled event's last image."""
+        task = self.store.latest_of_camera(camera, self.clock())
+        indexes = self.indexes(task) if task is not None else []
+        return (task, indexes[-1]) if task is not None and indexes else None
+
     def picture(self, task_id: str, index: int) -> bytes | None:
         """Image `index`'s annotated JPEG; None when the task, its labels or the original
         are not there (never labeled, past keeping, forgotten). A picture drawn before is

@@ -52,6 +52,7 @@ class Base:
         self.pictures.create_index("created_at")  # purge_pictures
         self.pictures.create_index("task_id")  # picture_indexes, drop_pictures
         self.tasks.create_index("pictures_until")  # drop_kept_images
+        self.tasks.create_index([("camera", ASCENDING), ("labeled_at", DESCENDING)])  # latest
         self._indexed = True
 
     def _ready(self) -> None:

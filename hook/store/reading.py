@@ -51,6 +51,14 @@ class Reading(Base):
             return Task.from_doc(doc)
         return None
 
+    def latest_of_camera(self, camera: str, now: float) -> Task | None:
+        """The camera's last labeled event whose images are still kept for pictures."""
+        kept = {"camera": camera, "pictures_until": {"$gt": now}}
+        newest = [("labeled_at", DESCENDING), ("_id", DESCENDING)]
+        for doc in self.tasks.find(kept, {"payload_json": 0}).sort(newest).limit(1):
+            return Task.from_doc(doc)
+        return None
+
     def oldest_due(self, now: float) -> float | None:
         """When the queued task due longest became due (its run_at), or None: none is due.
         Workers that claim keep this near now; a growing age means none is labeling."""

@@ -7,8 +7,6 @@ answer ever carries a traceback.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import socket
@@ -34,6 +32,7 @@ from hook.wakeup import Doorbell
 from hook.web.admission import LargeBodies
 from hook.web.answers import json_answer
 from hook.web.connection import close_after_answer
+from hook.web.keys import Keys
 from hook.web.offload import offload
 from hook.web.results import install as install_results
 
@@ -73,19 +72,13 @@ def create_app(
         max_image_pixels=settings.max_image_pixels,
         max_image_bytes=settings.max_image_bytes,
     )
-    key_digest = hashlib.sha256(settings.api_key.encode()).digest()
+    keys = Keys(settings.api_key, settings.view_keys)
 
     def check_key(given: str) -> None:
-        # Compare the raw path segment: Bottle's decoded one silently drops invalid bytes.
-        # Digests of equal length make the comparison's time independent of the key's length.
-        raw = request.environ.get("bottle.raw_path", "").encode("latin-1", "replace")
-        after = raw.split(b"/tasks/", 1)[-1] if b"/tasks/" in raw else given.encode()
-        segment = after.split(b"/", 1)[0]  # /tasks/<api_key>/<task_id>...: the key's alone
-        if not hmac.compare_digest(hashlib.sha256(segment).digest(), key_digest):
-            log.warning(
-                "refused a request with a wrong API key from %s", request.remote_addr or "?"
-            )
-            raise WrongKey("wrong API key", field="api_key")
+        keys.ingest(_key_segment(given), request.remote_addr or "?")
+
+    def check_viewer(given: str) -> None:
+        keys.viewer(_key_segment(given), request.remote_addr or "?")
 
     @app.get("/tasks")
     @app.get("/tasks/")
@@ -143,7 +136,7 @@ def create_app(
 
     @app.get("/tasks/<api_key>")
     def listing(api_key: str) -> HTTPResponse:
-        check_key(api_key)
+        check_viewer(api_key)
         statuses = _statuses(request.query.get("status", "pending"))
         limit = _limit(request.query.get("limit", "100"))
         tasks = store.pending(statuses, limit)
@@ -159,8 +152,16 @@ def create_app(
         )
 
     gallery = Gallery(store, max_pixels=settings.max_image_pixels, run=offload)
-    install_results(app, store, gallery, check_key)
+    install_results(app, store, gallery, check_viewer)
     return app
+
+
+def _key_segment(given: str) -> bytes:
+    """The key as sent: the raw path segment after /tasks/ (Bottle's decoded one silently
+    drops invalid bytes)."""
+    raw = request.environ.get("bottle.raw_path", "").encode("latin-1", "replace")
+    after = raw.split(b"/tasks/", 1)[-1] if b"/tasks/" in raw else given.encode()
+    return after.split(b"/", 1)[0]  # /tasks/<api_key>/<task_id>...: the key's alone
 
 
 def read_body(environ: dict[str, Any], limit: int, timeout: float) -> bytes:

@@ -5,6 +5,10 @@
                                                       on the first look: hook.pictures)
     GET /tasks/<api_key>/view                         the live page (HTML), and beside it
         view.json (its data, polled by its script), view.css and view.js
+    GET /tasks/<api_key>/cameras/<camera>/latest.jpg  the camera's newest picture, for a
+                                                      dashboard's <img> (ETag: 304 when polled)
+
+Each takes HOOK_API_KEY or a HOOK_VIEW_KEY (`check_key` is the app's viewer check).
 
 Installed on the app by hook.web.app.create_app, whose plugin turns refusals into JSON answers.
 Every route checks the key first (403), then says 404 for what is not there, a malformed id
@@ -17,7 +21,7 @@ import re
 from collections.abc import Callable
 from importlib import resources
 
-from bottle import Bottle, HTTPResponse
+from bottle import Bottle, HTTPResponse, request
 
 from hook.errors import NotFound
 from hook.pictures.gallery import Gallery
@@ -37,6 +41,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 PICTURE_CACHE = "private, max-age=300"  # drawn anew only when the task is labeled again
+LATEST_CACHE = "private, no-cache"  # asked again each time: 304 while it is the same picture
 
 
 def install(
@@ -61,6 +66,24 @@ def install(
         check_key(api_key)
         headers = {**NOSNIFF, "Content-Type": STATIC[name], "Cache-Control": "private, max-age=300"}
         return HTTPResponse(body=assets[name], status=200, headers=headers)
+
+    @app.get("/tasks/<api_key>/cameras/<camera:path>/latest.jpg")
+    def latest(api_key: str, camera: str) -> HTTPResponse:
+        check_key(api_key)
+        found = gallery.latest(camera)
+        tag = f'"{found[0].id}-{found[1]}-{found[0].labeled_at}"' if found else ""
+        headers = {**NOSNIFF, "ETag": tag, "Cache-Control": LATEST_CACHE}
+        if found and tag in request.get_header("If-None-Match", ""):
+            return HTTPResponse(status=304, headers=headers)  # a poll: nothing read or drawn
+        jpeg = gallery.picture(found[0].id, found[1]) if found else None
+        if jpeg is None:
+            raise NotFound(
+                f"no picture of camera {camera[:80]!r}: no labeled event of it whose images are "
+                "still kept (HOOK_KEEP_PICTURES_HOURS), or no such camera",
+                field="camera",
+            )
+        headers["Content-Type"] = "image/jpeg"
+        return HTTPResponse(body=jpeg, status=200, headers=headers)
 
     @app.get("/tasks/<api_key>/<task_id>")
     def task_result(api_key: str, task_id: str) -> HTTPResponse:

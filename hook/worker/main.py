@@ -27,11 +27,11 @@ from types import FrameType
 from hook.callbacks.hosts import HostAllowList
 from hook.callbacks.outbound import Outbound
 from hook.callbacks.signing import Signer
-from hook.config import lanes
 from hook.config.detectors import detector_from
 from hook.config.mongo import connect, make_indexes
+from hook.config.resolved import resolve
 from hook.config.settings import Settings
-from hook.detect import engines, ensemble
+from hook.detect import ensemble
 from hook.errors import ConfigError
 from hook.logs import configure
 from hook.rules.ruleset import RulesFile
@@ -71,23 +71,15 @@ def build(settings: Settings) -> Worker:
     round_trips = RoundTrips()
     store = TaskStore(connect(settings, app_name="hook-worker", round_trips=round_trips))
     make_indexes(store)
-    device = engines.chosen_device(settings.device, settings.engine)
-    layout = lanes.plan(
-        cores=lanes.usable_cores(),
-        processes=settings.workers,
-        lanes=settings.lanes,
-        threads=settings.threads,
-        device=device,
-        batch_images=settings.batch_images,
-    )
+    here = resolve(settings)
+    device, layout = here.device, here.layout
     log.info(
         "%d lane(s) of %d inference thread(s), up to %d image(s) a run",
         layout.lanes,
         layout.threads,
         layout.batch_images,
     )
-    precision = engines.chosen_precision(settings.precision, settings.models, device)  # once
-    per_lane = replace(settings, threads=layout.threads, device=device, precision=precision)
+    per_lane = replace(settings, threads=layout.threads, device=device, precision=here.precision)
     detectors = [detector_from(per_lane) for _ in range(layout.lanes)]
     config = WorkerConfig(
         lease_seconds=settings.lease_seconds,

@@ -95,7 +95,7 @@ def test_the_repository_set_has_every_kind_and_pins_every_source() -> None:
 
 
 # The default detector's quality floor per set, a little under what it measured when the
-# defaults were chosen (README, "Accuracy"): recall, false labels, photos of nothing labeled,
+# defaults were chosen (docs/accuracy.md): recall, false labels, photos of nothing labeled,
 # people error. The held-out set is never tuned on; its floor only catches a collapse.
 FLOORS = {
     "photos": (0.90, 8, 4, 1.2),  # measured 0.93 (27/29), 7, 3/21, 0.8

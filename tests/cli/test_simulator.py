@@ -153,8 +153,9 @@ def test_a_callback_url_the_hook_refuses_stops_at_the_first_photo_saying_how_to_
 
 def test_a_photos_own_refusal_goes_on_with_the_next(mongo: EmbeddedMongo, tmp_path) -> None:
     photos = folder(tmp_path, **{"a.jpg": "kite.jpg", "b.jpg": "person.jpg"})
-    small = {"HOOK_MAX_IMAGE_PIXELS": "300000", "HOOK_MONGO_DB": f"sim_{uuid.uuid4().hex[:8]}"}
-    with procs.Stack(mongo=mongo, **small) as web_only:  # kite is 1352x900, person 640x424
+    db = f"sim_{uuid.uuid4().hex[:8]}"
+    small = procs.Stack(mongo=mongo, HOOK_MAX_IMAGE_PIXELS="300000", HOOK_MONGO_DB=db)
+    with small as web_only:  # kite is 1352x900, person 640x424
         done = simulate(web_only.url, photos, "--port", "0", "--timeout", "0.5", "--json")
     by_photo, summary = records(done)
     assert (

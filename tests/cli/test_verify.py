@@ -1,4 +1,4 @@
-"""A receiver's side: `python -m hook verify` on saved requests, and the README's snippet."""
+"""A receiver's side: `python -m hook verify` on saved requests, and docs/delivery.md's snippet."""
 
 from __future__ import annotations
 
@@ -67,17 +67,18 @@ def test_verify_refuses_a_bad_or_missing_secret_without_showing_it(tmp_path: Pat
     assert code == 2 and "give --secret or set HOOK_SIGNING_SECRET" in err
 
 
-def readme_snippet() -> str:
-    text = (ROOT / "README.md").read_text()
+def delivery_snippet() -> str:
+    """The receiver's check that docs/delivery.md offers, after its `receiver snippet` marker."""
+    text = (ROOT / "docs" / "delivery.md").read_text()
     after = text.split("<!-- receiver snippet -->\n```python\n", 1)[1]
     return after.split("```", 1)[0]
 
 
-def test_the_readmes_receiver_snippet_verifies_what_hook_signs() -> None:
-    snippet = readme_snippet()
+def test_the_docs_receiver_snippet_verifies_what_hook_signs() -> None:
+    snippet = delivery_snippet()
     assert len(snippet.splitlines()) <= 12  # the short one it promises
     space: dict[str, Any] = {}
-    exec(snippet, space)  # the README's own code, run as a reader would
+    exec(snippet, space)  # the page's own code, run as a reader would
     from_hook = space["from_hook"]
     body = b'{"status":"success","labels":{"2017-05-05T01:31:13Z":{}}}'
     now = int(time.time())

@@ -1,4 +1,4 @@
-"""Settings from the environment: the key is required, bad values are named, README in step."""
+"""Settings from the environment: the key is required, bad values are named, docs in step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hook.cli.settings_report import effective_table, settings_table
+from hook.config.resolved import resolve
 from hook.config.settings import Settings
-from hook.config.table import SPECS, Spec
+from hook.config.table import DEFAULT_MODELS, PROJECT_DIR, SPECS, Spec, data_dir
 from hook.errors import ConfigError
 from tests.factories import API_KEY, make_settings
 
@@ -35,7 +36,19 @@ def test_defaults() -> None:
     assert s.mongo_uri is None and s.mongo_db == "hook"
     assert s.callback_hosts == ("camio.com",)
     assert s.bind == "127.0.0.1:8000" and s.max_body == 32 * 1024 * 1024
-    assert s.data_dir == Path("~/.local/share/hook").expanduser()
+    assert s.data_dir == PROJECT_DIR / "data"  # the tests run in a git checkout
+
+
+def test_each_checkout_has_its_own_data_dir_and_an_installation_the_shared_one(
+    tmp_path: Path,
+) -> None:
+    """Two checkouts shared ~/.local/share/hook: one embedded MongoDB, one wake-up ring."""
+    (tmp_path / "one" / ".git").mkdir(parents=True)
+    (tmp_path / "two" / ".git").mkdir(parents=True)
+    assert data_dir("auto", tmp_path / "one") == tmp_path / "one" / "data"
+    assert data_dir(" auto ", tmp_path / "two") == tmp_path / "two" / "data"
+    assert data_dir("auto", tmp_path) == Path("~/.local/share/hook").expanduser()
+    assert data_dir("~/elsewhere", tmp_path / "one") == Path("~/elsewhere").expanduser()
 
 
 def test_values_are_parsed() -> None:
@@ -75,11 +88,11 @@ def test_repr_hides_the_key() -> None:
     assert API_KEY not in repr(s) and "<hidden>" in repr(s)
 
 
-def test_every_setting_has_a_field_and_the_readme_lists_it() -> None:
+def test_every_setting_has_a_field_and_the_docs_list_it() -> None:
     fields = set(Settings.__dataclass_fields__)
     assert {spec.field for spec in SPECS} == fields
-    readme = (ROOT / "README.md").read_text()
-    assert settings_table() in readme, "README is stale: python -m hook settings --update-readme"
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert settings_table() in page, "docs/configuration.md is stale: hook settings --update-docs"
 
 
 def test_callback_hosts_are_checked_at_start_up() -> None:
@@ -132,6 +145,7 @@ def test_secrets_are_the_key_and_anything_named_like_one() -> None:
     # today's table; a new *_SECRET or *_TOKEN joins it
     assert hidden == {
         "HOOK_API_KEY",
+        "HOOK_VIEW_KEY",
         "HOOK_SIGNING_SECRET",
         "HOOK_CALLBACK_HEADERS",
         "HOOK_FAILURE_URL",
@@ -160,7 +174,26 @@ def test_effective_values_come_from_the_environment_with_secrets_hidden() -> Non
     assert rows["HOOK_CLASSES"] == "(empty)  (default)"
     bare = dict(line.split(None, 1) for line in effective_table({}).splitlines())
     assert bare["HOOK_API_KEY"].startswith("(unset: `run` and `web` need it)")
+    assert bare["HOOK_DATA_DIR"] == f"{PROJECT_DIR / 'data'}  (default)"
+    # what 0 ("choose") comes to on this machine, as the worker lays itself out
+    here = resolve(Settings.from_env({}, require_api_key=False))
+    cores = here.cores
+    assert bare["HOOK_WORKERS"] == f"0 (here: {here.workers} on {cores} core(s))  (default)"
+    assert bare["HOOK_LANES"] == f"0 (here: {here.layout.lanes} per worker)  (default)"
+    assert bare["HOOK_THREADS"] == "0 (here: 1 per lane)  (default)"
+    auto = dict(
+        line.split(None, 1)
+        for line in effective_table({"HOOK_PRECISION": "auto", "HOOK_WORKERS": "2"}).splitlines()
+    )
+    assert auto["HOOK_PRECISION"] == f"auto (here: {here_precision()})  (environment)"
+    assert auto["HOOK_WORKERS"] == "2  (environment)"  # given: nothing to resolve
     assert "`python -m hook run` adds 127.0.0.1:8101" in bare["HOOK_CALLBACK_HOSTS"]
+
+
+def here_precision() -> str:
+    """int8 where both default models have their int8 builds (the set-up makes them)."""
+    built = all(m.with_suffix(".int8.onnx").is_file() for m in DEFAULT_MODELS)
+    return "int8" if built else "f32"
 
 
 def test_failure_reports_are_off_by_default_and_their_url_is_checked_at_start_up() -> None:

@@ -123,7 +123,7 @@ def test_the_default_pair_gets_its_weights_however_it_is_spelled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert make_settings().model_weights == (1.0, 1.5)
-    monkeypatch.chdir(ROOT)  # as the README writes it, relative to the checkout
+    monkeypatch.chdir(ROOT)  # as docs/detector.md writes it, relative to the checkout
     relative = make_settings(HOOK_MODEL="models/yolov3-tiny.onnx,models/nanodet-g.onnx")
     assert relative.model_weights == (1.0, 1.5)
     swapped = make_settings(HOOK_MODEL=f"{NANODET},{YOLO}")

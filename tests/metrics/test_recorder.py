@@ -8,8 +8,8 @@ from pymongo.database import Database
 
 from hook.metrics.recorder import Metrics, exposition
 from hook.store import TaskStore
-from hook.store.records import Heartbeat
 from hook.store.embedded import EmbeddedMongo
+from hook.store.records import Heartbeat
 from hook.store.round_trips import RoundTrips
 from tests.factories import FakeClock, make_event
 from tests.loopback import free_port

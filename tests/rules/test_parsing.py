@@ -227,7 +227,7 @@ def test_a_syntax_error_says_where_in_the_line(tmp_path: Path) -> None:
 def test_a_syntax_error_shows_the_line_and_quotes_a_bare_word(
     tmp_path: Path, line: str, said: str
 ) -> None:
-    """"Invalid value (column 9)" told an operator nothing they could act on."""
+    """ "Invalid value (column 9)" told an operator nothing they could act on."""
     path = write(tmp_path, f"[[camera]]\n{line}\n")
     with pytest.raises(ConfigError) as caught:
         Rules.load(path)

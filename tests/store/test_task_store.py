@@ -202,9 +202,8 @@ def test_finished_tasks_sharing_a_time_are_listed_newest_first_every_time(
     store.complete(ids[4], "w", finished_at=clock.now - 5)  # its callback answered earlier
     for task_id in ids[:4]:
         store.complete(task_id, "w")
-    listed = [t.id for t in store.pending([Status.DONE])]
-    assert listed == [ids[3], ids[2], ids[1], ids[0], ids[4]]
-    assert [t.id for t in store.pending([Status.DONE])] == listed
+    for _ in range(2):
+        assert [t.id for t in store.pending([Status.DONE])] == [*ids[3::-1], ids[4]]
     assert present(store.get(ids[4])).finished_at == clock.now - 5
 
 

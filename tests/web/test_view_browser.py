@@ -4,7 +4,7 @@ pictures. The DOM is read after the page's script ran (it polls view.json and re
 tables, marking each thumbnail that loaded), and a screenshot is taken.
 
 `HOOK_VIEW_SCREENSHOT=docs/view.png pytest tests/web/test_view_browser.py` also keeps the
-screenshot there: the README's is made this way.
+screenshot there: the one in the README and docs/pictures.md is made this way.
 """
 
 from __future__ import annotations
