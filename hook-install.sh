@@ -7,6 +7,10 @@ SOURCE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=/
 START=1
 MONGO_URI=""
+PUBLIC=0
+TLS_CERT=""
+TLS_KEY=""
+F32_ONLY=0
 ACTION=install
 PURGE=0
 EMBEDDED_URI="mongodb://127.0.0.1:27027/"
@@ -22,8 +26,17 @@ Installs the hook server: code and a Python venv in /opt/hook, settings in /etc/
 hook-web (gunicorn), hook-worker (worker.py) and, unless --mongo-uri is given, hook-mongo (the
 embedded MongoDB). Running it again upgrades in place and keeps the settings and the data.
 
+The web listens on 127.0.0.1:8000 only: put a reverse proxy with TLS in front of it (Caddy or
+nginx, docs/deploy.md), or give it a certificate (--tls-cert, --tls-key) to serve HTTPS on every
+interface itself. The models' int8 builds come from this checkout (scripts/setup.sh makes them).
+
 Options:
   --mongo-uri URI   use this MongoDB (a replica set, Atlas...) instead of the embedded one
+  --tls-cert FILE   with --tls-key: serve HTTPS on 0.0.0.0:8000 with this certificate (chain)
+  --tls-key FILE    the certificate's private key
+  --public          listen on 0.0.0.0:8000 even without TLS (plain HTTP: the key travels in
+                    clear; only behind a proxy or on a trusted network)
+  --f32             install without the int8 builds when this checkout has none
   --no-start        install and enable nothing to run now (e.g. when building an image)
   --root DIR        write the files under DIR only (packaging, tests): no apt, no user,
                     no venv, no model, no systemctl
@@ -51,6 +64,14 @@ parse_args() {
         shift
         ;;
       --no-start) START=0 ;;
+      --public) PUBLIC=1 ;;
+      --f32) F32_ONLY=1 ;;
+      --tls-cert | --tls-key)
+        [ $# -ge 2 ] || die "$1 needs a file"
+        [ -f "$2" ] || die "$1 $2: no such file"
+        if [ "$1" = --tls-cert ]; then TLS_CERT=$(realpath "$2"); else TLS_KEY=$(realpath "$2"); fi
+        shift
+        ;;
       --root)
         [ $# -ge 2 ] || die "--root needs a directory"
         ROOT=$(mkdir -p "$2" && cd "$2" && pwd)
@@ -68,6 +89,9 @@ parse_args() {
   done
   if [ "$PURGE" = 1 ] && [ "$ACTION" != uninstall ]; then
     die "--purge goes with --uninstall"
+  fi
+  if { [ -n "$TLS_CERT" ] && [ -z "$TLS_KEY" ]; } || { [ -z "$TLS_CERT" ] && [ -n "$TLS_KEY" ]; }; then
+    die "--tls-cert and --tls-key go together"
   fi
   case "$MONGO_URI" in
     "" | mongodb://* | mongodb+srv://*) ;;
@@ -134,6 +158,27 @@ create_user() {
   fi
 }
 
+# The int8 builds (HOOK_PRECISION=int8 runs them, about 1.7 times as fast as f32) are made in
+# the checkout from its photo sets; an install without them says so before changing anything.
+int8_builds() {
+  local built
+  for built in "$SOURCE_DIR"/models/*.int8.onnx; do
+    if [ -f "$built" ] && [ -f "$built.sha256" ]; then
+      echo "$built"
+    fi
+  done
+}
+
+check_int8() {
+  if [ -n "$(int8_builds)" ] || [ "$F32_ONLY" = 1 ]; then
+    return 0
+  fi
+  die "this checkout has no int8 builds of the models (HOOK_PRECISION=int8 runs them, about
+1.7 times as fast as f32). Make them first, as your user in this checkout:
+    bash scripts/setup.sh
+then run the installer again; or pass --f32 to install the f32 models alone."
+}
+
 copy_code() {
   say "installing the code in $APP"
   mkdir -p "$APP/models"
@@ -142,15 +187,24 @@ copy_code() {
   find "$APP/hook" -name __pycache__ -type d -prune -exec rm -rf {} +
   cp "$SOURCE_DIR/worker.py" "$SOURCE_DIR/pyproject.toml" "$SOURCE_DIR/requirements.txt" \
     "$SOURCE_DIR/README.md" "$SOURCE_DIR/hook-install.sh" "$APP/"
+  rm -rf "$APP/docs"
+  cp -r "$SOURCE_DIR/docs" "$APP/docs" # the README's links, readable on the server
   cp "$SOURCE_DIR"/models/*.py "$SOURCE_DIR/models/NOTICE-nanodet" "$APP/models/"
   # the checkout's int8 builds (scripts/setup.sh makes them from its photo sets), for
   # HOOK_PRECISION=int8 or auto; the default is f32
   local built
-  for built in "$SOURCE_DIR"/models/*.int8.onnx; do
-    if [ -f "$built" ] && [ -f "$built.sha256" ]; then
-      cp "$built" "$built.sha256" "$APP/models/"
-    fi
+  for built in $(int8_builds); do
+    cp "$built" "$built.sha256" "$APP/models/"
   done
+}
+
+# Where the web listens: loopback behind a proxy, unless it serves TLS itself or --public.
+bind_address() {
+  if [ -n "$TLS_CERT" ] || [ "$PUBLIC" = 1 ]; then
+    echo 0.0.0.0:8000
+  else
+    echo 127.0.0.1:8000
+  fi
 }
 
 make_venv() {
@@ -181,6 +235,9 @@ write_config() {
     if [ -n "$MONGO_URI" ] && ! grep -qxF "HOOK_MONGO_URI=$MONGO_URI" "$CONF"; then
       say "note: --mongo-uri differs from HOOK_MONGO_URI in $CONF; edit that file to change it"
     fi
+    if [ -n "$TLS_CERT" ] || [ "$PUBLIC" = 1 ]; then
+      say "note: the settings are kept: set HOOK_BIND (and HOOK_TLS_CERT, HOOK_TLS_KEY) in $CONF"
+    fi
     return 0
   fi
   say "writing $CONF with a new random HOOK_API_KEY"
@@ -197,16 +254,28 @@ write_config() {
 HOOK_API_KEY=$(random_key)
 HOOK_MONGO_URI=${MONGO_URI:-$EMBEDDED_URI}
 HOOK_DATA_DIR=/var/lib/hook
-HOOK_BIND=0.0.0.0:8000
+# 127.0.0.1: reached through a reverse proxy with TLS (docs/deploy.md); 0.0.0.0 with
+# HOOK_TLS_CERT and HOOK_TLS_KEY to serve HTTPS on every interface itself
+HOOK_BIND=$(bind_address)
 HOOK_WEB_WORKERS=$workers
 # worker processes on this machine (hook-worker@1..N); each runs a lane of one thread per core
 # of its share (set HOOK_LANES and HOOK_THREADS to choose otherwise)
 HOOK_WORKERS=$labelers
 HOOK_CALLBACK_HOSTS=camio.com
-# For HTTPS (Camio calls https://HOST:8000/...), give a certificate and its key:
+# The int8 builds, where installed: about 1.7 times as fast as f32, two of 53 fewer objects
+# found on the camera-like frames (docs/accuracy.md)
+#HOOK_PRECISION=int8
+EOF
+    if [ -n "$TLS_CERT" ]; then
+      printf 'HOOK_TLS_CERT=%s\nHOOK_TLS_KEY=%s\n' "$TLS_CERT" "$TLS_KEY" >>"$CONF"
+    else
+      cat >>"$CONF" <<'EOF'
+# For HTTPS served by hook itself (Camio calls https://HOST:8000/...), a certificate and its
+# key, and HOOK_BIND=0.0.0.0:8000:
 #HOOK_TLS_CERT=/etc/hook/fullchain.pem
 #HOOK_TLS_KEY=/etc/hook/privkey.pem
 EOF
+    fi
   )
   chmod 640 "$CONF"
   if real_install; then
@@ -346,7 +415,7 @@ start_services() {
     return 0
   fi
   if ! has_systemd; then
-    say "systemd is not running here: the units are written, but start nothing (--no-start)"
+    say "systemd is not running here, so nothing was started; the units are written and start with systemd (systemctl start hook-web 'hook-worker@*')"
     return 0
   fi
   local units=(hook-web.service) n stale=()
@@ -382,9 +451,10 @@ stop_services() {
 }
 
 print_next_steps() {
-  local host scheme=http port
+  local host scheme=http port bind
   host=$(hostname -f 2>/dev/null || hostname)
-  port=$(sed -n 's/^HOOK_BIND=.*:\([0-9]*\)$/\1/p' "$CONF" | tail -n 1)
+  bind=$(sed -n 's/^HOOK_BIND=//p' "$CONF" | tail -n 1)
+  port=${bind##*:}
   port=${port:-8000}
   if grep -q '^HOOK_TLS_CERT=' "$CONF"; then
     scheme=https
@@ -394,19 +464,38 @@ print_next_steps() {
 hook is installed.
   hook URL:  $scheme://$host:$port/tasks/<HOOK_API_KEY from /etc/default/hook>
   health:    curl $scheme://$host:$port/tasks/
-  status:    sudo sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook status'
+  status:    sudo sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/hook status'
   logs:      journalctl -u hook-web -u 'hook-worker@*' -f
 
 Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
-  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/python -m hook register --callback-url "$scheme://$host:$port/tasks/{key}" --camera "YOUR CAMERA NAME"'
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/hook register --callback-url "$scheme://$host:$port/tasks/{key}" --camera "YOUR CAMERA NAME"'
 EOF
-  if [ "$scheme" = http ]; then
-    echo "Camio calls hooks over HTTPS: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."
+  case "$bind" in
+    127.0.0.1:* | localhost:* | "[::1]:"*)
+      cat <<EOF
+
+It listens on $bind only. Camio calls hooks over HTTPS: put a reverse proxy with TLS in front
+(Caddy: 'hook.example.com { reverse_proxy $bind }'; nginx: /opt/hook/docs/deploy.md) and give
+Camio https://YOUR-HOST/tasks/{key}; or re-run the installer on a new server with --tls-cert
+and --tls-key to serve HTTPS itself (or set HOOK_BIND, HOOK_TLS_CERT and HOOK_TLS_KEY).
+EOF
+      ;;
+    *)
+      if [ "$scheme" = http ]; then
+        echo "Camio calls hooks over HTTPS, and plain HTTP carries the key in clear: set HOOK_TLS_CERT and HOOK_TLS_KEY in /etc/default/hook."
+      fi
+      ;;
+  esac
+  if compgen -G "$APP/models/*.int8.onnx" >/dev/null; then
+    echo "int8 builds installed: HOOK_PRECISION=int8 in /etc/default/hook labels about 1.7 times as fast."
+  else
+    echo "No int8 builds installed (--f32): the models run f32."
   fi
 }
 
 install() {
   require_root
+  check_int8
   if real_install; then
     install_packages
     create_user

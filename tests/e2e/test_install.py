@@ -17,9 +17,9 @@ SCRIPT = ROOT / "hook-install.sh"
 UNITS = ("hook-web.service", "hook-worker@.service", "hook-mongo.service")
 
 
-def install(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def install(root: Path, *args: str, script: Path = SCRIPT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), "--root", str(root), "--no-start", *args],
+        ["bash", str(script), "--root", str(root), "--no-start", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -63,13 +63,22 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
     settings = config(tmp_path)
     assert re.fullmatch(r"[0-9a-f]{48}", settings["HOOK_API_KEY"])
     assert settings["HOOK_MONGO_URI"] == "mongodb://127.0.0.1:27027/"
-    assert settings["HOOK_BIND"] == "0.0.0.0:8000" and int(settings["HOOK_WEB_WORKERS"]) >= 2
+    # loopback until TLS is set up: the key is in the URL
+    assert settings["HOOK_BIND"] == "127.0.0.1:8000" and int(settings["HOOK_WEB_WORKERS"]) >= 2
+    assert "HOOK_TLS_CERT" not in settings
     cores = max(2, lanes.usable_cores())  # as the installer counts them (nproc, at least 2)
     assert int(settings["HOOK_WORKERS"]) == lanes.worker_processes(0, cores)
     assert "HOOK_THREADS" not in settings  # one-thread lanes by default
     assert settings["HOOK_API_KEY"] not in done.stdout  # the key is never printed
     assert "hook URL:  http://" in done.stdout and ":8000/tasks/" in done.stdout
     assert "--callback-url" in done.stdout and "hook register" in done.stdout
+    assert "It listens on 127.0.0.1:8000 only." in done.stdout
+    assert "Caddy: 'hook.example.com { reverse_proxy 127.0.0.1:8000 }'" in done.stdout
+    assert "int8 builds installed: HOOK_PRECISION=int8" in done.stdout
+    assert (tmp_path / "opt/hook/docs/deploy.md").is_file()  # the README's links, on the server
+    assert sorted(p.name for p in (tmp_path / "opt/hook/models").glob("*.int8.onnx")) == sorted(
+        p.name for p in (ROOT / "models").glob("*.int8.onnx")
+    )
     for unit in UNITS:
         text = (tmp_path / "etc/systemd/system" / unit).read_text()
         assert "User=hook" in text and "EnvironmentFile=/etc/default/hook" in text
@@ -163,6 +172,44 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 def test_next_steps_follow_the_configured_port(tmp_path: Path) -> None:
     assert install(tmp_path).returncode == 0
     conf = tmp_path / "etc/default/hook"
-    conf.write_text(conf.read_text().replace("HOOK_BIND=0.0.0.0:8000", "HOOK_BIND=0.0.0.0:9443"))
+    conf.write_text(conf.read_text().replace("HOOK_BIND=127.0.0.1:8000", "HOOK_BIND=0.0.0.0:9443"))
     again = install(tmp_path)
     assert ":9443/tasks/" in again.stdout and ":8000/" not in again.stdout
+    assert "plain HTTP carries the key in clear: set HOOK_TLS_CERT" in again.stdout
+
+
+def test_every_interface_only_with_tls_or_when_asked(tmp_path: Path) -> None:
+    cert, key = tmp_path / "fullchain.pem", tmp_path / "privkey.pem"
+    cert.write_text("cert")
+    key.write_text("key")
+    tls = install(tmp_path / "tls", "--tls-cert", str(cert), "--tls-key", str(key))
+    assert tls.returncode == 0, tls.stderr
+    settings = config(tmp_path / "tls")
+    assert settings["HOOK_BIND"] == "0.0.0.0:8000"
+    assert (settings["HOOK_TLS_CERT"], settings["HOOK_TLS_KEY"]) == (str(cert), str(key))
+    assert "hook URL:  https://" in tls.stdout and "reverse proxy" not in tls.stdout
+    public = install(tmp_path / "public", "--public")
+    assert public.returncode == 0 and config(tmp_path / "public")["HOOK_BIND"] == "0.0.0.0:8000"
+    half = install(tmp_path / "half", "--tls-cert", str(cert))
+    assert half.returncode == 1 and "--tls-cert and --tls-key go together" in half.stderr
+    missing = install(tmp_path / "missing", "--tls-key", str(tmp_path / "nowhere.pem"))
+    assert missing.returncode == 1 and "nowhere.pem: no such file" in missing.stderr
+
+
+def test_a_checkout_without_int8_builds_stops_unless_f32_is_asked(tmp_path: Path) -> None:
+    """A server installed from a fresh clone ran f32, about half the speed, without a word."""
+    source = tmp_path / "checkout"
+    (source / "models").mkdir(parents=True)
+    for name in ("hook-install.sh", "worker.py", "pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("hook", "docs"):
+        shutil.copytree(ROOT / folder, source / folder)
+    for path in [*(ROOT / "models").glob("*.py"), ROOT / "models/NOTICE-nanodet"]:
+        shutil.copy(path, source / "models" / path.name)
+    stopped = install(tmp_path / "root", script=source / "hook-install.sh")
+    assert stopped.returncode == 1 and "no int8 builds of the models" in stopped.stderr
+    assert "bash scripts/setup.sh" in stopped.stderr and "--f32" in stopped.stderr
+    assert not (tmp_path / "root/opt/hook").exists()  # said before anything changed
+    f32 = install(tmp_path / "root", "--f32", script=source / "hook-install.sh")
+    assert f32.returncode == 0, f32.stderr
+    assert "No int8 builds installed (--f32): the models run f32." in f32.stdout
