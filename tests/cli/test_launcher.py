@@ -26,6 +26,9 @@ from tests.loopback import free_port
 from tests.procs import children_of, servers_for
 from tests.receiver import Receiver
 
+HINT = re.compile(
+    r"try it from another terminal, with HOOK_API_KEY exported there too: (.+)$", re.M
+)
 UP = re.compile(r"^(\S+ \S+) INFO \[\d+\] hook\.cli\.launcher: hook is up", re.M)
 
 
@@ -195,6 +198,26 @@ def test_the_readme_try_it_path_works_first_time(tmp_path: Path) -> None:
         elsewhere = event(1, callback_url=receiver.url("/cb/other-port"))
         answer = requests.post(f"{base}/tasks/{API_KEY}", json=elsewhere, timeout=10)
         assert answer.status_code == 400 and answer.json()["field"] == "callback_url"
+        # the up line's hint, pasted as printed into a shell with the key exported
+        wait_until(lambda: HINT.search(log.read_text()), what="the try-it hint")
+        hinted = HINT.search(log.read_text())
+        assert hinted is not None and hinted[1].startswith(".venv/bin/hook simulate ")
+        assert f"POST events to {base}/tasks/$HOOK_API_KEY (the key you exported)" in (
+            log.read_text()
+        )
+        (tmp_path / "pasted").mkdir()
+        folder = photo_folder(tmp_path / "pasted")
+        pasted = subprocess.run(
+            ["bash", "-c", hinted[1].replace("tests/data", str(folder))],
+            cwd=procs.ROOT,
+            env=procs.hook_env(HOOK_API_KEY=API_KEY),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert pasted.returncode == 0, pasted.stdout + pasted.stderr
+        assert "summary: 2 photos, 2 labeled" in pasted.stdout
     finally:
         code = procs.stop(launcher, signal.SIGINT, timeout=60)
         receiver.close()
