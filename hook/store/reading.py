@@ -57,8 +57,9 @@ class Reading(Base):
     ) -> Page:
         """Events of `camera`, with `label` reported, in `status` (each None: any), `limit` of
         them newest first: those just older than the task id `before`, or just newer than
-        `after`, or the newest. Paged by `_id` (ids sort as they were made: by arrival), so a
-        page is the same each time and a cursor stays good while tasks arrive or go."""
+        `after`, or the newest. Paged by `_id` (ids sort as they were made), so a page is the
+        same each time and a cursor stays good while tasks arrive or go; within a page they are
+        in order of arrival, as ids made in one second by several web processes are not."""
         match: dict[str, Any] = {}
         if camera is not None:
             match["camera"] = camera
@@ -70,15 +71,14 @@ class Reading(Base):
             found = self._paged({**match, "_id": {"$gt": after}}, ASCENDING, limit + 1)
             if len(found) <= limit:  # up to the newest: the first page, full
                 return self.page(camera=camera, label=label, status=status, limit=limit)
-            tasks = list(reversed(found[:limit]))
-            older = tasks[-1].id if self._any(match, "$lt", tasks[-1].id) else None
-            return Page(tuple(tasks), older, found[limit - 1].id)
+            older = found[0].id if self._any(match, "$lt", found[0].id) else None
+            return Page(_arrived(found[:limit]), older, found[limit - 1].id)
         down = {**match, "_id": {"$lt": before}} if before is not None else match
         found = self._paged(down, DESCENDING, limit + 1)
-        tasks = found[:limit]
-        edge = tasks[0].id if tasks else before
+        edge = found[0].id if found else before
         newer = edge if edge is not None and self._any(match, "$gt", edge) else None
-        return Page(tuple(tasks), tasks[-1].id if len(found) > limit else None, newer)
+        older = found[limit - 1].id if len(found) > limit else None
+        return Page(_arrived(found[:limit]), older, newer)
 
     def _paged(self, match: dict[str, Any], direction: int, limit: int) -> list[Task]:
         cursor = self.tasks.find(match, {"payload_json": 0}).sort("_id", direction).limit(limit)
@@ -130,3 +130,8 @@ class Reading(Base):
     def retrying(self) -> int:
         """Queued tasks that failed an attempt already and wait for their next one."""
         return self.tasks.count_documents({"status": Status.QUEUED.value, "attempts": {"$gt": 0}})
+
+
+def _arrived(tasks: list[Task]) -> tuple[Task, ...]:
+    """Newest first by arrival (then id, for ties)."""
+    return tuple(sorted(tasks, key=lambda t: (t.created_at, t.id), reverse=True))
