@@ -42,6 +42,14 @@ class Busy(Refused):
     """Not now: this process takes as much of it at once as it will; try again in a second."""
 
 
+class Forbidden(Refused):
+    """Not from here: a page's action sent by another site's page, or by no page at all."""
+
+
+class Conflict(Refused):
+    """Not in this state: retrying a task that is not failed, forgetting one a worker has."""
+
+
 class NotFound(Refused):
     """Nothing by that name: no such task, or no picture of that image (not made, or expired)."""
 

@@ -1,6 +1,7 @@
 """The store: the only code that knows the MongoDB collections and their documents' shapes.
 
-    tasks      one document per event: status, lease, attempts, labels once computed
+    tasks      one document per event: status, lease, attempts, labels once computed (the
+               body as `result_json`, the label names as the list `labels`)
     images     one document per image of a task (its bytes), until the task is done, or
                while pictures are on until its `pictures_until`, for drawing its pictures
     workers    one heartbeat per worker process
@@ -17,7 +18,8 @@ Contract (huey's storage, with leases), by part:
     Batches     claim_many (a find, one bulk update), load_images (a task's), load_images_of
                 (one query for several tasks), complete_many (one bulk update, one delete):
                 a lease per task still
-    Reading     get, pending, recent, oldest_pending, stats, retrying: never image bytes
+    Reading     get, pending, recent, page (events filtered by camera, label, status and paged
+                by id), oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers
     Counters    add (numbers added to, or raised to the latest), add_many (several keys in
@@ -50,7 +52,7 @@ from hook.store.leases import Leases
 from hook.store.operations import Operations
 from hook.store.pictures import Pictures
 from hook.store.reading import Reading
-from hook.store.records import Counter, Heartbeat
+from hook.store.records import Counter, Heartbeat, Page
 from hook.store.reports import Reports
 from hook.store.retention import Retention
 
@@ -71,4 +73,4 @@ class TaskStore(
     """The queue and its companions over one pymongo Database; it never builds its own client."""
 
 
-__all__ = ["Counter", "Heartbeat", "TaskStore"]
+__all__ = ["Counter", "Heartbeat", "Page", "TaskStore"]

@@ -53,6 +53,9 @@ class Base:
         self.pictures.create_index("task_id")  # picture_indexes, drop_pictures
         self.tasks.create_index("pictures_until")  # drop_kept_images
         self.tasks.create_index([("camera", ASCENDING), ("labeled_at", DESCENDING)])  # latest
+        # the page's label filter (a multikey index); its camera and status filters use the
+        # indexes above ((field, _id) would serve them better, but nx-27017 cannot build it)
+        self.tasks.create_index("labels")
         self._indexed = True
 
     def _ready(self) -> None:

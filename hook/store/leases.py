@@ -6,6 +6,7 @@ task to lease expiry cannot overwrite the new owner's work; they return False th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -76,10 +77,12 @@ class Leases(Base):
         keep_images_for: float = 0.0,
     ) -> bool:
         """Store the labels (the exact body every attempt sends) and what the rules dropped;
-        with `keep_images_for` seconds, the images stay that long after (for the pictures)."""
+        with `keep_images_for` seconds, the images stay that long after (for the pictures).
+        The label names reported go beside them as the list `labels`, for the page's filter."""
         now = self.clock()
         fields: dict[str, Any] = {
             "result_json": result_json,
+            "labels": label_names(result_json),
             "labeled_at": now,
             "dropped": [d.to_doc() for d in dropped],
         }
@@ -185,3 +188,13 @@ class Leases(Base):
             projection={"images": 1},
         )
         return None if doc is None else len(doc.get("images") or ())
+
+
+def label_names(result_json: str) -> list[str]:
+    """The label names in a labels body ({"labels": {timestamp: {label: ...}}}), sorted, each
+    once; none for a body of another shape (it is stored as given all the same)."""
+    try:
+        per_image = json.loads(result_json).get("labels") or {}
+        return sorted({str(name) for found in per_image.values() for name in found})
+    except (ValueError, AttributeError, TypeError):
+        return []

@@ -16,7 +16,7 @@ from hook.store.pictures import Pictures
 from hook.task import Status
 
 # what a task to be labeled again loses
-RESULT: tuple[str, ...] = ("result_json", "labeled_at", "dropped", "pictures_until")
+RESULT: tuple[str, ...] = ("result_json", "labels", "labeled_at", "dropped", "pictures_until")
 
 
 class RetryOutcome(StrEnum):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 
 from hook.store.base import Base
+from hook.store.records import Page
 from hook.task import PENDING, Status, Task
 
 
@@ -42,6 +44,50 @@ class Reading(Base):
         """
         cursor = self.tasks.find({}, {"payload_json": 0}).sort("_id", DESCENDING).limit(limit)
         return sorted(map(Task.from_doc, cursor), key=lambda t: t.created_at, reverse=True)
+
+    def page(
+        self,
+        *,
+        camera: str | None = None,
+        label: str | None = None,
+        status: Status | None = None,
+        before: str | None = None,
+        after: str | None = None,
+        limit: int = 20,
+    ) -> Page:
+        """Events of `camera`, with `label` reported, in `status` (each None: any), `limit` of
+        them newest first: those just older than the task id `before`, or just newer than
+        `after`, or the newest. Paged by `_id` (ids sort as they were made), so a page is the
+        same each time and a cursor stays good while tasks arrive or go; within a page they are
+        in order of arrival, as ids made in one second by several web processes are not."""
+        match: dict[str, Any] = {}
+        if camera is not None:
+            match["camera"] = camera
+        if label is not None:
+            match["labels"] = {"$in": [label]}  # nx-27017 misses a bare value in a list
+        if status is not None:
+            match["status"] = Status(status).value
+        if after is not None:  # up: the `limit` just newer, found oldest first
+            found = self._paged({**match, "_id": {"$gt": after}}, ASCENDING, limit + 1)
+            if len(found) <= limit:  # up to the newest: the first page, full
+                return self.page(camera=camera, label=label, status=status, limit=limit)
+            older = found[0].id if self._any(match, "$lt", found[0].id) else None
+            return Page(_arrived(found[:limit]), older, found[limit - 1].id)
+        down = {**match, "_id": {"$lt": before}} if before is not None else match
+        found = self._paged(down, DESCENDING, limit + 1)
+        edge = found[0].id if found else before
+        newer = edge if edge is not None and self._any(match, "$gt", edge) else None
+        older = found[limit - 1].id if len(found) > limit else None
+        return Page(_arrived(found[:limit]), older, newer)
+
+    def _paged(self, match: dict[str, Any], direction: int, limit: int) -> list[Task]:
+        cursor = self.tasks.find(match, {"payload_json": 0}).sort("_id", direction).limit(limit)
+        return [Task.from_doc(doc) for doc in cursor]
+
+    def _any(self, match: dict[str, Any], side: str, task_id: str) -> bool:
+        """Whether a task of `match` lies on `side` ($lt, $gt) of `task_id`."""
+        found = self.tasks.find({**match, "_id": {side: task_id}}, {"_id": 1}).limit(1)
+        return any(True for _ in found)
 
     def oldest_pending(self) -> Task | None:
         docs = self.tasks.find(
@@ -84,3 +130,8 @@ class Reading(Base):
     def retrying(self) -> int:
         """Queued tasks that failed an attempt already and wait for their next one."""
         return self.tasks.count_documents({"status": Status.QUEUED.value, "attempts": {"$gt": 0}})
+
+
+def _arrived(tasks: list[Task]) -> tuple[Task, ...]:
+    """Newest first by arrival (then id, for ties)."""
+    return tuple(sorted(tasks, key=lambda t: (t.created_at, t.id), reverse=True))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hook.task import Task
+
 
 @dataclass(frozen=True)
 class Counter:
@@ -48,3 +50,13 @@ class Heartbeat:
         if self.state != "stopped" and now - self.seen_at >= 3 * self.every:
             return "gone"
         return self.state
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of events, newest first, and the cursors to the pages beside it: `older` is the
+    `before` of the next page down, `newer` the `after` of the one up (None: there is none)."""
+
+    tasks: tuple[Task, ...]
+    older: str | None
+    newer: str | None

@@ -22,7 +22,17 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from hook import __version__
 from hook.callbacks.hosts import HostAllowList
 from hook.config.settings import Settings
-from hook.errors import Busy, Invalid, NotFound, Refused, TooLarge, TooSlow, WrongKey
+from hook.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Refused,
+    TooLarge,
+    TooSlow,
+    WrongKey,
+)
 from hook.intake.event import Limits, parse_event
 from hook.metrics.recorder import EVENTS, Metrics, exposition, rejection_reason
 from hook.pictures.gallery import Gallery
@@ -32,7 +42,7 @@ from hook.wakeup import Doorbell
 from hook.web.admission import LargeBodies
 from hook.web.answers import json_answer
 from hook.web.connection import close_after_answer
-from hook.web.keys import Keys
+from hook.web.keys import KeyKind, Keys
 from hook.web.offload import offload
 from hook.web.results import install as install_results
 
@@ -43,6 +53,8 @@ READ_CHUNK = 64 * 1024
 STATUS_OF: tuple[tuple[type[Refused], int], ...] = (
     (TooLarge, 413),
     (WrongKey, 403),
+    (Forbidden, 403),
+    (Conflict, 409),
     (TooSlow, 408),
     (Busy, 503),
     (Invalid, 400),
@@ -77,8 +89,11 @@ def create_app(
     def check_key(given: str) -> None:
         keys.ingest(_key_segment(given), request.remote_addr or "?")
 
-    def check_viewer(given: str) -> None:
-        keys.viewer(_key_segment(given), request.remote_addr or "?")
+    def check_viewer(given: str) -> KeyKind:
+        return keys.viewer(_key_segment(given), request.remote_addr or "?")
+
+    def check_actor(given: str) -> None:
+        keys.ingest(_key_segment(given), request.remote_addr or "?", doing="retry and forget")
 
     @app.get("/tasks")
     @app.get("/tasks/")
@@ -152,7 +167,7 @@ def create_app(
         )
 
     gallery = Gallery(store, max_pixels=settings.max_image_pixels, run=offload)
-    install_results(app, store, gallery, check_viewer)
+    install_results(app, store, gallery, check_viewer, check_actor)
     return app
 
 

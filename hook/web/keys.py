@@ -14,6 +14,7 @@ import hmac
 import logging
 from collections.abc import Sequence
 from enum import Enum
+from typing import NoReturn
 
 from hook.errors import WrongKey
 
@@ -38,24 +39,28 @@ class Keys:
         matches = [kind for kind, known in self.digests if hmac.compare_digest(digest, known)]
         return matches[0] if matches else None
 
-    def ingest(self, sent: bytes, remote: str) -> None:
-        """The key that enqueues events, or WrongKey (403) saying which it is not."""
+    def ingest(self, sent: bytes, remote: str, doing: str = "events") -> None:
+        """The key that enqueues events (and retries and forgets tasks), or WrongKey (403)
+        saying which it is not; `doing` names what was refused."""
         kind = self.kind(sent)
         if kind is KeyKind.VIEW:
-            log.warning("refused events sent with a view key from %s", remote)
+            log.warning("refused %s sent with a view key from %s", doing, remote)
             raise WrongKey(
-                "this key only views (HOOK_VIEW_KEY): events need HOOK_API_KEY", field="api_key"
+                f"this key only views (HOOK_VIEW_KEY): {doing} need HOOK_API_KEY",
+                field="api_key",
             )
         if kind is None:
             _refuse(remote)
 
-    def viewer(self, sent: bytes, remote: str) -> None:
-        """Either kind of key, or WrongKey (403)."""
-        if self.kind(sent) is None:
+    def viewer(self, sent: bytes, remote: str) -> KeyKind:
+        """Either kind of key (which it is), or WrongKey (403)."""
+        kind = self.kind(sent)
+        if kind is None:
             _refuse(remote)
+        return kind
 
 
-def _refuse(remote: str) -> None:
+def _refuse(remote: str) -> NoReturn:
     log.warning("refused a request with a wrong API key from %s", remote)
     raise WrongKey("wrong API key", field="api_key")
 

@@ -1,39 +1,115 @@
-"""The live page, GET /tasks/<api_key>/view: recent events, failures, the queue, the workers.
+"""The live page, GET /tasks/<api_key>/view: events (filtered, paged), failures, the queue, the
+workers.
 
 `page_data` gathers what the page shows as plain JSON-able data (also served as view.json, which
-the page's script polls to refresh itself); `render` is the same data as HTML, so the page is
-useful with scripts off. Links are relative to the page's folder (/tasks/<api_key>/), so the key
-appears nowhere in the page, only in its address. Every value is escaped: camera names, labels
-and error messages come from outside.
+the page's script polls on the first page to refresh itself); `render` is the same data as HTML,
+so the page is useful with scripts off. Links are relative to the page's folder
+(/tasks/<api_key>/), so the key appears nowhere in the page, only in its address. Filters and
+the paging cursor are query parameters: ?camera=...&label=...&status=...&before=<task id>
+(older) or &after=<task id> (newer).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable
-from html import escape
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlencode
 
+from hook.errors import Invalid
 from hook.pictures.gallery import shown
 from hook.store import Heartbeat, TaskStore
 from hook.task import Status, Task, iso
+from hook.web.html import action, e, label_chips, page, row, seconds, section, table, time
 
-RECENT = 20  # events on the page
+PER_PAGE = 20  # events on a page
 FAILURES = 10
 GONE_AFTER = 3  # beats missed: a worker silent for three of its intervals is gone
 REFRESH_SECONDS = 10  # the page reloads itself this often when scripts are off
+TASK_ID = re.compile(r"[0-9a-f]{24}")  # str(ObjectId()), as the store makes them
+MOST_CHARS = 200  # of a camera or label filter
 
 
-def page_data(store: TaskStore, now: float | None = None) -> dict[str, Any]:
-    """Everything the page shows, as of `now` (default: the store's clock)."""
+@dataclass(frozen=True)
+class Filters:
+    """What the list shows: a camera's events, with a label, in a status; and where it is."""
+
+    camera: str | None = None
+    label: str | None = None
+    status: Status | None = None
+    before: str | None = None  # the next older page: events older than this task id
+    after: str | None = None  # the next newer page
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> Filters:
+        """From the page's query parameters; Invalid (400) names a bad one."""
+        words = {}
+        for name in ("camera", "label"):
+            value = (query.get(name) or "").strip()
+            if len(value) > MOST_CHARS:
+                raise Invalid(f"{name} is over {MOST_CHARS} characters", field=name)
+            words[name] = value or None
+        status = (query.get("status") or "").strip().lower()
+        if status and status not in {s.value for s in Status}:
+            raise Invalid(
+                f"status {status[:40]!r} is not one of {', '.join(s.value for s in Status)}",
+                field="status",
+            )
+        cursors = {}
+        for name in ("before", "after"):
+            value = query.get(name) or ""
+            if value and not TASK_ID.fullmatch(value):
+                raise Invalid(f"{name} {value[:40]!r} is not a task id", field=name)
+            cursors[name] = value or None
+        return cls(status=Status(status) if status else None, **words, **cursors)
+
+    @property
+    def paged(self) -> bool:
+        return self.before is not None or self.after is not None
+
+    def query(self, **cursor: str) -> str:
+        """These filters (and `cursor`: before= or after=) as a query string, '' for none."""
+        shown_filters = replace(self, before=None, after=None)
+        pairs = [(k, v) for k, v in vars(shown_filters).items() if v is not None]
+        pairs += list(cursor.items())
+        return f"?{urlencode(pairs)}" if pairs else ""
+
+
+def page_data(
+    store: TaskStore,
+    filters: Filters | None = None,
+    *,
+    can_act: bool = False,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything the page shows, as of `now` (default: the store's clock). `can_act`: the key
+    that opened it may retry and forget (HOOK_API_KEY, not a view key)."""
+    filters = filters or Filters()
     now = store.clock() if now is None else now
-    events = [event_row(task, shown(task, now)) for task in store.recent(RECENT)]
+    found = store.page(
+        camera=filters.camera,
+        label=filters.label,
+        status=filters.status,
+        before=filters.before,
+        after=filters.after,
+        limit=PER_PAGE,
+    )
     return {
         "now": iso(now),
         "queue": {**store.stats(), "retrying": store.retrying()},
         "workers": [worker_row(beat, now) for beat in store.workers()],
-        "events": events,
+        "filters": {
+            "camera": filters.camera,
+            "label": filters.label,
+            "status": filters.status.value if filters.status else None,
+        },
+        "events": [event_row(task, shown(task, now)) for task in found.tasks],
+        "older": f"view{filters.query(before=found.older)}" if found.older else None,
+        "newer": f"view{filters.query(after=found.newer)}" if found.newer else None,
         "failures": [failure_row(t) for t in store.pending((Status.FAILED,), FAILURES)],
+        "can_act": can_act,
     }
 
 
@@ -42,13 +118,14 @@ def event_row(task: Task, pictures: Collection[int]) -> dict[str, Any]:
     first = min(pictures) if pictures else None
     return {
         "id": task.id,
+        "page": f"{task.id}/view",
         "camera": task.camera,
         "status": task.status.value,
         "images": len(task.images),
         "attempts": task.attempts,
         "arrived": iso(task.created_at),
-        "labeled_after": _after(task.created_at, task.labeled_at),
-        "finished_after": _after(task.created_at, task.finished_at),
+        "labeled_after": after(task.created_at, task.labeled_at),
+        "finished_after": after(task.created_at, task.finished_at),
         "labels": labels_of(task),
         "last_error": task.last_error,
         "thumbnail": f"{task.id}/images/{first}.jpg" if first is not None else None,
@@ -58,8 +135,13 @@ def event_row(task: Task, pictures: Collection[int]) -> dict[str, Any]:
 def labels_of(task: Task) -> list[dict[str, Any]]:
     """Each label in the event's labels once: its best score and most boxes in one image."""
     body = json.loads(task.result_json) if task.result_json else {}
+    return summed((body.get("labels") or {}).values())
+
+
+def summed(per_image: Collection[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Label -> best score and most boxes over these images' label entries, best first."""
     best: dict[str, tuple[float, int]] = {}
-    for found in (body.get("labels") or {}).values():
+    for found in per_image:
         for label, entry in found.items():
             score, count = float(entry.get("probability", 0)), int(entry.get("count", 1))
             old_score, old_count = best.get(label, (0.0, 0))
@@ -71,6 +153,7 @@ def labels_of(task: Task) -> list[dict[str, Any]]:
 def failure_row(task: Task) -> dict[str, Any]:
     return {
         "id": task.id,
+        "page": f"{task.id}/view",
         "camera": task.camera,
         "failed": iso(task.finished_at),
         "attempts": task.attempts,
@@ -93,56 +176,71 @@ def worker_row(beat: Heartbeat, now: float) -> dict[str, Any]:
     }
 
 
-def _after(start: float, end: float | None) -> float | None:
+def after(start: float, end: float | None) -> float | None:
     return None if end is None else round(max(0.0, end - start), 2)
 
 
 # The HTML. view.js builds the same markup from view.json; keep the two in step.
 
-
-def render(data: dict[str, Any]) -> str:
-    """The whole page for `data` (from page_data)."""
-    return "\n".join(
-        [
-            "<!doctype html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            "<title>hook: live</title>",
-            '<link rel="stylesheet" href="view.css"><script src="view.js" defer></script>',
-            f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>',
-            "</head><body>",
-            '<header><h1>hook</h1><p class="asof">as of '
-            f'<span id="now">{_time(data["now"])}</span> UTC <span id="live"></span></p></header>',
-            "<main>",
-            _section("Queue", f'<div id="queue" class="queue">{queue_html(data["queue"])}</div>'),
-            _section(
-                "Workers",
-                _table(
-                    "workers",
-                    WORKER_HEADS,
-                    map(worker_html, data["workers"]),
-                    "no worker has reported yet",
-                ),
-            ),
-            _section(
-                "Recent events",
-                _table("events", EVENT_HEADS, map(event_html, data["events"]), "no events yet"),
-            ),
-            _section(
-                "Failures",
-                _table(
-                    "failures", FAILURE_HEADS, map(failure_html, data["failures"]), "no failures"
-                ),
-            ),
-            "</main></body></html>",
-        ]
-    )
-
-
 EVENT_HEADS = ("picture", "camera", "labels", "status", "arrived", "labeled", "finished", "")
 FAILURE_HEADS = ("failed", "camera", "attempts", "reason", "")
 WORKER_HEADS = ("host", "pid", "state", "last seen", "started", "done", "in flight")
 QUEUE_ORDER = ("queued", "retrying", "running", "done", "failed")
+
+
+def render(data: dict[str, Any]) -> str:
+    """The whole page for `data` (from page_data)."""
+    filters = data["filters"]
+    query = Filters(
+        camera=filters["camera"],
+        label=filters["label"],
+        status=Status(filters["status"]) if filters["status"] else None,
+    ).query()
+    paged = bool(data["newer"])  # a page below the first: not refreshed
+    poll = "" if paged else f' data-poll="view.json{e(query)}"'
+    events = table("events", EVENT_HEADS, map(event_html, data["events"]), "no events")
+    failures = table(
+        "failures",
+        FAILURE_HEADS,
+        (failure_html(f, data["can_act"]) for f in data["failures"]),
+        "no failures",
+    )
+    workers = table(
+        "workers", WORKER_HEADS, map(worker_html, data["workers"]), "no worker has reported yet"
+    )
+    body = (
+        f'<body class="list"{poll}{" data-can-act" if data["can_act"] else ""}>'
+        '<header><h1><a href="view">hook</a></h1><p class="asof">as of '
+        f'<span id="now">{time(data["now"])}</span> <span id="live"></span></p></header><main>'
+        + section("Queue", f'<div id="queue" class="queue">{queue_html(data["queue"])}</div>')
+        + section("Events", filter_form(filters) + events + pager(data), ' class="events"')
+        + section("Failures", failures)
+        + section("Workers", workers)
+        + "</main></body>"
+    )
+    return page("hook: live", "", body, refresh=None if paged else REFRESH_SECONDS)
+
+
+def filter_form(filters: dict[str, Any]) -> str:
+    options = "".join(
+        f'<option value="{e(value)}"{" selected" if value == (filters["status"] or "") else ""}>'
+        f"{e(value or 'any status')}</option>"
+        for value in ("", *(s.value for s in Status))
+    )
+    clear = '<a href="view">clear</a>' if any(filters.values()) else ""
+    return (
+        '<form class="filters" method="get" action="view">'
+        f'<input name="camera" placeholder="camera" value="{e(filters["camera"] or "")}">'
+        f'<input name="label" placeholder="label" value="{e(filters["label"] or "")}">'
+        f'<select name="status">{options}</select>'
+        f'<button type="submit">filter</button>{clear}</form>'
+    )
+
+
+def pager(data: dict[str, Any]) -> str:
+    newer = f'<a id="newer" href="{e(data["newer"])}">&larr; newer</a>' if data["newer"] else ""
+    older = f'<a id="older" href="{e(data["older"])}">older &rarr;</a>' if data["older"] else ""
+    return f'<nav class="pager">{newer}{older}</nav>'
 
 
 def queue_html(queue: dict[str, int]) -> str:
@@ -152,88 +250,53 @@ def queue_html(queue: dict[str, int]) -> str:
     )
 
 
-def event_html(row: dict[str, Any]) -> str:
+def event_html(event: dict[str, Any]) -> str:
     thumb = (
-        f'<a href="{e(row["thumbnail"])}"><img class="thumb" src="{e(row["thumbnail"])}" '
+        f'<a href="{e(event["page"])}"><img class="thumb" src="{e(event["thumbnail"])}" '
         f'alt="annotated picture"></a>'
-        if row["thumbnail"]
+        if event["thumbnail"]
         else '<span class="none">no picture</span>'
     )
-    labels = "".join(
-        f'<span class="label">{e(found["label"])} <b>{found["score"]:.2f}</b>'
-        + (f" &times;{int(found['count'])}" if found["count"] > 1 else "")
-        + "</span>"
-        for found in row["labels"]
-    ) or ('<span class="none">nothing found</span>' if row["labeled_after"] is not None else "")
-    status = f'<span class="status {e(row["status"])}">{e(row["status"])}</span>'
-    if row["last_error"] and row["status"] != Status.DONE.value:
-        status += f'<div class="why">{e(row["last_error"])}</div>'
+    labels = label_chips(event["labels"]) or (
+        '<span class="none">nothing found</span>' if event["labeled_after"] is not None else ""
+    )
+    status = f'<span class="status {e(event["status"])}">{e(event["status"])}</span>'
+    if event["last_error"] and event["status"] != Status.DONE.value:
+        status += f'<div class="why">{e(event["last_error"])}</div>'
+    camera = event["camera"] or ""
     cells = (
         thumb,
-        e(row["camera"] or ""),
+        f'<a href="view{e(Filters(camera=camera).query())}">{e(camera)}</a>' if camera else "",
         labels,
         status,
-        _time(row["arrived"]),
-        _seconds(row["labeled_after"]),
-        _seconds(row["finished_after"]),
-        f'<a href="{e(row["id"])}">result</a>',
+        time(event["arrived"]),
+        seconds(event["labeled_after"]),
+        seconds(event["finished_after"]),
+        f'<a href="{e(event["page"])}">details</a>',
     )
-    return _row(row["id"], cells)
+    return row(event["id"], EVENT_HEADS, cells)
 
 
-def failure_html(row: dict[str, Any]) -> str:
+def failure_html(failure: dict[str, Any], can_act: bool) -> str:
+    retry = action(f"{failure['id']}/retry", "retry") if can_act else ""
     cells = (
-        _time(row["failed"]),
-        e(row["camera"] or ""),
-        str(int(row["attempts"])),
-        f'<span class="why">{e(row["reason"] or "")}</span>',
-        f'<a href="{e(row["id"])}">result</a>',
+        time(failure["failed"]),
+        e(failure["camera"] or ""),
+        str(int(failure["attempts"])),
+        f'<span class="why">{e(failure["reason"] or "")}</span>',
+        f'<a href="{e(failure["page"])}">details</a>{retry}',
     )
-    return _row(row["id"], cells)
+    return row(failure["id"], FAILURE_HEADS, cells)
 
 
-def worker_html(row: dict[str, Any]) -> str:
+def worker_html(worker: dict[str, Any]) -> str:
     cells = (
-        e(row["host"]),
-        str(int(row["pid"])),
-        f'<span class="state {e(row["state"])}">{e(row["state"])}</span>',
-        f"{float(row['seen_ago']):.0f} s ago",
-        _time(row["started"]),
-        str(int(row["done"])),
-        str(int(row["in_flight"])),
+        e(worker["host"]),
+        str(int(worker["pid"])),
+        f'<span class="state {e(worker["state"])}">{e(worker["state"])}</span>',
+        f"{float(worker['seen_ago']):.0f} s ago",
+        time(worker["started"]),
+        str(int(worker["done"])),
+        str(int(worker["in_flight"])),
     )
-    return _row(None, cells)
-
-
-def e(value: Any) -> str:
-    """Text for HTML, quotes included (it also goes into attributes)."""
-    return escape(str(value), quote=True)
-
-
-def _section(title: str, body: str) -> str:
-    return f"<section><h2>{e(title)}</h2>{body}</section>"
-
-
-def _table(name: str, heads: Iterable[str], rows: Iterable[str], empty: str) -> str:
-    head = "".join(f"<th>{e(h)}</th>" for h in heads)
-    body = "".join(rows)
-    return (
-        f'<table id="{name}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-        f'<p class="empty" id="{name}-empty"{"" if not body else " hidden"}>{e(empty)}</p>'
-    )
-
-
-def _row(row_id: str | None, cells: Iterable[str]) -> str:
-    tds = "".join(f"<td>{cell}</td>" for cell in cells)
-    return f'<tr data-id="{e(row_id)}">{tds}</tr>' if row_id else f"<tr>{tds}</tr>"
-
-
-def _time(stamp: str | None) -> str:
-    """An ISO time as the page shows it: 2026-11-23 12:19:19 (UTC), machine-readable inside."""
-    if not stamp:
-        return ""
-    return f'<time datetime="{e(stamp)}">{e(stamp[:10])} {e(stamp[11:19])}</time>'
-
-
-def _seconds(after: float | None) -> str:
-    return "" if after is None else f'<span class="after">+{after:.2f} s</span>'
+    return row(None, WORKER_HEADS, cells)

@@ -3,8 +3,13 @@ service (gunicorn, worker.py with the real model) that labeled real photos and d
 pictures. The DOM is read after the page's script ran (it polls view.json and rebuilds the
 tables, marking each thumbnail that loaded), and a screenshot is taken.
 
+The list page and an event's page are also opened over the DevTools protocol (tests/web/cdp.py)
+at desktop (1280x900) and phone (390x844) width: nothing may be wider than the window, and no
+console error or CSP violation may occur.
+
 `HOOK_VIEW_SCREENSHOT=docs/view.png pytest tests/web/test_view_browser.py` also keeps the
-screenshot there: the one in the README and docs/pictures.md is made this way.
+screenshots there (view.png, and beside it view-phone.png, task.png, task-phone.png): those in
+the README and docs/pictures.md are made this way.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from PIL import Image
 from tests.factories import DATA, ROOT, b64
 from tests.procs import Stack
 from tests.receiver import Receiver
+from tests.web.cdp import Browser
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -46,6 +52,7 @@ PHOTOS = {
     "eagle.jpg": "roof",
 }
 WINDOW = (1280, 900)
+PHONE = (390, 844)
 
 
 class Service:
@@ -188,10 +195,47 @@ def test_the_page_shows_what_the_worker_saw(service: Service, tmp_path: Path) ->
 def test_a_screenshot_of_the_page(service: Service, tmp_path: Path) -> None:
     shot = screenshot(service.page, tmp_path)
     assert colours(shot) > 1000, "the screenshot looks blank: no photos on it"
-    if target := os.environ.get("HOOK_VIEW_SCREENSHOT"):
-        path = ROOT / target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(shot, path)
+
+
+LIST_READY = "Number(document.body.dataset.refreshed || 0) >= 1 && [...document.images]"
+LIST_READY += ".every((i) => i.complete && i.naturalWidth > 0)"
+TASK_READY = "[...document.images].every((i) => i.complete && i.naturalWidth > 0)"
+
+
+def test_both_pages_fit_a_desktop_and_a_phone(service: Service, tmp_path: Path) -> None:
+    """No sideways scrolling, no console error, no CSP violation, times in local time; the
+    screenshots, kept under HOOK_VIEW_SCREENSHOT's folder when it is set."""
+    person = next(t for t, camera in service.posted.items() if camera == "back garden")
+    pages = {
+        "view": (service.page, LIST_READY),
+        "task": (f"{service.stack.url}/{person}/view", TASK_READY),
+    }
+    target = os.environ.get("HOOK_VIEW_SCREENSHOT")
+    browser = Browser(str(CHROMIUM), tmp_path / "profile")
+    try:
+        for name, (url, ready) in pages.items():
+            for suffix, size in (("", WINDOW), ("-phone", PHONE)):
+                browser.open(url, size, mobile=size == PHONE, ready=ready)
+                browser.wait(0.5)
+                where = f"{name}{suffix}"
+                widths = browser.evaluate(
+                    "[document.documentElement.scrollWidth, window.innerWidth]"
+                )
+                assert widths[1] == size[0] and widths[0] <= widths[1], (where, widths)
+                assert browser.evaluate("window.__csp") == [], where
+                assert browser.evaluate(
+                    "[...document.querySelectorAll('time')].every((t) => t.dataset.local)"
+                ), f"{where}: a time not in local time"
+                shot = browser.screenshot(tmp_path / f"{where}.png")
+                assert Image.open(shot).size == size
+                assert colours(shot) > 1000, f"{where}: the screenshot looks blank"
+                if target:
+                    path = (ROOT / target).parent / f"{where}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(shot, path)
+        assert browser.errors == []
+    finally:
+        browser.close()
 
 
 def screenshot(url: str, folder: Path, *args: str, budget: float = 10) -> Path:

@@ -1,4 +1,6 @@
-// The live page refreshes itself: it polls view.json and rebuilds its tables from it, the same
+// The pages' script. On every page it shows times in the browser's local time (the server
+// writes UTC into <time datetime>; without scripts that stays). On the list's first page it
+// polls view.json (same filters: body data-poll) and rebuilds the tables from it, the same
 // markup hook/web/view.py renders. Text only ever goes in through textContent, never as HTML.
 // A thumbnail that loaded is marked data-loaded="1" with its natural width in data-width.
 "use strict";
@@ -6,6 +8,9 @@
 (function () {
   const EVERY_MS = 3000;
   const QUEUE_ORDER = ["queued", "retrying", "running", "done", "failed"];
+  const EVENT_HEADS = ["picture", "camera", "labels", "status", "arrived", "labeled", "finished", ""];
+  const FAILURE_HEADS = ["failed", "camera", "attempts", "reason", ""];
+  const WORKER_HEADS = ["host", "pid", "state", "last seen", "started", "done", "in flight"];
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -14,10 +19,24 @@
     return node;
   }
 
+  function two(n) {
+    return String(n).padStart(2, "0");
+  }
+
+  function localize(node) {
+    const at = new Date(node.dateTime);
+    if (isNaN(at.getTime())) return;
+    node.title = node.dateTime.slice(0, 10) + " " + node.dateTime.slice(11, 19) + " UTC";
+    node.textContent = at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) +
+      " " + two(at.getHours()) + ":" + two(at.getMinutes()) + ":" + two(at.getSeconds());
+    node.dataset.local = "1";
+  }
+
   function time(stamp) {
     if (!stamp) return null;
-    const node = el("time", "", stamp.slice(0, 10) + " " + stamp.slice(11, 19));
+    const node = el("time", "", stamp.slice(0, 10) + " " + stamp.slice(11, 19) + " UTC");
     node.dateTime = stamp;
+    localize(node);
     return node;
   }
 
@@ -32,17 +51,28 @@
     return a;
   }
 
-  function row(id, cells) {
+  function action(path, verb) {
+    const form = el("form", "action");
+    form.method = "post";
+    form.action = path;
+    const button = el("button", verb, verb);
+    button.type = "submit";
+    form.append(button);
+    return form;
+  }
+
+  function row(id, heads, cells) {
     const tr = el("tr");
     if (id) tr.dataset.id = id;
-    for (const cell of cells) {
+    cells.forEach((cell, index) => {
       const td = el("td");
+      if (heads[index]) td.dataset.label = heads[index];
       for (const part of [].concat(cell)) {
         if (part === null || part === undefined) continue;
         td.append(typeof part === "string" ? document.createTextNode(part) : part);
       }
       tr.append(td);
-    }
+    });
     return tr;
   }
 
@@ -57,16 +87,16 @@
     img.addEventListener("load", mark);
   }
 
-  function thumbnail(src, kept) {
-    if (!src) return el("span", "none", "no picture");
-    let img = kept.get(src);
+  function thumbnail(event, kept) {
+    if (!event.thumbnail) return el("span", "none", "no picture");
+    let img = kept.get(event.thumbnail);
     if (!img) {
       img = el("img", "thumb");
       img.alt = "annotated picture";
-      img.src = src;
+      img.src = event.thumbnail;
       markLoaded(img);
     }
-    const a = link(src, "");
+    const a = link(event.page, "");
     a.append(img);
     return a;
   }
@@ -89,23 +119,30 @@
     return parts;
   }
 
+  function camera(name) {
+    if (!name) return "";
+    return link("view?" + new URLSearchParams({ camera: name }).toString(), name);
+  }
+
   function eventRow(event, kept) {
-    return row(event.id, [
-      thumbnail(event.thumbnail, kept), event.camera || "", labels(event), status(event),
+    return row(event.id, EVENT_HEADS, [
+      thumbnail(event, kept), camera(event.camera), labels(event), status(event),
       time(event.arrived), seconds(event.labeled_after), seconds(event.finished_after),
-      link(event.id, "result"),
+      link(event.page, "details"),
     ]);
   }
 
-  function failureRow(failure) {
-    return row(failure.id, [
+  function failureRow(failure, canAct) {
+    const last = [link(failure.page, "details")];
+    if (canAct) last.push(action(failure.id + "/retry", "retry"));
+    return row(failure.id, FAILURE_HEADS, [
       time(failure.failed), failure.camera || "", String(failure.attempts),
-      el("span", "why", failure.reason || ""), link(failure.id, "result"),
+      el("span", "why", failure.reason || ""), last,
     ]);
   }
 
   function workerRow(worker) {
-    return row(null, [
+    return row(null, WORKER_HEADS, [
       worker.host, String(worker.pid), el("span", "state " + worker.state, worker.state),
       worker.seen_ago.toFixed(0) + " s ago", time(worker.started),
       String(worker.done), String(worker.in_flight),
@@ -116,6 +153,14 @@
     const body = document.querySelector("#" + name + " tbody");
     body.replaceChildren(...rows);
     document.getElementById(name + "-empty").hidden = rows.length > 0;
+  }
+
+  function pager(data) {
+    const nav = document.querySelector("nav.pager");
+    const links = [];
+    if (data.newer) links.push(Object.assign(link(data.newer, "\u2190 newer"), { id: "newer" }));
+    if (data.older) links.push(Object.assign(link(data.older, "older \u2192"), { id: "older" }));
+    nav.replaceChildren(...links);
   }
 
   function show(data) {
@@ -132,7 +177,8 @@
     }
     fill("workers", data.workers.map(workerRow));
     fill("events", data.events.map((event) => eventRow(event, kept)));
-    fill("failures", data.failures.map(failureRow));
+    fill("failures", data.failures.map((failure) => failureRow(failure, data.can_act)));
+    pager(data);
   }
 
   function state(text, ok) {
@@ -141,9 +187,9 @@
     live.className = ok ? "ok" : "off";
   }
 
-  async function poll() {
+  async function poll(url) {
     try {
-      const answer = await fetch("view.json", { cache: "no-store", credentials: "same-origin" });
+      const answer = await fetch(url, { cache: "no-store", credentials: "same-origin" });
       if (!answer.ok) throw new Error("the server answered " + answer.status);
       show(await answer.json());
       document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
@@ -151,11 +197,17 @@
     } catch (error) {
       state("not updating: " + error.message, false);
     } finally {
-      setTimeout(poll, EVERY_MS);
+      setTimeout(() => poll(url), EVERY_MS);
     }
   }
 
-  document.querySelectorAll("img.thumb").forEach(markLoaded);
-  state("live, every " + EVERY_MS / 1000 + " s", true);
-  setTimeout(poll, EVERY_MS);
+  document.querySelectorAll("time[datetime]").forEach(localize);
+  document.querySelectorAll("img.thumb, img.picture").forEach(markLoaded);
+  const url = document.body.dataset.poll;
+  if (url) {
+    state("live, every " + EVERY_MS / 1000 + " s", true);
+    setTimeout(() => poll(url), EVERY_MS);
+  } else if (document.getElementById("live")) {
+    state("an older page: not refreshed", true);
+  }
 })();
