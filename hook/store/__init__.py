@@ -18,7 +18,7 @@ Contract (huey's storage, with leases), by part:
     Batches     claim_many (a find, one bulk update), load_images (a task's), load_images_of
                 (one query for several tasks), complete_many (one bulk update, one delete):
                 a lease per task still
-    Reading     get, pending, recent, page (events filtered by camera, label, status and paged
+    Reading     get, pending, page (events filtered by camera, label, status and paged
                 by id), oldest_pending, stats, retrying: never image bytes
     Retention   purge (finished tasks past retention), purge_orphans (images of no task)
     Heartbeats  beat, workers, forget_workers

@@ -36,15 +36,6 @@ class Reading(Base):
         )
         return [Task.from_doc(doc) for doc in cursor]
 
-    def recent(self, limit: int = 20) -> list[Task]:
-        """The latest events, newest first, labels included.
-
-        Found by `_id` (ObjectIds start with their second: no other index needed), ordered by
-        arrival, as ids made in one second by several web processes are not in order.
-        """
-        cursor = self.tasks.find({}, {"payload_json": 0}).sort("_id", DESCENDING).limit(limit)
-        return sorted(map(Task.from_doc, cursor), key=lambda t: t.created_at, reverse=True)
-
     def page(
         self,
         *,

@@ -272,7 +272,7 @@ def event_html(event: dict[str, Any]) -> str:
         time(event["arrived"]),
         seconds(event["labeled_after"]),
         seconds(event["finished_after"]),
-        f'<a href="{e(event["page"])}">details</a>',
+        f'<a class="details" href="{e(event["page"])}">details</a>',
     )
     return row(event["id"], EVENT_HEADS, cells)
 
@@ -284,7 +284,7 @@ def failure_html(failure: dict[str, Any], can_act: bool) -> str:
         e(failure["camera"] or ""),
         str(int(failure["attempts"])),
         f'<span class="why">{e(failure["reason"] or "")}</span>',
-        f'<a href="{e(failure["page"])}">details</a>{retry}',
+        f'<a class="details" href="{e(failure["page"])}">details</a>{retry}',
     )
     return row(failure["id"], FAILURE_HEADS, cells)
 
