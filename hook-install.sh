@@ -55,6 +55,10 @@ say() {
   echo "hook-install: $*"
 }
 
+absolute() {
+  echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+}
+
 parse_args() {
   while [ $# -gt 0 ]; do
     case "$1" in
@@ -69,7 +73,8 @@ parse_args() {
       --tls-cert | --tls-key)
         [ $# -ge 2 ] || die "$1 needs a file"
         [ -f "$2" ] || die "$1 $2: no such file"
-        if [ "$1" = --tls-cert ]; then TLS_CERT=$(realpath "$2"); else TLS_KEY=$(realpath "$2"); fi
+        # absolute, links kept: a certbot live/ link follows each renewal
+        if [ "$1" = --tls-cert ]; then TLS_CERT=$(absolute "$2"); else TLS_KEY=$(absolute "$2"); fi
         shift
         ;;
       --root)
@@ -158,7 +163,7 @@ create_user() {
   fi
 }
 
-# The int8 builds (HOOK_PRECISION=int8 runs them, about 1.7 times as fast as f32) are made in
+# The int8 builds (HOOK_PRECISION=int8 runs them, about 1.5 times as fast as f32) are made in
 # the checkout from its photo sets; an install without them says so before changing anything.
 int8_builds() {
   local built
@@ -174,7 +179,7 @@ check_int8() {
     return 0
   fi
   die "this checkout has no int8 builds of the models (HOOK_PRECISION=int8 runs them, about
-1.7 times as fast as f32). Make them first, as your user in this checkout:
+1.5 times as fast as f32). Make them first, as your user in this checkout:
     bash scripts/setup.sh
 then run the installer again; or pass --f32 to install the f32 models alone."
 }
@@ -262,9 +267,9 @@ HOOK_WEB_WORKERS=$workers
 # of its share (set HOOK_LANES and HOOK_THREADS to choose otherwise)
 HOOK_WORKERS=$labelers
 HOOK_CALLBACK_HOSTS=camio.com
-# The int8 builds, where installed: about 1.7 times as fast as f32, two of 53 fewer objects
-# found on the camera-like frames (docs/accuracy.md)
-#HOOK_PRECISION=int8
+# f32 finds the most (41 of 53 objects on the camera-like frames); int8, installed beside it,
+# labels about 1.5 times as fast and finds 38 (docs/accuracy.md)
+HOOK_PRECISION=f32
 EOF
     if [ -n "$TLS_CERT" ]; then
       printf 'HOOK_TLS_CERT=%s\nHOOK_TLS_KEY=%s\n' "$TLS_CERT" "$TLS_KEY" >>"$CONF"
@@ -415,7 +420,7 @@ start_services() {
     return 0
   fi
   if ! has_systemd; then
-    say "systemd is not running here, so nothing was started; the units are written and start with systemd (systemctl start hook-web 'hook-worker@*')"
+    say "systemd is not running here, so nothing was enabled or started; the units are written (systemctl enable --now them once systemd runs)"
     return 0
   fi
   local units=(hook-web.service) n stale=()
@@ -459,16 +464,23 @@ print_next_steps() {
   if grep -q '^HOOK_TLS_CERT=' "$CONF"; then
     scheme=https
   fi
+  local base="$scheme://$host:$port" health="$scheme://$host:$port"
+  case "$bind" in
+    127.0.0.1:* | localhost:* | "[::1]:"*)
+      base="https://YOUR-PROXY-HOST"
+      health="http://$bind"
+      ;;
+  esac
   cat <<EOF
 
 hook is installed.
-  hook URL:  $scheme://$host:$port/tasks/<HOOK_API_KEY from /etc/default/hook>
-  health:    curl $scheme://$host:$port/tasks/
+  hook URL:  $base/tasks/<HOOK_API_KEY from /etc/default/hook>
+  health:    curl $health/tasks/
   status:    sudo sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/hook status'
   logs:      journalctl -u hook-web -u 'hook-worker@*' -f
 
 Register it with Camio (a developer token from https://camio.com/settings/integrations#api):
-  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/hook register --callback-url "$scheme://$host:$port/tasks/{key}" --camera "YOUR CAMERA NAME"'
+  sudo env CAMIO_OAUTH_TOKEN=YOUR_TOKEN sh -c 'set -a; . /etc/default/hook; /opt/hook/.venv/bin/hook register --callback-url "$base/tasks/{key}" --camera "YOUR CAMERA NAME"'
 EOF
   case "$bind" in
     127.0.0.1:* | localhost:* | "[::1]:"*)
@@ -486,8 +498,10 @@ EOF
       fi
       ;;
   esac
+  local precision
+  precision=$(sed -n 's/^HOOK_PRECISION=//p' "$CONF" | tail -n 1)
   if compgen -G "$APP/models/*.int8.onnx" >/dev/null; then
-    echo "int8 builds installed: HOOK_PRECISION=int8 in /etc/default/hook labels about 1.7 times as fast."
+    echo "The models run ${precision:-f32}; the int8 builds are installed: HOOK_PRECISION=int8 in /etc/default/hook labels about 1.5 times as fast, finding a little less."
   else
     echo "No int8 builds installed (--f32): the models run f32."
   fi

@@ -21,7 +21,6 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from hook.cli import parser
 from hook.cli.argv import web_argv
 from hook.cli.camio_hooks import CamioClient, camera_query
-from hook.cli.invocation import hook_command
 from hook.cli.launcher import Launcher
 from hook.cli.photos import photos_in
 from hook.cli.queue_report import gather, report
@@ -36,6 +35,7 @@ from hook.config.settings import Settings
 from hook.config.table import PROJECT_DIR
 from hook.detect import ensemble
 from hook.errors import ConfigError, HookError
+from hook.invocation import hook_command
 from hook.logs import configure
 from hook.redact import redact
 from hook.store import TaskStore

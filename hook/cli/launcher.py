@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from hook.cli.argv import web_argv, worker_argv
-from hook.cli.invocation import hook_command
 from hook.cli.readiness import Readiness, describe
 from hook.cli.simulator import DEFAULT_PORT
 from hook.config import lanes
@@ -27,6 +26,7 @@ from hook.config.mongo import embedded_for
 from hook.config.settings import Settings
 from hook.detect import engines
 from hook.errors import ConfigError
+from hook.invocation import hook_command
 from hook.store.embedded import EmbeddedMongo
 
 log = logging.getLogger(__name__)

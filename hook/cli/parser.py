@@ -34,7 +34,9 @@ SIMULATE_EXAMPLES = """\
 It posts each picture ({suffixes}; all but JPEGs are converted to
 JPEG, as Camio sends JPEGs) as one event whose callback_url points at a small server of its
 own, waits for the labels and prints a line per picture (its labels and the time from POST to
-callback) and a summary. It stops at the first 403 (a wrong key) and never prints the key.
+callback) and a summary. It stops at the first refusal every picture would get (a wrong key,
+a URL that takes no events, its callback address not allowed), saying what to change, and
+never prints the key.
 The hook must allow the callback address in HOOK_CALLBACK_HOSTS; `run` allows 127.0.0.1:{port}
 when HOOK_CALLBACK_HOSTS is unset.
 

@@ -60,7 +60,7 @@ def effective_table(environ: Mapping[str, str]) -> str:
         given = bool(environ.get(spec.env, "").strip())
         source = "environment" if given else "default"
         if spec.env == "HOOK_CALLBACK_HOSTS" and not given:
-            source += f"; `python -m hook run` adds {TRY_IT_HOST} for simulate"
+            source += f"; `hook run` adds {TRY_IT_HOST} for simulate"
         value = _value(spec, getattr(settings, spec.field))
         if spec.field in here:
             value += f" (here: {here[spec.field]})"

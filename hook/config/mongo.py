@@ -12,6 +12,7 @@ from pymongo.uri_parser import parse_uri
 
 from hook.config.settings import Settings
 from hook.errors import HookError
+from hook.invocation import hook_command
 from hook.store import TaskStore
 from hook.store.embedded import EmbeddedMongo
 from hook.store.round_trips import RoundTrips
@@ -86,11 +87,11 @@ def check_answering(settings: Settings, timeout: float = 1.0) -> None:
 def not_answering(settings: Settings) -> str:
     """What to say when MongoDB does not answer: which server, and how to start it."""
     if not settings.mongo_uri:
-        embedded = embedded_for(settings)
+        embedded, hook = embedded_for(settings), hook_command()
         return (
             f"the embedded MongoDB ({embedded.host}:{embedded.port}, data in "
-            f"{embedded.data_dir}) is not running: start the service with `hook run` (or the "
-            "store alone with `hook mongo`); with systemd: sudo systemctl start hook-mongo"
+            f"{embedded.data_dir}) is not running: start the service with `{hook} run` (or the "
+            f"store alone with `{hook} mongo`); with systemd: sudo systemctl start hook-mongo"
         )
     shown = ", ".join(f"{host}:{port}" for host, port in _nodes(settings)) or "its servers"
     return (

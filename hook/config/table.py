@@ -138,13 +138,13 @@ SPECS: tuple[Spec, ...] = (
         "HOOK_WEB_WORKERS",
         value.positive_int,
         "2",
-        "gunicorn worker processes started by `python -m hook run`.",
+        "gunicorn worker processes started by `hook run`.",
     ),
     Spec(
         "HOOK_WORKERS",
         value.non_negative_int,
         "0",
-        "worker.py processes on this machine, started by `python -m hook run` (and the "
+        "worker.py processes on this machine, started by `hook run` (and the "
         "installer's hook-worker@N units); each labels on its share of the cores (0: one per "
         "4 cores, at least one; one with a GPU).",
     ),

@@ -189,7 +189,8 @@ def test_status_never_starts_a_server_and_says_how_to(tmp_path) -> None:
     done = cli("status", HOOK_DATA_DIR=str(tmp_path), HOOK_EMBEDDED_PORT=str(port))
     assert done.returncode == 1 and done.stderr == (
         f"hook status: the embedded MongoDB (127.0.0.1:{port}, data in {tmp_path / 'mongo'}) is "
-        "not running: start the service with `hook run` (or the store alone with `hook mongo`); "
+        "not running: start the service with `.venv/bin/hook run` (or the store alone with "
+        "`.venv/bin/hook mongo`); "
         "with systemd: sudo systemctl start hook-mongo\n"
     )
     assert servers_for(tmp_path / "mongo") == []

@@ -187,7 +187,7 @@ def test_effective_values_come_from_the_environment_with_secrets_hidden() -> Non
     )
     assert auto["HOOK_PRECISION"] == f"auto (here: {here_precision()})  (environment)"
     assert auto["HOOK_WORKERS"] == "2  (environment)"  # given: nothing to resolve
-    assert "`python -m hook run` adds 127.0.0.1:8101" in bare["HOOK_CALLBACK_HOSTS"]
+    assert "`hook run` adds 127.0.0.1:8101" in bare["HOOK_CALLBACK_HOSTS"]
 
 
 def here_precision() -> str:

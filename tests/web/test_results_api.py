@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 DB = "results_api_test"
 WRONG = "wrong-key-0123456789abcdef"
+VIEW_KEY = "view-only-0123456789abcdef"
 UNKNOWN = "0123456789abcdef01234567"  # a well-formed id no task has
 SEEDS = itertools.count(100)  # each test's events differ, or they would be duplicates
 
@@ -30,7 +31,9 @@ SEEDS = itertools.count(100)  # each test's events differ, or they would be dupl
 @pytest.fixture(scope="module")
 def web(mongo: EmbeddedMongo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn alone (no workers) on the session's MongoDB, writing its access log."""
-    stack = Stack(tmp_path_factory.mktemp("results"), mongo=mongo, HOOK_MONGO_DB=DB)
+    stack = Stack(
+        tmp_path_factory.mktemp("results"), mongo=mongo, HOOK_MONGO_DB=DB, HOOK_VIEW_KEY=VIEW_KEY
+    )
     stack.argv += ["--access-logfile", "-"]
     with stack:
         yield stack
@@ -161,6 +164,23 @@ def test_the_key_stays_out_of_the_access_log(web: Stack, store: TaskStore) -> No
     assert API_KEY not in log
     for path in paths:
         assert f"GET /tasks/<key>/{path} HTTP/1.1" in log
+
+
+def test_a_view_key_stays_out_of_every_log_too(web: Stack, store: TaskStore) -> None:
+    """Its pages, a camera's latest picture, and a POST it may not make (403, logged as such)."""
+    worked_task(store, event(1, seed=51, camera="drive"), {"dog": 0.6}, keep_images=True)
+    base = f"{web.base}/tasks/{VIEW_KEY}"
+    for path in ("view", "cameras/drive/latest.jpg", "cameras/none/latest.jpg"):
+        requests.get(f"{base}/{path}?probe=view", timeout=10)
+    refused = requests.post(base, json=event(1, seed=52), timeout=10)
+    assert refused.status_code == 403
+    deadline = time.monotonic() + 5
+    while "POST /tasks/<key> HTTP/1.1" not in web.log("web"):
+        assert time.monotonic() < deadline, web.log("web")
+        time.sleep(0.1)
+    log = web.log("web")
+    assert VIEW_KEY not in log and "refused events sent with a view key" in log
+    assert "GET /tasks/<key>/cameras/drive/latest.jpg?probe=view HTTP/1.1" in log
 
 
 def test_the_key_stays_out_of_the_access_log_when_the_path_is_encoded(web: Stack) -> None:

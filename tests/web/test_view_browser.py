@@ -258,3 +258,28 @@ def screenshot(url: str, folder: Path, *args: str, budget: float = 10) -> Path:
 def colours(png: Path) -> int:
     """How many colours the picture has: a page of text has a few hundred, photos thousands."""
     return len(Image.open(png).convert("RGB").getcolors(maxcolors=1_000_000) or [])
+
+
+def test_the_filtered_list_and_a_retry_clicked_on_a_phone(service: Service, tmp_path: Path) -> None:
+    """The list filtered to the failures at phone width holds the failed event alone; its retry
+    button, clicked in the browser, is a same-origin form POST the server takes (logged) and
+    answers with the event's page. Last in this file: the event is queued again after it."""
+    browser = Browser(str(CHROMIUM), tmp_path / "profile")
+    try:
+        browser.open(f"{service.page}?status=failed", PHONE, mobile=True, ready=LIST_READY)
+        widths = browser.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1] == PHONE[0], widths
+        shown = browser.evaluate(
+            "[...document.querySelectorAll('#events tr[data-id]')].map((r) => r.dataset.id)"
+        )
+        assert shown == [service.failed]
+        assert browser.evaluate("document.querySelector('form.action button') !== null")
+        browser.evaluate("document.querySelector('form.action button').click(), true")
+        deadline = time.monotonic() + 20
+        while not str(browser.evaluate("location.href")).endswith(f"/{service.failed}/view"):
+            assert time.monotonic() < deadline, browser.evaluate("location.href")
+            browser.wait(0.2)
+        assert f"task {service.failed}: retry from the page: requeued" in service.stack.log("web")
+        assert browser.errors == []
+    finally:
+        browser.close()

@@ -45,8 +45,8 @@
     return el("span", "after", "+" + after.toFixed(2) + " s");
   }
 
-  function link(href, text) {
-    const a = el("a", "", text);
+  function link(href, text, cls) {
+    const a = el("a", cls || "", text);
     a.href = href;  // relative to the page: the key stays in the address only
     return a;
   }
@@ -128,12 +128,12 @@
     return row(event.id, EVENT_HEADS, [
       thumbnail(event, kept), camera(event.camera), labels(event), status(event),
       time(event.arrived), seconds(event.labeled_after), seconds(event.finished_after),
-      link(event.page, "details"),
+      link(event.page, "details", "details"),
     ]);
   }
 
   function failureRow(failure, canAct) {
-    const last = [link(failure.page, "details")];
+    const last = [link(failure.page, "details", "details")];
     if (canAct) last.push(action(failure.id + "/retry", "retry"));
     return row(failure.id, FAILURE_HEADS, [
       time(failure.failed), failure.camera || "", String(failure.attempts),

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hook.cli.invocation import hook_command
+from hook.invocation import hook_command
 from tests.procs import ROOT
 
 
