@@ -70,11 +70,15 @@ def test_renders_config_units_and_code(tmp_path: Path) -> None:
     assert int(settings["HOOK_WORKERS"]) == lanes.worker_processes(0, cores)
     assert "HOOK_THREADS" not in settings  # one-thread lanes by default
     assert settings["HOOK_API_KEY"] not in done.stdout  # the key is never printed
-    assert "hook URL:  http://" in done.stdout and ":8000/tasks/" in done.stdout
+    # on loopback: Camio reaches it through a proxy; the health check is the loopback address
+    assert "hook URL:  https://YOUR-PROXY-HOST/tasks/" in done.stdout
+    assert "health:    curl http://127.0.0.1:8000/tasks/" in done.stdout
+    assert '--callback-url "https://YOUR-PROXY-HOST/tasks/{key}"' in done.stdout
+    assert settings["HOOK_PRECISION"] == "f32"
     assert "--callback-url" in done.stdout and "hook register" in done.stdout
     assert "It listens on 127.0.0.1:8000 only." in done.stdout
     assert "Caddy: 'hook.example.com { reverse_proxy 127.0.0.1:8000 }'" in done.stdout
-    assert "int8 builds installed: HOOK_PRECISION=int8" in done.stdout
+    assert "The models run f32; the int8 builds are installed: HOOK_PRECISION=int8" in done.stdout
     assert (tmp_path / "opt/hook/docs/deploy.md").is_file()  # the README's links, on the server
     assert sorted(p.name for p in (tmp_path / "opt/hook/models").glob("*.int8.onnx")) == sorted(
         p.name for p in (ROOT / "models").glob("*.int8.onnx")
