@@ -145,8 +145,7 @@ main() {
   if [ "$want_tests" = 1 ]; then
     say "the held-out photo set of the accuracy benchmark: python -m bench.photoset holdout"
     .venv/bin/python -m bench.photoset holdout || die "could not fetch the held-out photo set"
-    say "the camera-like frames of the accuracy benchmark: python -m bench.photoset cameras"
-    .venv/bin/python -m bench.photoset cameras || die "could not fetch the camera-like photo set"
+    # the camera-like frames came with the calibration photos above (bench.photoset cameras)
     # the installer's test runs shellcheck and systemd-analyze where they are installed
     if ! command -v shellcheck >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's shellcheck, for the installer's test"
