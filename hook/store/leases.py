@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
 from hook.store.base import Base, log
 from hook.store.reports import owed
@@ -188,6 +188,28 @@ class Leases(Base):
             projection={"images": 1},
         )
         return None if doc is None else len(doc.get("images") or ())
+
+    def backfill_labels(self, batch: int = 500) -> int:
+        """Give tasks labeled before labels were stored as a list (the page's label filter)
+        their `labels`, a batch at a time until none is left; how many were given them."""
+        done = 0
+        while True:
+            missing = {"labels": {"$exists": False}, "labeled_at": {"$gt": 0}}
+            docs = list(self.tasks.find(missing, {"result_json": 1}).limit(batch))
+            if docs:
+                self.tasks.bulk_write(
+                    [
+                        UpdateOne(
+                            {"_id": doc["_id"]},
+                            {"$set": {"labels": label_names(doc.get("result_json") or "")}},
+                        )
+                        for doc in docs
+                    ],
+                    ordered=False,
+                )
+            done += len(docs)
+            if len(docs) < batch:
+                return done
 
 
 def label_names(result_json: str) -> list[str]:

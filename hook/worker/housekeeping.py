@@ -5,7 +5,8 @@
             every few seconds
     purge   finished tasks past retention, images whose task never appeared (a failed
             enqueue), done tasks' images and annotated pictures past their keep time and the
-            heartbeats of workers gone a day: every hour
+            heartbeats of workers gone a day; and events labeled before their label list was
+            stored given it (the page's label filter): every hour
 
 Each worker does both in a thread of its own (never between claims, so a long purge delays no
 claim), so they go on while any worker runs; all are idempotent, so workers doing them at once
@@ -94,6 +95,9 @@ class Housekeeper:
         off = self.keep_pictures_seconds <= 0
         kept = self.store.drop_kept_images(before=math.inf if off else now)
         pictures = self.store.purge_pictures(before=now - self.keep_pictures_seconds)
+        labeled = self.store.backfill_labels()  # events labeled before, for the label filter
+        if labeled:
+            log.info("%d event(s) labeled before given their label list", labeled)
         if removed or orphans or kept or pictures:
             log.info(
                 "purged %d finished task(s) past retention, %d orphan image(s), the images "

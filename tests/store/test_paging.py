@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hook.store import TaskStore
 from hook.task import Status
-from tests.factories import event, worked_task
+from tests.factories import event, parsed_event, worked_task
 
 
 def fill(store: TaskStore, count: int) -> list[str]:
@@ -68,3 +68,16 @@ def test_a_retried_task_loses_its_label_names(store: TaskStore) -> None:
     assert store.page(label="dog").tasks[0].id == task_id
     assert store.retry_failed([task_id]).requeued == 1
     assert store.page(label="dog").tasks == ()
+
+
+def test_events_labeled_before_get_their_label_names(store: TaskStore) -> None:
+    """Tasks stored before the `labels` list existed are found by the label filter once
+    housekeeping has given it to them, in batches; unlabeled ones are left as they are."""
+    old = [worked_task(store, event(1, seed=40 + n), {"dog": 0.9, "cat": 0.4}) for n in range(5)]
+    store.tasks.update_many({"_id": {"$in": old}}, {"$unset": {"labels": ""}})
+    waiting, _ = store.enqueue(parsed_event(event(1, seed=50)))
+    assert store.page(label="dog").tasks == ()
+    assert store.backfill_labels(batch=2) == 5  # 2 + 2 + 1
+    assert [t.id for t in store.page(label="dog").tasks] == list(reversed(old))
+    assert "labels" not in (store.tasks.find_one({"_id": waiting}) or {})
+    assert store.backfill_labels() == 0
