@@ -76,7 +76,12 @@ class Gallery:
         are not there (never labeled, past keeping, forgotten). A picture drawn before is
         served only while the task shows it, and only if drawn from the labels it has now."""
         task = self.store.get(task_id)
-        if task is None or index not in self.indexes(task) or task.result_json is None:
+        return None if task is None else self.picture_of(task, index)
+
+    def picture_of(self, task: Task, index: int) -> bytes | None:
+        """`picture` for a task already read (a camera's latest: no second read of it)."""
+        task_id = task.id
+        if index not in self.indexes(task) or task.result_json is None:
             return None
         cached = self.store.picture(task_id, index, labeled_at=task.labeled_at)
         if cached is not None:

@@ -90,7 +90,7 @@ def install(
         headers = {**NOSNIFF, "ETag": tag, "Cache-Control": LATEST_CACHE}
         if found and tag in request.get_header("If-None-Match", ""):
             return HTTPResponse(status=304, headers=headers)  # a poll: nothing read or drawn
-        jpeg = gallery.picture(found[0].id, found[1]) if found else None
+        jpeg = gallery.picture_of(*found) if found else None
         if jpeg is None:
             raise NotFound(
                 f"no picture of camera {camera[:80]!r}: no labeled event of it whose images are "

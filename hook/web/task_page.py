@@ -103,14 +103,9 @@ def facts(data: dict[str, Any]) -> str:
         ("next attempt", time(times["next_run"])),
         ("attempts", str(int(data["attempts"]))),
         ("delivery", e(data["delivery"])),
-        ("last error", f'<span class="why">{e(data["last_error"])}</span>'),
+        ("last error", why(data["last_error"])),
     ]
-    shown = "".join(
-        f"<dt>{e(name)}</dt><dd>{value}</dd>"
-        for name, value in rows
-        if value and (name != "last error" or data["last_error"])
-    )
-    return f'<dl class="facts">{shown}</dl>'
+    return fact_list(rows)
 
 
 def image_html(image: dict[str, Any]) -> str:
@@ -154,14 +149,20 @@ def report_html(report: dict[str, Any] | None) -> str:
         ("still owed to", e(", ".join(report["pending"]))),
         ("next attempt", time(report["next_attempt_at"])),
         ("settled", time(report["settled_at"])),
-        ("last error", f'<span class="why">{e(report["last_error"] or "")}</span>'),
+        ("last error", why(report["last_error"])),
     ]
-    shown = "".join(
-        f"<dt>{e(name)}</dt><dd>{value}</dd>"
-        for name, value in rows
-        if value and (name != "last error" or report["last_error"])
-    )
-    return section("Failure report", f'<dl class="facts">{shown}</dl>')
+    return section("Failure report", fact_list(rows))
+
+
+def fact_list(rows: list[tuple[str, str]]) -> str:
+    """Name and value pairs as a definition list, leaving out those with nothing to show."""
+    shown = "".join(f"<dt>{e(name)}</dt><dd>{value}</dd>" for name, value in rows if value)
+    return f'<dl class="facts">{shown}</dl>'
+
+
+def why(error: str | None) -> str:
+    """An error's text, marked as a reason; nothing when there is none."""
+    return f'<span class="why">{e(error)}</span>' if error else ""
 
 
 def history_html(history: list[str]) -> str:
