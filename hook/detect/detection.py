@@ -20,6 +20,8 @@ from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
 if TYPE_CHECKING:  # Pillow is for the detectors; the types here need none of it at run time
     from PIL import Image
 
+    from hook.detect.pixels import Pixels
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -47,7 +49,9 @@ class Detects:
         """What an image of `size` must be decoded to cover (decode_image's fit)."""
         return self.canvas
 
-    def to_canvas(self, image: Image.Image, source: tuple[int, int] | None) -> tuple[Any, Any]:
+    def to_canvas(
+        self, image: Image.Image | Pixels, source: tuple[int, int] | None
+    ) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def run(self, canvases: list[Any]) -> Sequence[Any]:
@@ -56,11 +60,13 @@ class Detects:
     def postprocess(self, output: Any, box: Any) -> list[Detection]:
         raise NotImplementedError
 
-    def detect(self, image: Image.Image, source: tuple[int, int] | None = None) -> list[Detection]:
+    def detect(
+        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
+    ) -> list[Detection]:
         return self.detect_many([(image, source)])[0]
 
     def detect_many(
-        self, images: Sequence[tuple[Image.Image, tuple[int, int] | None]]
+        self, images: Sequence[tuple[Image.Image | Pixels, tuple[int, int] | None]]
     ) -> list[list[Detection]]:
         """Detect in several images (one event's), batched when the model allows it."""
         if not images:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from hook.detect import engines, yolo
 from hook.detect.detection import Detection, Detects
+from hook.detect.pixels import Pixels
 from hook.detect.registry import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PRECISION
 from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.errors import ConfigError
@@ -106,7 +107,7 @@ class Detector(Detects):
 
         Returns the layout and the names of the outputs it reads, in its decoder's order.
         """
-        blank = Image.new("RGB", self.canvas, (yolo.PAD_GRAY,) * 3)
+        blank = np.full((self.canvas[1], self.canvas[0], 3), yolo.PAD_GRAY, dtype=np.uint8)
         tensor = yolo.to_tensor([blank], channels_first=self.channels_first, dtype=self.dtype)
         outputs = self.engine.run(None, self.feeds(tensor))
         names = list(self.engine.outputs)
@@ -120,8 +121,8 @@ class Detector(Detects):
 
     # -- inference --------------------------------------------------------------------------
     def to_canvas(
-        self, image: Image.Image, source: tuple[int, int] | None = None
-    ) -> tuple[Image.Image, yolo.Letterbox]:
+        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
+    ) -> tuple[Pixels, yolo.Letterbox]:
         """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""
         return yolo.letterbox(image, self.canvas, source)
 
@@ -142,7 +143,7 @@ class Detector(Detects):
         feeds = self.feeds(tensor)
         return yolo.per_image(self.engine.run(list(self.output_names), feeds, release=release))
 
-    def run(self, canvases: list[Image.Image]) -> list[tuple[np.ndarray, ...]]:
+    def run(self, canvases: list[Pixels]) -> list[tuple[np.ndarray, ...]]:
         """Model outputs per letterboxed canvas, in batches of at most MAX_RUN when the model
         allows it (one at a time when not): a run's memory grows with its images, and an
         event of 64 large frames in tiles is 448 canvases (one run of them all took a worker

@@ -25,6 +25,7 @@ from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.detector import Detector
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, fuse
+from hook.detect.pixels import Pixels
 from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.detect.tiled import Tiled
 from hook.errors import ConfigError
@@ -36,7 +37,7 @@ FUSION_IOU = 0.55  # boxes of one label from two models overlapping this much ar
 FUSION_NEAR = 0.5  # ... or whose centres are closer than this x the smaller box's size
 KIN = (CLOSE_VEHICLES,)  # labels two models may give one object
 
-View = tuple[Image.Image, yolo.Letterbox]  # one member's canvas of an image, and its placement
+View = tuple[Pixels, yolo.Letterbox]  # one member's canvas of an image, and its placement
 Views = tuple[View, ...]  # every member's
 Output = tuple[tuple[Sequence[np.ndarray], yolo.Letterbox], ...]  # every member's, for one image
 
@@ -78,7 +79,7 @@ class Ensemble(Detects):
         self.pool = ThreadPoolExecutor(len(members) - 1, thread_name_prefix="member")
 
     def to_canvas(
-        self, image: Image.Image, source: tuple[int, int] | None = None
+        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
     ) -> tuple[Views, yolo.Letterbox]:
         """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
         made: dict[tuple[int, int], View] = {}

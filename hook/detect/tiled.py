@@ -17,6 +17,7 @@ from PIL import Image
 
 from hook.detect.detection import Detection, Detects
 from hook.detect.fusion import FusionRules, fit, suppress
+from hook.detect.pixels import Pixels, pixels_of, resized, size_of
 from hook.detect.tiling import Tiling, Windows, cut_by_inner_edge, grid_for, windows
 from hook.detect.yolo import Letterbox
 
@@ -56,22 +57,23 @@ class Tiled(Detects):
         return max(side, whole[0]), max(side, whole[1])
 
     def to_canvas(
-        self, image: Image.Image, source: tuple[int, int] | None = None
+        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
     ) -> tuple[tuple[Any, Tiles | None], Letterbox]:
         """The whole frame's canvas, and each tile's window on the frame shrunk once
         (`image` may be a reduced decode of the frame: `source` is the frame's size)."""
-        size = source or image.size
+        pixels = pixels_of(image)
+        size = source or size_of(pixels)
         tiled = self.windows_of(size)
         if tiled is None:
-            whole, box = self.whole.to_canvas(image, source)
+            whole, box = self.whole.to_canvas(pixels, source)
             return (whole, None), box
-        shrunk = image
-        if image.size != tiled.size:
-            shrunk = image.resize(tiled.size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        shrunk = resized(pixels, tiled.size)
         # the whole frame's canvas from the shrunk frame (less to resize), unless it needs more
         enough = tiled.scale >= min(c / s for c, s in zip(self.whole.canvas, size, strict=True))
-        whole, box = self.whole.to_canvas(shrunk if enough else image, size)
-        views = tuple(self.tiler.to_canvas(shrunk.crop(rect), None) for rect in tiled.rects)
+        whole, box = self.whole.to_canvas(shrunk if enough else pixels, size)
+        views = tuple(
+            self.tiler.to_canvas(shrunk[y1:y2, x1:x2], None) for x1, y1, x2, y2 in tiled.rects
+        )
         return (whole, (tiled, views)), box
 
     def run(self, placed: list[tuple[Any, Tiles | None]]) -> list[Any]:

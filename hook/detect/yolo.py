@@ -20,6 +20,7 @@ from PIL import Image
 
 from hook.detect.decoders import decode_detr, decode_end2end, decode_ssd
 from hook.detect.detection import Letterbox
+from hook.detect.pixels import Pixels, on_canvas, pixels_of, resized, size_of
 
 PAD_GRAY = 114  # the letterbox fill Ultralytics trains with
 
@@ -68,23 +69,23 @@ def fit(source: tuple[int, int], canvas: tuple[int, int]) -> Letterbox:
 
 
 def letterbox(
-    image: Image.Image, canvas: tuple[int, int], source: tuple[int, int] | None = None
-) -> tuple[Image.Image, Letterbox]:
-    """Scale `image` into a gray canvas of `canvas` (w, h) without distortion.
+    image: Image.Image | Pixels, canvas: tuple[int, int], source: tuple[int, int] | None = None
+) -> tuple[Pixels, Letterbox]:
+    """Scale an RGB image into a gray canvas of `canvas` (w, h) without distortion.
 
     `source` is the size boxes should map back to, when `image` is a reduced decode of a
     larger original (JPEG draft); by default the image's own size.
     """
-    box = fit(source or image.size, canvas)
-    resized = image.resize(box.resized, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    out = Image.new("RGB", canvas, (PAD_GRAY,) * 3)
-    out.paste(resized, box.pad)
-    return out, box
+    image = pixels_of(image)
+    box = fit(source or size_of(image), canvas)
+    return on_canvas(resized(image, box.resized), canvas, box.pad, PAD_GRAY), box
 
 
-def to_tensor(images: list[Image.Image], *, channels_first: bool, dtype: np.dtype) -> np.ndarray:
+def to_tensor(
+    images: Sequence[Image.Image | Pixels], *, channels_first: bool, dtype: np.dtype
+) -> np.ndarray:
     """RGB images -> one batch, NCHW or NHWC; floats scaled to 0..1, integers left 0..255."""
-    batch = np.stack([np.asarray(image, dtype=np.uint8) for image in images])
+    batch = np.stack([pixels_of(image) for image in images])
     if channels_first:
         batch = batch.transpose(0, 3, 1, 2)
     if np.issubdtype(dtype, np.floating):

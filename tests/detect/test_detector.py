@@ -78,7 +78,7 @@ def test_many_canvases_go_through_the_engine_a_few_at_a_time(
         (DATA / "dog.jpg").read_bytes(), max_pixels=MAX_PIXELS, fit=detector.canvas
     )
     canvas, _ = detector.to_canvas(image, size)
-    blank = Image.new("RGB", detector.canvas, (114, 114, 114))
+    blank = np.full((*detector.canvas[::-1], 3), 114, dtype=np.uint8)
     canvases = [canvas if n % 5 == 0 else blank for n in range(2 * MAX_RUN + 3)]
     runs: list[tuple[int, bool]] = []
     infer = detector.infer

@@ -54,7 +54,7 @@ def test_letterbox_puts_the_pixels_where_the_box_says() -> None:
 def test_letterbox_with_a_reduced_decode_maps_to_the_original_size() -> None:
     small = Image.new("RGB", (676, 450))
     canvas, box = yolo.letterbox(small, (416, 416), source=(1352, 900))
-    assert canvas.size == (416, 416) and box.source == (1352, 900)
+    assert canvas.shape == (416, 416, 3) and box.source == (1352, 900)
     back = yolo.unletterbox(
         np.array([[0, box.pad[1], 416, 416 - box.pad[1]]], dtype=np.float32), box
     )

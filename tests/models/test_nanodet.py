@@ -39,11 +39,11 @@ needs_model = pytest.mark.skipif(
 
 
 # -- fixtures ---------------------------------------------------------------------------------
-def canvas(name: str) -> Image.Image:
+def canvas(name: str) -> Array:
     return yolo.letterbox(Image.open(DATA / name).convert("RGB"), (416, 416))[0]
 
 
-def rgb_tensor(images: list[Image.Image]) -> Array:
+def rgb_tensor(images: list[Array]) -> Array:
     return yolo.to_tensor(images, channels_first=True, dtype=np.dtype(np.float32))
 
 
