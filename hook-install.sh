@@ -267,8 +267,8 @@ HOOK_WEB_WORKERS=$workers
 # of its share (set HOOK_LANES and HOOK_THREADS to choose otherwise)
 HOOK_WORKERS=$labelers
 HOOK_CALLBACK_HOSTS=camio.com
-# f32 finds the most (41 of 53 objects on the camera-like frames); int8, installed beside it,
-# labels about 1.5 times as fast and finds 38 (docs/accuracy.md)
+# f32 finds the most (40 of 53 objects on the camera-like frames, 27 of 29 on the photos);
+# int8, installed beside it, labels about 1.5 times as fast and finds 40 and 26 (docs/accuracy.md)
 HOOK_PRECISION=f32
 EOF
     if [ -n "$TLS_CERT" ]; then

@@ -381,8 +381,8 @@ SPECS: tuple[Spec, ...] = (
         "Arithmetic of the models: f32, bf16 (HOOK_ENGINE=openvino on a CPU with AVX-512 BF16 "
         "or AMX) or int8 (each model's static int8 build beside it, <stem>.int8.onnx, which "
         "models/build.py int8 makes, calibrated on the repository's photo sets: about 0.7 of "
-        "f32's time, two of 53 things fewer on camera frames). auto: int8 on a CPU when the "
-        "builds are there (the set-up makes them), else f32.",
+        "f32's time, as many things found on camera frames, one fewer on each photo set). "
+        "auto: int8 on a CPU when the builds are there (the set-up makes them), else f32.",
     ),
     Spec(
         "HOOK_BATCH_IMAGES",
