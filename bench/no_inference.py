@@ -15,11 +15,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image
-
 from hook.config.settings import Settings
 from hook.detect.detection import Detection, Detects, Letterbox
-from hook.detect.pixels import Pixels
+from hook.detect.pixels import Picture
 from hook.logs import configure
 from hook.worker.main import Signals, build, serve
 from hook.worker.pipeline import Worker
@@ -36,9 +34,7 @@ class NoInference(Detects):
     def fit_for(self, size: tuple[int, int]) -> tuple[int, int]:
         return self.detector.fit_for(size)
 
-    def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None
-    ) -> tuple[Any, Any]:
+    def to_canvas(self, image: Picture, source: tuple[int, int] | None) -> tuple[Any, Any]:
         return self.detector.to_canvas(image, source)
 
     def run(self, canvases: list[Any]) -> Sequence[Any]:

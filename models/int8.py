@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hook.detect.model_files import file_sha256, int8_path, read_stamp, stamp_path
+from hook.detect.pixels import RESIZE
 
 SHIPPED = "conv-rr"  # models/quantize.py's variant these builds use
 
@@ -65,8 +66,9 @@ def described(photos: Sequence[Path]) -> str:
 
 
 def recipe(model: Path, photos: Sequence[Path] | None) -> dict[str, str]:
-    """What an int8 build is made of: its f32 model, its variant and (when here) its photos."""
-    made = {"source": file_sha256(model), "variant": SHIPPED}
+    """What an int8 build is made of: its f32 model, its variant, the resize its calibration
+    canvases were letterboxed by, and (when here) its photos."""
+    made = {"source": file_sha256(model), "variant": SHIPPED, "resize": RESIZE}
     if photos is not None:
         listing = "".join(f"{p.parent.name}/{p.name} {file_sha256(p)}\n" for p in photos)
         made["calibration"] = hashlib.sha256(listing.encode()).hexdigest()

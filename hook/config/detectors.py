@@ -10,7 +10,7 @@ import logging
 
 from hook.config.settings import Settings
 from hook.config.table import DEFAULT_LABEL_SCORES
-from hook.detect import engines
+from hook.detect import engines, pixels
 from hook.detect.detection import Detects
 from hook.detect.detector import Detector
 from hook.detect.ensemble import FUSION_NEAR, KIN, MEMBER_FLOOR, Ensemble
@@ -27,6 +27,7 @@ def detector_from(settings: Settings) -> Detects:
     frames (HOOK_TILES) by the first model; candidates kept down to the thresholds' floor
     (hook.detect.thresholds: the rules apply HOOK_MIN_SCORE and HOOK_LABEL_SCORES)."""
     precision = engines.chosen_precision(settings.precision, settings.models, settings.device)
+    pixels.use_threads(settings.threads)  # a lane's letterbox resizes on its own threads
     floor = settings.thresholds.floor
     members = [
         Detector(

@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hook.detect.thresholds import NO_THRESHOLDS, Thresholds
 
 if TYPE_CHECKING:  # Pillow is for the detectors; the types here need none of it at run time
-    from PIL import Image
-
-    from hook.detect.pixels import Pixels
+    from hook.detect.pixels import Picture
 
 
 @dataclass(frozen=True)
@@ -49,9 +47,7 @@ class Detects:
         """What an image of `size` must be decoded to cover (decode_image's fit)."""
         return self.canvas
 
-    def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None
-    ) -> tuple[Any, Any]:
+    def to_canvas(self, image: Picture, source: tuple[int, int] | None) -> tuple[Any, Any]:
         raise NotImplementedError
 
     def run(self, canvases: list[Any]) -> Sequence[Any]:
@@ -60,13 +56,11 @@ class Detects:
     def postprocess(self, output: Any, box: Any) -> list[Detection]:
         raise NotImplementedError
 
-    def detect(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
-    ) -> list[Detection]:
+    def detect(self, image: Picture, source: tuple[int, int] | None = None) -> list[Detection]:
         return self.detect_many([(image, source)])[0]
 
     def detect_many(
-        self, images: Sequence[tuple[Image.Image | Pixels, tuple[int, int] | None]]
+        self, images: Sequence[tuple[Picture, tuple[int, int] | None]]
     ) -> list[list[Detection]]:
         """Detect in several images (one event's), batched when the model allows it."""
         if not images:

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from hook.detect import engines, yolo
 from hook.detect.detection import Detection, Detects
-from hook.detect.pixels import Pixels
+from hook.detect.pixels import Picture, Pixels
 from hook.detect.registry import DEFAULT_DEVICE, DEFAULT_ENGINE, DEFAULT_PRECISION
 from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.errors import ConfigError
@@ -121,7 +120,7 @@ class Detector(Detects):
 
     # -- inference --------------------------------------------------------------------------
     def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
+        self, image: Picture, source: tuple[int, int] | None = None
     ) -> tuple[Pixels, yolo.Letterbox]:
         """Letterbox onto the canvas; `source` is the original size when `image` is reduced."""
         return yolo.letterbox(image, self.canvas, source)

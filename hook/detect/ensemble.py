@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
 
 from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.detector import Detector
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, fuse
-from hook.detect.pixels import Pixels
+from hook.detect.pixels import Picture, Pixels
 from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.detect.tiled import Tiled
 from hook.errors import ConfigError
@@ -79,7 +78,7 @@ class Ensemble(Detects):
         self.pool = ThreadPoolExecutor(len(members) - 1, thread_name_prefix="member")
 
     def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
+        self, image: Picture, source: tuple[int, int] | None = None
     ) -> tuple[Views, yolo.Letterbox]:
         """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
         made: dict[tuple[int, int], View] = {}

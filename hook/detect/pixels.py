@@ -1,10 +1,13 @@
 """Pixels as the detectors take them: RGB images as HxWx3 uint8 arrays, resized by OpenCV.
 
-Shrinking is Pillow's antialiased bilinear resize, approximated at about a quarter of its
-cost on one core (bench/split.py): a Gaussian blur with the variance Pillow's wider triangle
-filter adds, then OpenCV's bilinear interpolation. The factor is under 2 here (a large JPEG is
-decoded at a reduced DCT scale first, any other image reduced by a whole factor), where the
-two differ by under half a level per pixel on the test photos (tests/detect/test_pixels.py).
+Shrinking approximates Pillow's antialiased bilinear resize (what the letterbox used before)
+at under half its CPU on one core (bench/split.py): a box filter by a whole factor first when
+the factor is 4 or more (as Pillow's `reducing_gap`), then a Gaussian blur with the variance
+Pillow's wider triangle filter adds, then OpenCV's bilinear interpolation. The two differ by
+about half a level per pixel on average where the letterbox mostly shrinks (by 1.8 to 4), and
+by one to three levels under 1.6, where bilinear interpolation's own smoothing varies from
+pixel to pixel (tests/detect/test_pixels.py); the labels were measured the same within one
+photo's worth (docs/accuracy.md, "The letterbox").
 """
 
 from __future__ import annotations
@@ -15,16 +18,28 @@ import cv2
 import numpy as np
 from PIL import Image
 
-# One image's resize is too small to share out; the worker's lanes are the parallelism.
-cv2.setNumThreads(1)
-
 Pixels = np.ndarray  # height x width x 3, uint8, RGB
+Picture = Image.Image | Pixels  # what a detector takes: a decoded image or its pixels
 MIN_SIGMA = 0.05  # a blur narrower than this moves no pixel by a level
+REDUCING_GAP = 2  # shrink by whole factors first while the factor left stays at least this
+# What int8 builds are calibrated on (models/int8.py stamps it): a new resize, a new build.
+RESIZE = "opencv box-reduce/2 + gaussian (f*f-1)/6 + bilinear"
 
 
-def pixels_of(image: Image.Image | Pixels) -> Pixels:
-    """An image's pixels as an array (an array as it is, never copied)."""
-    return image if isinstance(image, np.ndarray) else np.asarray(image, dtype=np.uint8)
+def use_threads(count: int) -> None:
+    """OpenCV's threads in this process: a lane's own (HOOK_THREADS; 1 for 0, the engine's
+    default), as one image's resize is too small to share with the other lanes' work.
+    Process-wide, so set where the detector is composed (hook.config.detectors)."""
+    cv2.setNumThreads(max(1, count))
+
+
+def pixels_of(image: Picture) -> Pixels:
+    """An image's RGB pixels as an array (an RGB array as it is, never copied)."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"pixels must be height x width x 3 uint8, not {image.shape}")
+        return image
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 def size_of(pixels: Pixels) -> tuple[int, int]:
@@ -36,6 +51,7 @@ def resized(pixels: Pixels, size: tuple[int, int]) -> Pixels:
     """`pixels` scaled to `size` (width, height), bilinear, antialiased when shrinking."""
     if size_of(pixels) == size:
         return pixels
+    pixels = box_reduced(pixels, size)
     sigma_x, sigma_y = (antialias_sigma(n / m) for n, m in zip(size_of(pixels), size, strict=True))
     if max(sigma_x, sigma_y) >= MIN_SIGMA:
         pixels = cv2.GaussianBlur(
@@ -45,6 +61,16 @@ def resized(pixels: Pixels, size: tuple[int, int]) -> Pixels:
             sigmaY=max(sigma_y, MIN_SIGMA),
         )
     return cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)
+
+
+def box_reduced(pixels: Pixels, size: tuple[int, int]) -> Pixels:
+    """Shrunk by the whole factor per axis that leaves at least REDUCING_GAP to go, by
+    averaging boxes: the blur's kernel, and its cost, grow with the factor left."""
+    (w, h), (tw, th) = size_of(pixels), size
+    rx, ry = max(1, int(w / tw / REDUCING_GAP)), max(1, int(h / th / REDUCING_GAP))
+    if rx == ry == 1:
+        return pixels
+    return cv2.resize(pixels, (math.ceil(w / rx), math.ceil(h / ry)), interpolation=cv2.INTER_AREA)
 
 
 def antialias_sigma(factor: float) -> float:

@@ -13,11 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from PIL import Image
-
 from hook.detect.detection import Detection, Detects
 from hook.detect.fusion import FusionRules, fit, suppress
-from hook.detect.pixels import Pixels, pixels_of, resized, size_of
+from hook.detect.pixels import Picture, pixels_of, resized, size_of
 from hook.detect.tiling import Tiling, Windows, cut_by_inner_edge, grid_for, windows
 from hook.detect.yolo import Letterbox
 
@@ -57,7 +55,7 @@ class Tiled(Detects):
         return max(side, whole[0]), max(side, whole[1])
 
     def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None = None
+        self, image: Picture, source: tuple[int, int] | None = None
     ) -> tuple[tuple[Any, Tiles | None], Letterbox]:
         """The whole frame's canvas, and each tile's window on the frame shrunk once
         (`image` may be a reduced decode of the frame: `source` is the frame's size)."""

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from PIL import Image
 
 from hook.detect.decoders import decode_detr, decode_end2end, decode_ssd
 from hook.detect.detection import Letterbox
-from hook.detect.pixels import Pixels, on_canvas, pixels_of, resized, size_of
+from hook.detect.pixels import Picture, Pixels, on_canvas, pixels_of, resized, size_of
 
 PAD_GRAY = 114  # the letterbox fill Ultralytics trains with
 
@@ -69,7 +68,7 @@ def fit(source: tuple[int, int], canvas: tuple[int, int]) -> Letterbox:
 
 
 def letterbox(
-    image: Image.Image | Pixels, canvas: tuple[int, int], source: tuple[int, int] | None = None
+    image: Picture, canvas: tuple[int, int], source: tuple[int, int] | None = None
 ) -> tuple[Pixels, Letterbox]:
     """Scale an RGB image into a gray canvas of `canvas` (w, h) without distortion.
 
@@ -81,9 +80,7 @@ def letterbox(
     return on_canvas(resized(image, box.resized), canvas, box.pad, PAD_GRAY), box
 
 
-def to_tensor(
-    images: Sequence[Image.Image | Pixels], *, channels_first: bool, dtype: np.dtype
-) -> np.ndarray:
+def to_tensor(images: Sequence[Picture], *, channels_first: bool, dtype: np.dtype) -> np.ndarray:
     """RGB images -> one batch, NCHW or NHWC; floats scaled to 0..1, integers left 0..255."""
     batch = np.stack([pixels_of(image) for image in images])
     if channels_first:

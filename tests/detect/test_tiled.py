@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from hook.config.detectors import detector_from
+from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, iou
+from hook.detect.pixels import resized
 from hook.detect.tiled import Tiled, merge
 from hook.detect.tiling import tiles
 from hook.intake.images import decode_image
@@ -110,3 +113,22 @@ def test_a_4k_frame_decoded_small_as_the_worker_does_maps_its_tiles_back_to_the_
     assert size == (3840, 2160) and image.size == (1920, 1080)
     (person,) = people(tiled.detect(image, size))
     assert iou(person.box, (750, 1282, 820, 1502)) >= 0.5, person  # (x + 75, y + 41, ...) x 2
+
+
+def test_each_tile_canvas_is_its_window_of_the_shrunk_frame(
+    detectors: tuple[Detects, Detects],
+) -> None:
+    """A non-square frame of distinct pixels: every tile's canvas is the letterbox of its
+    window (x1, y1, x2, y2) cut from the frame shrunk once, rows by y and columns by x."""
+    tiled, _ = detectors
+    assert isinstance(tiled, Tiled)
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (1080, 1620, 3), dtype=np.uint8)
+    (_, tiles_), _ = tiled.to_canvas(frame, None)
+    assert tiles_ is not None
+    windows, views = tiles_
+    shrunk = resized(frame, windows.size)
+    assert len(views) == len(windows.rects) > 1
+    for (canvas, box), (x1, y1, x2, y2) in zip(views, windows.rects, strict=True):
+        expected, expected_box = yolo.letterbox(shrunk[y1:y2, x1:x2], tiled.tiler.canvas)
+        assert box == expected_box and np.array_equal(canvas, expected)

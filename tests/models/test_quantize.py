@@ -4,6 +4,7 @@ the shipped builds are the shipped variant of the models beside them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from hashlib import sha256
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from hook.detect.model_files import int8_path, read_stamp
+from hook.detect import pixels
+from hook.detect.model_files import int8_path, read_stamp, stamp_path
 from models import build, int8
 from models.quantize import VARIANTS, Variant, excluded, first_convs, head_convs, quantize
 
@@ -179,3 +181,19 @@ def test_the_int8_target_builds_beside_the_models_of_the_folder_it_is_given(
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temporary file left
     assert build.main(["int8", "--out", str(out)]) == 0
     assert capsys.readouterr().out.count("already built and intact; nothing to do") == 2
+
+
+def test_a_build_calibrated_on_canvases_resized_otherwise_is_not_intact(tmp_path: Path) -> None:
+    """Builds stamped before the letterbox moved to OpenCV (no `resize` line) are made again."""
+    photos = int8.calibration_photos()
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"model")
+    int8_path(model).write_bytes(b"int8 build")
+    made = int8.recipe(model, photos)
+    assert made["resize"] == pixels.RESIZE
+    lines = [f"{sha256(b'int8 build').hexdigest()}  {int8_path(model).name}"]
+    stamp = [*lines, *(f"{k} {v}" for k, v in made.items())]
+    stamp_path(model).write_text("\n".join(stamp) + "\n")
+    assert int8.intact(model, photos)
+    stamp_path(model).write_text("\n".join(s for s in stamp if not s.startswith("resize")) + "\n")
+    assert not int8.intact(model, photos)

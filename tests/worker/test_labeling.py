@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from hook import heap
 from hook.detect.detection import Detection, Detects, Letterbox
 from hook.detect.detector import MAX_RUN
-from hook.detect.pixels import Pixels
+from hook.detect.pixels import Picture
 from hook.detect.thresholds import Thresholds
 from hook.rules.ruleset import RulesFile
 from hook.store import TaskStore
@@ -82,9 +81,7 @@ class Finder(Detects):
         self.runs: list[list[Any]] = []
         self.postprocessed: list[tuple[Any, Any]] = []
 
-    def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None
-    ) -> tuple[Any, Any]:
+    def to_canvas(self, image: Picture, source: tuple[int, int] | None) -> tuple[Any, Any]:
         raise AssertionError("the labeler gets its canvases from the loader")
 
     def run(self, canvases: list[Any]) -> Sequence[Any]:

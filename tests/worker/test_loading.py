@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from hook.detect.detection import Detection, Detects, Letterbox
-from hook.detect.pixels import Pixels
+from hook.detect.pixels import Picture
 from hook.errors import BadImage
 from hook.intake.images import decode_image
 from hook.store import TaskStore
@@ -57,9 +57,7 @@ class Placer(Detects):
         self.fits.append(size)
         return self.canvas
 
-    def to_canvas(
-        self, image: Image.Image | Pixels, source: tuple[int, int] | None
-    ) -> tuple[Any, Any]:
+    def to_canvas(self, image: Picture, source: tuple[int, int] | None) -> tuple[Any, Any]:
         assert isinstance(image, Image.Image)  # the loader passes what it decoded
         if self.broken is not None:
             raise self.broken
