@@ -24,7 +24,7 @@ from hook.detect import yolo
 from hook.detect.detection import Detection, Detects
 from hook.detect.detector import Detector
 from hook.detect.fusion import CLOSE_VEHICLES, FusionRules, fuse
-from hook.detect.pixels import Picture, Pixels
+from hook.detect.pixels import Picture, Pixels, pixels_of
 from hook.detect.thresholds import FLOOR, NMS_IOU
 from hook.detect.tiled import Tiled
 from hook.errors import ConfigError
@@ -81,10 +81,11 @@ class Ensemble(Detects):
         self, image: Picture, source: tuple[int, int] | None = None
     ) -> tuple[Views, yolo.Letterbox]:
         """Each member's letterboxed canvas (shared between equal canvases), and the first's box."""
+        pixels = pixels_of(image)  # once, however many canvases
         made: dict[tuple[int, int], View] = {}
         for m in self.members:
             if m.canvas not in made:
-                made[m.canvas] = m.to_canvas(image, source)
+                made[m.canvas] = m.to_canvas(pixels, source)
         views = tuple(made[m.canvas] for m in self.members)
         return views, views[0][1]
 

@@ -31,6 +31,7 @@ from hook.errors import NotFound
 from hook.pictures.gallery import Gallery
 from hook.result import result
 from hook.store import TaskStore
+from hook.task import Task
 from hook.web.actions import install as install_actions
 from hook.web.answers import json_answer
 from hook.web.keys import KeyKind
@@ -63,6 +64,13 @@ def install(
     keys and says which it is, `check_actor` for anything but HOOK_API_KEY."""
     assets = {name: (resources.files("hook.web") / "static" / name).read_bytes() for name in STATIC}
     html = {**PAGE_HEADERS, "Content-Type": "text/html; charset=utf-8"}
+
+    def known(task_id: str) -> Task:
+        """The task of that id, or NotFound (a malformed id too: never a store query)."""
+        task = store.get(task_id) if TASK_ID.fullmatch(task_id) else None
+        if task is None:
+            raise NotFound(f"no task {task_id[:40]!r}", field="task_id")
+        return task
 
     def listed(api_key: str) -> dict[str, object]:
         can_act = check_viewer(api_key) is KeyKind.INGEST
@@ -103,9 +111,7 @@ def install(
     @app.get("/tasks/<api_key>/<task_id>/view")
     def task_view(api_key: str, task_id: str) -> HTTPResponse:
         can_act = check_viewer(api_key) is KeyKind.INGEST
-        task = store.get(task_id) if TASK_ID.fullmatch(task_id) else None
-        if task is None:
-            raise NotFound(f"no task {task_id[:40]!r}", field="task_id")
+        task = known(task_id)
         document = result(task, gallery.indexes(task), base=".")
         page = render_task(task_data(task, document, can_act=can_act))
         return HTTPResponse(body=page, status=200, headers=html)
@@ -113,9 +119,7 @@ def install(
     @app.get("/tasks/<api_key>/<task_id>")
     def task_result(api_key: str, task_id: str) -> HTTPResponse:
         check_viewer(api_key)
-        task = store.get(task_id) if TASK_ID.fullmatch(task_id) else None
-        if task is None:
-            raise NotFound(f"no task {task_id[:40]!r}", field="task_id")
+        task = known(task_id)
         document = result(task, gallery.indexes(task), base=f"/tasks/{api_key}/{task.id}")
         return json_answer(200, {"ok": True, **document}, NOSNIFF)
 

@@ -43,9 +43,7 @@ def task_data(task: Task, document: dict[str, Any], *, can_act: bool) -> dict[st
         "images": [
             {
                 **image,
-                "labels": None
-                if labels is None
-                else summed([labels.get(image["timestamp"]) or {}]),
+                "labels": found_in(image["timestamp"]),
                 "dropped": [d for d in document["dropped"] if d["timestamp"] == image["timestamp"]],
             }
             for image in document["images"]

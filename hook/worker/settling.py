@@ -104,9 +104,9 @@ class Settler:
     def delivery(self, job: Job, outcome: Outcome) -> None:
         """A POST's outcome: delivered is done, refused fails, retry is retried with backoff."""
         if outcome.verdict is Verdict.DELIVERED:
-            job.done_at = self.clock()  # the task's finish, not its batch's write
+            job.done_at = done = self.clock()  # the task's finish, not its batch's write
             self._count(job, outcome, "delivered")
-            self.metrics.observe_latency(self.clock() - job.task.created_at)
+            self.metrics.observe_latency(done - job.task.created_at)
             if job.infer_ms:  # 0: labels of an earlier try, resent
                 images = max(1, len(job.task.images))
                 self.metrics.observe_inference(job.infer_ms / 1000 / images, images)
